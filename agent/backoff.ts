@@ -1,0 +1,27 @@
+/**
+ * Delays for a link that drops: a steady poll with ±10 % jitter so a fleet does not poll in lockstep, and
+ * after failures an exponential backoff with "equal jitter", capped, so a returning link is noticed soon
+ * and a thousand ships coming back from a blackout do not hit the hub in the same second.
+ */
+export function pollDelayMs(intervalMs: number, random: () => number = Math.random): number {
+  return Math.round(intervalMs * (0.9 + 0.2 * random()));
+}
+
+export function backoffDelayMs(failures: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
+  return Math.round(exp / 2 + (exp / 2) * random());
+}
+
+/** Sleep that ends early (without throwing) when the signal aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

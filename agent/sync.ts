@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import { desiredStateSchema, type DesiredState, type VesselStatusReport } from '../shared/api.js';
+import { parseStrictJson } from '../shared/strict-json.js';
+import { walkRootChain, type TrustedRoot } from '../shared/root.js';
+import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { canonicalJson } from '../shared/canonical-json.js';
+import { bootId, type StateStore } from './state-store.js';
+import { expectOk, HubRefusedError, type HubClient } from './hub-client.js';
+import { AGENT_VERSION } from './version.js';
+import { TenderError } from '../shared/errors.js';
+
+export class SyncError extends TenderError {}
+
+// Even when nothing changes, tell shore we are alive and what we run this often.
+const STATUS_REPORT_EVERY_MS = 15 * 60 * 1000;
+
+export interface SyncDeps {
+  client: HubClient;
+  store: StateStore;
+  vesselName: string;
+  rootPath: string;
+  root: TrustedRoot;
+  log: Logger;
+}
+
+export interface SyncResult {
+  changed: boolean;
+  desired: DesiredState | undefined;
+  root: TrustedRoot;
+}
+
+/**
+ * One exchange with the hub: desired state (If-None-Match, so an unchanged state costs a 304), root
+ * rotations when the hub has a newer root, and a status report when ours changed or is due.
+ */
+export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
+  const { client, store, vesselName, log } = deps;
+  const etag = store.get<string>('desired.etag');
+  const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(vesselName)}/desired`, {
+    headers: etag ? { 'if-none-match': etag } : {},
+  });
+  let desired = store.get<DesiredState>('desired');
+  let changed = false;
+  if (res.status !== 304) {
+    expectOk(res, 'desired state');
+    const parsed = desiredStateSchema.safeParse(parseStrictJson(res.body, { maxBytes: 64 * 1024 }));
+    if (!parsed.success) throw new SyncError(`hub sent a malformed desired state: ${parsed.error.issues[0]?.message}`);
+    desired = parsed.data;
+    changed = true;
+    store.setMany({ desired, 'desired.etag': res.headers.get('etag') ?? '' });
+    log.info({ release: desired.release }, 'desired state changed');
+  }
+  let root = deps.root;
+  if (desired && desired.rootVersion > root.version) root = await updateRoot(deps);
+  store.setMany({ 'link.state': 'up', 'link.lastOk': new Date().toISOString(), 'sync.lastAt': new Date().toISOString(), 'link.lastError': null });
+  await reportStatus(deps, root);
+  return { changed, desired, root };
+}
+
+async function updateRoot(deps: SyncDeps): Promise<TrustedRoot> {
+  const { client, store, log } = deps;
+  const from = deps.root.version;
+  const { root, steps } = await walkRootChain(deps.root, async (version) => {
+    const res = await client.request('GET', `/api/v1/roots/${version}`);
+    if (res.status === 404) return null;
+    return expectOk(res, `root v${version}`).body;
+  });
+  if (steps.length > 0) {
+    // Only the newest verified root is kept: old or new on disk, never torn.
+    writeFileAtomic(deps.rootPath, steps[steps.length - 1]!, 0o644);
+    store.event('root.rotated', { from, to: root.version });
+    log.info({ from, to: root.version }, 'trusted root rotated');
+  }
+  return root;
+}
+
+export function currentStatus(store: StateStore, root: TrustedRoot): VesselStatusReport {
+  return {
+    agentVersion: AGENT_VERSION,
+    current: store.get<string>('release.current') ?? null,
+    previous: store.get<string>('release.previous') ?? null,
+    pending: store.get<string>('release.pending') ?? null,
+    held: store.get<boolean>('release.held') ?? false,
+    rootVersion: root.version,
+    backlog: store.backlog(),
+    services: [],
+    bootId: bootId(),
+    reportedAt: new Date().toISOString(),
+  };
+}
+
+async function reportStatus(deps: SyncDeps, root: TrustedRoot): Promise<void> {
+  const { client, store, vesselName } = deps;
+  const status = currentStatus(store, root);
+  const { reportedAt: _ignored, ...comparable } = status;
+  const fingerprint = canonicalJson(comparable);
+  const last = store.get<{ fingerprint: string; at: number }>('status.lastReport');
+  if (last && last.fingerprint === fingerprint && Date.now() - last.at < STATUS_REPORT_EVERY_MS) return;
+  const res = await client.request('POST', `/api/v1/vessels/${encodeURIComponent(vesselName)}/status`, { body: status });
+  if (res.status !== 204) throw new HubRefusedError(`status report: hub answered ${res.status}`, res.status);
+  store.set('status.lastReport', { fingerprint, at: Date.now() });
+}

@@ -1,0 +1,159 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { TenderError } from '../shared/errors.js';
+import { ensureDir } from '../shared/fs-atomic.js';
+import { openDatabase, type Db } from '../shared/sqlite.js';
+import { parseStrictJson } from '../shared/strict-json.js';
+import { BODY_DIGEST_HEADER, bodyDigest } from '../shared/vessel-auth.js';
+import { createLogger } from '../shared/log.js';
+import { createAuthenticator, UNAUTHORIZED_BODY } from './auth.js';
+import { createEnrolmentStore, type EnrolmentStore } from './enrolment-store.js';
+import { HUB_MIGRATIONS } from './migrations.js';
+import { createOpsTokenStore, type OpsTokenStore } from './ops-token-store.js';
+import { createRootStore, type RootStore } from './root-store.js';
+import { createVesselStore, type VesselStore } from './vessel-store.js';
+import { createHubMetrics, type HubMetrics } from './metrics.js';
+import * as limits from './limits.js';
+import { healthRoutes } from './routes/health.js';
+import { enrolRoutes } from './routes/enrol.js';
+import { vesselRoutes } from './routes/vessels.js';
+import { rootRoutes } from './routes/roots.js';
+import { opsRoutes } from './routes/ops.js';
+import { pageRoutes } from './routes/page.js';
+
+export interface HubOptions {
+  dataDir: string;
+  logger?: Logger;
+  /** Overrides for tests (short timeouts); production uses the named defaults in limits.ts. */
+  limits?: Partial<typeof limits>;
+  now?: () => number;
+}
+
+export interface HubDeps {
+  db: Db;
+  vessels: VesselStore;
+  opsTokens: OpsTokenStore;
+  enrolments: EnrolmentStore;
+  roots: RootStore;
+  metrics: HubMetrics;
+  limits: typeof limits;
+  now: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody?: Buffer;
+  }
+}
+
+/** Open the hub's state under dataDir: the SQLite database (WAL) and the chunk store folder. */
+export function openHubState(dataDir: string): Db {
+  ensureDir(dataDir);
+  ensureDir(join(dataDir, 'chunks'));
+  return openDatabase(join(dataDir, 'hub.db'), HUB_MIGRATIONS);
+}
+
+/** Counts connections per address and refuses past the cap, so one client cannot hold every socket. */
+function serverFactory(lim: typeof limits): FastifyServerFactory {
+  return (handler) => {
+    const server: Server = createServer(
+      {
+        headersTimeout: lim.HEADERS_TIMEOUT_MS,
+        requestTimeout: lim.REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: lim.KEEP_ALIVE_TIMEOUT_MS,
+        connectionsCheckingInterval: lim.TIMEOUT_CHECK_INTERVAL_MS,
+      },
+      handler,
+    );
+    server.maxConnections = lim.MAX_CONNECTIONS;
+    const perAddress = new Map<string, number>();
+    server.on('connection', (socket) => {
+      const addr = socket.remoteAddress ?? '?';
+      const n = (perAddress.get(addr) ?? 0) + 1;
+      if (n > lim.MAX_CONNECTIONS_PER_ADDRESS) {
+        socket.destroy();
+        return;
+      }
+      perAddress.set(addr, n);
+      socket.once('close', () => {
+        const left = (perAddress.get(addr) ?? 1) - 1;
+        if (left <= 0) perAddress.delete(addr);
+        else perAddress.set(addr, left);
+      });
+    });
+    return server;
+  };
+}
+
+/** Build the hub app without listening: tests inject requests or listen on port 0. */
+export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance; deps: HubDeps }> {
+  const lim = { ...limits, ...(opts.limits ?? {}) };
+  const db = openHubState(opts.dataDir);
+  const now = opts.now ?? Date.now;
+  const vessels = createVesselStore(db);
+  const deps: HubDeps = {
+    db,
+    vessels,
+    opsTokens: createOpsTokenStore(db),
+    enrolments: createEnrolmentStore(db),
+    roots: createRootStore(db),
+    metrics: createHubMetrics(vessels),
+    limits: lim,
+    now,
+  };
+  const app = Fastify({
+    loggerInstance: (opts.logger ?? createLogger('hub', 'silent')) as FastifyBaseLogger,
+    bodyLimit: lim.DEFAULT_BODY_LIMIT,
+    serverFactory: serverFactory(lim),
+    return503OnClosing: true,
+    disableRequestLogging: false,
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json'], { parseAs: 'buffer' }, (req, body, done) => {
+    const buf = body as Buffer;
+    if (req.principal?.kind === 'vessel') {
+      // The signature covered the declared digest; the body must be what was declared.
+      const declared = req.headers[BODY_DIGEST_HEADER];
+      if (bodyDigest(buf) !== declared) {
+        done(Object.assign(new Error(UNAUTHORIZED_BODY.message), { statusCode: 401, code: 'unauthorized' }), undefined);
+        return;
+      }
+    }
+    req.rawBody = buf;
+    try {
+      done(null, buf.byteLength === 0 ? undefined : parseStrictJson(buf, { maxBytes: buf.byteLength, maxDepth: lim.MAX_JSON_DEPTH }));
+    } catch (err) {
+      done(Object.assign(err as Error, { statusCode: 400 }), undefined);
+    }
+  });
+
+  app.addHook('onRequest', createAuthenticator({ opsTokens: deps.opsTokens, vessels, now }));
+  app.setErrorHandler((err: FastifyError | TenderError, req, reply) => {
+    if (err instanceof TenderError) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return reply.code(err.status).send({ error: err.code, message: err.message });
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) {
+      const code = status === 401 ? 'unauthorized' : status === 413 ? 'too_large' : status === 415 ? 'unsupported_media_type' : 'bad_request';
+      return reply.code(status).send({ error: code, message: err.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  await app.register(healthRoutes(deps));
+  await app.register(enrolRoutes(deps));
+  await app.register(vesselRoutes(deps));
+  await app.register(rootRoutes(deps));
+  await app.register(opsRoutes(deps));
+  await app.register(pageRoutes(deps));
+  app.addHook('onClose', async () => {
+    db.close();
+  });
+  return { app, deps };
+}

@@ -1,0 +1,90 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { TenderError } from '../shared/errors.js';
+import { publicKeyFromBase64 } from '../shared/keys.js';
+import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/vessel-auth.js';
+import { roleAtLeast, type OpsTokenStore, type Role } from './ops-token-store.js';
+import type { Vessel, VesselStore } from './vessel-store.js';
+
+/**
+ * Who is calling: an ops token (bearer, with a role) or a vessel (signed request). Ownership of vessel
+ * data comes from here, never from a path or a body field.
+ */
+export type Principal = { kind: 'ops'; tokenId: string; role: Role; name: string } | { kind: 'vessel'; vessel: Vessel };
+
+/** What a route accepts; routes declare it in `config.auth`. */
+export type RouteAuth =
+  | { kind: 'public' }
+  | { kind: 'ops'; role: Role }
+  | { kind: 'vessel-or-ops'; role: Role }
+  | { kind: 'vessel' };
+
+export class AuthError extends TenderError {}
+
+export const UNAUTHORIZED_BODY = { error: 'unauthorized', message: 'missing, invalid or expired credentials' } as const;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    auth?: RouteAuth;
+  }
+}
+
+export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: VesselStore; now?: () => number }) {
+  const now = deps.now ?? Date.now;
+
+  function identify(req: FastifyRequest): Principal | undefined {
+    const header = req.headers.authorization;
+    if (!header) return undefined;
+    if (header.startsWith('Bearer ')) {
+      const t = deps.opsTokens.check(header.slice(7).trim());
+      return t && { kind: 'ops', tokenId: t.id, role: t.role, name: t.name };
+    }
+    const auth = parseVesselAuth(header);
+    if (!auth) return undefined;
+    const vessel = deps.vessels.get(auth.vesselId);
+    if (!vessel || vessel.revokedAt !== null || !vessel.publicKey) return undefined;
+    const digest = req.headers[BODY_DIGEST_HEADER];
+    const ok = verifyVesselRequest(publicKeyFromBase64(vessel.publicKey), auth, req.method, req.url, typeof digest === 'string' ? digest : undefined, now());
+    if (!ok) return undefined;
+    deps.vessels.touch(vessel.id, req.ip);
+    return { kind: 'vessel', vessel };
+  }
+
+  /** onRequest hook: 401 with one uniform body when credentials are missing or wrong, 403 when too weak. */
+  return async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // Unknown routes still need credentials, so probing paths tells an outsider nothing.
+    const need: RouteAuth = req.routeOptions.config?.auth ?? { kind: 'ops', role: 'viewer' };
+    if (need.kind === 'public') return;
+    const p = identify(req);
+    if (!p) {
+      return reply.code(401).header('www-authenticate', 'Bearer, Tender-Vessel').send(UNAUTHORIZED_BODY);
+    }
+    req.principal = p;
+    if (need.kind === 'vessel' && p.kind !== 'vessel') {
+      return reply.code(403).send({ error: 'forbidden', message: 'this route is for vessels' });
+    }
+    if (need.kind === 'ops' && p.kind !== 'ops') {
+      return reply.code(403).send({ error: 'forbidden', message: 'vessel credentials cannot call ops routes' });
+    }
+    if ((need.kind === 'ops' || need.kind === 'vessel-or-ops') && p.kind === 'ops' && !roleAtLeast(p.role, need.role)) {
+      return reply.code(403).send({ error: 'forbidden', message: `needs the ${need.role} role, token has ${p.role}` });
+    }
+  };
+}
+
+/**
+ * The vessel a per-vessel route may touch: a vessel only its own (any other name is 404, as if it did not
+ * exist); ops with a sufficient role any.
+ */
+export function vesselInScope(req: FastifyRequest, vessels: VesselStore, name: string): Vessel {
+  const p = req.principal;
+  if (p?.kind === 'vessel') {
+    if (p.vessel.name !== name) throw new AuthError(`no vessel named ${name}`, 'not_found', 1, 404);
+    return p.vessel;
+  }
+  const v = vessels.getByName(name);
+  if (!v) throw new AuthError(`no vessel named ${name}`, 'not_found', 1, 404);
+  return v;
+}

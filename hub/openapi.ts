@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { desiredStateSchema, enrolResponseSchema, vesselStatusReportSchema } from '../shared/api.js';
+import { enrolRequestSchema } from './routes/enrol.js';
+
+/**
+ * The OpenAPI document served at /api/v1/openapi.json. Body schemas are generated from the same zod
+ * schemas the routes validate with, so the document cannot drift from the code. It is built in code
+ * (not read from a file) so the single executable carries it.
+ */
+const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+const error = { $ref: '#/components/schemas/Error' };
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { description: ERROR_TEXT[c] ?? 'error', content: { 'application/json': { schema: error } } }]));
+const ERROR_TEXT: Record<number, string> = {
+  400: 'malformed request (the message names the field)',
+  401: 'missing, invalid or expired credentials',
+  403: 'credential lacks the role, or a vessel called an ops route',
+  404: 'not found (also: another vessel\'s resource)',
+  409: 'conflict',
+  413: 'body over the route\'s limit',
+  429: 'rate limited; see Retry-After',
+};
+const json = (s: unknown, description = 'OK') => ({ description, content: { 'application/json': { schema: s } } });
+const ops = (role: string) => ({ security: [{ bearer: [] }], 'x-tender-role': role });
+const vesselOrOps = { security: [{ bearer: [] }, { vessel: [] }], 'x-tender-role': 'viewer (ops) or the vessel itself' };
+
+export const OPENAPI_DOCUMENT = {
+  openapi: '3.1.0',
+  info: { title: 'Tender hub API', version: '1' },
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'ops token (tnd_...), roles viewer < operator < admin' },
+      vessel: {
+        type: 'apiKey',
+        in: 'header',
+        name: 'Authorization',
+        description: 'Tender-Vessel id=<vessel id>, ts=<unix ms>, sig=<Ed25519 over method, path, ts, body sha256>',
+      },
+    },
+    schemas: {
+      Error: { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } }, required: ['error', 'message'] },
+    },
+  },
+  paths: {
+    '/health': { get: { summary: 'process is alive', security: [], responses: { 200: json({ type: 'object' }) } } },
+    '/ready': { get: { summary: 'able to serve (database open, root configured)', security: [], responses: { 200: json({ type: 'object' }), 503: json({ type: 'object' }, 'not ready') } } },
+    '/metrics': { get: { summary: 'Prometheus text format', security: [], responses: { 200: { description: 'metrics' } } } },
+    '/api/v1/enroll': {
+      post: {
+        summary: 'enrol a vessel with a one-time token',
+        security: [],
+        requestBody: { content: { 'application/json': { schema: schema(enrolRequestSchema) } } },
+        responses: { 200: json(schema(enrolResponseSchema)), ...errors(400, 401, 409, 429) },
+      },
+    },
+    '/api/v1/vessels': {
+      get: { summary: 'list vessels', ...ops('viewer'), responses: { 200: json({ type: 'object' }), ...errors(401, 403) } },
+      post: { summary: 'add a vessel; returns a one-time enrolment token', ...ops('operator'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403, 409) } },
+    },
+    '/api/v1/vessels/{name}': { get: { summary: 'one vessel', ...vesselOrOps, responses: { 200: json({ type: 'object' }), ...errors(401, 404) } } },
+    '/api/v1/vessels/{name}/tokens': { post: { summary: 'a new enrolment token for a vessel', ...ops('operator'), responses: { 201: json({ type: 'object' }), ...errors(401, 403, 404) } } },
+    '/api/v1/vessels/{name}/revoke': { post: { summary: 'revoke a vessel credential', ...ops('admin'), responses: { 200: json({ type: 'object' }), ...errors(401, 403, 404) } } },
+    '/api/v1/vessels/{name}/desired': {
+      get: {
+        summary: 'desired state; send If-None-Match to get 304 when nothing changed',
+        ...vesselOrOps,
+        responses: { 200: json(schema(desiredStateSchema)), 304: { description: 'not modified' }, ...errors(401, 404) },
+      },
+    },
+    '/api/v1/vessels/{name}/status': {
+      post: {
+        summary: 'a vessel reports its state',
+        security: [{ vessel: [] }],
+        requestBody: { content: { 'application/json': { schema: schema(vesselStatusReportSchema) } } },
+        responses: { 204: { description: 'stored' }, ...errors(400, 401, 403, 404) },
+      },
+    },
+    '/api/v1/roots': {
+      get: { summary: 'root versions', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } },
+      put: { summary: 'push the next root document (verified against the current one)', ...ops('admin'), responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403, 409, 413) } },
+    },
+    '/api/v1/roots/{version}': { get: { summary: 'a signed root document', ...vesselOrOps, responses: { 200: { description: 'envelope' }, ...errors(401, 404) } } },
+    '/api/v1/tokens': { post: { summary: 'create an ops token', ...ops('admin'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/api/v1/openapi.json': { get: { summary: 'this document', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } } },
+  },
+} as const;

@@ -1,0 +1,72 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { TenderError, UsageError } from './errors.js';
+import { parseStrictJson } from './strict-json.js';
+import { stringOpt, type CommandContext } from './cli.js';
+
+export class HubRequestError extends TenderError {}
+
+const cliConfigSchema = z.strictObject({ hub: z.url().optional(), token: z.string().optional() });
+
+// Control requests are small; a hub that has not answered in this time is down or the link is.
+const OPS_REQUEST_TIMEOUT_MS = 30_000;
+
+export interface HubTarget {
+  hub: string;
+  token?: string;
+}
+
+export function cliConfigPath(env: NodeJS.ProcessEnv): string {
+  return env.TENDER_CONFIG ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'tender', 'cli.json');
+}
+
+/** Shore commands find the hub and token from flags, then env (TENDER_HUB, TENDER_TOKEN), then a config file. */
+export function resolveHubTarget(ctx: CommandContext): HubTarget {
+  const path = cliConfigPath(ctx.env);
+  let file: z.infer<typeof cliConfigSchema> = {};
+  if (existsSync(path)) {
+    const parsed = cliConfigSchema.safeParse(parseStrictJson(readFileSync(path)));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new UsageError(`${path}: ${issue.path.join('.') || 'file'}: ${issue.message}`);
+    }
+    file = parsed.data;
+  }
+  const hub = stringOpt(ctx, 'hub') ?? ctx.env.TENDER_HUB ?? file.hub;
+  const token = stringOpt(ctx, 'token') ?? ctx.env.TENDER_TOKEN ?? file.token;
+  if (!hub) throw new UsageError(`no hub: pass --hub URL, set TENDER_HUB, or write ${path}`);
+  return { hub: hub.replace(/\/+$/, ''), token };
+}
+
+export const HUB_OPTIONS = {
+  hub: { type: 'string' as const, description: 'hub URL (else TENDER_HUB, else the CLI config file)' },
+  token: { type: 'string' as const, description: 'ops token (else TENDER_TOKEN, else the CLI config file)' },
+};
+
+export async function opsRequest<T = unknown>(target: HubTarget, method: string, path: string, body?: unknown, init: { raw?: Buffer; contentType?: string } = {}): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (target.token) headers.authorization = `Bearer ${target.token}`;
+  let payload: Buffer | undefined = init.raw;
+  if (body !== undefined) payload = Buffer.from(JSON.stringify(body));
+  if (payload) headers['content-type'] = init.contentType ?? 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(`${target.hub}${path}`, { method, headers, body: payload ? new Uint8Array(payload) : undefined, signal: AbortSignal.timeout(OPS_REQUEST_TIMEOUT_MS) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new HubRequestError(`cannot reach the hub at ${target.hub}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text.slice(0, 300);
+    try {
+      message = (JSON.parse(text) as { message?: string }).message ?? message;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    throw new HubRequestError(`hub answered ${res.status}: ${message}`);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}
