@@ -16,6 +16,7 @@ import { createRootStore, type RootStore } from './root-store.js';
 import { createVesselStore, type VesselStore } from './vessel-store.js';
 import { createHubMetrics, type HubMetrics } from './metrics.js';
 import * as limits from './limits.js';
+import type { HubLimits } from './limits.js';
 import { healthRoutes } from './routes/health.js';
 import { enrolRoutes } from './routes/enrol.js';
 import { vesselRoutes } from './routes/vessels.js';
@@ -27,7 +28,7 @@ export interface HubOptions {
   dataDir: string;
   logger?: Logger;
   /** Overrides for tests (short timeouts); production uses the named defaults in limits.ts. */
-  limits?: Partial<typeof limits>;
+  limits?: Partial<HubLimits>;
   now?: () => number;
 }
 
@@ -38,7 +39,7 @@ export interface HubDeps {
   enrolments: EnrolmentStore;
   roots: RootStore;
   metrics: HubMetrics;
-  limits: typeof limits;
+  limits: HubLimits;
   now: () => number;
 }
 
@@ -56,7 +57,7 @@ export function openHubState(dataDir: string): Db {
 }
 
 /** Counts connections per address and refuses past the cap, so one client cannot hold every socket. */
-function serverFactory(lim: typeof limits): FastifyServerFactory {
+function serverFactory(lim: HubLimits): FastifyServerFactory {
   return (handler) => {
     const server: Server = createServer(
       {
@@ -88,8 +89,8 @@ function serverFactory(lim: typeof limits): FastifyServerFactory {
 }
 
 /** Build the hub app without listening: tests inject requests or listen on port 0. */
-export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance; deps: HubDeps }> {
-  const lim = { ...limits, ...(opts.limits ?? {}) };
+export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance; deps: HubDeps; routes: string[] }> {
+  const lim: HubLimits = { ...limits, ...(opts.limits ?? {}) };
   const db = openHubState(opts.dataDir);
   const now = opts.now ?? Date.now;
   const vessels = createVesselStore(db);
@@ -146,6 +147,10 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
+  });
   await app.register(healthRoutes(deps));
   await app.register(enrolRoutes(deps));
   await app.register(vesselRoutes(deps));
@@ -155,5 +160,5 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   app.addHook('onClose', async () => {
     db.close();
   });
-  return { app, deps };
+  return { app, deps, routes };
 }
