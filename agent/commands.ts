@@ -103,7 +103,7 @@ export const vesselStatus: Command = {
           previous: g<string>('release.previous'),
           pending: g<string>('release.pending'),
           held: g<boolean>('release.held') ?? false,
-          desired: g<DesiredState>('desired')?.release ?? null,
+          desired: g<DesiredState>('desired')?.release?.version ?? null,
         },
         link: { state: g<LinkState>('link.state') ?? 'unknown', lastOk: g<string>('link.lastOk'), lastError: g<string>('link.lastError') },
         lastSync: g<string>('sync.lastAt'),

@@ -15,6 +15,9 @@ import { createOpsTokenStore, type OpsTokenStore } from './ops-token-store.js';
 import { createRootStore, type RootStore } from './root-store.js';
 import { createVesselStore, type VesselStore } from './vessel-store.js';
 import { createHubMetrics, type HubMetrics } from './metrics.js';
+import { createReleaseStore, type ReleaseStore } from './release-store.js';
+import { createRolloutStore, type RolloutStore } from './rollout-store.js';
+import { releaseRoutes } from './routes/releases.js';
 import * as limits from './limits.js';
 import type { HubLimits } from './limits.js';
 import { healthRoutes } from './routes/health.js';
@@ -39,6 +42,8 @@ export interface HubDeps {
   enrolments: EnrolmentStore;
   roots: RootStore;
   metrics: HubMetrics;
+  releases: ReleaseStore;
+  rollouts: RolloutStore;
   limits: HubLimits;
   now: () => number;
 }
@@ -101,6 +106,8 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     enrolments: createEnrolmentStore(db),
     roots: createRootStore(db),
     metrics: createHubMetrics(vessels),
+    releases: createReleaseStore(db),
+    rollouts: createRolloutStore(db, vessels),
     limits: lim,
     now,
   };
@@ -156,6 +163,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(vesselRoutes(deps));
   await app.register(rootRoutes(deps));
   await app.register(opsRoutes(deps));
+  await app.register(releaseRoutes(deps));
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {
     db.close();

@@ -52,4 +52,42 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'releases and rollouts',
+    sql: `
+      CREATE TABLE releases (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        published_by TEXT NOT NULL,
+        UNIQUE (app, version),
+        UNIQUE (app, sequence)
+      );
+      CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+      );
+      -- The release each vessel should run now.
+      CREATE TABLE vessel_targets (
+        vessel_id TEXT PRIMARY KEY REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        set_at INTEGER NOT NULL
+      );
+      -- Every release ever targeted at a vessel: what it may download.
+      CREATE TABLE vessel_releases (
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        PRIMARY KEY (vessel_id, release_id)
+      );
+    `,
+  },
 ];

@@ -80,6 +80,23 @@ export const OPENAPI_DOCUMENT = {
       put: { summary: 'push the next root document (verified against the current one)', ...ops('admin'), responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403, 409, 413) } },
     },
     '/api/v1/roots/{version}': { get: { summary: 'a signed root document', ...vesselOrOps, responses: { 200: { description: 'envelope' }, ...errors(401, 404) } } },
+    '/api/v1/releases': {
+      get: { summary: 'published releases', ...ops('viewer'), responses: { 200: json({ type: 'object' }), ...errors(401, 403) } },
+      put: {
+        summary: 'publish a signed release manifest (verified against the root; sequence must increase)',
+        ...ops('operator'),
+        requestBody: { content: { 'application/vnd.tender.envelope+json': { schema: { type: 'object' } } } },
+        responses: { 200: json({ type: 'object' }, 'already published, identical'), 201: json({ type: 'object' }), ...errors(400, 401, 403, 409, 413) },
+      },
+    },
+    '/api/v1/releases/next-sequence': { get: { summary: 'the next free sequence number for an app', ...ops('operator'), responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403) } } },
+    '/api/v1/rollouts': {
+      get: { summary: 'rollouts, newest first', ...ops('viewer'), responses: { 200: json({ type: 'object' }), ...errors(401, 403) } },
+      post: { summary: 'make a release the desired one for all vessels, a group or one vessel', ...ops('operator'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403, 404) } },
+    },
+    '/api/v1/vessels/{name}/releases/{version}': {
+      get: { summary: 'a signed release manifest targeted at this vessel ({version} is APP@VERSION)', ...vesselOrOps, responses: { 200: { description: 'envelope' }, ...errors(401, 404) } },
+    },
     '/api/v1/tokens': { post: { summary: 'create an ops token', ...ops('admin'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/openapi.json': { get: { summary: 'this document', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } } },
   },

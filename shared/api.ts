@@ -5,7 +5,9 @@ import { z } from 'zod';
 export const desiredStateSchema = z.strictObject({
   vessel: z.string(),
   /** The release this vessel should run; null until a rollout targets it. */
-  release: z.string().nullable(),
+  release: z
+    .strictObject({ app: z.string(), version: z.string(), sequence: z.number().int(), rolloutId: z.number().int() })
+    .nullable(),
   /** Latest root version on the hub; a vessel behind it walks the chain. */
   rootVersion: z.number().int(),
 });

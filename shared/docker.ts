@@ -1,0 +1,201 @@
+import Docker from 'dockerode';
+import { TenderError } from './errors.js';
+
+/**
+ * The one door to the Docker engine: only this file imports dockerode. The agent runs containers through
+ * it; the publisher reads images through it. Unit tests pass a fake with the same interface that throws on
+ * anything it does not implement; integration tests use the real engine.
+ */
+export class DockerError extends TenderError {}
+
+export const LABEL_PREFIX = 'io.tender.';
+
+export interface ContainerCreate {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  command: string[] | null;
+  /** container port → host port on 127.0.0.1 (0 = any free port). */
+  ports: { target: number; hostPort: number }[];
+  mounts: { source: string; target: string; readOnly: boolean; kind: 'volume' | 'bind' }[];
+  restart: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  healthcheck: { test: string[]; intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number } | null;
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+  status: string;
+  exitCode: number;
+  restartCount: number;
+  startedAt: string;
+  health: 'healthy' | 'unhealthy' | 'starting' | 'none';
+  /** container port → host port on 127.0.0.1 */
+  ports: Record<number, number>;
+  image: string;
+}
+
+function wrap(what: string, err: unknown): never {
+  const e = err as { statusCode?: number; json?: { message?: string }; message?: string };
+  throw new DockerError(`docker: ${what}: ${e.json?.message ?? e.message ?? String(err)}`, 'docker', 1, e.statusCode === 404 ? 404 : 500);
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
+}
+
+export type DockerEngine = ReturnType<typeof createDockerEngine>;
+
+export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock') {
+  const docker = new Docker({ socketPath });
+
+  async function inspectContainer(idOrName: string): Promise<ContainerInfo | undefined> {
+    let c;
+    try {
+      c = await docker.getContainer(idOrName).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      wrap(`inspect container ${idOrName}`, err);
+    }
+    const ports: Record<number, number> = {};
+    for (const [k, v] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+      const host = (v as { HostPort: string }[] | null)?.[0]?.HostPort;
+      if (host) ports[Number(k.split('/')[0])] = Number(host);
+    }
+    return {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      labels: c.Config.Labels ?? {},
+      running: c.State.Running,
+      status: c.State.Status,
+      exitCode: c.State.ExitCode,
+      restartCount: c.RestartCount,
+      startedAt: c.State.StartedAt,
+      health: (c.State.Health?.Status as ContainerInfo['health']) ?? 'none',
+      ports,
+      image: c.Image,
+    };
+  }
+
+  return {
+    async ping(): Promise<void> {
+      try {
+        await docker.ping();
+      } catch (err) {
+        wrap('ping', err);
+      }
+    },
+    async imageInspect(ref: string): Promise<{ id: string; diffIds: string[]; size: number; repoTags: string[] } | undefined> {
+      try {
+        const i = await docker.getImage(ref).inspect();
+        return { id: i.Id, diffIds: i.RootFS?.Layers ?? [], size: i.Size, repoTags: i.RepoTags ?? [] };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        wrap(`inspect image ${ref}`, err);
+      }
+    },
+    async removeImage(id: string): Promise<void> {
+      try {
+        await docker.getImage(id).remove({ force: false });
+      } catch (err) {
+        if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
+        wrap(`remove image ${id}`, err);
+      }
+    },
+    async createContainer(spec: ContainerCreate): Promise<string> {
+      const exposed: Record<string, object> = {};
+      const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+      for (const p of spec.ports) {
+        exposed[`${p.target}/tcp`] = {};
+        // Colours listen on loopback only; the router is what the LAN sees.
+        bindings[`${p.target}/tcp`] = [{ HostIp: '127.0.0.1', HostPort: p.hostPort ? String(p.hostPort) : '' }];
+      }
+      const ms = (n: number) => n * 1_000_000;
+      try {
+        const c = await docker.createContainer({
+          name: spec.name,
+          Image: spec.image,
+          Labels: spec.labels,
+          Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+          ...(spec.command ? { Cmd: spec.command } : {}),
+          ExposedPorts: exposed,
+          ...(spec.healthcheck
+            ? {
+                Healthcheck: {
+                  Test: spec.healthcheck.test,
+                  Interval: ms(spec.healthcheck.intervalMs),
+                  Timeout: ms(spec.healthcheck.timeoutMs),
+                  Retries: spec.healthcheck.retries,
+                  StartPeriod: ms(spec.healthcheck.startPeriodMs),
+                },
+              }
+            : {}),
+          HostConfig: {
+            PortBindings: bindings,
+            RestartPolicy: { Name: spec.restart === 'no' ? '' : spec.restart },
+            Mounts: spec.mounts.map((m) => ({ Type: m.kind, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+            LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+          },
+        });
+        return c.id;
+      } catch (err) {
+        wrap(`create container ${spec.name}`, err);
+      }
+    },
+    async startContainer(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).start();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 304) return;
+        wrap(`start container ${id}`, err);
+      }
+    },
+    async stopContainer(id: string, timeoutS = 10): Promise<void> {
+      try {
+        await docker.getContainer(id).stop({ t: timeoutS });
+      } catch (err) {
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code === 304 || code === 404) return;
+        wrap(`stop container ${id}`, err);
+      }
+    },
+    async removeContainer(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).remove({ force: true, v: false });
+      } catch (err) {
+        if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
+        wrap(`remove container ${id}`, err);
+      }
+    },
+    inspectContainer,
+    async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
+      let list;
+      try {
+        list = await docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } });
+      } catch (err) {
+        wrap('list containers', err);
+      }
+      const out: ContainerInfo[] = [];
+      for (const c of list) {
+        const info = await inspectContainer(c.Id);
+        if (info) out.push(info);
+      }
+      return out;
+    },
+    async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+      try {
+        await docker.getVolume(name).inspect();
+      } catch (err) {
+        if (!isNotFound(err)) wrap(`inspect volume ${name}`, err);
+        try {
+          await docker.createVolume({ Name: name, Labels: labels });
+        } catch (e) {
+          wrap(`create volume ${name}`, e);
+        }
+      }
+    },
+  };
+}

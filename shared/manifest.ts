@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { serviceSpecSchema } from './release-spec.js';
+
+/**
+ * The signed release manifest: services normalised from the compose file, the images they run, and a
+ * monotonic sequence number that lets a vessel refuse an older release replayed after a newer one.
+ */
+export const releaseVersionSchema = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
+
+export const layerSchema = z.strictObject({
+  /** sha256 of the uncompressed layer tar, as Docker's image config lists it. */
+  diffId: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  size: z.number().int().min(0),
+});
+
+export const imageSchema = z.strictObject({
+  refs: z.array(z.string()),
+  layers: z.array(layerSchema).max(256),
+});
+
+export const releaseManifestSchema = z.strictObject({
+  _type: z.literal('release'),
+  spec: z.literal(1),
+  app: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+  version: releaseVersionSchema,
+  sequence: z.number().int().min(1),
+  createdAt: z.iso.datetime(),
+  services: z.record(z.string(), serviceSpecSchema),
+  images: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/), imageSchema),
+});
+export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
