@@ -8,6 +8,11 @@ import { enrolFromFile, enrolOnline, loadTrustedRoot } from './enrol.js';
 import { runAgent } from './run.js';
 import { openStateStore, type LinkState } from './state-store.js';
 import type { DesiredState } from '../shared/api.js';
+import type { ReleaseManifest } from '../shared/manifest.js';
+import { createDockerEngine } from '../shared/docker.js';
+import { createBoardReleases } from './board-releases.js';
+import { createJournal } from './journal.js';
+import { containerName } from './runtime.js';
 
 const CONFIG_OPTION = { config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH } };
 const configPathOf = (ctx: CommandContext) => stringOpt(ctx, 'config') ?? ctx.env.TENDER_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
@@ -67,7 +72,9 @@ interface StatusView {
   lastSync: string | null;
   backlog: number;
   rootVersion: number;
-  services: { name: string; state: string }[];
+  services: { name: string; state: string; detail?: string }[];
+  lastResult: { version: string; result: string; reason: string | null; at: string } | null;
+  lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
 }
 
 export const vesselStatus: Command = {
@@ -89,10 +96,16 @@ export const vesselStatus: Command = {
         backlog: 0,
         rootVersion: root.version,
         services: [],
+        lastResult: null,
+        lastUpdate: null,
       };
     }
     const store = openStateStore(paths.db);
     try {
+      const releases = createBoardReleases(store.db);
+      const live = releases.live();
+      const services = live ? await serviceHealth(live.version, releases.manifest(live.version, root)) : [];
+      const last = createJournal(store.db).recent(1)[0];
       const g = <T>(k: string) => store.get<T>(k) ?? null;
       return {
         vessel: config.vesselName,
@@ -109,7 +122,9 @@ export const vesselStatus: Command = {
         lastSync: g<string>('sync.lastAt'),
         backlog: store.backlog(),
         rootVersion: root.version,
-        services: [],
+        services,
+        lastResult: g('release.lastResult'),
+        lastUpdate: last ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason } : null,
       };
     } finally {
       store.close();
@@ -121,11 +136,29 @@ export const vesselStatus: Command = {
       `release    current ${s.release.current ?? 'none'}, previous ${s.release.previous ?? 'none'}, pending ${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
       `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
       `last sync  ${s.lastSync ?? 'never'}`,
+      `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,
       `backlog    ${s.backlog} records`,
       `trust      root v${s.rootVersion}`,
-      `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}`).join(', ') : 'none deployed'}`,
+      `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
       `hub        ${s.hub}`,
     ].join('\n'),
 };
+
+async function serviceHealth(version: string, m: ReleaseManifest): Promise<StatusView['services']> {
+  const docker = createDockerEngine();
+  const out: StatusView['services'] = [];
+  for (const name of Object.keys(m.services)) {
+    try {
+      const info = await docker.inspectContainer(containerName(m.app, name, version));
+      if (!info) out.push({ name, state: 'missing' });
+      else if (!info.running) out.push({ name, state: 'stopped', detail: `exit code ${info.exitCode}` });
+      else if (info.health === 'unhealthy') out.push({ name, state: 'unhealthy' });
+      else out.push({ name, state: info.health === 'starting' ? 'starting' : 'running', detail: info.restartCount ? `${info.restartCount} restarts` : undefined });
+    } catch {
+      out.push({ name, state: 'unknown', detail: 'docker not reachable' });
+    }
+  }
+  return out;
+}
 
 export const AGENT_COMMANDS = [agentEnroll, agentRun, vesselStatus];

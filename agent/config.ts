@@ -11,6 +11,15 @@ export const DEFAULT_POLL_INTERVAL_S = 60;
 // Back off to at most 15 minutes when the hub is unreachable, so a link that returns is noticed soon.
 export const DEFAULT_MAX_BACKOFF_S = 900;
 
+// All interfaces of the vessel LAN; the apps' users are on board.
+export const DEFAULT_ROUTER_BIND = '0.0.0.0';
+// The previous two releases stay on board besides the live one: enough to undo a bad week.
+export const DEFAULT_KEEP_RELEASES = 3;
+// Two minutes catches a service that crashes shortly after start or under its first real load.
+export const DEFAULT_WATCH_S = 120;
+// Loopback by default: exposing the console on the LAN is the crew's decision (--console-listen).
+export const DEFAULT_CONSOLE_LISTEN = '127.0.0.1:8421';
+
 export const agentConfigSchema = z.strictObject({
   version: z.literal(1),
   hub: z.url(),
@@ -22,6 +31,19 @@ export const agentConfigSchema = z.strictObject({
   pendingToken: z.string().optional(),
   pollIntervalSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_POLL_INTERVAL_S),
   maxBackoffSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_MAX_BACKOFF_S),
+  /** Where the router holds the apps' public ports: the vessel LAN. */
+  routerBind: z.string().default(DEFAULT_ROUTER_BIND),
+  /** Releases kept on board for rollback, the live one included. */
+  keepReleases: z.number().int().min(2).max(20).default(DEFAULT_KEEP_RELEASES),
+  /** After a flip, a crash loop or failing health within this window rolls back by itself. */
+  watchSeconds: z.number().int().min(0).max(3600).default(DEFAULT_WATCH_S),
+  console: z
+    .strictObject({
+      listen: z.string().default(DEFAULT_CONSOLE_LISTEN),
+      /** scrypt hash of the crew password, set at enrolment. */
+      passwordHash: z.string(),
+    })
+    .optional(),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -39,5 +61,6 @@ export function vesselPaths(dataDir: string) {
     key: `${dataDir}/vessel.key`,
     root: `${dataDir}/root.json`,
     db: `${dataDir}/agent.db`,
+    releases: `${dataDir}/releases`,
   };
 }

@@ -16,4 +16,42 @@ export const AGENT_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'releases on board and the update journal',
+    sql: `
+      CREATE TABLE releases (
+        version TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        state TEXT NOT NULL,            -- staged | live | kept | failed
+        installed_at INTEGER NOT NULL,
+        last_live_at INTEGER,
+        failed_reason TEXT
+      );
+      CREATE TABLE updates (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,             -- update | rollback | auto-rollback | recovery
+        from_release TEXT,
+        to_release TEXT NOT NULL,
+        state TEXT NOT NULL,            -- running | done | failed
+        reason TEXT,
+        actor TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER
+      );
+      -- Every step of an update is written here before it is carried out.
+      CREATE TABLE update_steps (
+        update_id INTEGER NOT NULL REFERENCES updates(id),
+        idx INTEGER NOT NULL,
+        phase TEXT NOT NULL,            -- forward | undo
+        step TEXT NOT NULL,
+        state TEXT NOT NULL,            -- pending | done
+        at INTEGER,
+        PRIMARY KEY (update_id, idx)
+      );
+    `,
+  },
 ];

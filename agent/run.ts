@@ -1,39 +1,61 @@
 import type { Logger } from 'pino';
 import { loadPrivateKey } from '../shared/keys.js';
 import { errorMessage } from '../shared/errors.js';
+import { createDockerEngine } from '../shared/docker.js';
+import type { DesiredState } from '../shared/api.js';
+import type { TrustedRoot } from '../shared/root.js';
 import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
-import { HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
+import { expectOk, HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
 import { openStateStore, type StateStore } from './state-store.js';
 import { backoffDelayMs, pollDelayMs, sleep } from './backoff.js';
 import { syncOnce } from './sync.js';
+import { createController, type Controller } from './controller.js';
+import { routerPaths } from './router/control.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
 
 /**
- * The agent's main loop: sync with the hub, sleep, repeat, until the signal aborts. An unreachable hub
- * is the normal state at sea: it is recorded for `tender status` and logged at info, never as an error.
+ * The agent's main loop: sync with the hub, bring the vessel to its target, sleep, repeat, until the
+ * signal aborts. An unreachable hub is the normal state at sea: it is recorded for `tender status` and
+ * logged at info, never as an error; everything on board keeps working without it.
  */
 export async function runAgent(opts: { configPath: string; log: Logger; signal: AbortSignal }): Promise<void> {
   const { log, signal } = opts;
   let config = loadAgentConfig(opts.configPath);
   const paths = vesselPaths(config.dataDir);
   const store = openStateStore(paths.db);
+  let root: TrustedRoot = loadTrustedRoot(config.dataDir);
+  let client: HubClient | undefined;
+  const controller = createController({
+    docker: createDockerEngine(),
+    store,
+    routerSocket: routerPaths(config.dataDir).socket,
+    root: () => root,
+    keepReleases: config.keepReleases,
+    watchMs: config.watchSeconds * 1000,
+    log,
+    fetchManifest: async (app, version) => {
+      if (!client) throw new HubUnreachableError('not connected to the hub yet');
+      const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`, { timeoutMs: 120_000 });
+      return expectOk(res, `manifest ${app}@${version}`).body;
+    },
+  });
   try {
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
-    await loop();
+    await controller.recover().catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
+    await Promise.all([syncLoop(), watchLoop(controller, signal, log)]);
   } finally {
     store.close();
     log.info('agent stopped');
   }
 
-  async function loop(): Promise<void> {
+  async function syncLoop(): Promise<void> {
     let failures = 0;
-    let root = loadTrustedRoot(config.dataDir);
-    let client: HubClient | undefined;
     while (!signal.aborted) {
+      let delay: number;
       try {
         if (config.pendingToken) {
           config = await completePendingEnrolment(config, opts.configPath);
@@ -45,13 +67,32 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
         root = result.root;
         if (failures > 0) log.info({ after: failures }, 'hub reachable again');
         failures = 0;
-        await sleep(pollDelayMs(config.pollIntervalSeconds * 1000), signal);
+        delay = pollDelayMs(config.pollIntervalSeconds * 1000);
       } catch (err) {
         failures++;
         noteFailure(store, log, err, failures);
-        await sleep(backoffDelayMs(failures, Math.min(BACKOFF_BASE_MS, config.pollIntervalSeconds * 1000), config.maxBackoffSeconds * 1000), signal);
+        delay = backoffDelayMs(failures, Math.min(BACKOFF_BASE_MS, config.pollIntervalSeconds * 1000), config.maxBackoffSeconds * 1000);
       }
+      // The target is applied from local state too: a crew `resume` works with the link down.
+      try {
+        await controller.reconcile(store.get<DesiredState>('desired'));
+      } catch (err) {
+        if (err instanceof HubUnreachableError) log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');
+        else log.warn({ reason: errorMessage(err) }, 'update not applied');
+      }
+      await sleep(delay, signal);
     }
+  }
+}
+
+async function watchLoop(controller: Controller, signal: AbortSignal, log: Logger): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await controller.watchTick();
+    } catch (err) {
+      log.warn({ reason: errorMessage(err) }, 'watch window check failed');
+    }
+    await sleep(controller.watchTickMs, signal);
   }
 }
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
+import { cleanup } from './cleanup.js';
 
 export const TENDER_BIN = fileURLToPath(new URL('../../bin/tender.js', import.meta.url));
 
@@ -66,9 +66,7 @@ export function daemon(args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
       return exited;
     },
   };
-  onTestFinished(async () => {
-    await d.stop('SIGKILL');
-  });
+  cleanup(() => d.stop('SIGKILL'));
   return d;
 }
 

@@ -1,0 +1,125 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { daemon, eventually, tender, type Daemon } from './proc.js';
+import { tempDir } from './tmp.js';
+
+/** A shore (keys, hub process, admin token) and helpers to enrol real vessel processes against it. */
+export interface Shore {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  hub: Daemon;
+  url: string;
+  releaseKey: string;
+  start(listen?: string): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startShore(): Promise<Shore> {
+  const dir = tempDir('tender-shore-');
+  expect((await tender(['keys', 'init', '--out', join(dir, 'keys')])).code).toBe(0);
+  const tok = await tender(['hub', 'token', 'create', '--data', join(dir, 'hub'), '--role', 'admin']);
+  expect(tok.code, tok.stderr).toBe(0);
+  const releaseKey = join(dir, 'keys', (await import('node:fs')).readdirSync(join(dir, 'keys')).find((f) => f.startsWith('release-'))!);
+  const shore = { dir, env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug' }, releaseKey } as unknown as Shore;
+  shore.start = async (listen = '127.0.0.1:0') => {
+    shore.hub = daemon(['hub', 'serve', '--data', join(dir, 'hub'), '--root', join(dir, 'keys', 'root.json'), '--listen', listen], shore.env);
+    const line = await shore.hub.waitFor((l) => l.includes('hub listening'));
+    shore.url = JSON.parse(line).url;
+    shore.env.TENDER_HUB = shore.url;
+  };
+  await shore.start();
+  return shore;
+}
+
+export interface Vessel {
+  name: string;
+  config: string;
+  dataDir: string;
+  agent?: Daemon;
+  router?: Daemon;
+  startAgent(env?: NodeJS.ProcessEnv): Daemon;
+  startRouter(): Promise<Daemon>;
+  status(): Promise<any>;
+}
+
+/** Enrol a vessel with test-speed settings (1 s polls, loopback router) and return its controls. */
+export async function enrolVessel(shore: Shore, name: string, overrides: Record<string, unknown> = {}): Promise<Vessel> {
+  const add = await tender(['vessel', 'add', name, '--json'], shore.env);
+  expect(add.code, add.stderr).toBe(0);
+  const dir = tempDir(`tender-vessel-${name}-`);
+  const config = join(dir, 'agent.json');
+  const dataDir = join(dir, 'state');
+  const e = await tender(['agent', 'enroll', '--hub', shore.url, '--token', JSON.parse(add.stdout).token, '--config', config, '--data', dataDir]);
+  expect(e.code, e.stderr).toBe(0);
+  const c = JSON.parse(readFileSync(config, 'utf8'));
+  writeFileSync(config, JSON.stringify({ ...c, pollIntervalSeconds: 1, maxBackoffSeconds: 2, routerBind: '127.0.0.1', watchSeconds: 20, ...overrides }));
+  const v: Vessel = {
+    name,
+    config,
+    dataDir,
+    startAgent(env = {}) {
+      v.agent = daemon(['agent', 'run', '--config', config], env);
+      return v.agent;
+    },
+    async startRouter() {
+      v.router = daemon(['router', 'run', '--config', config]);
+      await v.router.waitFor((l) => l.includes('router running'));
+      return v.router;
+    },
+    async status() {
+      const r = await tender(['status', '--config', config, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout);
+    },
+  };
+  return v;
+}
+
+export function composeFile(dir: string, name: string, image: string, port: number, extra = ''): string {
+  const file = join(dir, `${name}.yml`);
+  writeFileSync(
+    file,
+    `name: sms
+services:
+  portal:
+    image: ${image}
+    ports: ["${port}:8080"]
+    x-tender:
+      health: { http: /health, timeout: 8s, successes: 1 }
+      drain: 1s
+${extra}`,
+  );
+  return file;
+}
+
+export async function publishAndRollout(shore: Shore, compose: string, version: string, target = 'all'): Promise<void> {
+  const p = await tender(['release', 'publish', '--compose', compose, '--key', shore.releaseKey, '--version', version], shore.env);
+  expect(p.code, p.stderr).toBe(0);
+  const r = await tender(['rollout', 'start', version, '--target', target], shore.env);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+/** GET through the router; the body or the error. */
+export async function getBody(port: number): Promise<string> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) });
+    return (await r.text()).trim();
+  } catch (err) {
+    return `error: ${(err as Error).message}`;
+  }
+}
+
+export async function waitServing(port: number, body: string, timeoutMs = 40_000): Promise<void> {
+  await eventually(async () => (await getBody(port)) === body, timeoutMs, 250);
+}

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { buildSwapTestImages, removeAppContainers } from '../helpers/images.js';
+import { composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing, type Shore, type Vessel } from '../helpers/fleet.js';
+import { eventually, tender } from '../helpers/proc.js';
+import { startLoad } from '../helpers/load.js';
+import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
+
+/**
+ * Journey 3 and the swap: real hub, router and agent processes, the real Docker engine, busybox images
+ * v1, v2, a v3 whose health never passes and a v4 that crashes 10 s after start.
+ */
+let shore: Shore;
+let vessel: Vessel;
+let port: number;
+const files: Record<string, string> = {};
+
+function runningContainers(): string[] {
+  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=sms', '--format', '{{.Names}}']).toString().trim().split('\n').filter(Boolean).sort();
+}
+
+beforeAll(async () => {
+  useFileScope();
+  removeAppContainers('sms');
+  buildSwapTestImages();
+  shore = await startShore();
+  vessel = await enrolVessel(shore, 'ship-1');
+  port = await freePort();
+  for (const v of ['v1', 'v2', 'v3', 'v4']) files[v] = composeFile(shore.dir, v, `tender-test/portal:${v}`, port);
+  await vessel.startRouter();
+  vessel.startAgent();
+  await publishAndRollout(shore, files.v1!, '1.0.0');
+  await waitServing(port, 'portal v1');
+}, 120_000);
+
+afterAll(async () => {
+  await runDeferredCleanup();
+  removeAppContainers('sms');
+});
+
+describe('journey: swap, gate, roll back', () => {
+  it('swaps v1 to v2 under steady load with zero failed requests', async () => {
+    const load = startLoad(port, 100);
+    await new Promise((r) => setTimeout(r, 1000));
+    await publishAndRollout(shore, files.v2!, '2.0.0');
+    await waitServing(port, 'portal v2');
+    await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done' && (await vessel.status()).release.current === '2.0.0', 40_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const stats = await load.stop();
+    expect(stats.failed, stats.errors.slice(0, 5).join('; ')).toBe(0);
+    expect(stats.bodies.get('portal v1')).toBeGreaterThan(0);
+    expect(stats.bodies.get('portal v2')).toBeGreaterThan(0);
+    // The old colour is stopped but kept for rollback.
+    expect(runningContainers()).toEqual(['tender-sms-portal-2.0.0']);
+    const kept = execFileSync('docker', ['ps', '-a', '--filter', 'name=tender-sms-portal-1.0.0', '--format', '{{.Status}}']).toString();
+    expect(kept).toMatch(/Exited/);
+  });
+
+  it('crew rollback with the hub stopped serves the previous release within seconds and holds it across restarts', async () => {
+    const hubPort = new URL(shore.url).port;
+    await shore.hub.stop();
+    const t0 = Date.now();
+    const rb = await tender(['rollback', '--config', vessel.config, '--json']);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(JSON.parse(rb.stdout)).toMatchObject({ from: '2.0.0', to: '1.0.0' });
+    expect(await getBody(port)).toBe('portal v1');
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    const st = await vessel.status();
+    expect(st.release).toMatchObject({ current: '1.0.0', held: true });
+
+    // Restart the agent and bring the hub back: the desired release is still 2.0.0, the hold wins.
+    await vessel.agent!.stop();
+    await shore.start(`127.0.0.1:${hubPort}`);
+    vessel.startAgent();
+    await eventually(async () => (await vessel.status()).link.state === 'up');
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await getBody(port)).toBe('portal v1');
+    expect((await vessel.status()).release).toMatchObject({ current: '1.0.0', held: true, desired: '2.0.0' });
+
+    // The rollback reached the event table with who did it.
+    const events = execFileSync('sqlite3', [`${vessel.dataDir}/agent.db`, "SELECT data FROM events WHERE type = 'rollback'"], { encoding: 'utf8' }).trim();
+    expect(events).toMatch(/"by":"uid \d+/);
+
+    const res = await tender(['resume', '--config', vessel.config]);
+    expect(res.code, res.stderr).toBe(0);
+    await waitServing(port, 'portal v2');
+    expect((await vessel.status()).release.held).toBe(false);
+  });
+
+  it('refuses v3 at its health gate and keeps v2 serving', async () => {
+    const load = startLoad(port, 50);
+    await publishAndRollout(shore, files.v3!, '3.0.0');
+    const st = await eventually(async () => {
+      const s = await vessel.status();
+      return s.lastResult?.version === '3.0.0' && s.lastResult.result === 'failed' && s;
+    }, 60_000);
+    const stats = await load.stop();
+    expect(st.lastResult.reason).toMatch(/portal@3.0.0 failed to become healthy \(8s\): HTTP 404 from \/health/);
+    expect(st.release.current).toBe('2.0.0');
+    expect(await getBody(port)).toBe('portal v2');
+    expect(stats.failed).toBe(0);
+    expect(stats.bodies.get('portal v3')).toBeUndefined();
+    expect(runningContainers()).toEqual(['tender-sms-portal-2.0.0']);
+    // Not retried on the next polls.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await vessel.status()).lastUpdate.to).toBe('3.0.0');
+  });
+
+  it('rolls v4 back by itself when it crashes after the flip', async () => {
+    await publishAndRollout(shore, files.v4!, '4.0.0');
+    await waitServing(port, 'portal v4');
+    const st = await eventually(async () => {
+      const s = await vessel.status();
+      return s.lastResult?.version === '4.0.0' && s.lastResult.result === 'rolled-back' && s.lastUpdate.state === 'done' && s;
+    }, 60_000);
+    expect(st.lastResult.reason).toMatch(/release 4.0.0 failed in its watch window: portal (exited|restarted)/);
+    expect(st.release.current).toBe('2.0.0');
+    expect(st.lastUpdate.kind).toBe('auto-rollback');
+    await waitServing(port, 'portal v2');
+    const rel = JSON.parse((await tender(['releases', '--config', vessel.config, '--json'])).stdout);
+    expect(rel.releases.find((r: { version: string }) => r.version === '4.0.0').state).toBe('failed');
+  });
+
+  it('refuses a crew rollback to a release never kept on board, and changes nothing', async () => {
+    const r = await tender(['rollback', '9.9.9', '--config', vessel.config]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('tender: release 9.9.9 is not kept on board (see: tender releases)');
+    expect(await getBody(port)).toBe('portal v2');
+  });
+});
