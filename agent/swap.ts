@@ -247,6 +247,8 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
     // Drain time has passed by now; the rest (commit, stop old, prune) is idempotent.
     await runSteps(ctx, steps.filter((s) => s.phase === 'forward').map((s) => (s.step.kind === 'drain' ? { ...s, done: true } : s)));
     deps.journal.finish(u.id, 'done', 'completed after an interruption');
+    // A crew rollback cut short still means the crew chose this release: hold it as the command would have.
+    if (u.kind === 'rollback') deps.store.setMany({ 'release.held': true, 'hold.sequence': deps.releases.maxSequence() });
     deps.store.event(`${u.kind}.done`, { from: u.from, to: u.to, actor: u.actor, reason: 'completed after an interruption' });
     return;
   }

@@ -31,7 +31,8 @@ export function buildBusyboxImage(img: BusyboxImage): string {
     mkdirSync(join(root, 'tmp'));
     writeFileSync(join(root, 'www', 'index.html'), img.body);
     if (img.health ?? true) writeFileSync(join(root, 'www', 'health'), 'ok\n');
-    const cmd = img.cmd ?? ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www'];
+    // sh as PID 1 with a TERM trap, so `docker stop` ends it at once instead of waiting out its timeout.
+    const cmd = img.cmd ?? ['/bin/sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /www & wait'];
     const tar = execFileSync('tar', ['-C', root, '-c', '.'], { maxBuffer: 64 * 1024 * 1024 });
     const out = execFileSync('docker', ['import', '-c', `CMD ${JSON.stringify(cmd)}`, '-c', 'EXPOSE 8080', '-', img.tag], { input: tar }).toString().trim();
     return out;

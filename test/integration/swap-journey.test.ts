@@ -56,6 +56,25 @@ describe('journey: swap, gate, roll back', () => {
     expect(kept).toMatch(/Exited/);
   });
 
+  it('drops no request while the agent is killed and restarted under load', async () => {
+    const load = startLoad(port, 100);
+    await new Promise((r) => setTimeout(r, 500));
+    await vessel.agent!.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    vessel.startAgent();
+    await eventually(async () => (await vessel.status()).link.state === 'up');
+    const stats = await load.stop();
+    expect(stats.failed, stats.errors.slice(0, 5).join('; ')).toBe(0);
+    expect(stats.ok).toBeGreaterThan(50);
+  });
+
+  it('restores its routes when the router itself restarts', async () => {
+    await vessel.router!.stop('SIGKILL');
+    expect(await getBody(port)).toMatch(/^error/);
+    await vessel.startRouter();
+    expect(await getBody(port)).toBe('portal v2');
+  });
+
   it('crew rollback with the hub stopped serves the previous release within seconds and holds it across restarts', async () => {
     const hubPort = new URL(shore.url).port;
     await shore.hub.stop();
