@@ -72,7 +72,7 @@ export async function postEnrolment(hub: string, token: string, key: PrivateKey)
   return parsed.data;
 }
 
-export async function enrolOnline(opts: { hub: string; token: string; configPath: string; dataDir: string; force?: boolean }): Promise<AgentConfig> {
+export async function enrolOnline(opts: { hub: string; token: string; configPath: string; dataDir: string; force?: boolean; console?: AgentConfig['console'] }): Promise<AgentConfig> {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
   if (!parseEnrolmentToken(opts.token)) throw new EnrolError('enrolment token is malformed (expected tne_<secret>.<version>.<digest>)');
   const hub = opts.hub.replace(/\/+$/, '');
@@ -82,21 +82,21 @@ export async function enrolOnline(opts: { hub: string; token: string; configPath
   checkPinnedRoot(opts.token, rootBytes);
   const paths = vesselPaths(opts.dataDir);
   writeFileAtomic(paths.root, rootBytes, 0o644);
-  const config = agentConfigSchema.parse({ version: 1, hub, vesselName: res.name, vesselId: res.vesselId, dataDir: opts.dataDir });
+  const config = agentConfigSchema.parse({ version: 1, hub, vesselName: res.name, vesselId: res.vesselId, dataDir: opts.dataDir, console: opts.console });
   ensureDir(dirname(opts.configPath), 0o755);
   // The config is written last: its presence means "enrolled", so a cut before here leaves nothing half-done.
   writeAgentConfig(opts.configPath, config);
   return config;
 }
 
-export function enrolFromFile(opts: { file: string; configPath: string; dataDir: string; force?: boolean }): AgentConfig {
+export function enrolFromFile(opts: { file: string; configPath: string; dataDir: string; force?: boolean; console?: AgentConfig['console'] }): AgentConfig {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
   const file = loadJsonConfig(opts.file, enrolmentFileSchema);
   const rootBytes = Buffer.from(file.root, 'base64');
   checkPinnedRoot(file.token, rootBytes);
   makeVesselKey(opts.dataDir);
   writeFileAtomic(vesselPaths(opts.dataDir).root, rootBytes, 0o644);
-  const config = agentConfigSchema.parse({ version: 1, hub: file.hub, vesselName: file.vessel, vesselId: null, dataDir: opts.dataDir, pendingToken: file.token });
+  const config = agentConfigSchema.parse({ version: 1, hub: file.hub, vesselName: file.vessel, vesselId: null, dataDir: opts.dataDir, pendingToken: file.token, console: opts.console });
   ensureDir(dirname(opts.configPath), 0o755);
   writeAgentConfig(opts.configPath, config);
   return config;

@@ -12,6 +12,7 @@ import { backoffDelayMs, pollDelayMs, sleep } from './backoff.js';
 import { syncOnce } from './sync.js';
 import { createController, type Controller } from './controller.js';
 import { routerPaths } from './router/control.js';
+import { startConsole } from './console.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
@@ -46,7 +47,12 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
     await controller.recover().catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
-    await Promise.all([syncLoop(), watchLoop(controller, signal, log)]);
+    const consoleServer = config.console ? await startConsole({ config, controller, log }) : undefined;
+    try {
+      await Promise.all([syncLoop(), watchLoop(controller, signal, log)]);
+    } finally {
+      consoleServer?.close();
+    }
   } finally {
     store.close();
     log.info('agent stopped');

@@ -1,11 +1,9 @@
 import type { Vessel } from './vessel-store.js';
 import { ACTIVE_WINDOW_MS } from './vessel-store.js';
+import { escapeHtml } from '../shared/html.js';
 
 /** Server-rendered fleet pages: no build step, no script needed to read them. */
 
-export function escapeHtml(s: unknown): string {
-  return String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b2733;background:#f5f7f9}

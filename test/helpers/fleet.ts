@@ -42,8 +42,11 @@ export async function startShore(): Promise<Shore> {
   return shore;
 }
 
+export const CONSOLE_PASSWORD = 'crew-pass-1';
+
 export interface Vessel {
   name: string;
+  consoleUrl: string;
   config: string;
   dataDir: string;
   agent?: Daemon;
@@ -60,12 +63,17 @@ export async function enrolVessel(shore: Shore, name: string, overrides: Record<
   const dir = tempDir(`tender-vessel-${name}-`);
   const config = join(dir, 'agent.json');
   const dataDir = join(dir, 'state');
-  const e = await tender(['agent', 'enroll', '--hub', shore.url, '--token', JSON.parse(add.stdout).token, '--config', config, '--data', dataDir]);
+  const consolePort = await freePort();
+  const e = await tender([
+    'agent', 'enroll', '--hub', shore.url, '--token', JSON.parse(add.stdout).token, '--config', config, '--data', dataDir,
+    '--console-password', CONSOLE_PASSWORD, '--console-listen', `127.0.0.1:${consolePort}`,
+  ]);
   expect(e.code, e.stderr).toBe(0);
   const c = JSON.parse(readFileSync(config, 'utf8'));
   writeFileSync(config, JSON.stringify({ ...c, pollIntervalSeconds: 1, maxBackoffSeconds: 2, routerBind: '127.0.0.1', watchSeconds: 20, ...overrides }));
   const v: Vessel = {
     name,
+    consoleUrl: `http://127.0.0.1:${consolePort}`,
     config,
     dataDir,
     startAgent(env = {}) {

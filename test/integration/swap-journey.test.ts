@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { buildSwapTestImages, removeAppContainers } from '../helpers/images.js';
-import { composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing, type Shore, type Vessel } from '../helpers/fleet.js';
+import { CONSOLE_PASSWORD, composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing, type Shore, type Vessel } from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { startLoad } from '../helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
@@ -145,5 +145,31 @@ describe('journey: swap, gate, roll back', () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('tender: release 9.9.9 is not kept on board (see: tender releases)');
     expect(await getBody(port)).toBe('portal v2');
+  });
+
+  it('the crew console needs its password, shows the live release, and rolls back with the same controller', async () => {
+    expect((await fetch(`${vessel.consoleUrl}/`)).status).toBe(401);
+    const bad = { authorization: `Basic ${Buffer.from('crew:wrong').toString('base64')}` };
+    expect((await fetch(`${vessel.consoleUrl}/`, { headers: bad })).status).toBe(401);
+    const auth = { authorization: `Basic ${Buffer.from(`alice:${CONSOLE_PASSWORD}`).toString('base64')}` };
+    const html = await (await fetch(`${vessel.consoleUrl}/`, { headers: auth })).text();
+    expect(html).toMatch(/Live release: <b>2.0.0<\/b>/);
+    expect(html).toMatch(/Roll back to the previous release/);
+    // A form post without the page's CSRF token is refused.
+    const forged = await fetch(`${vessel.consoleUrl}/rollback`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    expect(forged.status).toBe(403);
+    const rb = await fetch(`${vessel.consoleUrl}/api/rollback`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    expect(rb.status).toBe(200);
+    expect(await rb.json()).toMatchObject({ from: '2.0.0', to: '1.0.0' });
+    expect(await getBody(port)).toBe('portal v1');
+    const events = execFileSync('sqlite3', [`${vessel.dataDir}/agent.db`, "SELECT data FROM events WHERE type = 'rollback' ORDER BY seq DESC LIMIT 1"], { encoding: 'utf8' });
+    expect(events).toMatch(/"by":"console user alice from 127.0.0.1"/);
+    const resume = await fetch(`${vessel.consoleUrl}/api/resume`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    expect(resume.status).toBe(200);
+    // The shore target (4.0.0) failed here before, so following shore again keeps what serves.
+    const st = await vessel.status();
+    expect(st.release).toMatchObject({ held: false, current: '1.0.0', desired: '4.0.0' });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await getBody(port)).toBe('portal v1');
   });
 });
