@@ -94,11 +94,11 @@ export async function enrolVessel(shore: Shore, name: string, overrides: Record<
   return v;
 }
 
-export function composeFile(dir: string, name: string, image: string, port: number, extra = ''): string {
+export function composeFile(dir: string, name: string, image: string, port: number, app = 'sms', extra = ''): string {
   const file = join(dir, `${name}.yml`);
   writeFileSync(
     file,
-    `name: sms
+    `name: ${app}
 services:
   portal:
     image: ${image}

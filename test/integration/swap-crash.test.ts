@@ -15,21 +15,21 @@ let vessel: Vessel;
 let port: number;
 
 function running(): string[] {
-  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=sms', '--format', '{{.Names}}']).toString().trim().split('\n').filter(Boolean);
+  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=crash', '--format', '{{.Names}}']).toString().trim().split('\n').filter(Boolean);
 }
 
 beforeAll(async () => {
   useFileScope();
-  removeAppContainers('sms');
-  buildSwapTestImages();
+  removeAppContainers('crash');
+  buildSwapTestImages('tender-test/crash');
   shore = await startShore();
   vessel = await enrolVessel(shore, 'ship-crash', { watchSeconds: 0 });
   port = await freePort();
   await vessel.startRouter();
   vessel.startAgent();
-  await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/portal:v1', port), '1.0.0');
+  await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/crash:v1', port, 'crash'), '1.0.0');
   await waitServing(port, 'portal v1');
-  await publishAndRollout(shore, composeFile(shore.dir, 'v2', 'tender-test/portal:v2', port), '2.0.0');
+  await publishAndRollout(shore, composeFile(shore.dir, 'v2', 'tender-test/crash:v2', port, 'crash'), '2.0.0');
   await waitServing(port, 'portal v2');
   await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done');
   // A crew rollback holds the vessel, so the agent restarted below does not chase the shore target.
@@ -40,7 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runDeferredCleanup();
-  removeAppContainers('sms');
+  removeAppContainers('crash');
 });
 
 const body = (v: string) => `portal v${v[0]}`;
@@ -76,7 +76,7 @@ describe('kill -9 at each step of a swap', () => {
       expect(st.release.current).toBe(expected);
       expect(st.lastUpdate.state).toBe(outcome === 'undone' ? 'failed' : 'done');
       expect(await getBody(port)).toBe(body(expected));
-      expect(running()).toEqual([`tender-sms-portal-${expected}`]);
+      expect(running()).toEqual([`tender-crash-portal-${expected}`]);
     });
   }
 });
