@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
+import { DEFAULT_CAP_BYTES as DEFAULT_OUTBOX_CAP_BYTES, DEFAULT_FREE_DISK_FLOOR_BYTES } from './telemetry/outbox.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tender/agent.json';
 export const DEFAULT_DATA_DIR = '/var/lib/tender';
@@ -20,6 +21,10 @@ export const DEFAULT_WATCH_S = 120;
 // Loopback by default: exposing the console on the LAN is the crew's decision (--console-listen).
 export const DEFAULT_CONSOLE_LISTEN = '127.0.0.1:8421';
 
+// A minute of stats is enough to see a memory leak or a full disk coming, and cheap on the link.
+export const DEFAULT_STATS_INTERVAL_S = 60;
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9842';
+
 export const agentConfigSchema = z.strictObject({
   version: z.literal(1),
   hub: z.url(),
@@ -37,6 +42,24 @@ export const agentConfigSchema = z.strictObject({
   keepReleases: z.number().int().min(2).max(20).default(DEFAULT_KEEP_RELEASES),
   /** After a flip, a crash loop or failing health within this window rolls back by itself. */
   watchSeconds: z.number().int().min(0).max(3600).default(DEFAULT_WATCH_S),
+  telemetry: z
+    .strictObject({
+      outboxCapBytes: z.number().int().min(1024 * 1024).default(DEFAULT_OUTBOX_CAP_BYTES),
+      freeDiskFloorBytes: z.number().int().min(0).default(DEFAULT_FREE_DISK_FLOOR_BYTES),
+      /** Container and host stats this often. */
+      statsIntervalSeconds: z.number().int().min(1).max(3600).default(DEFAULT_STATS_INTERVAL_S),
+      /** Telemetry's share of the link, bytes per second; 0 means no cap. */
+      maxBytesPerSecond: z.number().int().min(0).default(0),
+      /** Where the agent serves /metrics for an onboard Prometheus; loopback by default. */
+      metricsListen: z.string().default(DEFAULT_METRICS_LISTEN),
+    })
+    .default({
+      outboxCapBytes: DEFAULT_OUTBOX_CAP_BYTES,
+      freeDiskFloorBytes: DEFAULT_FREE_DISK_FLOOR_BYTES,
+      statsIntervalSeconds: DEFAULT_STATS_INTERVAL_S,
+      maxBytesPerSecond: 0,
+      metricsListen: DEFAULT_METRICS_LISTEN,
+    }),
   console: z
     .strictObject({
       listen: z.string().default(DEFAULT_CONSOLE_LISTEN),
@@ -62,5 +85,6 @@ export function vesselPaths(dataDir: string) {
     root: `${dataDir}/root.json`,
     db: `${dataDir}/agent.db`,
     releases: `${dataDir}/releases`,
+    outbox: `${dataDir}/outbox.db`,
   };
 }

@@ -26,7 +26,7 @@ export function localActor(env: NodeJS.ProcessEnv): string {
 /** A controller for a crew command: the same code the agent runs, with no hub. */
 export async function withController<T>(ctx: CommandContext, fn: (c: Controller, store: StateStore, config: AgentConfig) => Promise<T>): Promise<T> {
   const config = loadAgentConfig(configPathOf(ctx));
-  const store = openStateStore(vesselPaths(config.dataDir).db);
+  const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
   const root = loadTrustedRoot(config.dataDir);
   try {
     const c = createController({

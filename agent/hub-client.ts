@@ -1,6 +1,7 @@
 import { TenderError } from '../shared/errors.js';
 import type { PrivateKey } from '../shared/keys.js';
 import { signVesselRequest } from '../shared/vessel-auth.js';
+import { vesselNow } from './fault.js';
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
 export class HubUnreachableError extends TenderError {
@@ -24,6 +25,14 @@ export const CONTROL_REQUEST_TIMEOUT_MS = 30_000;
 // A Date header is rounded to the second; smaller offsets are noise and not worth correcting.
 const SKEW_NOISE_MS = 2_000;
 
+export interface RequestOptions {
+  body?: unknown;
+  /** Bytes sent as they are (already encoded); set content-type in headers. */
+  raw?: Buffer;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
 export interface HubResponse {
   status: number;
   headers: Headers;
@@ -44,7 +53,7 @@ export class HubClient {
     private readonly onSkew: (skewMs: number) => void = () => {},
   ) {}
 
-  async request(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HubResponse> {
+  async request(method: string, path: string, opts: RequestOptions = {}): Promise<HubResponse> {
     const first = await this.once(method, path, opts);
     if (first.status !== 401) return first;
     // A 401 may only mean our clock offset moved (a ship's clock was just reset): learn it and retry once.
@@ -53,11 +62,11 @@ export class HubClient {
     return this.skewMs !== before ? this.once(method, path, opts) : first;
   }
 
-  private async once(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number }): Promise<HubResponse> {
-    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
-    const ts = Date.now() + this.skewMs;
+  private async once(method: string, path: string, opts: RequestOptions): Promise<HubResponse> {
+    const body = opts.raw ?? (opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body)));
+    const ts = vesselNow() + this.skewMs;
     const headers: Record<string, string> = { ...(opts.headers ?? {}), ...signVesselRequest(this.key, this.vesselId, method, path, ts, body) };
-    if (body) headers['content-type'] = 'application/json';
+    if (body && !headers['content-type']) headers['content-type'] = 'application/json';
     let res: Response;
     try {
       res = await fetch(`${this.hub}${path}`, {
@@ -84,7 +93,7 @@ export class HubClient {
     if (!date) return;
     const hubNow = Date.parse(date);
     if (Number.isNaN(hubNow)) return;
-    const skew = hubNow - Date.now();
+    const skew = hubNow - vesselNow();
     if (force || Math.abs(skew - this.skewMs) > SKEW_NOISE_MS) {
       this.skewMs = Math.abs(skew) > SKEW_NOISE_MS ? skew : 0;
       this.onSkew(this.skewMs);

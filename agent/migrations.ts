@@ -54,4 +54,9 @@ export const AGENT_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'events moved to the telemetry outbox',
+    sql: 'DROP TABLE events;',
+  },
 ];

@@ -13,6 +13,10 @@ import { syncOnce } from './sync.js';
 import { createController, type Controller } from './controller.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './console.js';
+import { vesselNow } from './fault.js';
+import { startCollector } from './telemetry/collector.js';
+import { shipLoop, type ShipStats } from './telemetry/shipper.js';
+import { createAgentMetrics, serveAgentMetrics } from './metrics.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
@@ -26,11 +30,12 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   const { log, signal } = opts;
   let config = loadAgentConfig(opts.configPath);
   const paths = vesselPaths(config.dataDir);
-  const store = openStateStore(paths.db);
+  const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes, freeDiskFloorBytes: config.telemetry.freeDiskFloorBytes, log, now: vesselNow });
   let root: TrustedRoot = loadTrustedRoot(config.dataDir);
   let client: HubClient | undefined;
+  const docker = createDockerEngine();
   const controller = createController({
-    docker: createDockerEngine(),
+    docker,
     store,
     routerSocket: routerPaths(config.dataDir).socket,
     root: () => root,
@@ -48,10 +53,21 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
     await controller.recover().catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
     const consoleServer = config.console ? await startConsole({ config, controller, log }) : undefined;
+    const shipStats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
+    const metricsServer = await serveAgentMetrics(createAgentMetrics(store, shipStats), config.telemetry.metricsListen, log).catch((err) => {
+      log.warn({ reason: errorMessage(err) }, 'agent metrics endpoint not started');
+      return undefined;
+    });
     try {
-      await Promise.all([syncLoop(), watchLoop(controller, signal, log)]);
+      await Promise.all([
+        syncLoop(),
+        watchLoop(controller, signal, log),
+        startCollector({ docker, outbox: store.outbox, log, signal, statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000, dataDir: config.dataDir }),
+        shipLoop({ client: () => client, outbox: store.outbox, vesselName: config.vesselName, log, signal, maxBytesPerSecond: config.telemetry.maxBytesPerSecond, stats: shipStats }),
+      ]);
     } finally {
       consoleServer?.close();
+      metricsServer?.close();
     }
   } finally {
     store.close();

@@ -43,7 +43,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
         lastUpdate: null,
       };
     }
-    const store = openStateStore(paths.db);
+    const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
     try {
       const releases = createBoardReleases(store.db);
       const live = releases.live();

@@ -5,11 +5,12 @@ import { HUB_COMMANDS } from '../hub/commands.js';
 import { RELEASE_COMMANDS } from '../hub/release-commands.js';
 import { AGENT_COMMANDS } from '../agent/commands.js';
 import { CREW_COMMANDS } from '../agent/crew-commands.js';
+import { logsCommand } from '../agent/logs-command.js';
 import { AGENT_VERSION } from '../agent/version.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
-  return new Cli('tender', AGENT_VERSION).add(keysInit, keysRotate, keysRevoke, releaseVerify, ...RELEASE_COMMANDS, ...HUB_COMMANDS, ...AGENT_COMMANDS, ...CREW_COMMANDS);
+  return new Cli('tender', AGENT_VERSION).add(keysInit, keysRotate, keysRevoke, releaseVerify, ...RELEASE_COMMANDS, ...HUB_COMMANDS, ...AGENT_COMMANDS, ...CREW_COMMANDS, logsCommand);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -18,6 +18,8 @@ import { createHubMetrics, type HubMetrics } from './metrics.js';
 import { createReleaseStore, type ReleaseStore } from './release-store.js';
 import { createRolloutStore, type RolloutStore } from './rollout-store.js';
 import { releaseRoutes } from './routes/releases.js';
+import { telemetryRoutes } from './routes/telemetry.js';
+import { createTelemetryStore, type TelemetryStore } from './telemetry-store.js';
 import * as limits from './limits.js';
 import type { HubLimits } from './limits.js';
 import { healthRoutes } from './routes/health.js';
@@ -43,6 +45,7 @@ export interface HubDeps {
   roots: RootStore;
   metrics: HubMetrics;
   releases: ReleaseStore;
+  telemetry: TelemetryStore;
   rollouts: RolloutStore;
   limits: HubLimits;
   now: () => number;
@@ -99,13 +102,15 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   const db = openHubState(opts.dataDir);
   const now = opts.now ?? Date.now;
   const vessels = createVesselStore(db);
+  const telemetry = createTelemetryStore(db);
   const deps: HubDeps = {
     db,
     vessels,
     opsTokens: createOpsTokenStore(db),
     enrolments: createEnrolmentStore(db),
     roots: createRootStore(db),
-    metrics: createHubMetrics(vessels),
+    metrics: createHubMetrics(vessels, telemetry),
+    telemetry,
     releases: createReleaseStore(db),
     rollouts: createRolloutStore(db, vessels),
     limits: lim,
@@ -120,7 +125,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json'], { parseAs: 'buffer' }, (req, body, done) => {
+  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json', 'application/vnd.tender.telemetry+json'], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
     if (req.principal?.kind === 'vessel') {
       // The signature covered the declared digest; the body must be what was declared.
@@ -131,6 +136,8 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
       }
     }
     req.rawBody = buf;
+    // Telemetry arrives compressed; its route decompresses under a cap and parses it.
+    if (req.headers['content-type']?.startsWith('application/vnd.tender.telemetry+json')) return done(null, undefined);
     try {
       done(null, buf.byteLength === 0 ? undefined : parseStrictJson(buf, { maxBytes: buf.byteLength, maxDepth: lim.MAX_JSON_DEPTH }));
     } catch (err) {
@@ -164,6 +171,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(rootRoutes(deps));
   await app.register(opsRoutes(deps));
   await app.register(releaseRoutes(deps));
+  await app.register(telemetryRoutes(deps));
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {
     db.close();

@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter } from 'prom-client';
 import type { VesselStore } from './vessel-store.js';
+import type { TelemetryStore } from './telemetry-store.js';
 
 /**
  * The hub's Prometheus registry: process metrics plus fleet gauges. Gauges read the database at scrape
@@ -7,7 +9,7 @@ import type { VesselStore } from './vessel-store.js';
  */
 export type HubMetrics = ReturnType<typeof createHubMetrics>;
 
-export function createHubMetrics(vessels: VesselStore) {
+export function createHubMetrics(vessels: VesselStore, telemetry: TelemetryStore) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -26,5 +28,34 @@ export function createHubMetrics(vessels: VesselStore) {
       this.set(vessels.counts().active);
     },
   });
-  return { registry };
+  // Per-vessel gauges: one series per vessel (fleet size bounds them), no per-service or per-line labels.
+  new Gauge({
+    name: 'tender_vessel_backlog_records',
+    help: 'Telemetry records queued on board, as last reported by each vessel',
+    labelNames: ['vessel'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of telemetry.fleet()) this.set({ vessel: t.vessel }, t.backlog);
+    },
+  });
+  new Gauge({
+    name: 'tender_vessel_dropped_records',
+    help: 'Telemetry records dropped on board by the outbox byte cap, per vessel and class (cumulative)',
+    labelNames: ['vessel', 'class'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of telemetry.fleet()) for (const [cls, d] of Object.entries(t.drops)) this.set({ vessel: t.vessel, class: cls }, d.records);
+    },
+  });
+  const bytes = new Counter({ name: 'tender_telemetry_received_bytes_total', help: 'Compressed telemetry bytes received from vessels', registers: [registry] });
+  const records = new Counter({ name: 'tender_telemetry_stored_records_total', help: 'Telemetry records stored (duplicates not counted)', registers: [registry] });
+  return {
+    registry,
+    telemetryReceived(wireBytes: number, stored: number) {
+      bytes.inc(wireBytes);
+      records.inc(stored);
+    },
+  };
 }

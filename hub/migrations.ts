@@ -90,4 +90,59 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'telemetry',
+    sql: `
+      CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        level TEXT NOT NULL,
+        line TEXT NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        boot_id TEXT NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX logs_vessel_time ON logs (vessel_id, ts_vessel);
+      CREATE VIRTUAL TABLE logs_fts USING fts5 (line, content = 'logs', content_rowid = 'id');
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX events_vessel ON events (vessel_id, id);
+      CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        value REAL NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX metrics_vessel_name_time ON metrics (vessel_id, name, ts_vessel);
+      CREATE INDEX metrics_received ON metrics (ts_received);
+      CREATE TABLE vessel_telemetry (
+        vessel_id TEXT PRIMARY KEY REFERENCES vessels(id),
+        backlog INTEGER NOT NULL DEFAULT 0,
+        drops TEXT NOT NULL DEFAULT '{}',
+        records_received INTEGER NOT NULL DEFAULT 0,
+        bytes_received INTEGER NOT NULL DEFAULT 0,
+        last_batch_at INTEGER
+      );
+    `,
+  },
 ];

@@ -43,6 +43,20 @@ function wrap(what: string, err: unknown): never {
   throw new DockerError(`docker: ${what}: ${e.json?.message ?? e.message ?? String(err)}`, 'docker', 1, e.statusCode === 404 ? 404 : 500);
 }
 
+/** Docker wants `since` as "seconds.nanoseconds"; its log timestamps are RFC 3339 with nanoseconds. */
+export function dockerSince(ts: string): string {
+  const ns = tsNanos(ts);
+  return `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`;
+}
+
+/** A Docker RFC 3339 timestamp (trailing zeros of the fraction trimmed) as nanoseconds, for comparing. */
+export function tsNanos(ts: string): bigint {
+  const m = /^(.*?)(?:\.(\d{1,9}))?Z$/.exec(ts);
+  if (!m) return 0n;
+  const secs = BigInt(Math.floor(Date.parse(`${m[1]}Z`) / 1000));
+  return secs * 1_000_000_000n + BigInt((m[2] ?? '').padEnd(9, '0') || '0');
+}
+
 function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
@@ -184,6 +198,84 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         if (info) out.push(info);
       }
       return out;
+    },
+    /**
+     * Follow a container's stdout and stderr from `since` (a Docker timestamp), line by line, with Docker's
+     * own timestamps. Ends when the container stops or the signal aborts.
+     */
+    async followLogs(id: string, since: string | undefined, signal: AbortSignal, onLine: (stream: 'stdout' | 'stderr', ts: string, line: string) => void): Promise<void> {
+      let raw: NodeJS.ReadableStream;
+      try {
+        raw = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, ...(since ? { since: dockerSince(since) } : {}) })) as unknown as NodeJS.ReadableStream;
+      } catch (err) {
+        wrap(`logs of ${id}`, err);
+      }
+      const { PassThrough } = await import('node:stream');
+      const { createInterface } = await import('node:readline');
+      const out = new PassThrough();
+      const errs = new PassThrough();
+      docker.modem.demuxStream(raw, out, errs);
+      const done = new Promise<void>((resolve) => {
+        raw.on('end', resolve);
+        raw.on('close', resolve);
+        raw.on('error', resolve);
+      });
+      const abort = () => (raw as unknown as { destroy(): void }).destroy();
+      signal.addEventListener('abort', abort, { once: true });
+      for (const [stream, pt] of [['stdout', out], ['stderr', errs]] as const) {
+        createInterface({ input: pt, crlfDelay: Infinity }).on('line', (l) => {
+          const sp = l.indexOf(' ');
+          onLine(stream, l.slice(0, sp), l.slice(sp + 1));
+        });
+      }
+      await done;
+      out.end();
+      errs.end();
+      signal.removeEventListener('abort', abort);
+    },
+    /** Docker events for Tender's containers (die, oom, restart, health) from `since` (unix seconds). */
+    async followEvents(since: number | undefined, signal: AbortSignal, onEvent: (e: { action: string; id: string; labels: Record<string, string>; time: number; exitCode?: string }) => void): Promise<void> {
+      let raw: NodeJS.ReadableStream;
+      try {
+        raw = (await docker.getEvents({
+          ...(since ? { since } : {}),
+          filters: { type: ['container'], label: [`${LABEL_PREFIX}managed=1`], event: ['die', 'oom', 'restart', 'health_status'] },
+        })) as unknown as NodeJS.ReadableStream;
+      } catch (err) {
+        wrap('events', err);
+      }
+      const { createInterface } = await import('node:readline');
+      const abort = () => (raw as unknown as { destroy(): void }).destroy();
+      signal.addEventListener('abort', abort, { once: true });
+      createInterface({ input: raw }).on('line', (l) => {
+        try {
+          const e = JSON.parse(l) as { Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
+          onEvent({ action: e.Action, id: e.Actor.ID, labels: e.Actor.Attributes, time: Math.floor(e.timeNano / 1e6), exitCode: e.Actor.Attributes.exitCode });
+        } catch {
+          /* a line that is not an event */
+        }
+      });
+      await new Promise<void>((resolve) => {
+        raw.on('end', resolve);
+        raw.on('close', resolve);
+        raw.on('error', resolve);
+      });
+      signal.removeEventListener('abort', abort);
+    },
+    async containerStats(id: string): Promise<{ cpuPercent: number; memoryBytes: number } | undefined> {
+      try {
+        const s = (await docker.getContainer(id).stats({ stream: false })) as unknown as {
+          cpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number; online_cpus?: number };
+          precpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number };
+          memory_stats: { usage?: number };
+        };
+        const cpu = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
+        const sys = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
+        return { cpuPercent: sys > 0 ? (cpu / sys) * (s.cpu_stats.online_cpus ?? 1) * 100 : 0, memoryBytes: s.memory_stats.usage ?? 0 };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        wrap(`stats of ${id}`, err);
+      }
     },
     async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
       try {

@@ -97,7 +97,7 @@ describe('journey: swap, gate, roll back', () => {
     expect((await vessel.status()).release).toMatchObject({ current: '1.0.0', held: true, desired: '2.0.0' });
 
     // The rollback reached the event table with who did it.
-    const events = execFileSync('sqlite3', [`${vessel.dataDir}/agent.db`, "SELECT data FROM events WHERE type = 'rollback'"], { encoding: 'utf8' }).trim();
+    const events = execFileSync('sqlite3', [`${vessel.dataDir}/outbox.db`, "SELECT body FROM records WHERE kind = 'event' AND source = 'rollback'"], { encoding: 'utf8' }).trim();
     expect(events).toMatch(/"by":"uid \d+/);
 
     const res = await tender(['resume', '--config', vessel.config]);
@@ -162,7 +162,7 @@ describe('journey: swap, gate, roll back', () => {
     expect(rb.status).toBe(200);
     expect(await rb.json()).toMatchObject({ from: '2.0.0', to: '1.0.0' });
     expect(await getBody(port)).toBe('portal v1');
-    const events = execFileSync('sqlite3', [`${vessel.dataDir}/agent.db`, "SELECT data FROM events WHERE type = 'rollback' ORDER BY seq DESC LIMIT 1"], { encoding: 'utf8' });
+    const events = execFileSync('sqlite3', [`${vessel.dataDir}/outbox.db`, "SELECT body FROM records WHERE kind = 'event' AND source = 'rollback' ORDER BY seq DESC LIMIT 1"], { encoding: 'utf8' });
     expect(events).toMatch(/"by":"console user alice from 127.0.0.1"/);
     const resume = await fetch(`${vessel.consoleUrl}/api/resume`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
     expect(resume.status).toBe(200);
