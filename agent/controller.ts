@@ -25,6 +25,7 @@ interface Watch {
 }
 
 export interface ControllerDeps {
+  vessel: string;
   docker: DockerEngine;
   store: StateStore;
   routerSocket: string;
@@ -44,7 +45,7 @@ export interface ControllerDeps {
 export function createController(deps: ControllerDeps) {
   const releases: BoardReleases = createBoardReleases(deps.store.db);
   const journal: Journal = createJournal(deps.store.db);
-  const swapDeps: SwapDeps = { docker: deps.docker, journal, releases, store: deps.store, routerSocket: deps.routerSocket, root: deps.root, keepReleases: deps.keepReleases, log: deps.log };
+  const swapDeps: SwapDeps = { vessel: deps.vessel, docker: deps.docker, journal, releases, store: deps.store, routerSocket: deps.routerSocket, root: deps.root, keepReleases: deps.keepReleases, log: deps.log };
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = queue.then(fn, fn);

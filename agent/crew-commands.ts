@@ -30,6 +30,7 @@ export async function withController<T>(ctx: CommandContext, fn: (c: Controller,
   const root = loadTrustedRoot(config.dataDir);
   try {
     const c = createController({
+      vessel: config.vesselName,
       docker: createDockerEngine(),
       store,
       routerSocket: routerPaths(config.dataDir).socket,

@@ -35,6 +35,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   let client: HubClient | undefined;
   const docker = createDockerEngine();
   const controller = createController({
+    vessel: config.vesselName,
     docker,
     store,
     routerSocket: routerPaths(config.dataDir).socket,
@@ -62,7 +63,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       await Promise.all([
         syncLoop(),
         watchLoop(controller, signal, log),
-        startCollector({ docker, outbox: store.outbox, log, signal, statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000, dataDir: config.dataDir }),
+        startCollector({ vessel: config.vesselName, docker, outbox: store.outbox, log, signal, statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000, dataDir: config.dataDir }),
         shipLoop({ client: () => client, outbox: store.outbox, vesselName: config.vesselName, log, signal, maxBytesPerSecond: config.telemetry.maxBytesPerSecond, stats: shipStats }),
       ]);
     } finally {

@@ -9,6 +9,7 @@ export const LABELS = {
   service: `${LABEL_PREFIX}service`,
   release: `${LABEL_PREFIX}release`,
   colour: `${LABEL_PREFIX}colour`,
+  vessel: `${LABEL_PREFIX}vessel`,
 } as const;
 
 export function containerName(app: string, service: string, release: string): string {
@@ -19,11 +20,11 @@ export function volumeName(app: string, volume: string): string {
   return `tender_${app}_${volume}`;
 }
 
-export function containerSpec(app: string, service: string, release: string, colour: Colour, spec: ServiceSpec): ContainerCreate {
+export function containerSpec(vessel: string, app: string, service: string, release: string, colour: Colour, spec: ServiceSpec): ContainerCreate {
   return {
     name: containerName(app, service, release),
     image: spec.imageId,
-    labels: { [LABELS.managed]: '1', [LABELS.app]: app, [LABELS.service]: service, [LABELS.release]: release, [LABELS.colour]: colour },
+    labels: { [LABELS.managed]: '1', [LABELS.vessel]: vessel, [LABELS.app]: app, [LABELS.service]: service, [LABELS.release]: release, [LABELS.colour]: colour },
     env: spec.environment,
     command: spec.command,
     // Each colour listens on a free loopback port; the router holds the public one.

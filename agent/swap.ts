@@ -19,6 +19,7 @@ export class SwapError extends TenderError {}
 const STOP_TIMEOUT_S = 10;
 
 export interface SwapDeps {
+  vessel: string;
   docker: DockerEngine;
   journal: Journal;
   releases: BoardReleases;
@@ -127,7 +128,7 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
       if (!info) {
         if (!(await deps.docker.imageInspect(spec.imageId))) throw new SwapError(`image ${spec.imageId.slice(7, 19)} of ${step.service}@${m.version} is not in the engine`);
         for (const v of spec.volumes) if (v.kind === 'volume') await deps.docker.ensureVolume(volumeName(m.app, v.source), { [LABELS.app]: m.app });
-        await deps.docker.createContainer(containerSpec(m.app, step.service, m.version, step.colour, spec));
+        await deps.docker.createContainer(containerSpec(deps.vessel, m.app, step.service, m.version, step.colour, spec));
         info = await deps.docker.inspectContainer(name);
       }
       if (!info!.running) await deps.docker.startContainer(name);

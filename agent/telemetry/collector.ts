@@ -18,7 +18,7 @@ const DISCOVER_EVERY_MS = 2_000;
  * cursor committed in the same transaction as the lines, so a restart neither loses nor repeats one),
  * Docker events for those containers, and container and host stats.
  */
-export function startCollector(opts: { docker: DockerEngine; outbox: Outbox; log: Logger; signal: AbortSignal; statsIntervalMs: number; dataDir: string }) {
+export function startCollector(opts: { vessel: string; docker: DockerEngine; outbox: Outbox; log: Logger; signal: AbortSignal; statsIntervalMs: number; dataDir: string }) {
   const followers = new Map<string, Promise<void>>();
 
   async function follow(id: string, service: string): Promise<void> {
@@ -65,7 +65,7 @@ export function startCollector(opts: { docker: DockerEngine; outbox: Outbox; log
   async function discoverLoop(): Promise<void> {
     while (!opts.signal.aborted) {
       try {
-        for (const c of await opts.docker.listContainers({ [LABELS.managed]: '1' })) {
+        for (const c of await opts.docker.listContainers({ [LABELS.managed]: '1', [LABELS.vessel]: opts.vessel })) {
           if (!c.running || followers.has(c.id)) continue;
           const service = c.labels[LABELS.service] ?? c.name;
           const p = follow(c.id, service)
@@ -85,6 +85,7 @@ export function startCollector(opts: { docker: DockerEngine; outbox: Outbox; log
       const since = opts.outbox.cursor('docker-events');
       try {
         await opts.docker.followEvents(since ? Math.floor(Number(since.ts) / 1000) : Math.floor(Date.now() / 1000), opts.signal, (e) => {
+          if (e.labels[LABELS.vessel] !== opts.vessel) return;
           const last = Number(opts.outbox.cursor('docker-events')?.ts ?? 0);
           if (e.time <= last) return;
           opts.outbox.append(
@@ -105,7 +106,7 @@ export function startCollector(opts: { docker: DockerEngine; outbox: Outbox; log
       const metric = (name: string, value: number, labels: Record<string, string> = {}) =>
         records.push({ kind: 'metric', cls: CLASS.metric, source: name, body: JSON.stringify({ v: Math.round(value * 1000) / 1000, l: labels }) });
       try {
-        for (const c of await opts.docker.listContainers({ [LABELS.managed]: '1' })) {
+        for (const c of await opts.docker.listContainers({ [LABELS.managed]: '1', [LABELS.vessel]: opts.vessel })) {
           if (!c.running) continue;
           const s = await opts.docker.containerStats(c.id);
           if (!s) continue;

@@ -292,9 +292,10 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
       })();
     },
     stats() {
-      const byClass = Object.fromEntries(CLASS_NAMES.map((n) => [n, { records: 0, bytes: 0 }]));
+      type Counts = Record<(typeof CLASS_NAMES)[number], { records: number; bytes: number }>;
+      const byClass = Object.fromEntries(CLASS_NAMES.map((n) => [n, { records: 0, bytes: 0 }])) as Counts;
       for (const r of countByClass.all()) byClass[CLASS_NAMES[r.cls]!] = { records: r.n, bytes: r.b };
-      const drops = Object.fromEntries(CLASS_NAMES.map((n) => [n, { records: 0, bytes: 0 }]));
+      const drops = Object.fromEntries(CLASS_NAMES.map((n) => [n, { records: 0, bytes: 0 }])) as Counts;
       for (const d of dropsAll.all()) drops[CLASS_NAMES[d.cls]!] = { records: d.records, bytes: d.bytes };
       const records = Object.values(byClass).reduce((a, c) => a + c.records, 0);
       return { records, bytes, capBytes: cap, byClass, drops };

@@ -47,6 +47,7 @@ export const CONSOLE_PASSWORD = 'crew-pass-1';
 export interface Vessel {
   name: string;
   consoleUrl: string;
+  metricsUrl: string;
   config: string;
   dataDir: string;
   agent?: Daemon;
@@ -70,10 +71,23 @@ export async function enrolVessel(shore: Shore, name: string, overrides: Record<
   ]);
   expect(e.code, e.stderr).toBe(0);
   const c = JSON.parse(readFileSync(config, 'utf8'));
-  writeFileSync(config, JSON.stringify({ ...c, pollIntervalSeconds: 1, maxBackoffSeconds: 2, routerBind: '127.0.0.1', watchSeconds: 20, ...overrides }));
+  const metricsPort = await freePort();
+  writeFileSync(
+    config,
+    JSON.stringify({
+      ...c,
+      pollIntervalSeconds: 1,
+      maxBackoffSeconds: 2,
+      routerBind: '127.0.0.1',
+      watchSeconds: 20,
+      telemetry: { metricsListen: `127.0.0.1:${metricsPort}`, statsIntervalSeconds: 5 },
+      ...overrides,
+    }),
+  );
   const v: Vessel = {
     name,
     consoleUrl: `http://127.0.0.1:${consolePort}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     config,
     dataDir,
     startAgent(env = {}) {

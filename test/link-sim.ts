@@ -1,0 +1,139 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+
+/**
+ * A userland satellite link for tests and benchmarks (tc has no netem here): a TCP proxy that adds
+ * one-way latency, caps bandwidth per direction, cuts connections after N bytes or every T seconds, can
+ * go down (refuse and cut) or black-hole (accept, never answer), and counts the bytes each way.
+ */
+export interface LinkOptions {
+  /** One-way delay added to every chunk, ms (a 700 ms round trip is 350 each way). */
+  latencyMs?: number;
+  /** Bytes per second per direction; 0 = unlimited. */
+  bytesPerSecond?: number;
+  /** Cut every connection after this many bytes downstream (server to client). */
+  cutAfterBytes?: number;
+}
+
+export interface LinkStats {
+  up: number;
+  down: number;
+  connections: number;
+  cuts: number;
+}
+
+export class LinkSim {
+  private server?: Server;
+  private readonly open = new Set<Socket>();
+  readonly stats: LinkStats = { up: 0, down: 0, connections: 0, cuts: 0 };
+  private mode: 'up' | 'down' | 'blackhole' = 'up';
+  private flapTimer?: NodeJS.Timeout;
+  port = 0;
+
+  constructor(
+    private readonly target: { host: string; port: number },
+    public options: LinkOptions = {},
+  ) {}
+
+  async start(port = 0): Promise<number> {
+    this.server = createServer((c) => this.accept(c));
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve()));
+    this.port = (this.server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  /** up: forward; down: cut everything and refuse; blackhole: accept and never answer. */
+  set(mode: 'up' | 'down' | 'blackhole'): void {
+    this.mode = mode;
+    if (mode !== 'up') this.cutAll();
+  }
+
+  cutAll(): void {
+    for (const s of this.open) {
+      s.destroy();
+      this.stats.cuts++;
+    }
+    this.open.clear();
+  }
+
+  /** Alternate up and down: `upMs` up, then `downMs` down, until stopFlapping(). */
+  flap(upMs: number, downMs: number): void {
+    const cycle = () => {
+      this.set('up');
+      this.flapTimer = setTimeout(() => {
+        this.set('down');
+        this.flapTimer = setTimeout(cycle, downMs);
+      }, upMs);
+    };
+    cycle();
+  }
+
+  stopFlapping(): void {
+    clearTimeout(this.flapTimer);
+    this.set('up');
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.flapTimer);
+    this.cutAll();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private accept(client: Socket): void {
+    if (this.mode === 'down') {
+      client.destroy();
+      return;
+    }
+    this.open.add(client);
+    client.on('error', () => undefined);
+    client.on('close', () => this.open.delete(client));
+    if (this.mode === 'blackhole') return;
+    this.stats.connections++;
+    const upstream = createConnection(this.target);
+    this.open.add(upstream);
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => {
+      this.open.delete(upstream);
+      client.destroy();
+    });
+    let downBytes = 0;
+    this.pipe(client, upstream, (n) => (this.stats.up += n));
+    this.pipe(upstream, client, (n) => {
+      this.stats.down += n;
+      downBytes += n;
+      if (this.options.cutAfterBytes && downBytes >= this.options.cutAfterBytes) {
+        this.stats.cuts++;
+        client.destroy();
+        upstream.destroy();
+      }
+    });
+  }
+
+  /** Forward src to dst through a delay line and a rate limit, preserving order. */
+  private pipe(src: Socket, dst: Socket, count: (n: number) => void): void {
+    let busyUntil = 0;
+    src.on('data', (chunk: Buffer) => {
+      const latency = this.options.latencyMs ?? 0;
+      const rate = this.options.bytesPerSecond ?? 0;
+      // Split large chunks so the rate limit is smooth at the scale of a few ms.
+      const step = rate > 0 ? Math.max(512, Math.floor(rate / 50)) : chunk.byteLength;
+      for (let off = 0; off < chunk.byteLength; off += step) {
+        const part = chunk.subarray(off, off + step);
+        const now = Date.now();
+        const sendAt = Math.max(now, busyUntil);
+        busyUntil = sendAt + (rate > 0 ? (part.byteLength / rate) * 1000 : 0);
+        const deliverAt = busyUntil + latency;
+        const wait = deliverAt - now;
+        // Back-pressure: stop reading while a lot is in flight in the delay line.
+        if (wait > latency + 2000) src.pause();
+        setTimeout(() => {
+          if (dst.destroyed) return;
+          count(part.byteLength);
+          dst.write(part);
+          if (src.isPaused() && busyUntil - Date.now() < latency + 500) src.resume();
+        }, wait);
+      }
+    });
+    src.on('end', () => setTimeout(() => dst.end(), Math.max(0, busyUntil - Date.now()) + (this.options.latencyMs ?? 0)));
+  }
+}
