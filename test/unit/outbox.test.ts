@@ -91,3 +91,31 @@ describe('outbox', () => {
     expect(decodeBatch(b)).toEqual(records);
   });
 });
+
+describe('shipper', () => {
+  it('moves a batch the hub calls malformed to the dead-letter table instead of blocking the queue', async () => {
+    const { shipLoop } = await import('../../agent/telemetry/shipper.js');
+    const { createLogger } = await import('../../shared/log.js');
+    const o = openOutbox({ path: join(tempDir(), 'o.db'), bootId: 'b1' });
+    o.append([log('bad'), log('worse')]);
+    const calls: number[] = [];
+    const client = {
+      async request() {
+        calls.push(1);
+        return { status: calls.length === 1 ? 400 : 200, headers: new Headers(), body: Buffer.from('{"message":"batch: columns differ"}') };
+      },
+    };
+    const ac = new AbortController();
+    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0 });
+    await new Promise((r) => setTimeout(r, 300));
+    o.append([log('next')]);
+    await new Promise((r) => setTimeout(r, 1500));
+    ac.abort();
+    await done;
+    const dl = o.db.prepare('SELECT reason, records FROM dead_letter').all() as { reason: string; records: number }[];
+    expect(dl).toEqual([{ reason: 'hub answered 400: {"message":"batch: columns differ"}', records: 2 }]);
+    expect(o.stats().records).toBe(0);
+    expect(calls.length).toBe(2);
+    o.close();
+  });
+});
