@@ -121,7 +121,6 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     bodyLimit: lim.DEFAULT_BODY_LIMIT,
     serverFactory: serverFactory(lim),
     return503OnClosing: true,
-    disableRequestLogging: false,
   });
 
   app.removeAllContentTypeParsers();
