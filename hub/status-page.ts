@@ -39,7 +39,7 @@ function stateOf(v: Vessel): string {
   return v.revokedAt ? 'revoked' : v.enrolledAt ? 'enrolled' : 'awaiting enrolment';
 }
 
-export function renderFleetPage(vessels: Vessel[], now: number): string {
+export function renderFleetPage(vessels: Vessel[], now: number, backlog: Map<string, { backlog: number; dropped: number }> = new Map()): string {
   const active = vessels.filter((v) => !v.revokedAt && v.lastContact !== null && now - v.lastContact < ACTIVE_WINDOW_MS).length;
   const rows = vessels
     .map(
@@ -49,15 +49,21 @@ export function renderFleetPage(vessels: Vessel[], now: number): string {
 <td>${escapeHtml(stateOf(v))}</td>
 <td>${v.enrolledAt ? escapeHtml(new Date(v.enrolledAt).toISOString().slice(0, 16).replace('T', ' ')) : '<span class="muted">-</span>'}</td>
 <td class="${contactClass(v, now)}">${escapeHtml(ago(v.lastContact, now))}</td>
-<td>${v.currentRelease ? escapeHtml(v.currentRelease) : '<span class="muted">none</span>'}</td></tr>`,
+<td>${v.currentRelease ? escapeHtml(v.currentRelease) : '<span class="muted">none</span>'}</td>
+<td>${backlogCell(backlog.get(v.name))}</td></tr>`,
     )
     .join('\n');
   return layout(
     'Fleet',
     `<div class="summary"><div><b>${vessels.length}</b> vessels</div><div><b>${active}</b> active (15 min)</div></div>
-<table><thead><tr><th>Vessel</th><th>Groups</th><th>State</th><th>Enrolled</th><th>Last contact</th><th>Release</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="6" class="muted">No vessels yet: tender vessel add NAME</td></tr>'}</tbody></table>`,
+<table><thead><tr><th>Vessel</th><th>Groups</th><th>State</th><th>Enrolled</th><th>Last contact</th><th>Release</th><th>Telemetry backlog</th></tr></thead>
+<tbody>${rows || '<tr><td colspan="7" class="muted">No vessels yet: tender vessel add NAME</td></tr>'}</tbody></table>`,
   );
+}
+
+function backlogCell(t: { backlog: number; dropped: number } | undefined): string {
+  if (!t) return '<span class="muted">-</span>';
+  return `${t.backlog.toLocaleString('en')} queued${t.dropped ? ` <span class="stale">(${t.dropped.toLocaleString('en')} dropped)</span>` : ''}`;
 }
 
 export function renderVesselPage(v: Vessel, now: number): string {

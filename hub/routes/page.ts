@@ -40,7 +40,10 @@ export function pageRoutes(deps: HubDeps): FastifyPluginAsync {
 
     app.get('/', open, async (req, reply) => {
       if (!signedIn(req)) return html(reply, 401, renderLoginPage());
-      return html(reply, 200, renderFleetPage(deps.vessels.list(100_000), deps.now()));
+      const backlog = new Map(
+        deps.telemetry.fleet().map((t) => [t.vessel, { backlog: t.backlog, dropped: Object.values(t.drops).reduce((a, d) => a + d.records, 0) }]),
+      );
+      return html(reply, 200, renderFleetPage(deps.vessels.list(100_000), deps.now(), backlog));
     });
 
     app.get('/vessels/:name', open, async (req, reply) => {

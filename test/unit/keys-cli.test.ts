@@ -110,6 +110,12 @@ describe('tender keys and release verify', () => {
 });
 
 describe('tender CLI', () => {
+  it('runs as `npx tender` in a checkout', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync('npx', ['--no-install', 'tender', '--help'], { encoding: 'utf8' });
+    expect(out).toMatch(/tender release publish/);
+  });
+
   it('--help lists the commands that exist', async () => {
     const r = await runCli(['--help']);
     for (const c of ['keys init', 'release verify', 'hub serve', 'vessel add', 'vessel list', 'vessel revoke', 'agent enroll', 'agent run', 'status']) {
