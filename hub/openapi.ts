@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { desiredStateSchema, enrolResponseSchema, vesselStatusReportSchema } from '../shared/api.js';
 import { enrolRequestSchema } from './routes/enrol.js';
+import { telemetryBatchSchema } from '../shared/telemetry-wire.js';
 
 /**
  * The OpenAPI document served at /api/v1/openapi.json. Body schemas are generated from the same zod
@@ -96,6 +97,23 @@ export const OPENAPI_DOCUMENT = {
     },
     '/api/v1/vessels/{name}/releases/{version}': {
       get: { summary: 'a signed release manifest targeted at this vessel ({version} is APP@VERSION)', ...vesselOrOps, responses: { 200: { description: 'envelope' }, ...errors(401, 404) } },
+    },
+    '/api/v1/vessels/{name}/telemetry': {
+      post: {
+        summary: 'a telemetry batch (columnar JSON, Content-Encoding gzip or br); records are stored once by (vessel, epoch, seq)',
+        security: [{ vessel: [] }],
+        requestBody: { content: { 'application/vnd.tender.telemetry+json': { schema: schema(telemetryBatchSchema) } } },
+        responses: { 200: json({ type: 'object', properties: { stored: { type: 'integer' }, duplicates: { type: 'integer' } } }), ...errors(400, 401, 403, 404, 413, 429) },
+      },
+    },
+    '/api/v1/vessels/{name}/logs': {
+      get: { summary: 'logs shipped ashore; ?service=&since=&until=&grep=&limit=', ...vesselOrOps, responses: { 200: json({ type: 'object' }), ...errors(400, 401, 404) } },
+    },
+    '/api/v1/vessels/{name}/events': {
+      get: { summary: 'events shipped ashore, newest first, with the telemetry backlog and drop counts', ...vesselOrOps, responses: { 200: json({ type: 'object' }), ...errors(400, 401, 404) } },
+    },
+    '/api/v1/vessels/{name}/metrics': {
+      get: { summary: 'one metric as a time series; ?name=&since=&limit=', ...vesselOrOps, responses: { 200: json({ type: 'object' }), ...errors(400, 401, 404) } },
     },
     '/api/v1/tokens': { post: { summary: 'create an ops token', ...ops('admin'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/openapi.json': { get: { summary: 'this document', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } } },
