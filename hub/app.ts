@@ -19,6 +19,8 @@ import { createReleaseStore, type ReleaseStore } from './release-store.js';
 import { createRolloutStore, type RolloutStore } from './rollout-store.js';
 import { releaseRoutes } from './routes/releases.js';
 import { telemetryRoutes } from './routes/telemetry.js';
+import { chunkRoutes, PACK_CONTENT_TYPE } from './routes/chunks.js';
+import { createChunkStore, type ChunkStore } from '../shared/chunk-store.js';
 import { createTelemetryStore, type TelemetryStore } from './telemetry-store.js';
 import * as limits from './limits.js';
 import type { HubLimits } from './limits.js';
@@ -46,6 +48,7 @@ export interface HubDeps {
   metrics: HubMetrics;
   releases: ReleaseStore;
   telemetry: TelemetryStore;
+  chunks: ChunkStore;
   rollouts: RolloutStore;
   limits: HubLimits;
   now: () => number;
@@ -111,6 +114,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     roots: createRootStore(db),
     metrics: createHubMetrics(vessels, telemetry),
     telemetry,
+    chunks: createChunkStore(join(opts.dataDir, 'chunks')),
     releases: createReleaseStore(db),
     rollouts: createRolloutStore(db, vessels),
     limits: lim,
@@ -124,7 +128,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json', 'application/vnd.tender.telemetry+json'], { parseAs: 'buffer' }, (req, body, done) => {
+  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json', 'application/vnd.tender.telemetry+json', PACK_CONTENT_TYPE], { parseAs: 'buffer' }, (req, body, done) => {
     const buf = body as Buffer;
     if (req.principal?.kind === 'vessel') {
       // The signature covered the declared digest; the body must be what was declared.
@@ -136,7 +140,8 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     }
     req.rawBody = buf;
     // Telemetry arrives compressed; its route decompresses under a cap and parses it.
-    if (req.headers['content-type']?.startsWith('application/vnd.tender.telemetry+json')) return done(null, undefined);
+    const type = req.headers['content-type'] ?? '';
+    if (type.startsWith('application/vnd.tender.telemetry+json') || type.startsWith(PACK_CONTENT_TYPE)) return done(null, undefined);
     try {
       done(null, buf.byteLength === 0 ? undefined : parseStrictJson(buf, { maxBytes: buf.byteLength, maxDepth: lim.MAX_JSON_DEPTH }));
     } catch (err) {
@@ -171,6 +176,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(opsRoutes(deps));
   await app.register(releaseRoutes(deps));
   await app.register(telemetryRoutes(deps));
+  await app.register(chunkRoutes(deps));
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {
     db.close();

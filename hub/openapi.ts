@@ -115,6 +115,17 @@ export const OPENAPI_DOCUMENT = {
     '/api/v1/vessels/{name}/metrics': {
       get: { summary: 'one metric as a time series; ?name=&since=&limit=', ...vesselOrOps, responses: { 200: json({ type: 'object' }), ...errors(400, 401, 404) } },
     },
+    '/api/v1/chunks/missing': {
+      post: { summary: 'which of these chunk digests the hub lacks (one request per publish)', ...ops('operator'), responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403, 413) } },
+    },
+    '/api/v1/chunks': {
+      post: {
+        summary: 'upload chunks: entries of [32-byte sha256][4-byte raw size][4-byte compressed size][brotli bytes]; each verified before it is stored',
+        ...ops('operator'),
+        requestBody: { content: { 'application/vnd.tender.pack': { schema: { type: 'string', format: 'binary' } } } },
+        responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403, 413) },
+      },
+    },
     '/api/v1/tokens': { post: { summary: 'create an ops token', ...ops('admin'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/openapi.json': { get: { summary: 'this document', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } } },
   },

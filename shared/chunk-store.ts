@@ -1,0 +1,92 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { brotliDecompressSync } from 'node:zlib';
+import { join } from 'node:path';
+import { TenderError } from './errors.js';
+
+export class ChunkError extends TenderError {}
+
+const DIGEST_RE = /^[0-9a-f]{64}$/;
+// A chunk is at most 64 KB of content; image configs travel as chunks too and may be larger.
+export const MAX_CHUNK_RAW_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Content-addressed chunk files: <dir>/<first two hex>/<sha256 of the raw content>, holding the brotli-
+ * compressed bytes. A file is written to a temp name and renamed, so a crash leaves a whole chunk or none;
+ * every reader verifies content against the name anyway, so a damaged file is just a missing chunk.
+ */
+export function createChunkStore(dir: string) {
+  const pathOf = (digest: string) => {
+    if (!DIGEST_RE.test(digest)) throw new ChunkError(`not a chunk digest: ${JSON.stringify(digest).slice(0, 80)}`);
+    return join(dir, digest.slice(0, 2), digest);
+  };
+  return {
+    has(digest: string): boolean {
+      return existsSync(pathOf(digest));
+    },
+    size(digest: string): number {
+      return statSync(pathOf(digest)).size;
+    },
+    get(digest: string): Buffer {
+      return readFileSync(pathOf(digest));
+    },
+    /** Store compressed bytes after checking they inflate to exactly `rawSize` bytes with this digest. */
+    put(digest: string, compressed: Buffer, rawSize: number): void {
+      verifyCompressedChunk(digest, compressed, rawSize);
+      const path = pathOf(digest);
+      if (existsSync(path)) return;
+      mkdirSync(join(dir, digest.slice(0, 2)), { recursive: true });
+      const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+      writeFileSync(tmp, compressed);
+      renameSync(tmp, path);
+    },
+  };
+}
+
+export type ChunkStore = ReturnType<typeof createChunkStore>;
+
+/** Inflate under a cap of the declared size (a bomb stops there) and check the digest. */
+export function verifyCompressedChunk(digest: string, compressed: Buffer, rawSize: number): Buffer {
+  if (!DIGEST_RE.test(digest)) throw new ChunkError('not a chunk digest');
+  if (!Number.isInteger(rawSize) || rawSize < 0 || rawSize > MAX_CHUNK_RAW_BYTES) throw new ChunkError(`chunk ${digest.slice(0, 12)}: size ${rawSize} out of range`);
+  let raw: Buffer;
+  try {
+    raw = brotliDecompressSync(compressed, { maxOutputLength: Math.max(1, rawSize) });
+  } catch (err) {
+    throw new ChunkError(`chunk ${digest.slice(0, 12)}: does not inflate to its declared ${rawSize} bytes (${(err as Error).message})`);
+  }
+  if (raw.byteLength !== rawSize) throw new ChunkError(`chunk ${digest.slice(0, 12)}: inflates to ${raw.byteLength} bytes, declared ${rawSize}`);
+  if (createHash('sha256').update(raw).digest('hex') !== digest) throw new ChunkError(`chunk ${digest.slice(0, 12)}: content does not match its digest`);
+  return raw;
+}
+
+/**
+ * The upload pack: entries of [32-byte digest][4-byte raw size][4-byte compressed size][compressed bytes].
+ * Parsed strictly: a truncated entry or trailing bytes is an error naming the offset.
+ */
+export function parseUploadPack(buf: Buffer): { digest: string; rawSize: number; compressed: Buffer }[] {
+  const out = [];
+  let off = 0;
+  while (off < buf.byteLength) {
+    if (buf.byteLength - off < 40) throw new ChunkError(`pack entry header truncated at byte ${off}`);
+    const digest = buf.subarray(off, off + 32).toString('hex');
+    const rawSize = buf.readUInt32BE(off + 32);
+    const compSize = buf.readUInt32BE(off + 36);
+    if (off + 40 + compSize > buf.byteLength) throw new ChunkError(`pack entry ${digest.slice(0, 12)} runs past the end at byte ${off}`);
+    out.push({ digest, rawSize, compressed: buf.subarray(off + 40, off + 40 + compSize) });
+    off += 40 + compSize;
+  }
+  return out;
+}
+
+export function encodeUploadPack(entries: { digest: string; rawSize: number; compressed: Buffer }[]): Buffer {
+  return Buffer.concat(
+    entries.flatMap((e) => {
+      const h = Buffer.alloc(40);
+      Buffer.from(e.digest, 'hex').copy(h, 0);
+      h.writeUInt32BE(e.rawSize, 32);
+      h.writeUInt32BE(e.compressed.byteLength, 36);
+      return [h, e.compressed];
+    }),
+  );
+}
