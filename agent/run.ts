@@ -53,7 +53,13 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
     await controller.recover().catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
-    const consoleServer = config.console ? await startConsole({ config, controller, log }) : undefined;
+    // A console that cannot bind (port taken) must not stop the agent: rollback still works from the CLI.
+    const consoleServer = config.console
+      ? await startConsole({ config, controller, log }).catch((err) => {
+          log.warn({ reason: errorMessage(err) }, 'crew console not started');
+          return undefined;
+        })
+      : undefined;
     const shipStats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
     const metricsServer = await serveAgentMetrics(createAgentMetrics(store, shipStats), config.telemetry.metricsListen, log).catch((err) => {
       log.warn({ reason: errorMessage(err) }, 'agent metrics endpoint not started');

@@ -1,37 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { daemon, eventually, tender, type Daemon } from '../helpers/proc.js';
+import { daemon, eventually, tender } from '../helpers/proc.js';
+import { startShore, type Shore } from '../helpers/fleet.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /**
  * The foundation journey with real processes talking real HTTP: keys, hub, ops token, vessel add, agent
  * enrol (online and offline), agent polling, status with the hub down, revocation.
  */
-interface Shore {
-  dir: string;
-  env: NodeJS.ProcessEnv;
-  hub: Daemon;
-  url: string;
-  start(listen?: string): Promise<void>;
-}
-
-async function startShore(): Promise<Shore> {
-  const dir = tempDir('tender-journey-');
-  expect((await tender(['keys', 'init', '--out', join(dir, 'keys')])).code).toBe(0);
-  const tok = await tender(['hub', 'token', 'create', '--data', join(dir, 'hub'), '--role', 'admin']);
-  expect(tok.code, tok.stderr).toBe(0);
-  const shore = { dir, env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug' } } as unknown as Shore;
-  shore.start = async (listen = '127.0.0.1:0') => {
-    shore.hub = daemon(['hub', 'serve', '--data', join(dir, 'hub'), '--root', join(dir, 'keys', 'root.json'), '--listen', listen], shore.env);
-    const line = await shore.hub.waitFor((l) => l.includes('hub listening'));
-    shore.url = JSON.parse(line).url;
-    shore.env.TENDER_HUB = shore.url;
-  };
-  await shore.start();
-  return shore;
-}
-
 /** Enrolment writes production defaults; tests poll every second so they finish quickly. */
 function fastPolling(configPath: string): void {
   const c = JSON.parse(readFileSync(configPath, 'utf8'));
