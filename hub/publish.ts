@@ -4,6 +4,8 @@ import { parseCompose } from '../shared/release-spec.js';
 import type { DockerEngine } from '../shared/docker.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
 import { releaseVersionSchema } from '../shared/manifest.js';
+import type { ChunkStore } from '../shared/chunk-store.js';
+import { chunkImage } from './image-chunker.js';
 
 export class PublishError extends TenderError {}
 
@@ -16,7 +18,10 @@ export function defaultVersion(now = new Date()): string {
  * Turn a compose file plus the images in the local engine into a release manifest. Every image must exist
  * locally; its ID (the digest of its config) is what the vessel will check after loading it.
  */
-export async function buildManifest(composeFile: string, opts: { version: string; sequence: number; docker: DockerEngine; now?: Date }): Promise<ReleaseManifest> {
+export async function buildManifest(
+  composeFile: string,
+  opts: { version: string; sequence: number; docker: DockerEngine; now?: Date; chunkCache?: ChunkStore },
+): Promise<ReleaseManifest> {
   const v = releaseVersionSchema.safeParse(opts.version);
   if (!v.success) throw new PublishError(`--version ${JSON.stringify(opts.version)} ${v.error.issues[0]!.message}`);
   let text: string;
@@ -32,9 +37,15 @@ export async function buildManifest(composeFile: string, opts: { version: string
     const img = await opts.docker.imageInspect(s.imageRef);
     if (!img) throw new PublishError(`${composeFile}: services.${name}.image: ${s.imageRef} is not in the local Docker engine (build or pull it first)`);
     services[name] = { ...s, imageId: img.id };
-    const entry = images[img.id] ?? { refs: [], layers: img.diffIds.map((diffId) => ({ diffId, size: 0 })) };
+    let entry = images[img.id];
+    if (!entry) {
+      const refs: string[] = [];
+      entry = opts.chunkCache
+        ? { refs, ...(await chunkImage(opts.docker, img.id, img.diffIds, opts.chunkCache)) }
+        : { refs, layers: img.diffIds.map((diffId) => ({ diffId, size: 0 })) };
+      images[img.id] = entry;
+    }
     if (!entry.refs.includes(s.imageRef)) entry.refs.push(s.imageRef);
-    images[img.id] = entry;
   }
   return {
     _type: 'release',

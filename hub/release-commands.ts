@@ -7,6 +7,10 @@ import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { HUB_OPTIONS, opsRequest, resolveHubTarget } from '../shared/ops-client.js';
 import { buildManifest, defaultVersion } from './publish.js';
 import { table } from './commands.js';
+import { createChunkStore } from '../shared/chunk-store.js';
+import { uploadMissingChunks } from './chunk-upload.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
 export const releasePublish: Command = {
   path: ['release', 'publish'],
@@ -18,6 +22,7 @@ export const releasePublish: Command = {
     version: { type: 'string', description: 'release version', default: 'UTC build time, e.g. 20261126.231900' },
     sequence: { type: 'string', description: 'release counter (default: the hub\'s next for this app)' },
     out: { type: 'string', description: 'also write the signed manifest to this file' },
+    cache: { type: 'string', description: 'local chunk cache (makes re-publishing cheap)', default: '~/.cache/tender/chunks' },
   },
   async run(ctx) {
     const composeFile = requiredOpt(ctx, 'compose');
@@ -26,11 +31,18 @@ export const releasePublish: Command = {
     const version = stringOpt(ctx, 'version') ?? defaultVersion();
     const docker = createDockerEngine();
     // Build once with a placeholder sequence to learn the app name, then ask the hub for the next number.
-    const draft = await buildManifest(composeFile, { version, sequence: 1, docker });
+    const cache = createChunkStore(stringOpt(ctx, 'cache') ?? join(ctx.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tender', 'chunks'));
+    const draft = await buildManifest(composeFile, { version, sequence: 1, docker, chunkCache: cache });
     const seqText = stringOpt(ctx, 'sequence');
     if (seqText !== undefined && !/^\d{1,15}$/.test(seqText)) throw new UsageError('--sequence must be a whole number');
     const sequence = seqText ? Number(seqText) : (await opsRequest<{ sequence: number }>(target, 'GET', `/api/v1/releases/next-sequence?app=${draft.app}`)).sequence;
     const manifest = { ...draft, sequence };
+    const tty = ctx.stderr.isTTY;
+    const upload = await uploadMissingChunks(target, manifest, cache, (done, total) => {
+      const line = `uploading chunks: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+      ctx.stderr.write(tty ? `\r${line}` : `${line}\n`);
+    });
+    if (tty && upload.missing > 0) ctx.stderr.write('\n');
     const bytes = envelopeBytes(signEnvelope('release', manifest, [key]));
     const out = stringOpt(ctx, 'out');
     if (out) writeFileAtomic(out, bytes, 0o644);
@@ -38,10 +50,10 @@ export const releasePublish: Command = {
       raw: bytes,
       contentType: 'application/vnd.tender.envelope+json',
     });
-    return { ...res, services: Object.keys(manifest.services), manifestBytes: bytes.byteLength };
+    return { ...res, services: Object.keys(manifest.services), manifestBytes: bytes.byteLength, chunks: upload.chunks, chunksUploaded: upload.missing, uploadedBytes: upload.uploadedBytes };
   },
-  human: (r: { app: string; version: string; sequence: number; created: boolean; services: string[] }) =>
-    `${r.created ? 'published' : 'already published'} ${r.app}@${r.version} (#${r.sequence}): ${r.services.join(', ')}`,
+  human: (r: { app: string; version: string; sequence: number; created: boolean; services: string[]; chunks: number; chunksUploaded: number; uploadedBytes: number }) =>
+    `${r.created ? 'published' : 'already published'} ${r.app}@${r.version} (#${r.sequence}): ${r.services.join(', ')}; ${r.chunksUploaded} of ${r.chunks} chunks uploaded (${(r.uploadedBytes / 1e6).toFixed(2)} MB)`,
 };
 
 export const releaseList: Command = {

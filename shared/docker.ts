@@ -111,6 +111,14 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         wrap(`inspect image ${ref}`, err);
       }
     },
+    /** `docker save` of one image, as a stream of the tar bytes. */
+    async saveImage(id: string): Promise<NodeJS.ReadableStream> {
+      try {
+        return (await docker.getImage(id).get()) as unknown as NodeJS.ReadableStream;
+      } catch (err) {
+        wrap(`save image ${id}`, err);
+      }
+    },
     async removeImage(id: string): Promise<void> {
       try {
         await docker.getImage(id).remove({ force: false });

@@ -7,15 +7,23 @@ import { serviceSpecSchema } from './release-spec.js';
  */
 export const releaseVersionSchema = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
 
+/** [sha256 of the raw chunk, raw size, compressed size]: the vessel fetches by digest, checks by size. */
+export const chunkRefSchema = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().min(0), z.number().int().min(0)]);
+export type ChunkRef = z.infer<typeof chunkRefSchema>;
+
 export const layerSchema = z.strictObject({
   /** sha256 of the uncompressed layer tar, as Docker's image config lists it. */
   diffId: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   size: z.number().int().min(0),
+  /** The layer's bytes in order, as content-defined chunks (absent: the image must already be on board). */
+  chunks: z.array(chunkRefSchema).max(10_000_000).optional(),
 });
 
 export const imageSchema = z.strictObject({
   refs: z.array(z.string()),
   layers: z.array(layerSchema).max(256),
+  /** The image config (its sha256 is the image ID), chunked like a layer. */
+  config: z.strictObject({ size: z.number().int().min(0), chunks: z.array(chunkRefSchema) }).optional(),
 });
 
 export const releaseManifestSchema = z.strictObject({
