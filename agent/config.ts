@@ -36,6 +36,8 @@ export const agentConfigSchema = z.strictObject({
   pendingToken: z.string().optional(),
   pollIntervalSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_POLL_INTERVAL_S),
   maxBackoffSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_MAX_BACKOFF_S),
+  /** Release downloads are kept under this many bytes per second (0: no cap). */
+  releaseBytesPerSecond: z.number().int().min(0).default(0),
   /** Where the router holds the apps' public ports: the vessel LAN. */
   routerBind: z.string().default(DEFAULT_ROUTER_BIND),
   /** Releases kept on board for rollback, the live one included. */

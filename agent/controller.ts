@@ -9,6 +9,7 @@ import { createJournal, type Journal } from './journal.js';
 import { recoverInterrupted, swapTo, type SwapDeps } from './swap.js';
 import { containerName } from './runtime.js';
 import { probe } from './health-gate.js';
+import { DiskGuardError } from './fetcher.js';
 import type { StateStore } from './state-store.js';
 
 export class ControllerError extends TenderError {}
@@ -33,6 +34,8 @@ export interface ControllerDeps {
   keepReleases: number;
   watchMs: number;
   log: Logger;
+  /** Bring the release's missing images on board (fetch chunks, verify, docker load). */
+  transfer?: (m: ReleaseManifest) => Promise<void>;
   /** Fetch the signed manifest of a release targeted at this vessel; undefined offline. */
   fetchManifest?: (app: string, version: string) => Promise<Buffer>;
 }
@@ -125,8 +128,21 @@ export function createController(deps: ControllerDeps) {
         const missing = [];
         for (const id of new Set(Object.values(m.services).map((s) => s.imageId))) if (!(await deps.docker.imageInspect(id))) missing.push(id);
         if (missing.length > 0) {
-          setResult(d.version, 'waiting', `${missing.length} image(s) not on board yet`);
-          return;
+          if (!deps.transfer) {
+            setResult(d.version, 'waiting', `${missing.length} image(s) not on board yet`);
+            return;
+          }
+          try {
+            await deps.transfer(m);
+          } catch (err) {
+            const why = errorMessage(err);
+            setResult(d.version, 'waiting', why);
+            if (err instanceof DiskGuardError && deps.store.get<string>('disk.refused') !== d.version) {
+              deps.store.set('disk.refused', d.version);
+              deps.store.event('transfer.refused', { release: d.version, reason: why });
+            }
+            throw err;
+          }
         }
         try {
           await swapTo(swapDeps, d.version, 'update', 'shore');

@@ -88,6 +88,18 @@ export class HubClient {
     return { status: res.status, headers: res.headers, body: buf };
   }
 
+  /** A signed GET whose body is streamed to the caller (large downloads); errors as HubUnreachableError. */
+  async stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+    const signed = signVesselRequest(this.key, this.vesselId, 'GET', path, vesselNow() + this.skewMs);
+    try {
+      const res = await fetch(`${this.hub}${path}`, { headers: { ...headers, ...signed }, signal });
+      this.learnSkew(res.headers, false);
+      return res;
+    } catch (err) {
+      throw new HubUnreachableError(`hub ${this.hub} unreachable: ${describeFetchError(err)}`);
+    }
+  }
+
   private learnSkew(headers: Headers, force: boolean): void {
     const date = headers.get('date');
     if (!date) return;

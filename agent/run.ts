@@ -14,6 +14,9 @@ import { createController, type Controller } from './controller.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './console.js';
 import { vesselNow } from './fault.js';
+import { fetchRelease } from './fetcher.js';
+import { stageRelease } from './stage.js';
+import { createChunkStore } from '../shared/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
 import { shipLoop, type ShipStats } from './telemetry/shipper.js';
 import { createAgentMetrics, serveAgentMetrics } from './metrics.js';
@@ -43,6 +46,15 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     keepReleases: config.keepReleases,
     watchMs: config.watchSeconds * 1000,
     log,
+    transfer: async (m) => {
+      if (!client) throw new HubUnreachableError('not connected to the hub yet');
+      const chunks = createChunkStore(`${config.dataDir}/chunks`);
+      const t0 = Date.now();
+      const stats = await fetchRelease({ client, vesselName: config.vesselName, chunks, dir: `${config.dataDir}/fetch`, log, signal, bytesPerSecond: config.releaseBytesPerSecond }, m);
+      log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
+      const loaded = await stageRelease(docker, m, chunks);
+      log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');
+    },
     fetchManifest: async (app, version) => {
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
       const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`, { timeoutMs: 120_000 });

@@ -20,6 +20,7 @@ import { createRolloutStore, type RolloutStore } from './rollout-store.js';
 import { releaseRoutes } from './routes/releases.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { chunkRoutes, PACK_CONTENT_TYPE } from './routes/chunks.js';
+import { packRoutes } from './routes/packs.js';
 import { createChunkStore, type ChunkStore } from '../shared/chunk-store.js';
 import { createTelemetryStore, type TelemetryStore } from './telemetry-store.js';
 import * as limits from './limits.js';
@@ -177,6 +178,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(releaseRoutes(deps));
   await app.register(telemetryRoutes(deps));
   await app.register(chunkRoutes(deps));
+  await app.register(packRoutes(deps));
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {
     db.close();

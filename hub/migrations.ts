@@ -145,4 +145,20 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 4,
+    name: 'packs',
+    sql: `
+      -- A pack is a fixed list of chunks for one vessel: its bytes are stable, so a cut download resumes
+      -- at any byte, across restarts of either side.
+      CREATE TABLE packs (
+        id TEXT PRIMARY KEY,
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        digests BLOB NOT NULL,
+        length INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -126,6 +126,16 @@ export const OPENAPI_DOCUMENT = {
         responses: { 200: json({ type: 'object' }), ...errors(400, 401, 403, 413) },
       },
     },
+    '/api/v1/vessels/{name}/packs': {
+      post: { summary: 'fix a list of missing chunks of a release targeted at this vessel as a pack; returns its id and length', security: [{ vessel: [] }], responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403, 404, 409) } },
+    },
+    '/api/v1/vessels/{name}/packs/{id}': {
+      get: {
+        summary: 'a pack: entries of [32-byte sha256][4-byte compressed size][brotli bytes]; Range and If-Range supported, bytes stable across restarts',
+        ...vesselOrOps,
+        responses: { 200: { description: 'the pack' }, 206: { description: 'a range of it' }, ...errors(401, 404, 416) },
+      },
+    },
     '/api/v1/tokens': { post: { summary: 'create an ops token', ...ops('admin'), responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403) } } },
     '/api/v1/openapi.json': { get: { summary: 'this document', ...vesselOrOps, responses: { 200: json({ type: 'object' }) } } },
   },

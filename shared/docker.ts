@@ -119,6 +119,19 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         wrap(`save image ${id}`, err);
       }
     },
+    /** `docker load` from a stream of a docker-save tar; throws with Docker's message if it refuses. */
+    async loadImage(tar: NodeJS.ReadableStream): Promise<void> {
+      let out: NodeJS.ReadableStream;
+      try {
+        out = (await docker.loadImage(tar as never)) as unknown as NodeJS.ReadableStream;
+      } catch (err) {
+        wrap('load image', err);
+      }
+      let text = '';
+      for await (const piece of out as AsyncIterable<Buffer>) text += piece.toString();
+      const failed = text.split('\n').find((l) => l.includes('"error"'));
+      if (failed) throw new DockerError(`docker: load image: ${(JSON.parse(failed) as { error: string }).error}`);
+    },
     async removeImage(id: string): Promise<void> {
       try {
         await docker.getImage(id).remove({ force: false });

@@ -12,6 +12,8 @@ export interface LinkOptions {
   bytesPerSecond?: number;
   /** Cut every connection after this many bytes downstream (server to client). */
   cutAfterBytes?: number;
+  /** Rewrite downstream bytes (a man in the middle); `offset` counts this connection's bytes. */
+  tamper?: (piece: Buffer, offset: number) => Buffer;
 }
 
 export interface LinkStats {
@@ -98,21 +100,29 @@ export class LinkSim {
     });
     let downBytes = 0;
     this.pipe(client, upstream, (n) => (this.stats.up += n));
-    this.pipe(upstream, client, (n) => {
-      this.stats.down += n;
+    this.pipe(
+      upstream,
+      client,
+      (n) => {
+        this.stats.down += n;
       downBytes += n;
-      if (this.options.cutAfterBytes && downBytes >= this.options.cutAfterBytes) {
-        this.stats.cuts++;
-        client.destroy();
-        upstream.destroy();
-      }
-    });
+        if (this.options.cutAfterBytes && downBytes >= this.options.cutAfterBytes) {
+          this.stats.cuts++;
+          client.destroy();
+          upstream.destroy();
+        }
+      },
+      true,
+    );
   }
 
   /** Forward src to dst through a delay line and a rate limit, preserving order. */
-  private pipe(src: Socket, dst: Socket, count: (n: number) => void): void {
+  private pipe(src: Socket, dst: Socket, count: (n: number) => void, downstream = false): void {
     let busyUntil = 0;
-    src.on('data', (chunk: Buffer) => {
+    let seen = 0;
+    src.on('data', (raw: Buffer) => {
+      const chunk = downstream && this.options.tamper ? this.options.tamper(raw, seen) : raw;
+      seen += raw.byteLength;
       const latency = this.options.latencyMs ?? 0;
       const rate = this.options.bytesPerSecond ?? 0;
       // Split large chunks so the rate limit is smooth at the scale of a few ms.

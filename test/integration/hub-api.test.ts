@@ -15,7 +15,7 @@ function documentedRoutes(): { method: string; url: string }[] {
   for (const [path, ops] of Object.entries(OPENAPI_DOCUMENT.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       if ((op as { security?: unknown[] }).security?.length === 0) continue;
-      out.push({ method: method.toUpperCase(), url: path.replace('{name}', 'ship-a').replace('{version}', path.includes('releases') ? 'sms@1' : '1') });
+      out.push({ method: method.toUpperCase(), url: path.replace('{name}', 'ship-a').replace('{version}', path.includes('releases') ? 'sms@1' : '1').replace('{id}', '0'.repeat(32)) });
     }
   }
   return out;
