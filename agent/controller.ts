@@ -116,8 +116,21 @@ export function createController(deps: ControllerDeps) {
           const root = deps.root();
           // New installs need fresh trust metadata; what is already on board keeps running regardless.
           assertRootFresh(root, trustedNow());
+          const refusedKey = `refused.manifest.${d.app}@${d.version}#${d.sequence}`;
+          if (deps.store.get<string>(refusedKey)) return;
           const bytes = await deps.fetchManifest(d.app, d.version);
-          const m = verifyManifestBytes(root, bytes);
+          let m: ReleaseManifest;
+          try {
+            m = verifyManifestBytes(root, bytes);
+          } catch (err) {
+            // Refused once, remembered: the same manifest is not fetched again on every poll.
+            const reason = `release ${d.version} refused: ${errorMessage(err)}`;
+            deps.store.set(refusedKey, reason);
+            deps.store.event('update.refused', { release: d.version, reason });
+            setResult(d.version, 'refused', reason);
+            deps.log.warn({ release: d.version, reason }, 'release manifest refused');
+            return;
+          }
           if (m.version !== d.version || m.app !== d.app || m.sequence !== d.sequence) {
             throw new ControllerError(`hub sent manifest ${m.app}@${m.version} #${m.sequence} for ${d.app}@${d.version} #${d.sequence}`);
           }

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
 import { composeFile, enrolVessel, freePort, startShore, waitServing } from '../helpers/fleet.js';
-import { tender } from '../helpers/proc.js';
+import { eventually, tender } from '../helpers/proc.js';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
 import { LinkSim } from '../link-sim.js';
 
 /**
@@ -54,6 +56,91 @@ describe('release transfer', () => {
     expect(link.stats.cuts).toBeGreaterThan(3);
     expect(tampered).toBe(true);
     await link.close();
+    removeAppContainers(app);
+  }, 180_000);
+});
+
+describe('release transfer: restarts and refusals', () => {
+  it('resumes after the agent and then the hub are restarted mid-transfer, without re-downloading what it had', async () => {
+    const app = 'xfer2';
+    removeAppContainers(app);
+    const tag = `tender-test/xfer2:${Date.now()}`;
+    buildBusyboxImage({ tag, body: `resume ${tag}\n` });
+    const shore = await startShore();
+    // A slow link (1 MB/s) so the restarts land mid-transfer.
+    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 400_000 });
+    const linkPort = await link.start();
+    const vessel = await enrolVessel(shore, 'ship-r');
+    const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
+    writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${linkPort}` }));
+    const port = await freePort();
+    await vessel.startRouter();
+    vessel.startAgent();
+    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'r1', tag, port, app), '--key', shore.releaseKey, '--version', '1', '--json'], shore.env);
+    expect(pub.code, pub.stderr).toBe(0);
+    rmi(tag);
+    expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
+    const partSize = () => {
+      const dir = join(vessel.dataDir, 'fetch');
+      try {
+        return (require('node:fs') as typeof import('node:fs')).readdirSync(dir).filter((f: string) => f.endsWith('.part')).reduce((a: number, f: string) => a + (require('node:fs') as typeof import('node:fs')).statSync(join(dir, f)).size, 0);
+      } catch {
+        return 0;
+      }
+    };
+    await eventually(async () => partSize() > 200_000, 60_000, 100);
+    const before = link.stats.down;
+    await vessel.agent!.stop('SIGKILL');
+    vessel.startAgent();
+    await eventually(async () => partSize() > 500_000, 60_000, 100);
+    const hubPort = new URL(shore.url).port;
+    await shore.hub.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500));
+    await shore.start(`127.0.0.1:${hubPort}`);
+    await waitServing(port, `resume ${tag}`, 120_000);
+    // Whole-transfer bytes stay close to one copy of the compressed chunks: nothing re-fetched from zero.
+    const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
+    expect(before).toBeGreaterThan(100_000);
+    expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
+    await link.close();
+    removeAppContainers(app);
+  }, 240_000);
+
+  it('fetches nothing for a release it cannot verify, and keeps serving what it runs', async () => {
+    const app = 'xfer3';
+    removeAppContainers(app);
+    const shore = await startShore();
+    const other = await startShore();
+    const vessel = await enrolVessel(shore, 'ship-b');
+    const port = await freePort();
+    await vessel.startRouter();
+    vessel.startAgent();
+    const okTag = `tender-test/xfer3:ok${Date.now()}`;
+    buildBusyboxImage({ tag: okTag, body: 'trusted\n' });
+    await (await import('../helpers/fleet.js')).publishAndRollout(shore, composeFile(shore.dir, 'ok', okTag, port, app), '1', 'vessel:ship-b');
+    await waitServing(port, 'trusted');
+    // The hub is made to hold a release signed by keys the vessel does not trust (a compromised hub):
+    // the hub's root is swapped for another fleet's.
+    const badTag = `tender-test/xfer3:bad${Date.now()}`;
+    buildBusyboxImage({ tag: badTag, body: 'untrusted\n' });
+    const hubPort = new URL(shore.url).port;
+    await shore.hub.stop();
+    execFileSync('sqlite3', [join(shore.dir, 'hub', 'hub.db'), `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), '2099-01-01T00:00:00Z', 0);`]);
+    writeFileSync(join(shore.dir, 'keys', 'root.json'), readFileSync(join(other.dir, 'keys', 'root.json')));
+    await shore.start(`127.0.0.1:${hubPort}`);
+    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'bad', badTag, port, app), '--key', other.releaseKey, '--version', '2'], shore.env);
+    expect(pub.code, pub.stderr).toBe(0);
+    rmi(badTag);
+    expect((await tender(['rollout', 'start', 'xfer3@2', '--target', 'vessel:ship-b'], shore.env)).code).toBe(0);
+    const st = await eventually(async () => {
+      const s = await vessel.status();
+      return s.lastResult?.result === 'refused' && s;
+    }, 30_000);
+    expect(st.lastResult.reason).toMatch(/release 2 refused: release threshold not met/);
+    expect(st.release.current).toBe('1');
+    expect(await (await import('../helpers/fleet.js')).getBody(port)).toBe('trusted');
+    const fetchDir = join(vessel.dataDir, 'fetch');
+    expect((require('node:fs') as typeof import('node:fs')).existsSync(fetchDir)).toBe(false);
     removeAppContainers(app);
   }, 180_000);
 });
