@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
+import { windowSchema } from './transfer-policy.js';
 import { DEFAULT_CAP_BYTES as DEFAULT_OUTBOX_CAP_BYTES, DEFAULT_FREE_DISK_FLOOR_BYTES } from './telemetry/outbox.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tender/agent.json';
@@ -38,6 +39,10 @@ export const agentConfigSchema = z.strictObject({
   maxBackoffSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_MAX_BACKOFF_S),
   /** Release downloads are kept under this many bytes per second (0: no cap). */
   releaseBytesPerSecond: z.number().int().min(0).default(0),
+  /** UTC windows in which releases may be downloaded, e.g. ["02:00-06:00"]; empty: any time. */
+  downloadWindows: z.array(windowSchema).max(24).default([]),
+  /** Download releases only while the crew has marked the link cheap (`tender link cheap`). */
+  downloadOnlyWhenCheap: z.boolean().default(false),
   /** Where the router holds the apps' public ports: the vessel LAN. */
   routerBind: z.string().default(DEFAULT_ROUTER_BIND),
   /** Releases kept on board for rollback, the live one included. */

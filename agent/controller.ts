@@ -9,7 +9,8 @@ import { createJournal, type Journal } from './journal.js';
 import { recoverInterrupted, swapTo, type SwapDeps } from './swap.js';
 import { containerName } from './runtime.js';
 import { probe } from './health-gate.js';
-import { DiskGuardError } from './fetcher.js';
+import { DiskGuardError, TransferDeferred } from './fetcher.js';
+import type { ChunkStore } from '../shared/chunk-store.js';
 import type { StateStore } from './state-store.js';
 
 export class ControllerError extends TenderError {}
@@ -27,6 +28,7 @@ interface Watch {
 
 export interface ControllerDeps {
   vessel: string;
+  chunks?: ChunkStore;
   docker: DockerEngine;
   store: StateStore;
   routerSocket: string;
@@ -48,7 +50,7 @@ export interface ControllerDeps {
 export function createController(deps: ControllerDeps) {
   const releases: BoardReleases = createBoardReleases(deps.store.db);
   const journal: Journal = createJournal(deps.store.db);
-  const swapDeps: SwapDeps = { vessel: deps.vessel, docker: deps.docker, journal, releases, store: deps.store, routerSocket: deps.routerSocket, root: deps.root, keepReleases: deps.keepReleases, log: deps.log };
+  const swapDeps: SwapDeps = { vessel: deps.vessel, chunks: deps.chunks, docker: deps.docker, journal, releases, store: deps.store, routerSocket: deps.routerSocket, root: deps.root, keepReleases: deps.keepReleases, log: deps.log };
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = queue.then(fn, fn);
@@ -150,6 +152,7 @@ export function createController(deps: ControllerDeps) {
           } catch (err) {
             const why = errorMessage(err);
             setResult(d.version, 'waiting', why);
+            if (err instanceof TransferDeferred) return;
             if (err instanceof DiskGuardError && deps.store.get<string>('disk.refused') !== d.version) {
               deps.store.set('disk.refused', d.version);
               deps.store.event('transfer.refused', { release: d.version, reason: why });

@@ -1,5 +1,7 @@
 import { userInfo } from 'node:os';
 import { stringOpt, type Command, type CommandContext } from '../shared/cli.js';
+import { UsageError } from '../shared/errors.js';
+import { createChunkStore } from '../shared/chunk-store.js';
 import { createDockerEngine } from '../shared/docker.js';
 import { createLogger } from '../shared/log.js';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
@@ -31,6 +33,7 @@ export async function withController<T>(ctx: CommandContext, fn: (c: Controller,
   try {
     const c = createController({
       vessel: config.vesselName,
+      chunks: createChunkStore(`${config.dataDir}/chunks`),
       docker: createDockerEngine(),
       store,
       routerSocket: routerPaths(config.dataDir).socket,
@@ -116,4 +119,25 @@ export const resumeCommand: Command = {
   human: () => 'following the shore target again',
 };
 
-export const CREW_COMMANDS = [routerRun, releasesCommand, rollbackCommand, resumeCommand];
+export const linkCommand: Command = {
+  path: ['link'],
+  args: 'cheap|metered',
+  summary: 'mark the link cheap (downloads may run when downloadOnlyWhenCheap is set) or metered again',
+  options: CONFIG_OPTION,
+  async run(ctx) {
+    const mode = ctx.positionals[0];
+    if (mode !== 'cheap' && mode !== 'metered') throw new UsageError('say `tender link cheap` or `tender link metered`');
+    const config = loadAgentConfig(configPathOf(ctx));
+    const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
+    try {
+      store.set('link.cheap', mode === 'cheap');
+      store.event('link.marked', { cheap: mode === 'cheap', by: localActor(ctx.env) });
+    } finally {
+      store.close();
+    }
+    return { cheap: mode === 'cheap' };
+  },
+  human: (r: { cheap: boolean }) => (r.cheap ? 'link marked cheap: release downloads may run' : 'link marked metered'),
+};
+
+export const CREW_COMMANDS = [routerRun, releasesCommand, rollbackCommand, resumeCommand, linkCommand];

@@ -11,16 +11,22 @@ import { describeFetchError, expectOk, HubUnreachableError, type HubClient } fro
 
 export class FetchError extends TenderError {}
 export class DiskGuardError extends TenderError {}
+/** Not an error: the policy says not now (download window, metered link). */
+export class TransferDeferred extends TenderError {}
 
 // A few large packs per release: each costs one round trip to create and one to start downloading.
 const PACK_MAX_BYTES = 64 * 1024 * 1024;
 // A connection that delivers nothing for this long is dead even if TCP has not noticed (a black hole).
 const STALL_MS = 60_000;
+// Less than this in a stall window (1 KB/s) aborts the request; the slowest satellite link does 25 KB/s.
+const MIN_BYTES_PER_STALL_WINDOW = 60 * 1024;
 // Over this many bytes of partial data, flush to disk: a cut loses at most this much.
 const FLUSH_BYTES = 256 * 1024;
 // Free space kept beyond what a release needs, so a download never fills the disk for the apps.
 export const DISK_MARGIN_BYTES = 512 * 1024 * 1024;
 const ENTRY_HEADER = 36;
+// Under a bandwidth cap, one range request per this window (the cap is promised over any 10 s).
+const CAP_WINDOW_MS = 10_000;
 
 const packStateSchema = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int().min(0), etag: z.string(), release: z.string(), digests: z.array(z.string()) });
 type PackState = z.infer<typeof packStateSchema>;
@@ -141,8 +147,19 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
     }
   };
   consume();
+  let nextStart = 0;
   while (buffered.byteLength < state.length) {
     const offset = buffered.byteLength;
+    const rate = deps.bytesPerSecond ?? 0;
+    // Under a cap, ask for one window's worth at a time and start windows CAP_WINDOW_MS apart: no
+    // 10-second span on the link can then carry more than the cap allows, whatever TCP buffers do.
+    let last = state.length - 1;
+    if (rate > 0) {
+      const wait = nextStart - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      nextStart = Date.now() + CAP_WINDOW_MS;
+      last = Math.min(state.length, offset + Math.max(16 * 1024, Math.floor((rate * CAP_WINDOW_MS) / 1000))) - 1;
+    }
     const path = `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs/${state.id}`;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -156,7 +173,7 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
       consume();
     };
     try {
-      await rangeGet(deps, path, offset, state, (piece) => {
+      await rangeGet(deps, path, offset, last, state, (piece) => {
         // Never past the declared length: a hub that sends more is not believed.
         const room = state.length - (buffered.byteLength + pendingBytes);
         const take = piece.subarray(0, Math.max(0, room));
@@ -184,28 +201,33 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
 }
 
 /** GET a byte range, streaming pieces to onPiece; a stall past STALL_MS aborts the request. */
-async function rangeGet(deps: FetchDeps, path: string, offset: number, state: PackState, onPiece: (b: Buffer) => void): Promise<void> {
+async function rangeGet(deps: FetchDeps, path: string, offset: number, last: number, state: PackState, onPiece: (b: Buffer) => void): Promise<void> {
   const ac = new AbortController();
-  let last = Date.now();
-  const watchdog = setInterval(() => Date.now() - last > STALL_MS && ac.abort(), 1000);
+  let lastByteAt = Date.now();
+  const startedAt = Date.now();
+  // Minimum throughput: a server that drips a byte every few seconds is as dead as a silent one.
+  const marks: { at: number; got: number }[] = [];
+  let received = 0;
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    marks.push({ at: now, got: received });
+    while (marks.length && marks[0]!.at < now - STALL_MS) marks.shift();
+    const windowBytes = received - (marks[0]?.got ?? 0);
+    if (now - lastByteAt > STALL_MS || (now - startedAt > STALL_MS && windowBytes < MIN_BYTES_PER_STALL_WINDOW)) ac.abort();
+  }, 1000);
   const onAbort = () => ac.abort();
   deps.signal?.addEventListener('abort', onAbort);
   try {
-    const res = await deps.client.stream(path, { range: `bytes=${offset}-`, 'if-range': state.etag }, ac.signal);
+    const res = await deps.client.stream(path, { range: `bytes=${offset}-${last}`, 'if-range': state.etag }, ac.signal);
     if (res.status === 200 && offset > 0) throw new FetchError(`pack ${state.id} changed on the hub (no 206); starting it again`);
     if (res.status !== 206 && res.status !== 200) throw new FetchError(`pack ${state.id}: hub answered ${res.status}`);
-    const rate = deps.bytesPerSecond ?? 0;
-    const t0 = Date.now();
     let got = 0;
     try {
       for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
-        last = Date.now();
+        lastByteAt = Date.now();
         onPiece(Buffer.from(piece));
         got += piece.byteLength;
-        if (rate > 0) {
-          const ahead = (got / rate) * 1000 - (Date.now() - t0);
-          if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
-        }
+        received += piece.byteLength;
       }
     } catch (err) {
       throw new HubUnreachableError(`pack ${state.id} cut after ${got} bytes: ${describeFetchError(err)}`);

@@ -14,7 +14,8 @@ import { createController, type Controller } from './controller.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './console.js';
 import { vesselNow } from './fault.js';
-import { fetchRelease } from './fetcher.js';
+import { fetchRelease, TransferDeferred } from './fetcher.js';
+import { transferAllowed } from './transfer-policy.js';
 import { stageRelease } from './stage.js';
 import { createChunkStore } from '../shared/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
@@ -37,8 +38,10 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   let root: TrustedRoot = loadTrustedRoot(config.dataDir);
   let client: HubClient | undefined;
   const docker = createDockerEngine();
+  const chunks = createChunkStore(`${config.dataDir}/chunks`);
   const controller = createController({
     vessel: config.vesselName,
+    chunks,
     docker,
     store,
     routerSocket: routerPaths(config.dataDir).socket,
@@ -48,7 +51,8 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     log,
     transfer: async (m) => {
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
-      const chunks = createChunkStore(`${config.dataDir}/chunks`);
+      const blocked = transferAllowed({ downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap }, store.get<boolean>('link.cheap') ?? false, new Date());
+      if (blocked) throw new TransferDeferred(blocked);
       const t0 = Date.now();
       const stats = await fetchRelease({ client, vesselName: config.vesselName, chunks, dir: `${config.dataDir}/fetch`, log, signal, bytesPerSecond: config.releaseBytesPerSecond }, m);
       log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');

@@ -12,6 +12,8 @@ import type { StateStore } from './state-store.js';
 import { routerRequest, type RouterState } from './router/control.js';
 import type { Route } from './router/proxy.js';
 import { faultPoint } from './fault.js';
+import { releaseChunks } from './fetcher.js';
+import type { ChunkStore } from '../shared/chunk-store.js';
 
 export class SwapError extends TenderError {}
 
@@ -20,6 +22,8 @@ const STOP_TIMEOUT_S = 10;
 
 export interface SwapDeps {
   vessel: string;
+  /** The vessel's chunk store: chunks of releases no longer on board are collected at prune. */
+  chunks?: ChunkStore;
   docker: DockerEngine;
   journal: Journal;
   releases: BoardReleases;
@@ -224,6 +228,15 @@ async function prune(deps: SwapDeps): Promise<void> {
     if (keepRow) continue;
     deps.releases.remove(r.version);
     deps.log.info({ release: r.version }, 'release pruned from board');
+  }
+  if (deps.chunks) {
+    const referenced = new Set<string>();
+    for (const r of deps.releases.list()) {
+      if (r.state === 'failed') continue;
+      for (const d of releaseChunks(deps.releases.manifest(r.version, root)).keys()) referenced.add(d);
+    }
+    const gone = deps.chunks.gc(referenced);
+    if (gone.files) deps.log.info(gone, 'chunks of releases no longer on board collected');
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -29,6 +29,23 @@ export function createChunkStore(dir: string) {
     },
     get(digest: string): Buffer {
       return readFileSync(pathOf(digest));
+    },
+    /** Delete every chunk not in `keep`; returns how many files and bytes went. */
+    gc(keep: Set<string>): { files: number; bytes: number } {
+      let files = 0;
+      let bytes = 0;
+      if (!existsSync(dir)) return { files, bytes };
+      for (const sub of readdirSync(dir)) {
+        if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+        for (const f of readdirSync(join(dir, sub))) {
+          if (keep.has(f)) continue;
+          const p = join(dir, sub, f);
+          bytes += statSync(p).size;
+          rmSync(p, { force: true });
+          files++;
+        }
+      }
+      return { files, bytes };
     },
     /** Store compressed bytes after checking they inflate to exactly `rawSize` bytes with this digest. */
     put(digest: string, compressed: Buffer, rawSize: number): void {

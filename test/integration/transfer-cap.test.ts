@@ -1,0 +1,62 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { chunkAll } from '../../shared/chunking.js';
+import { envelopeBytes, signEnvelope } from '../../shared/envelope.js';
+import { createChunkStore } from '../../shared/chunk-store.js';
+import type { ReleaseManifest } from '../../shared/manifest.js';
+import { HubClient } from '../../agent/hub-client.js';
+import { fetchRelease } from '../../agent/fetcher.js';
+import { createLogger } from '../../shared/log.js';
+import { enrolVessel, startHub } from '../helpers/hub.js';
+import { tempDir } from '../helpers/tmp.js';
+import { LinkSim } from '../link-sim.js';
+
+describe('release transfer: bandwidth cap', () => {
+  it('keeps under the cap over any 10 s on the link, in a handful of requests', async () => {
+    const hub = await startHub();
+    const v = await enrolVessel(hub, 'ship-a');
+    const layer = randomBytes(1_600_000);
+    const chunks = chunkAll(layer).map((c) => {
+      const comp = brotliCompressSync(c.data);
+      hub.deps.chunks.put(c.digest, comp, c.data.byteLength);
+      return [c.digest, c.data.byteLength, comp.byteLength] as [string, number, number];
+    });
+    const id = `sha256:${'c'.repeat(64)}`;
+    const m: ReleaseManifest = {
+      _type: 'release',
+      spec: 1,
+      app: 'cap',
+      version: '1',
+      sequence: 1,
+      createdAt: '2026-11-26T00:00:00Z',
+      services: {},
+      images: { [id]: { refs: [], layers: [{ diffId: `sha256:${createHash('sha256').update(layer).digest('hex')}`, size: layer.byteLength, chunks }] } },
+    };
+    const { release } = hub.deps.releases.add(hub.deps.roots.latest()!.root, envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])), 'test');
+    hub.deps.rollouts.start(release, 'vessel:ship-a', 'test');
+    const url = new URL(await hub.listen());
+    const link = new LinkSim({ host: '127.0.0.1', port: Number(url.port) }, { latencyMs: 100 });
+    const linkPort = await link.start();
+    const samples: { at: number; down: number }[] = [];
+    const sampler = setInterval(() => samples.push({ at: Date.now(), down: link.stats.down }), 100);
+    const RATE = 100_000;
+    const store = createChunkStore(tempDir());
+    const stats = await fetchRelease(
+      { client: new HubClient(`http://127.0.0.1:${linkPort}`, v.id, v.key), vesselName: 'ship-a', chunks: store, dir: tempDir(), log: createLogger('t', 'silent'), bytesPerSecond: RATE },
+      m,
+    );
+    clearInterval(sampler);
+    await link.close();
+    expect(chunks.every(([d]) => store.has(d))).toBe(true);
+    let worst = 0;
+    for (const a of samples) {
+      const b = [...samples].reverse().find((s) => s.at <= a.at + 10_000)!;
+      worst = Math.max(worst, b.down - a.down);
+    }
+    // The cap, plus HTTP headers of the few responses in a window.
+    expect(worst).toBeLessThanOrEqual(RATE * 10 + 4096);
+    expect(stats.requests).toBeLessThanOrEqual(5);
+    expect(stats.chunksStored).toBe(new Set(chunks.map((c) => c[0])).size);
+  }, 60_000);
+});
