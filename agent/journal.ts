@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Db } from '../shared/sqlite.js';
 import { TenderError } from '../shared/errors.js';
 import type { Step } from './plan.js';
@@ -19,6 +20,7 @@ export interface UpdateRow {
   reason: string | null;
   actor: string;
   pid: number;
+  pidStart: string;
   startedAt: number;
   finishedAt: number | null;
 }
@@ -30,13 +32,24 @@ export interface JournalStep {
   done: boolean;
 }
 
-export function pidAlive(pid: number): boolean {
+/** When a process started (kernel ticks since boot): with the pid, it names one process even after pid reuse. */
+export function processStart(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** Is the process that began an update still running? A reused pid (another process) does not count. */
+export function pidAlive(pid: number, start = ''): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return start === '' || processStart(pid) === start;
 }
 
 /**
@@ -47,17 +60,17 @@ export function pidAlive(pid: number): boolean {
 export type Journal = ReturnType<typeof createJournal>;
 
 export function createJournal(db: Db) {
-  const running = db.prepare<[], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: 'running'; reason: string | null; actor: string; pid: number; started_at: number; finished_at: number | null }>(
+  const running = db.prepare<[], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: 'running'; reason: string | null; actor: string; pid: number; pid_start: string; started_at: number; finished_at: number | null }>(
     "SELECT * FROM updates WHERE state = 'running' ORDER BY id LIMIT 1",
   );
-  const insertUpdate = db.prepare("INSERT INTO updates (kind, from_release, to_release, state, actor, pid, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?)");
+  const insertUpdate = db.prepare("INSERT INTO updates (kind, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)");
   const insertStep = db.prepare("INSERT INTO update_steps (update_id, idx, phase, step, state) VALUES (?, ?, ?, ?, 'pending')");
   const maxIdx = db.prepare<[number], { m: number | null }>('SELECT MAX(idx) AS m FROM update_steps WHERE update_id = ?');
   const done = db.prepare("UPDATE update_steps SET state = 'done', at = ? WHERE update_id = ? AND idx = ?");
   const steps = db.prepare<[number], { idx: number; phase: 'forward' | 'undo'; step: string; state: string }>('SELECT idx, phase, step, state FROM update_steps WHERE update_id = ? ORDER BY idx');
   const finish = db.prepare('UPDATE updates SET state = ?, reason = ?, finished_at = ? WHERE id = ?');
-  const adopt = db.prepare('UPDATE updates SET pid = ? WHERE id = ?');
-  const recent = db.prepare<[number], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: UpdateRow['state']; reason: string | null; actor: string; pid: number; started_at: number; finished_at: number | null }>(
+  const adopt = db.prepare('UPDATE updates SET pid = ?, pid_start = ? WHERE id = ?');
+  const recent = db.prepare<[number], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: UpdateRow['state']; reason: string | null; actor: string; pid: number; pid_start: string; started_at: number; finished_at: number | null }>(
     'SELECT * FROM updates ORDER BY id DESC LIMIT ?',
   );
 
@@ -70,6 +83,7 @@ export function createJournal(db: Db) {
     reason: r.reason,
     actor: r.actor,
     pid: r.pid,
+    pidStart: r.pid_start,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
   });
@@ -85,10 +99,10 @@ export function createJournal(db: Db) {
         const r = running.get();
         if (r) {
           throw new UpdateInProgressError(
-            pidAlive(r.pid) ? `an update to ${r.to_release} is in progress (pid ${r.pid}); try again when it ends` : `an interrupted update to ${r.to_release} must be recovered first`,
+            pidAlive(r.pid, r.pid_start) ? `an update to ${r.to_release} is in progress (pid ${r.pid}); try again when it ends` : `an interrupted update to ${r.to_release} must be recovered first`,
           );
         }
-        const id = Number(insertUpdate.run(kind, from, to, actor, process.pid, Date.now()).lastInsertRowid);
+        const id = Number(insertUpdate.run(kind, from, to, actor, process.pid, processStart(process.pid), Date.now()).lastInsertRowid);
         forward.forEach((s, i) => insertStep.run(id, i, 'forward', JSON.stringify(s)));
         return id;
       }).immediate();
@@ -110,7 +124,7 @@ export function createJournal(db: Db) {
       finish.run(state, reason, Date.now(), id);
     },
     adopt(id: number): void {
-      adopt.run(process.pid, id);
+      adopt.run(process.pid, processStart(process.pid), id);
     },
     recent(limit = 10): UpdateRow[] {
       return recent.all(limit).map(toRow);

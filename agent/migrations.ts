@@ -59,4 +59,9 @@ export const AGENT_MIGRATIONS: Migration[] = [
     name: 'events moved to the telemetry outbox',
     sql: 'DROP TABLE events;',
   },
+  {
+    id: 4,
+    name: 'update owner identity survives pid reuse',
+    sql: "ALTER TABLE updates ADD COLUMN pid_start TEXT NOT NULL DEFAULT '';",
+  },
 ];

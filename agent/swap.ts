@@ -247,7 +247,7 @@ async function prune(deps: SwapDeps): Promise<void> {
 export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
   const u = deps.journal.running();
   if (!u) return;
-  if (u.pid !== process.pid && pidAlive(u.pid)) return;
+  if (u.pid !== process.pid && pidAlive(u.pid, u.pidStart)) return;
   deps.journal.adopt(u.id);
   const root = deps.root();
   const to = deps.releases.manifest(u.to, root);

@@ -77,6 +77,6 @@ describe('kill -9 at each step of a swap', () => {
       expect(st.lastUpdate.state).toBe(outcome === 'undone' ? 'failed' : 'done');
       expect(await getBody(port)).toBe(body(expected));
       expect(running()).toEqual([`tender-crash-portal-${expected}`]);
-    });
+    }, 120_000);
   }
 });

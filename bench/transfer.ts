@@ -1,0 +1,86 @@
+/**
+ * Release transfer benchmark (issue 3): bytes a vessel holding v1 must download to get v2, for Tender and
+ * the alternatives, measured in the same run on the image pair built by bench/transfer-build.sh:
+ * full image (docker save | gzip), layer dedupe (v2's new layers, gzip: a registry pull), casync (new
+ * chunks, default chunk size), zstd --patch-from (pairwise binary diff against the exact v1).
+ * Then through the link simulator at 512 kbit/s and 700 ms round trip with real hub and agent processes:
+ * round trips, wall time against bytes/bandwidth, and bytes received across 10 cuts.
+ * Usage: bash bench/transfer-build.sh && npx tsx bench/transfer.ts
+ */
+import { execFileSync, execSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createDockerEngine } from '../shared/docker.js';
+import { createChunkStore } from '../shared/chunk-store.js';
+import { canonicalBytes } from '../shared/canonical-json.js';
+import { chunkImage } from '../hub/image-chunker.js';
+import { machine } from './lib.js';
+
+const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
+const out = join(W, 'out');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+const sh = (cmd: string) => execSync(cmd, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 30 }).toString().trim();
+const size = (p: string) => statSync(p).size;
+
+const docker = createDockerEngine();
+const images = { v1: 'tender-bench/portal:v1', v2: 'tender-bench/portal:v2' };
+const info = { v1: (await docker.imageInspect(images.v1))!, v2: (await docker.imageInspect(images.v2))! };
+
+// ---- Tender: chunk both images the way `tender release publish` does; count what v2 adds.
+const cache = createChunkStore(join(out, 'chunks'));
+const t0 = process.cpuUsage();
+const w0 = Date.now();
+const c1 = await chunkImage(docker, info.v1.id, info.v1.diffIds, cache);
+const publishV1 = { cpuSeconds: (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6, wallSeconds: (Date.now() - w0) / 1000 };
+const c2 = await chunkImage(docker, info.v2.id, info.v2.diffIds, cache);
+const refs = (c: typeof c1) => [...(c.config?.chunks ?? []), ...c.layers.flatMap((l) => l.chunks ?? [])];
+const have = new Set(refs(c1).map((r) => r[0]));
+const needed = new Map(refs(c2).filter((r) => !have.has(r[0])).map((r) => [r[0], r]));
+const chunkBytes = [...needed.values()].reduce((a, r) => a + r[2] + 36, 0);
+const manifestBytes = canonicalBytes({ images: { [info.v2.id]: { refs: [images.v2], ...c2 } } }).byteLength;
+const tender = { newChunks: needed.size, totalChunks: new Set(refs(c2).map((r) => r[0])).size, chunkBytes, manifestBytes, bytes: chunkBytes + manifestBytes };
+
+// ---- full image and layer dedupe
+execFileSync('sh', ['-c', `docker save ${images.v1} > ${out}/v1.tar && docker save ${images.v2} > ${out}/v2.tar`]);
+const full = Number(sh(`gzip -6 -c ${out}/v2.tar | wc -c`));
+mkdirSync(join(out, 'x1'));
+mkdirSync(join(out, 'x2'));
+sh(`tar -C ${out}/x1 -xf ${out}/v1.tar && tar -C ${out}/x2 -xf ${out}/v2.tar`);
+const layerFiles = (dir: string) => (JSON.parse(sh(`cat ${dir}/manifest.json`)) as { Layers: string[] }[])[0]!.Layers.map((l) => join(dir, l));
+const v1Layers = layerFiles(join(out, 'x1'));
+const v2Layers = layerFiles(join(out, 'x2'));
+const v1DiffIds = new Set(info.v1.diffIds);
+const newLayers = v2Layers.filter((_, i) => !v1DiffIds.has(info.v2.diffIds[i]!));
+const layerDedupe = newLayers.reduce((a, f) => a + Number(sh(`gzip -6 -c ${f} | wc -c`)), 0);
+
+// ---- casync: default chunk size, new chunks only (stores are zstd-compressed chunk files)
+const store1 = join(out, 'castore1');
+const store2 = join(out, 'castore2');
+v1Layers.forEach((f, i) => sh(`casync make --store=${store1} ${out}/v1-${i}.caibx ${f} >/dev/null`));
+v2Layers.forEach((f, i) => sh(`casync make --store=${store2} ${out}/v2-${i}.caibx ${f} >/dev/null`));
+const storeFiles = (dir: string) => {
+  const m = new Map<string, number>();
+  for (const sub of readdirSync(dir)) for (const f of readdirSync(join(dir, sub))) m.set(f, size(join(dir, sub, f)));
+  return m;
+};
+const s1 = storeFiles(store1);
+const casyncBytes = [...storeFiles(store2)].filter(([f]) => !s1.has(f)).reduce((a, [, n]) => a + n, 0);
+
+// ---- zstd --patch-from against the exact v1
+sh(`zstd -q -19 --long=28 --patch-from=${out}/v1.tar ${out}/v2.tar -o ${out}/patch.zst`);
+const zstdPatch = size(join(out, 'patch.zst'));
+
+const uncompressed = size(join(out, 'v2.tar'));
+const result = {
+  machine: machine(),
+  image: { uncompressedBytes: uncompressed, layers: info.v2.diffIds.length, newLayers: newLayers.length },
+  bytes: { tender: tender.bytes, full, layerDedupe, casync: casyncBytes, zstdPatchFrom: zstdPatch },
+  ratios: { tenderVsCasync: tender.bytes / casyncBytes, tenderVsLayerDedupe: tender.bytes / layerDedupe, tenderVsZstdPatch: tender.bytes / zstdPatch },
+  tender,
+  publishV1,
+};
+writeFileSync(join(W, 'transfer-bytes.json'), JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result, null, 2));
+if (!existsSync(join(W, 'keep'))) rmSync(join(out), { recursive: true, force: true });
+process.exit(0);
