@@ -28,7 +28,9 @@ const images = { v1: 'tender-bench/portal:v1', v2: 'tender-bench/portal:v2' };
 const info = { v1: (await docker.imageInspect(images.v1))!, v2: (await docker.imageInspect(images.v2))! };
 
 // ---- Tender: chunk both images the way `tender release publish` does; count what v2 adds.
-const cache = createChunkStore(join(out, 'chunks'));
+// The same cache `bench/transfer-link.ts` publishes from, started empty: the v1 figures are a fresh publish.
+rmSync(join(W, 'pubcache'), { recursive: true, force: true });
+const cache = createChunkStore(join(W, 'pubcache'));
 const t0 = process.cpuUsage();
 const w0 = Date.now();
 const c1 = await chunkImage(docker, info.v1.id, info.v1.diffIds, cache);

@@ -1,0 +1,138 @@
+/**
+ * The v1 → v2 update of bench/transfer-build.sh's image pair through the link simulator, with real hub,
+ * router and agent processes: round trips, wall time against the ideal (bytes / bandwidth) at 512 kbit/s
+ * and 700 ms round trip, the agent's peak memory while staging; then bytes received across 10 cuts
+ * against the bytes needed. The vessel holds v1 (its chunks are on board) before v2 is rolled out.
+ * Usage: npx tsx bench/transfer-link.ts   (after bench/transfer-build.sh)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { composeFile, enrolVessel, freePort, startShore, type Shore, type Vessel } from '../test/helpers/fleet.js';
+import { eventually, tender } from '../test/helpers/proc.js';
+import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
+import { removeAppContainers } from '../test/helpers/images.js';
+import { LinkSim } from '../test/link-sim.js';
+import { readEnvelope } from '../shared/envelope.js';
+import type { ReleaseManifest } from '../shared/manifest.js';
+import { machine } from './lib.js';
+
+const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
+const RATE = 512_000 / 8;
+const ONE_WAY_MS = 350;
+useFileScope();
+
+const shore = await startShore();
+const cache = join(W, 'pubcache');
+function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds: number; uploadedBytes: number } {
+  const t0 = Date.now();
+  const file = composeFile(shore.dir, v, `tender-bench/portal:${v}`, 18480, 'bench');
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, 'bin/tender.js', 'release', 'publish', '--compose', file, '--key', shore.releaseKey, '--version', v, '--cache', cache, '--out', join(shore.dir, `${v}.json`), '--json'], {
+      env: { ...process.env, ...shore.env },
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    });
+  const { stderr, stdout } = r;
+  const num = (re: RegExp) => Number(re.exec(stderr)?.[1] ?? NaN);
+  return {
+    cpuSeconds: num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/),
+    peakRssMB: num(/Maximum resident set size \(kbytes\): (\d+)/) / 1024,
+    wallSeconds: (Date.now() - t0) / 1000,
+    uploadedBytes: JSON.parse(stdout).uploadedBytes,
+  };
+}
+
+const pub1 = timed('v1');
+const pub2 = timed('v2');
+const manifest = (v: string) => JSON.parse(Buffer.from(readEnvelope(readFileSync(join(shore.dir, `${v}.json`))).payload, 'base64').toString()) as ReleaseManifest;
+const refs = (m: ReleaseManifest) => Object.values(m.images).flatMap((i) => [...(i.config?.chunks ?? []), ...i.layers.flatMap((l) => l.chunks ?? [])]);
+const v1 = manifest('v1');
+const v2 = manifest('v2');
+const v1Set = new Set(refs(v1).map((r) => r[0]));
+const needed = new Map(refs(v2).filter((r) => !v1Set.has(r[0])).map((r) => [r[0], r[2]] as const));
+const neededBytes = [...needed.values()].reduce((a, n) => a + n + 36, 0);
+
+async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: Vessel; port: number }> {
+  removeAppContainers('bench');
+  const vessel = await enrolVessel(shore, name, { watchSeconds: 0 });
+  const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
+  writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${link.port}` }));
+  // v1 arrived earlier: its chunks are on board.
+  for (const [d] of refs(v1)) {
+    const to = join(vessel.dataDir, 'chunks', d.slice(0, 2), d);
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(join(cache, d.slice(0, 2), d), to);
+  }
+  const port = await freePort();
+  await vessel.startRouter();
+  vessel.startAgent();
+  return { vessel, port };
+}
+
+async function update(shoreRef: Shore, vessel: Vessel, version: string) {
+  const t0 = Date.now();
+  expect0(await tender(['rollout', 'start', `bench@${version}`, '--target', `vessel:${vessel.name}`], shoreRef.env));
+  const line = await vessel.agent!.waitFor((l) => l.includes('release chunks on board'), 30 * 60_000);
+  const seconds = (Date.now() - t0) / 1000;
+  return { seconds, stats: JSON.parse(line) as { requests: number; bytesReceived: number; seconds: number } };
+}
+function expect0(r: { code: number; stderr: string }) {
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+// 1. timing at 512 kbit/s, 700 ms RTT
+const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { latencyMs: ONE_WAY_MS, bytesPerSecond: RATE });
+await link.start();
+const a = await vesselHoldingV1('bench-a', link);
+expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-a'], shore.env));
+await eventually(async () => (await a.vessel.status()).release.current === 'v1', 120_000, 500);
+execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
+const down0 = link.stats.down;
+const conns0 = link.stats.connections;
+const timing = await update(shore, a.vessel, 'v2');
+await eventually(async () => (await a.vessel.status()).release.current === 'v2', 10 * 60_000, 1000);
+const agentPid = a.vessel.agent!.proc.pid!;
+const vmHwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${agentPid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const wire = link.stats.down - down0;
+await a.vessel.agent!.stop();
+await a.vessel.router!.stop();
+await link.close();
+
+// 2. bytes across 10 cuts (no rate cap: this measures bytes, not time)
+execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
+const cutLink = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { cutAfterBytes: Math.ceil(neededBytes / 11) });
+await cutLink.start();
+const b = await vesselHoldingV1('bench-b', cutLink);
+cutLink.options.cutAfterBytes = 0;
+expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-b'], shore.env));
+await eventually(async () => (await b.vessel.status()).release.current === 'v1', 120_000, 500);
+const cutDown0 = cutLink.stats.down;
+const cuts0 = cutLink.stats.cuts;
+cutLink.options.cutAfterBytes = Math.ceil(neededBytes / 11);
+const cutRun = await update(shore, b.vessel, 'v2');
+const cutWire = cutLink.stats.down - cutDown0;
+await cutLink.close();
+await runDeferredCleanup();
+removeAppContainers('bench');
+
+const result = {
+  machine: machine(),
+  link: { bytesPerSecond: RATE, roundTripMs: ONE_WAY_MS * 2 },
+  neededBytes,
+  newChunks: needed.size,
+  publishWithWarmCache: { v1: pub1, v2: pub2 },
+  update: {
+    requests: timing.stats.requests,
+    newConnections: link.stats.connections - conns0,
+    transferSeconds: timing.stats.seconds,
+    rolloutToOnBoardSeconds: timing.seconds,
+    idealSeconds: neededBytes / RATE,
+    ratioToIdeal: timing.stats.seconds / (neededBytes / RATE),
+    wireBytesDown: wire,
+    agentPeakRssMB: vmHwm,
+  },
+  cuts: { cuts: cutLink.stats.cuts - cuts0, bytesReceived: cutRun.stats.bytesReceived, wireBytesDown: cutWire, ratioToNeeded: cutRun.stats.bytesReceived / neededBytes },
+};
+writeFileSync(join(W, 'transfer-link.json'), JSON.stringify(result, null, 2));
+console.log(JSON.stringify(result, null, 2));
+process.exit(0);
