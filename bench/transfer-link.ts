@@ -44,7 +44,7 @@ function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds:
 
 const pub1 = timed('v1');
 const pub2 = timed('v2');
-const manifest = (v: string) => JSON.parse(Buffer.from(readEnvelope(readFileSync(join(shore.dir, `${v}.json`))).payload, 'base64').toString()) as ReleaseManifest;
+const manifest = (v: string) => JSON.parse(Buffer.from(readEnvelope(readFileSync(join(shore.dir, `${v}.json`)), 64 * 1024 * 1024).payload, 'base64').toString()) as ReleaseManifest;
 const refs = (m: ReleaseManifest) => Object.values(m.images).flatMap((i) => [...(i.config?.chunks ?? []), ...i.layers.flatMap((l) => l.chunks ?? [])]);
 const v1 = manifest('v1');
 const v2 = manifest('v2');
