@@ -6,7 +6,7 @@ import type { DesiredState } from '../shared/api.js';
 import type { TrustedRoot } from '../shared/root.js';
 import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
-import { expectOk, HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
+import { HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
 import { openStateStore, type StateStore } from './state-store.js';
 import { backoffDelayMs, pollDelayMs, sleep } from './backoff.js';
 import { syncOnce } from './sync.js';
@@ -17,6 +17,7 @@ import { vesselNow } from './fault.js';
 import { fetchRelease, TransferDeferred } from './fetcher.js';
 import { transferAllowed } from './transfer-policy.js';
 import { stageRelease } from './stage.js';
+import { fetchManifestResumable } from './manifest-fetch.js';
 import { createChunkStore } from '../shared/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
 import { shipLoop, type ShipStats } from './telemetry/shipper.js';
@@ -61,8 +62,8 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     },
     fetchManifest: async (app, version) => {
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
-      const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`, { timeoutMs: 120_000 });
-      return expectOk(res, `manifest ${app}@${version}`).body;
+      const path = `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`;
+      return fetchManifestResumable(client, path, `${config.dataDir}/fetch`, `${app}@${version}`);
     },
   });
   try {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
@@ -64,7 +65,17 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
       if (!release || (req.principal?.kind === 'vessel' && !deps.rollouts.mayFetch(v.id, release.id))) {
         return reply.code(404).send({ error: 'not_found', message: `no release ${p.version} for vessel ${p.name}` });
       }
-      return reply.type('application/vnd.tender.envelope+json').header('cache-control', 'private, max-age=31536000, immutable').send(deps.releases.envelope(release.id));
+      // Manifests can be megabytes: a cut download resumes with Range, validated by a stable ETag.
+      const bytes = deps.releases.envelope(release.id)!;
+      const etag = `"${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}"`;
+      reply.type('application/vnd.tender.envelope+json').header('cache-control', 'private, max-age=31536000, immutable').header('etag', etag).header('accept-ranges', 'bytes');
+      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      if (range && (!req.headers['if-range'] || req.headers['if-range'] === etag)) {
+        const start = Number(range[1]);
+        if (start >= bytes.byteLength) return reply.code(416).header('content-range', `bytes */${bytes.byteLength}`).send({ error: 'range_not_satisfiable', message: `manifest is ${bytes.byteLength} bytes` });
+        return reply.code(206).header('content-range', `bytes ${start}-${bytes.byteLength - 1}/${bytes.byteLength}`).send(bytes.subarray(start));
+      }
+      return reply.send(bytes);
     });
   };
 }

@@ -139,8 +139,12 @@ describe('release transfer: restarts and refusals', () => {
     expect(st.lastResult.reason).toMatch(/release 2 refused: release threshold not met/);
     expect(st.release.current).toBe('1');
     expect(await (await import('../helpers/fleet.js')).getBody(port)).toBe('trusted');
+    // Only the manifest was downloaded (and dropped once refused): no pack, no chunk.
+    const fs = require('node:fs') as typeof import('node:fs');
     const fetchDir = join(vessel.dataDir, 'fetch');
-    expect((require('node:fs') as typeof import('node:fs')).existsSync(fetchDir)).toBe(false);
+    expect(fs.existsSync(fetchDir) ? fs.readdirSync(fetchDir) : []).toEqual([]);
+    const chunkDir = join(vessel.dataDir, 'chunks');
+    expect(fs.existsSync(chunkDir) ? fs.readdirSync(chunkDir) : []).toEqual([]);
     removeAppContainers(app);
   }, 180_000);
 });
