@@ -76,8 +76,11 @@ export class LinkSim {
 
   async close(): Promise<void> {
     clearTimeout(this.flapTimer);
+    // Down first, so a client reconnecting while we close is refused instead of holding the server open.
+    this.mode = 'down';
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.cutAll();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await closed;
   }
 
   private accept(client: Socket): void {
