@@ -46,6 +46,9 @@ export const agentEnroll: Command = {
     `\ncrew console: http://${r.console}/${r.consolePassword ? ` (password, shown once: ${r.consolePassword})` : ''}`,
 };
 
+// Under systemd's default 90 s stop timeout, with room to spare.
+const AGENT_STOP_GRACE_MS = 20_000;
+
 export const agentRun: Command = {
   path: ['agent', 'run'],
   summary: 'run the vessel agent (normally as the tender-agent systemd service)',
@@ -56,6 +59,11 @@ export const agentRun: Command = {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping');
       controller.abort();
+      // Every step is journaled, so a stop that overruns (a Docker call hanging) may end the process.
+      setTimeout(() => {
+        log.warn({ graceMs: AGENT_STOP_GRACE_MS }, 'stop took too long; exiting');
+        process.exit(0);
+      }, AGENT_STOP_GRACE_MS).unref();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

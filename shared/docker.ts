@@ -242,7 +242,9 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         raw.on('error', resolve);
       });
       const abort = () => (raw as unknown as { destroy(): void }).destroy();
-      signal.addEventListener('abort', abort, { once: true });
+      // The signal may have fired while the request was in flight: then stop at once.
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
       for (const [stream, pt] of [['stdout', out], ['stderr', errs]] as const) {
         createInterface({ input: pt, crlfDelay: Infinity }).on('line', (l) => {
           const sp = l.indexOf(' ');
@@ -267,7 +269,8 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       }
       const { createInterface } = await import('node:readline');
       const abort = () => (raw as unknown as { destroy(): void }).destroy();
-      signal.addEventListener('abort', abort, { once: true });
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
       createInterface({ input: raw }).on('line', (l) => {
         try {
           const e = JSON.parse(l) as { Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
