@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -236,9 +236,4 @@ async function rangeGet(deps: FetchDeps, path: string, offset: number, last: num
     clearInterval(watchdog);
     deps.signal?.removeEventListener('abort', onAbort);
   }
-}
-
-export function partBytes(dir: string, id: string): number {
-  const p = join(dir, `${id}.part`);
-  return existsSync(p) ? statSync(p).size : 0;
 }

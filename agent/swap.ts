@@ -9,7 +9,7 @@ import { waitHealthy } from './health-gate.js';
 import { pidAlive, type Journal, type JournalStep, type UpdateKind } from './journal.js';
 import type { BoardReleases } from './board-releases.js';
 import type { StateStore } from './state-store.js';
-import { routerRequest, type RouterState } from './router/control.js';
+import { routerRequest } from './router/control.js';
 import type { Route } from './router/proxy.js';
 import { faultPoint } from './fault.js';
 import { releaseChunks } from './fetcher.js';
@@ -267,8 +267,4 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
     return;
   }
   await undo(ctx, 'interrupted before the switch (agent stopped mid-update)');
-}
-
-export async function routerState(socket: string): Promise<RouterState> {
-  return routerRequest(socket, { op: 'get' });
 }

@@ -4,7 +4,7 @@ import type { HubDeps } from '../app.js';
 import { ROLES } from '../ops-token-store.js';
 import { OPENAPI_DOCUMENT } from '../openapi.js';
 import { parseBody } from './validate.js';
-import { audit } from './vessels.js';
+import { audit } from '../audit.js';
 
 export function opsRoutes(deps: HubDeps): FastifyPluginAsync {
   return async (app) => {

@@ -7,7 +7,7 @@ import { MAX_MANIFEST_BYTES } from '../release-store.js';
 import { vesselNameSchema } from '../vessel-store.js';
 import { releaseVersionSchema } from '../../shared/manifest.js';
 import { parseBody, RequestValidationError } from './validate.js';
-import { audit } from './vessels.js';
+import { audit } from '../audit.js';
 
 const releaseRef = z.string().regex(/^([a-z0-9][a-z0-9_-]{0,62}@)?[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be VERSION or APP@VERSION');
 

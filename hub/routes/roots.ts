@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
 import { parseBody } from './validate.js';
-import { audit } from './vessels.js';
+import { audit } from '../audit.js';
 
 export function rootRoutes(deps: HubDeps): FastifyPluginAsync {
   return async (app) => {

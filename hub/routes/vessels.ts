@@ -7,6 +7,7 @@ import { OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../enrolment-store.js
 import { desiredStateOf } from '../desired-state.js';
 import { vesselStatusReportSchema } from '../../shared/api.js';
 import { parseBody, RequestValidationError } from './validate.js';
+import { audit } from '../audit.js';
 
 const addVesselSchema = z.strictObject({
   name: vesselNameSchema,
@@ -111,10 +112,4 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       return reply.code(204).send();
     });
   };
-}
-
-export function audit(deps: HubDeps, principal: unknown, action: string, detail: unknown): void {
-  const p = principal as { kind: string; name?: string; tokenId?: string; vessel?: { name: string } } | undefined;
-  const actor = p?.kind === 'ops' ? `ops:${p.name}:${p.tokenId}` : p?.kind === 'vessel' ? `vessel:${p.vessel?.name}` : 'anonymous';
-  deps.db.prepare('INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)').run(deps.now(), actor, action, JSON.stringify(detail));
 }
