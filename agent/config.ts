@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DISK_MARGIN_BYTES } from './fetcher.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
 import { windowSchema } from './transfer-policy.js';
@@ -41,6 +42,8 @@ export const agentConfigSchema = z.strictObject({
   releaseBytesPerSecond: z.number().int().min(0).default(0),
   /** UTC windows in which releases may be downloaded, e.g. ["02:00-06:00"]; empty: any time. */
   downloadWindows: z.array(windowSchema).max(24).default([]),
+  /** Free disk kept beyond what a release needs (download plus images); short of it, nothing is fetched. */
+  diskMarginBytes: z.number().int().min(0).default(DISK_MARGIN_BYTES),
   /** Download releases only while the crew has marked the link cheap (`tender link cheap`). */
   downloadOnlyWhenCheap: z.boolean().default(false),
   /** Where the router holds the apps' public ports: the vessel LAN. */

@@ -4,23 +4,41 @@ import { brotliDecompressSync } from 'node:zlib';
 import { TenderError } from '../shared/errors.js';
 import type { ChunkStore } from '../shared/chunk-store.js';
 import type { DockerEngine } from '../shared/docker.js';
-import type { ChunkRef, ReleaseManifest } from '../shared/manifest.js';
+import type { ReleaseManifest } from '../shared/manifest.js';
+import { ChunkError } from '../shared/chunk-store.js';
+import { LayerIndexError } from '../shared/layer-index.js';
+import { loadLayerIndex } from '../shared/release-chunks.js';
+import { joinTar, TarFormatError, TarPolicyError } from '../shared/tar-split.js';
 
 export class StageError extends TenderError {}
 
 type Image = ReleaseManifest['images'][string];
 
-function* inflate(chunks: ChunkRef[], store: ChunkStore): Generator<Buffer> {
+function* inflate(chunks: Iterable<readonly [string, number, ...unknown[]]>, store: ChunkStore): Generator<Buffer> {
   for (const [digest, raw] of chunks) yield brotliDecompressSync(store.get(digest), { maxOutputLength: Math.max(1, raw) });
 }
 
-/** Reassemble a layer (or config) from its chunks and check it against its digest before anything loads. */
-function verifyAssembled(what: string, chunks: ChunkRef[], store: ChunkStore, expected: string, size: number): void {
+type Layer = Image['layers'][number];
+
+/** A layer's exact tar bytes: its index's meta stream joined with its content chunks, under the tar rules. */
+function layerTar(l: Layer, store: ChunkStore): Generator<Buffer> {
+  const ix = loadLayerIndex(store, l.index!);
+  return joinTar(ix.meta, inflate(ix.chunks, store));
+}
+
+/** Reassemble a layer (or config) and check it against its digest before anything loads. */
+function verifyAssembled(what: string, pieces: Iterable<Buffer>, expected: string, size: number): void {
   const h = createHash('sha256');
   let n = 0;
-  for (const piece of inflate(chunks, store)) {
-    h.update(piece);
-    n += piece.byteLength;
+  try {
+    for (const piece of pieces) {
+      h.update(piece);
+      n += piece.byteLength;
+      if (n > size) break;
+    }
+  } catch (err) {
+    if (err instanceof TarPolicyError || err instanceof TarFormatError || err instanceof LayerIndexError || err instanceof ChunkError) throw new StageError(`${what} refused: ${err.message}; nothing loaded`);
+    throw err;
   }
   if (n !== size || `sha256:${h.digest('hex')}` !== expected) throw new StageError(`${what} reassembled from chunks does not match ${expected.slice(0, 19)}; nothing loaded`);
 }
@@ -56,7 +74,7 @@ function* saveTar(imageId: string, img: Image, store: ChunkStore): Generator<Buf
   yield pad(img.config!.size);
   for (const [i, l] of img.layers.entries()) {
     yield tarHeader(`${i}/layer.tar`, l.size);
-    yield* inflate(l.chunks!, store);
+    yield* layerTar(l, store);
     yield pad(l.size);
   }
   yield Buffer.alloc(1024);
@@ -71,9 +89,9 @@ export async function stageRelease(docker: DockerEngine, m: ReleaseManifest, sto
   const loaded: string[] = [];
   for (const [imageId, img] of Object.entries(m.images)) {
     if (await docker.imageInspect(imageId)) continue;
-    if (!img.config || img.layers.some((l) => !l.chunks)) throw new StageError(`image ${imageId.slice(7, 19)} is not on board and the release carries no chunks for it`);
-    verifyAssembled(`config of ${imageId.slice(7, 19)}`, img.config.chunks, store, imageId, img.config.size);
-    for (const l of img.layers) verifyAssembled(`layer ${l.diffId.slice(7, 19)}`, l.chunks!, store, l.diffId, l.size);
+    if (!img.config || img.layers.some((l) => !l.index)) throw new StageError(`image ${imageId.slice(7, 19)} is not on board and the release carries no chunks for it`);
+    verifyAssembled(`config of ${imageId.slice(7, 19)}`, inflate(img.config.chunks, store), imageId, img.config.size);
+    for (const l of img.layers) verifyAssembled(`layer ${l.diffId.slice(7, 19)}`, layerTar(l, store), l.diffId, l.size);
     await docker.loadImage(Readable.from(saveTar(imageId, img, store)));
     const got = await docker.imageInspect(imageId);
     if (!got) throw new StageError(`docker load did not produce image ${imageId.slice(7, 19)}`);

@@ -12,7 +12,7 @@ import type { StateStore } from './state-store.js';
 import { routerRequest } from './router/control.js';
 import type { Route } from './router/proxy.js';
 import { faultPoint } from './fault.js';
-import { releaseChunks } from './fetcher.js';
+import { allReleaseChunks } from '../shared/release-chunks.js';
 import type { ChunkStore } from '../shared/chunk-store.js';
 
 export class SwapError extends TenderError {}
@@ -231,9 +231,15 @@ async function prune(deps: SwapDeps): Promise<void> {
   }
   if (deps.chunks) {
     const referenced = new Set<string>();
-    for (const r of deps.releases.list()) {
-      if (r.state === 'failed') continue;
-      for (const d of releaseChunks(deps.releases.manifest(r.version, root)).keys()) referenced.add(d);
+    try {
+      for (const r of deps.releases.list()) {
+        if (r.state === 'failed') continue;
+        for (const d of allReleaseChunks(deps.releases.manifest(r.version, root), deps.chunks).keys()) referenced.add(d);
+      }
+    } catch (err) {
+      // A damaged index leaves the kept set unknown: collect nothing rather than something still needed.
+      deps.log.warn({ reason: errorMessage(err) }, 'chunk collection skipped: a layer index on board does not verify');
+      return;
     }
     const gone = deps.chunks.gc(referenced);
     if (gone.files) deps.log.info(gone, 'chunks of releases no longer on board collected');

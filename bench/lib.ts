@@ -1,5 +1,8 @@
 import { request, Agent } from 'node:http';
 import { cpus, totalmem } from 'node:os';
+import type { ChunkStore } from '../shared/chunk-store.js';
+import type { ReleaseManifest } from '../shared/manifest.js';
+import { contentChunks, namedChunks } from '../shared/release-chunks.js';
 
 export function machine(): string {
   const c = cpus();
@@ -48,4 +51,13 @@ export async function closedLoop(port: number, total: number, concurrency: numbe
   await Promise.all(Array.from({ length: concurrency }, worker));
   agent.destroy();
   return { latencies, seconds: Number(process.hrtime.bigint() - t0) / 1e9, failed };
+}
+
+/** Every chunk a set of images is made of (configs, layer indexes, content), with its compressed size. */
+export function imageChunks(images: ReleaseManifest['images'], cache: ChunkStore): Map<string, number> {
+  const m = { images } as ReleaseManifest;
+  const out = new Map<string, number>();
+  for (const [d, s] of namedChunks(m)) out.set(d, s.comp);
+  for (const d of contentChunks(m, cache).chunks.keys()) out.set(d, cache.size(d));
+  return out;
 }

@@ -15,7 +15,8 @@ import { removeAppContainers } from '../test/helpers/images.js';
 import { LinkSim } from '../test/link-sim.js';
 import { readEnvelope } from '../shared/envelope.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
-import { machine } from './lib.js';
+import { imageChunks, machine } from './lib.js';
+import { createChunkStore } from '../shared/chunk-store.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const RATE = 512_000 / 8;
@@ -45,12 +46,13 @@ function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds:
 const pub1 = timed('v1');
 const pub2 = timed('v2');
 const manifest = (v: string) => JSON.parse(Buffer.from(readEnvelope(readFileSync(join(shore.dir, `${v}.json`)), 64 * 1024 * 1024).payload, 'base64').toString()) as ReleaseManifest;
-const refs = (m: ReleaseManifest) => Object.values(m.images).flatMap((i) => [...(i.config?.chunks ?? []), ...i.layers.flatMap((l) => l.chunks ?? [])]);
+const store = createChunkStore(cache);
 const v1 = manifest('v1');
 const v2 = manifest('v2');
-const v1Set = new Set(refs(v1).map((r) => r[0]));
-const needed = new Map(refs(v2).filter((r) => !v1Set.has(r[0])).map((r) => [r[0], r[2]] as const));
+const v1Chunks = imageChunks(v1.images, store);
+const needed = new Map([...imageChunks(v2.images, store)].filter(([d]) => !v1Chunks.has(d)));
 const neededBytes = [...needed.values()].reduce((a, n) => a + n + 36, 0);
+const manifestBytes = readFileSync(join(shore.dir, 'v2.json')).byteLength;
 
 async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: Vessel; port: number }> {
   removeAppContainers('bench');
@@ -58,7 +60,7 @@ async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: V
   const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
   writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${link.port}` }));
   // v1 arrived earlier: its chunks are on board.
-  for (const [d] of refs(v1)) {
+  for (const d of v1Chunks.keys()) {
     const to = join(vessel.dataDir, 'chunks', d.slice(0, 2), d);
     mkdirSync(dirname(to), { recursive: true });
     copyFileSync(join(cache, d.slice(0, 2), d), to);
@@ -122,6 +124,7 @@ const result = {
   link: { bytesPerSecond: RATE, roundTripMs: ONE_WAY_MS * 2 },
   neededBytes,
   newChunks: needed.size,
+  manifestBytes,
   publishWithWarmCache: { v1: pub1, v2: pub2 },
   update: {
     requests: timing.stats.requests,

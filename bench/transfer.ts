@@ -14,7 +14,7 @@ import { createDockerEngine } from '../shared/docker.js';
 import { createChunkStore } from '../shared/chunk-store.js';
 import { canonicalBytes } from '../shared/canonical-json.js';
 import { chunkImage } from '../hub/image-chunker.js';
-import { machine } from './lib.js';
+import { imageChunks, machine } from './lib.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const out = join(W, 'out');
@@ -36,12 +36,14 @@ const w0 = Date.now();
 const c1 = await chunkImage(docker, info.v1.id, info.v1.diffIds, cache);
 const publishV1 = { cpuSeconds: (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6, wallSeconds: (Date.now() - w0) / 1000 };
 const c2 = await chunkImage(docker, info.v2.id, info.v2.diffIds, cache);
-const refs = (c: typeof c1) => [...(c.config?.chunks ?? []), ...c.layers.flatMap((l) => l.chunks ?? [])];
-const have = new Set(refs(c1).map((r) => r[0]));
-const needed = new Map(refs(c2).filter((r) => !have.has(r[0])).map((r) => [r[0], r]));
-const chunkBytes = [...needed.values()].reduce((a, r) => a + r[2] + 36, 0);
+const have = imageChunks({ [info.v1.id]: { refs: [images.v1], ...c1 } }, cache);
+const all2 = imageChunks({ [info.v2.id]: { refs: [images.v2], ...c2 } }, cache);
+const needed = new Map([...all2].filter(([d]) => !have.has(d)));
+// What the pack carries per chunk: 36 bytes of entry header, then the compressed chunk.
+const chunkBytes = [...needed.values()].reduce((a, comp) => a + comp + 36, 0);
+const indexBytes = c2.layers.filter((l) => needed.has(l.index![0])).reduce((a, l) => a + l.index![2] + 36, 0);
 const manifestBytes = canonicalBytes({ images: { [info.v2.id]: { refs: [images.v2], ...c2 } } }).byteLength;
-const tender = { newChunks: needed.size, totalChunks: new Set(refs(c2).map((r) => r[0])).size, chunkBytes, manifestBytes, bytes: chunkBytes + manifestBytes };
+const tender = { newChunks: needed.size, totalChunks: all2.size, chunkBytes, indexBytes, manifestImagesBytes: manifestBytes, bytes: chunkBytes + manifestBytes };
 
 // ---- full image and layer dedupe
 execFileSync('sh', ['-c', `docker save ${images.v1} > ${out}/v1.tar && docker save ${images.v2} > ${out}/v2.tar`]);

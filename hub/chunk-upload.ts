@@ -1,18 +1,11 @@
 import { encodeUploadPack, type ChunkStore } from '../shared/chunk-store.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
 import { opsRequest, type HubTarget } from '../shared/ops-client.js';
+import { allReleaseChunks } from '../shared/release-chunks.js';
 
 // One upload request carries up to this much: a handful of requests per publish, each small enough to
 // retry whole over a shore office's uplink.
 const UPLOAD_PACK_BYTES = 16 * 1024 * 1024;
-
-export function manifestChunks(m: ReleaseManifest): Map<string, number> {
-  const raw = new Map<string, number>();
-  for (const img of Object.values(m.images)) {
-    for (const c of [...(img.config?.chunks ?? []), ...img.layers.flatMap((l) => l.chunks ?? [])]) raw.set(c[0], c[1]);
-  }
-  return raw;
-}
 
 /**
  * Ask the hub which of the release's chunks it lacks (one request) and upload only those, in large packs.
@@ -24,7 +17,7 @@ export async function uploadMissingChunks(
   cache: ChunkStore,
   progress: (done: number, total: number) => void = () => {},
 ): Promise<{ chunks: number; missing: number; uploadedBytes: number; requests: number }> {
-  const all = manifestChunks(m);
+  const all = allReleaseChunks(m, cache);
   const { missing } = await opsRequest<{ missing: string[] }>(target, 'POST', '/api/v1/chunks/missing', { digests: [...all.keys()] });
   const total = missing.reduce((a, d) => a + cache.size(d), 0);
   let uploaded = 0;

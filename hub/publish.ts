@@ -20,7 +20,7 @@ export function defaultVersion(now = new Date()): string {
  */
 export async function buildManifest(
   composeFile: string,
-  opts: { version: string; sequence: number; docker: DockerEngine; now?: Date; chunkCache?: ChunkStore },
+  opts: { version: string; sequence: number; docker: DockerEngine; now?: Date; chunkCache?: ChunkStore; progress?: (imageRef: string, bytesRead: number) => void },
 ): Promise<ReleaseManifest> {
   const v = releaseVersionSchema.safeParse(opts.version);
   if (!v.success) throw new PublishError(`--version ${JSON.stringify(opts.version)} ${v.error.issues[0]!.message}`);
@@ -41,7 +41,7 @@ export async function buildManifest(
     if (!entry) {
       const refs: string[] = [];
       entry = opts.chunkCache
-        ? { refs, ...(await chunkImage(opts.docker, img.id, img.diffIds, opts.chunkCache)) }
+        ? { refs, ...(await chunkImage(opts.docker, img.id, img.diffIds, opts.chunkCache, (n) => opts.progress?.(s.imageRef, n))) }
         : { refs, layers: img.diffIds.map((diffId) => ({ diffId, size: 0 })) };
       images[img.id] = entry;
     }

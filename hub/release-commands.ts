@@ -32,12 +32,28 @@ export const releasePublish: Command = {
     const docker = createDockerEngine();
     // Build once with a placeholder sequence to learn the app name, then ask the hub for the next number.
     const cache = createChunkStore(stringOpt(ctx, 'cache') ?? join(ctx.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tender', 'chunks'));
-    const draft = await buildManifest(composeFile, { version, sequence: 1, docker, chunkCache: cache });
+    const tty = ctx.stderr.isTTY;
+    // Reading and chunking images takes minutes on a cold cache: a line that updates on a TTY, and a plain
+    // line every 64 MB in logs.
+    let lastLine = 0;
+    const draft = await buildManifest(composeFile, {
+      version,
+      sequence: 1,
+      docker,
+      chunkCache: cache,
+      progress: (ref, n) => {
+        if (tty) ctx.stderr.write(`\rreading ${ref}: ${(n / 1e6).toFixed(0)} MB`);
+        else if (n - lastLine >= 64 * 2 ** 20) {
+          lastLine = n;
+          ctx.stderr.write(`reading ${ref}: ${(n / 1e6).toFixed(0)} MB\n`);
+        }
+      },
+    });
+    if (tty) ctx.stderr.write('\n');
     const seqText = stringOpt(ctx, 'sequence');
     if (seqText !== undefined && !/^\d{1,15}$/.test(seqText)) throw new UsageError('--sequence must be a whole number');
     const sequence = seqText ? Number(seqText) : (await opsRequest<{ sequence: number }>(target, 'GET', `/api/v1/releases/next-sequence?app=${draft.app}`)).sequence;
     const manifest = { ...draft, sequence };
-    const tty = ctx.stderr.isTTY;
     const upload = await uploadMissingChunks(target, manifest, cache, (done, total) => {
       const line = `uploading chunks: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
       ctx.stderr.write(tty ? `\r${line}` : `${line}\n`);

@@ -7,8 +7,9 @@ import { TenderError } from './errors.js';
 export class ChunkError extends TenderError {}
 
 const DIGEST_RE = /^[0-9a-f]{64}$/;
-// A chunk is at most 64 KB of content; image configs travel as chunks too and may be larger.
-export const MAX_CHUNK_RAW_BYTES = 8 * 1024 * 1024;
+// A content chunk is at most 64 KB; image configs and layer indexes (a layer's tar headers, ~800 bytes
+// per file) travel as single chunks too: 64 MB covers ~80,000 files and bounds what one inflate may use.
+export const MAX_CHUNK_RAW_BYTES = 64 * 1024 * 1024;
 
 /**
  * Content-addressed chunk files: <dir>/<first two hex>/<sha256 of the raw content>, holding the brotli-

@@ -173,6 +173,9 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
             RestartPolicy: { Name: spec.restart === 'no' ? '' : spec.restart },
             Mounts: spec.mounts.map((m) => ({ Type: m.kind, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
             LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+            // Setuid and setgid bits in an image grant nothing: images keep their bytes (their digests
+            // are signed), and this is the rule that strips the privilege (ATTACKS.md 16).
+            SecurityOpt: ['no-new-privileges'],
           },
         });
         return c.id;

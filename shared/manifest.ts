@@ -15,8 +15,11 @@ export const layerSchema = z.strictObject({
   /** sha256 of the uncompressed layer tar, as Docker's image config lists it. */
   diffId: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   size: z.number().int().min(0),
-  /** The layer's bytes in order, as content-defined chunks (absent: the image must already be on board). */
-  chunks: z.array(chunkRefSchema).max(10_000_000).optional(),
+  /**
+   * The layer's index blob (its tar headers and the ordered list of content chunks; see layer-index.ts),
+   * fetched as one chunk. Absent: the image must already be on board.
+   */
+  index: chunkRefSchema.optional(),
 });
 
 export const imageSchema = z.strictObject({

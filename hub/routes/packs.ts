@@ -6,7 +6,7 @@ import type { HubDeps } from '../app.js';
 import { vesselInScope } from '../auth.js';
 import { vesselNameSchema } from '../vessel-store.js';
 import { verifyManifest } from '../release-store.js';
-import { manifestChunks } from '../chunk-upload.js';
+import { contentChunks, namedChunks } from '../../shared/release-chunks.js';
 import { parseBody, RequestValidationError } from './validate.js';
 
 // Per pack entry: 32-byte digest + 4-byte compressed length, then the compressed chunk.
@@ -21,11 +21,15 @@ const MAX_PACK_CHUNKS = 100_000;
  */
 export function packRoutes(deps: HubDeps): FastifyPluginAsync {
   const chunkSets = new Map<number, Set<string>>();
-  const chunksOf = (releaseId: number): Set<string> => {
+  const chunksOf = (releaseId: number): Set<string> | undefined => {
     let s = chunkSets.get(releaseId);
     if (!s) {
       const root = deps.roots.latest()!.root;
-      s = new Set(manifestChunks(verifyManifest(root, deps.releases.envelope(releaseId)!)).keys());
+      const m = verifyManifest(root, deps.releases.envelope(releaseId)!);
+      const content = contentChunks(m, deps.chunks);
+      // Without every layer index the hub cannot tell which content chunks are the release's.
+      if (content.missingIndexes.length) return undefined;
+      s = new Set([...namedChunks(m).keys(), ...content.chunks.keys()]);
       if (chunkSets.size > 32) chunkSets.clear();
       chunkSets.set(releaseId, s);
     }
@@ -42,6 +46,7 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       const release = deps.releases.find(body.release);
       if (!release || !deps.rollouts.mayFetch(v.id, release.id)) return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
       const allowed = chunksOf(release.id);
+      if (!allowed) return reply.code(409).send({ error: 'incomplete', message: `the hub lacks a layer index of ${body.release}; publish it again` });
       const foreign = body.digests.find((d) => !allowed.has(d));
       if (foreign) throw new RequestValidationError(`chunk ${foreign.slice(0, 12)} is not part of release ${body.release}`);
       const missingHere = body.digests.find((d) => !deps.chunks.has(d));

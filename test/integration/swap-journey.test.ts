@@ -59,6 +59,8 @@ describe('journey: swap, gate, roll back', () => {
     expect(runningContainers()).toEqual(['tender-sms-portal-2.0.0']);
     const kept = execFileSync('docker', ['ps', '-a', '--filter', 'name=tender-sms-portal-1.0.0', '--format', '{{.Status}}']).toString();
     expect(kept).toMatch(/Exited/);
+    // Setuid bits in the image grant nothing inside the container.
+    expect(execFileSync('docker', ['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'tender-sms-portal-2.0.0']).toString().trim()).toBe('["no-new-privileges"]');
   });
 
   it('drops no request while the agent is killed and restarted under load', async () => {

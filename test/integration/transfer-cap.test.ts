@@ -1,7 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { brotliCompressSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chunkAll } from '../../shared/chunking.js';
+import { storeLayer, tarOf } from '../helpers/tar.js';
 import { envelopeBytes, signEnvelope } from '../../shared/envelope.js';
 import { createChunkStore } from '../../shared/chunk-store.js';
 import type { ReleaseManifest } from '../../shared/manifest.js';
@@ -16,12 +15,8 @@ describe('release transfer: bandwidth cap', () => {
   it('keeps under the cap over any 10 s on the link, in a handful of requests', async () => {
     const hub = await startHub();
     const v = await enrolVessel(hub, 'ship-a');
-    const layer = randomBytes(1_600_000);
-    const chunks = chunkAll(layer).map((c) => {
-      const comp = brotliCompressSync(c.data);
-      hub.deps.chunks.put(c.digest, comp, c.data.byteLength);
-      return [c.digest, c.data.byteLength, comp.byteLength] as [string, number, number];
-    });
+    const stored = storeLayer(tarOf([{ name: 'data.bin', data: randomBytes(1_600_000) }]), hub.deps.chunks);
+    const chunks = [...stored.content, stored.index];
     const id = `sha256:${'c'.repeat(64)}`;
     const m: ReleaseManifest = {
       _type: 'release',
@@ -31,7 +26,7 @@ describe('release transfer: bandwidth cap', () => {
       sequence: 1,
       createdAt: '2026-11-26T00:00:00Z',
       services: {},
-      images: { [id]: { refs: [], layers: [{ diffId: `sha256:${createHash('sha256').update(layer).digest('hex')}`, size: layer.byteLength, chunks }] } },
+      images: { [id]: { refs: [], layers: [stored.layer] } },
     };
     const { release } = hub.deps.releases.add(hub.deps.roots.latest()!.root, envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])), 'test');
     hub.deps.rollouts.start(release, 'vessel:ship-a', 'test');

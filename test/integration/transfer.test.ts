@@ -147,4 +147,39 @@ describe('release transfer: restarts and refusals', () => {
     expect(fs.existsSync(chunkDir) ? fs.readdirSync(chunkDir) : []).toEqual([]);
     removeAppContainers(app);
   }, 180_000);
+
+  it('holds the disk guard: short of space it fetches nothing, raises an event and says why', async () => {
+    const app = 'xfer4';
+    removeAppContainers(app);
+    const shore = await startShore();
+    // A margin no disk has: the guard must trip before a single chunk moves.
+    const vessel = await enrolVessel(shore, 'ship-d', { diskMarginBytes: 10 ** 15 });
+    const port = await freePort();
+    await vessel.startRouter();
+    vessel.startAgent();
+    const tag = `tender-test/xfer4:${Date.now()}`;
+    buildBusyboxImage({ tag, body: 'never fetched\n' });
+    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'd', tag, port, app), '--key', shore.releaseKey, '--version', '1'], shore.env);
+    expect(pub.code, pub.stderr).toBe(0);
+    rmi(tag);
+    expect((await tender(['rollout', 'start', 'xfer4@1', '--target', 'vessel:ship-d'], shore.env)).code).toBe(0);
+    const st = await eventually(async () => {
+      const s = await vessel.status();
+      return s.lastResult?.reason?.includes('not enough disk') && s;
+    }, 30_000);
+    expect(st.lastResult.reason).toMatch(/not enough disk for release 1: needs \d+ MB .* MB free/);
+    expect(st.release.current).toBeNull();
+    // The event reached shore; no pack was asked for and no chunk landed on board.
+    const events = await eventually(async () => {
+      const r = await fetch(`${shore.url}/api/v1/vessels/ship-d/events?limit=100`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
+      const ev = ((await r.json()) as { events: { type: string; data: { reason?: string } }[] }).events.filter((e) => e.type === 'transfer.refused');
+      return ev.length > 0 && ev;
+    }, 30_000);
+    expect(events[0]!.data.reason).toMatch(/not enough disk/);
+    const packs = execFileSync('sqlite3', [join(shore.dir, 'hub', 'hub.db'), 'SELECT count(*) FROM packs']).toString().trim();
+    expect(packs).toBe('0');
+    const fs = require('node:fs') as typeof import('node:fs');
+    const chunkDir = join(vessel.dataDir, 'chunks');
+    expect(fs.existsSync(chunkDir) ? fs.readdirSync(chunkDir) : []).toEqual([]);
+  }, 120_000);
 });
