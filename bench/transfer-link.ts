@@ -34,6 +34,7 @@ function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds:
       maxBuffer: 1 << 26,
     });
   const { stderr, stdout } = r;
+  if (r.status !== 0) throw new Error(`publish ${v} failed: ${stderr.split('\n').filter((l) => !/^\s/.test(l)).slice(-3).join(' | ')}`);
   const num = (re: RegExp) => Number(re.exec(stderr)?.[1] ?? NaN);
   return {
     cpuSeconds: num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/),
@@ -111,10 +112,23 @@ cutLink.options.cutAfterBytes = 0;
 expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-b'], shore.env));
 await eventually(async () => (await b.vessel.status()).release.current === 'v1', 120_000, 500);
 const cutDown0 = cutLink.stats.down;
+const hubLine0 = shore.hub.lines.length;
 const cuts0 = cutLink.stats.cuts;
 cutLink.options.cutAfterBytes = Math.ceil(neededBytes / 11);
 const cutRun = await update(shore, b.vessel, 'v2');
 const cutWire = cutLink.stats.down - cutDown0;
+// What the vessel asked the hub for during the cut run, by route: where the wire bytes went.
+const routes: Record<string, number> = {};
+for (const line of shore.hub.lines.slice(hubLine0)) {
+  try {
+    const j = JSON.parse(line) as { msg?: string; req?: { method: string; url: string } };
+    if (j.msg !== 'incoming request' || !j.req) continue;
+    const key = `${j.req.method} ${j.req.url.replace(/\/vessels\/[^/]+/, '/vessels/:name').replace(/\/packs\/[0-9a-f]{32}/, '/packs/:id').replace(/\?.*$/, '')}`;
+    routes[key] = (routes[key] ?? 0) + 1;
+  } catch {
+    // not a log line
+  }
+}
 await cutLink.close();
 await runDeferredCleanup();
 removeAppContainers('bench');
@@ -136,7 +150,7 @@ const result = {
     wireBytesDown: wire,
     agentPeakRssMB: vmHwm,
   },
-  cuts: { cuts: cutLink.stats.cuts - cuts0, bytesReceived: cutRun.stats.bytesReceived, wireBytesDown: cutWire, ratioToNeeded: cutRun.stats.bytesReceived / neededBytes },
+  cuts: { requestsByRoute: routes, cuts: cutLink.stats.cuts - cuts0, bytesReceived: cutRun.stats.bytesReceived, wireBytesDown: cutWire, ratioToNeeded: cutRun.stats.bytesReceived / neededBytes },
 };
 writeFileSync(join(W, 'transfer-link.json'), JSON.stringify(result, null, 2));
 console.log(JSON.stringify(result, null, 2));

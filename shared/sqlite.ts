@@ -12,13 +12,24 @@ export interface Migration {
 }
 
 /**
+ * The single executable carries better-sqlite3's addon as an asset and loads it itself (installer/
+ * sea-entry.ts); run from the sources, better-sqlite3 finds its own. Set once at start-up, before any
+ * database opens.
+ */
+let processNativeBinding: unknown;
+export function useSqliteAddon(addon: unknown): void {
+  processNativeBinding = addon;
+}
+
+/**
  * Open a SQLite file in WAL mode and bring its schema up to date. Migrations are plain strings in the code
  * (not files beside it) so the single executable carries them.
  */
 export function openDatabase(path: string, migrations: Migration[], options: { nativeBinding?: unknown } = {}): Db {
   let db: Db;
   try {
-    db = new Database(path, options.nativeBinding ? { nativeBinding: options.nativeBinding as string } : {});
+    const nativeBinding = options.nativeBinding ?? processNativeBinding;
+    db = new Database(path, nativeBinding ? { nativeBinding: nativeBinding as string } : {});
   } catch (err) {
     throw new DatabaseOpenError(`cannot open database ${path}: ${(err as Error).message}`);
   }

@@ -4,10 +4,16 @@ import { cleanup } from './cleanup.js';
 
 export const TENDER_BIN = fileURLToPath(new URL('../../bin/tender.js', import.meta.url));
 
+/** The command that runs tender: the sources through node, or the single executable a test built. */
+function tenderCommand(args: string[]): [string, string[]] {
+  const exe = process.env.TENDER_TEST_EXECUTABLE;
+  return exe ? [exe, args] : [process.execPath, [TENDER_BIN, ...args]];
+}
+
 /** Run `tender ARGS` as a real process to completion. */
 export function tender(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [TENDER_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(...tenderCommand(args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -33,7 +39,7 @@ export interface Daemon {
 
 /** Start a long-running `tender` process (hub, agent), stopped when the test ends. */
 export function daemon(args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const proc = spawn(process.execPath, [TENDER_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(...tenderCommand(args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
   let buf = '';
