@@ -1,9 +1,9 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { TenderError, errorMessage } from '../shared/errors.js';
-import type { ChunkStore } from '../shared/chunk-store.js';
+import { PACK_MEDIA_TYPE, type ChunkStore } from '../shared/chunk-store.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
 import { contentChunks, namedChunks } from '../shared/release-chunks.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
@@ -11,6 +11,8 @@ import { parseStrictJson } from '../shared/strict-json.js';
 import { describeFetchError, expectOk, HubUnreachableError, type HubClient } from './hub-client.js';
 
 export class FetchError extends TenderError {}
+/** The hub refused to make a pack (a 4xx/5xx, not a cut): not retried in this attempt. */
+export class FetchRefused extends TenderError {}
 export class DiskGuardError extends TenderError {}
 /** Not an error: the policy says not now (download window, metered link). */
 export class TransferDeferred extends TenderError {}
@@ -94,21 +96,26 @@ async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string
   for (let round = 0; round < 5; round++) {
     const missing = [...needed.keys()].filter((d) => !deps.chunks.has(d));
     if (missing.length === 0) return;
-    for (const state of await packsFor(deps, m, missing, needed, stats)) await downloadPack(deps, state, needed, stats, pacer);
+    const { resumed, groups } = planPacks(deps, m, missing, needed);
+    for (const state of resumed) await downloadPack(deps, state, needed, stats, pacer);
+    for (const g of groups) {
+      if (pacer.capped) await downloadPack(deps, await createPack(deps, m, g, stats), needed, stats, pacer);
+      else await streamNewPack(deps, m, g, needed, stats, pacer);
+    }
   }
   throw new FetchError(`release ${m.version}: chunks still failing verification after 5 rounds`);
 }
 
-async function packsFor(deps: FetchDeps, m: ReleaseManifest, missing: string[], sizes: Map<string, number>, stats: FetchStats): Promise<PackState[]> {
-  // Resume packs already under way (their files say how far they got).
-  const states: PackState[] = [];
+/** Packs already under way for these chunks (their files say how far they got), and groups of the rest. */
+function planPacks(deps: FetchDeps, m: ReleaseManifest, missing: string[], sizes: Map<string, number>): { resumed: PackState[]; groups: string[][] } {
+  const resumed: PackState[] = [];
   const covered = new Set<string>();
-  for (const f of existsSync(deps.dir) ? (await import('node:fs')).readdirSync(deps.dir) : []) {
+  for (const f of existsSync(deps.dir) ? readdirSync(deps.dir) : []) {
     if (!f.endsWith('.json')) continue;
     const r = packStateSchema.safeParse(parseStrictJson(readFileSync(join(deps.dir, f))));
     // Only packs of this release holding chunks of this tier (a later tier's pack waits its turn).
     if (!r.success || r.data.release !== `${m.app}@${m.version}` || !r.data.digests.some((d) => sizes.has(d))) continue;
-    states.push(r.data);
+    resumed.push(r.data);
     for (const d of r.data.digests) covered.add(d);
   }
   let group: string[] = [];
@@ -125,84 +132,158 @@ async function packsFor(deps: FetchDeps, m: ReleaseManifest, missing: string[], 
     }
   }
   if (group.length) groups.push(group);
-  for (const g of groups) {
-    const res = await deps.client.request('POST', `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs`, { body: { release: `${m.app}@${m.version}`, digests: g } });
-    stats.requests++;
-    const p = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int(), etag: z.string() }).parse(JSON.parse(expectOk(res, 'pack').body.toString()));
-    const state: PackState = { ...p, release: `${m.app}@${m.version}`, digests: g };
-    writeFileAtomic(join(deps.dir, `${p.id}.json`), JSON.stringify(state), 0o600);
-    states.push(state);
-  }
-  return states;
+  return { resumed, groups };
 }
 
-/** Download (or resume) one pack into <id>.part, verifying and storing each chunk as it completes. */
-async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
-  const part = join(deps.dir, `${state.id}.part`);
-  // What is on disk was received before a cut: chunks complete in it are stored again (idempotent), and
-  // only the unparsed tail stays in memory, so a large pack costs one chunk of RAM, not the pack.
-  let tail: Buffer = existsSync(part) ? readFileSync(part) : Buffer.alloc(0);
-  let have = tail.byteLength;
-  let nextReport = 0;
-  const consume = () => {
+const packsPath = (deps: FetchDeps) => `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs`;
+
+function savePackState(deps: FetchDeps, m: ReleaseManifest, p: { id: string; length: number; etag: string }, digests: string[]): PackState {
+  const state: PackState = { ...p, release: `${m.app}@${m.version}`, digests };
+  writeFileAtomic(join(deps.dir, `${p.id}.json`), JSON.stringify(state), 0o600);
+  return state;
+}
+
+/** Fix a pack on the hub (its id and length), to be fetched with paced range requests. */
+async function createPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], stats: FetchStats): Promise<PackState> {
+  const res = await deps.client.request('POST', packsPath(deps), { body: { release: `${m.app}@${m.version}`, digests } });
+  stats.requests++;
+  const p = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int(), etag: z.string() }).parse(JSON.parse(expectOk(res, 'pack').body.toString()));
+  return savePackState(deps, m, p, digests);
+}
+
+/**
+ * Fix a pack and receive its bytes in the same round trip (no cap to pace). Its state is on disk before
+ * the first byte is, so a cut resumes with range requests like any other pack.
+ */
+async function streamNewPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], sizes: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
+  let sink: PackSink | undefined;
+  try {
+    await streamResponse(
+      deps,
+      async (signal) => {
+        const res = await deps.client.stream(packsPath(deps), { accept: PACK_MEDIA_TYPE }, signal, { release: `${m.app}@${m.version}`, digests });
+        stats.requests++;
+        if (res.status !== 201) throw new FetchRefused(`pack for ${m.version}: hub answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`);
+        const id = res.headers.get('tender-pack-id') ?? '';
+        const length = Number(res.headers.get('content-length'));
+        if (!/^[0-9a-f]{32}$/.test(id) || !Number.isSafeInteger(length)) throw new FetchRefused('hub answered a pack without its id or length');
+        sink = new PackSink(deps, savePackState(deps, m, { id, length, etag: res.headers.get('etag') ?? `"${id}"` }, digests), sizes, stats);
+        return res;
+      },
+      (piece) => sink!.write(piece),
+    );
+  } catch (err) {
+    sink?.flush();
+    if (!sink || !(err instanceof HubUnreachableError) || deps.signal?.aborted) throw err;
+    deps.log.info({ pack: sink.state.id, at: sink.have, of: sink.state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
+  }
+  sink!.flush();
+  await downloadPack(deps, sink!.state, sizes, stats, pacer);
+}
+
+/**
+ * A pack landing in <id>.part: bytes appended as they come (flushed every FLUSH_BYTES, so a cut loses at
+ * most that), each complete chunk verified and stored at once. Only the unparsed tail stays in memory.
+ */
+class PackSink {
+  readonly part: string;
+  have: number;
+  private tail: Buffer;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private nextReport = 0;
+
+  constructor(
+    private readonly deps: FetchDeps,
+    readonly state: PackState,
+    private readonly sizes: Map<string, number>,
+    private readonly stats: FetchStats,
+  ) {
+    this.part = join(deps.dir, `${state.id}.part`);
+    // What is on disk was received before a cut: chunks complete in it are stored again (idempotent).
+    this.tail = existsSync(this.part) ? readFileSync(this.part) : Buffer.alloc(0);
+    this.have = this.tail.byteLength;
+    this.consume();
+  }
+
+  write(piece: Buffer): void {
+    // Never past the declared length: a hub that sends more is not believed.
+    const room = this.state.length - (this.have + this.pendingBytes);
+    const take = piece.subarray(0, Math.max(0, room));
+    this.pending.push(Buffer.from(take));
+    this.pendingBytes += take.byteLength;
+    this.stats.bytesReceived += piece.byteLength;
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+  }
+
+  flush(): void {
+    if (!this.pendingBytes) return;
+    const data = Buffer.concat(this.pending);
+    appendFileSync(this.part, data);
+    this.have += data.byteLength;
+    this.tail = this.tail.byteLength ? Buffer.concat([this.tail, data]) : data;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.consume();
+  }
+
+  finish(): void {
+    rmSync(this.part, { force: true });
+    rmSync(join(this.deps.dir, `${this.state.id}.json`), { force: true });
+  }
+
+  private consume(): void {
     let parsed = 0;
+    const { tail } = this;
     while (tail.byteLength - parsed >= ENTRY_HEADER) {
       const digest = tail.subarray(parsed, parsed + 32).toString('hex');
       const len = tail.readUInt32BE(parsed + 32);
       if (tail.byteLength - parsed - ENTRY_HEADER < len) break;
       const compressed = tail.subarray(parsed + ENTRY_HEADER, parsed + ENTRY_HEADER + len);
       parsed += ENTRY_HEADER + len;
-      const raw = sizes.get(digest);
-      if (raw === undefined || deps.chunks.has(digest)) continue;
+      const raw = this.sizes.get(digest);
+      if (raw === undefined || this.deps.chunks.has(digest)) continue;
       try {
-        deps.chunks.put(digest, Buffer.from(compressed), raw);
-        stats.chunksStored++;
+        this.deps.chunks.put(digest, Buffer.from(compressed), raw);
+        this.stats.chunksStored++;
       } catch (err) {
-        stats.chunksRejected++;
-        deps.log.warn({ chunk: digest.slice(0, 12), reason: errorMessage(err) }, 'chunk failed verification; it will be fetched again');
+        this.stats.chunksRejected++;
+        this.deps.log.warn({ chunk: digest.slice(0, 12), reason: errorMessage(err) }, 'chunk failed verification; it will be fetched again');
       }
     }
-    tail = Buffer.from(tail.subarray(parsed));
+    this.tail = Buffer.from(tail.subarray(parsed));
     // Plain progress lines for the log: one per tenth of the pack.
-    if (have >= nextReport) {
-      deps.log.info({ pack: state.id, at: have, of: state.length, percent: Math.floor((100 * have) / Math.max(1, state.length)) }, 'downloading release chunks');
-      nextReport = have + Math.max(1, Math.ceil(state.length / 10));
+    if (this.have >= this.nextReport) {
+      this.deps.log.info({ pack: this.state.id, at: this.have, of: this.state.length, percent: Math.floor((100 * this.have) / Math.max(1, this.state.length)) }, 'downloading release chunks');
+      this.nextReport = this.have + Math.max(1, Math.ceil(this.state.length / 10));
     }
-  };
-  consume();
-  while (have < state.length) {
-    const offset = have;
+  }
+}
+
+/** Download (or resume) one pack with range requests, paced under a cap. */
+async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
+  const sink = new PackSink(deps, state, sizes, stats);
+  const path = `${packsPath(deps)}/${state.id}`;
+  while (sink.have < state.length) {
+    const offset = sink.have;
     const last = offset + (await pacer.grant(state.length - offset)) - 1;
-    const path = `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs/${state.id}`;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = () => {
-      if (!pendingBytes) return;
-      const data = Buffer.concat(pending);
-      appendFileSync(part, data);
-      have += data.byteLength;
-      tail = tail.byteLength ? Buffer.concat([tail, data]) : data;
-      pending = [];
-      pendingBytes = 0;
-      consume();
-    };
     try {
-      await rangeGet(deps, path, offset, last, state, (piece) => {
-        // Never past the declared length: a hub that sends more is not believed.
-        const room = state.length - (have + pendingBytes);
-        const take = piece.subarray(0, Math.max(0, room));
-        pending.push(Buffer.from(take));
-        pendingBytes += take.byteLength;
-        stats.bytesReceived += piece.byteLength;
-        if (pendingBytes >= FLUSH_BYTES) flush();
-      });
-      stats.requests++;
-      flush();
+      await streamResponse(
+        deps,
+        async (signal) => {
+          const res = await deps.client.stream(path, { range: `bytes=${offset}-${last}`, 'if-range': state.etag }, signal);
+          stats.requests++;
+          if (res.status === 200 && offset > 0) throw new FetchError(`pack ${state.id} changed on the hub (no 206); starting it again`);
+          if (res.status !== 206 && res.status !== 200) throw new FetchError(`pack ${state.id}: hub answered ${res.status}`);
+          return res;
+        },
+        (piece) => sink.write(piece),
+      );
+      sink.flush();
     } catch (err) {
-      stats.requests++;
-      flush();
+      sink.flush();
       if (err instanceof HubUnreachableError || err instanceof FetchError) {
-        deps.log.info({ pack: state.id, at: have, of: state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
+        deps.log.info({ pack: state.id, at: sink.have, of: state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
         if (deps.signal?.aborted) throw err;
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -210,8 +291,7 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
       throw err;
     }
   }
-  rmSync(part, { force: true });
-  rmSync(join(deps.dir, `${state.id}.json`), { force: true });
+  sink.finish();
 }
 
 /**
@@ -225,6 +305,10 @@ class Pacer {
 
   constructor(private readonly bytesPerSecond: number) {
     this.budget = Math.max(MIN_GRANT_BYTES, Math.floor((bytesPerSecond * CAP_WINDOW_MS) / 1000));
+  }
+
+  get capped(): boolean {
+    return this.bytesPerSecond > 0;
   }
 
   async grant(want: number): Promise<number> {
@@ -243,8 +327,8 @@ class Pacer {
   }
 }
 
-/** GET a byte range, streaming pieces to onPiece; a stall past STALL_MS aborts the request. */
-async function rangeGet(deps: FetchDeps, path: string, offset: number, last: number, state: PackState, onPiece: (b: Buffer) => void): Promise<void> {
+/** Open a response and stream its body to onPiece; a stall or a trickle past STALL_MS aborts it. */
+async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Promise<Response>, onPiece: (b: Buffer) => void): Promise<void> {
   const ac = new AbortController();
   let lastByteAt = Date.now();
   const startedAt = Date.now();
@@ -261,19 +345,15 @@ async function rangeGet(deps: FetchDeps, path: string, offset: number, last: num
   const onAbort = () => ac.abort();
   deps.signal?.addEventListener('abort', onAbort);
   try {
-    const res = await deps.client.stream(path, { range: `bytes=${offset}-${last}`, 'if-range': state.etag }, ac.signal);
-    if (res.status === 200 && offset > 0) throw new FetchError(`pack ${state.id} changed on the hub (no 206); starting it again`);
-    if (res.status !== 206 && res.status !== 200) throw new FetchError(`pack ${state.id}: hub answered ${res.status}`);
-    let got = 0;
+    const res = await open(ac.signal);
     try {
       for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
         lastByteAt = Date.now();
         onPiece(Buffer.from(piece));
-        got += piece.byteLength;
         received += piece.byteLength;
       }
     } catch (err) {
-      throw new HubUnreachableError(`pack ${state.id} cut after ${got} bytes: ${describeFetchError(err)}`);
+      throw new HubUnreachableError(`pack cut after ${received} bytes: ${describeFetchError(err)}`);
     }
   } finally {
     clearInterval(watchdog);

@@ -88,11 +88,21 @@ export class HubClient {
     return { status: res.status, headers: res.headers, body: buf };
   }
 
-  /** A signed GET whose body is streamed to the caller (large downloads); errors as HubUnreachableError. */
-  async stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
-    const signed = signVesselRequest(this.key, this.vesselId, 'GET', path, vesselNow() + this.skewMs);
+  /**
+   * A signed GET (or, with a JSON body, POST) whose response body is streamed to the caller (large
+   * downloads); errors as HubUnreachableError.
+   */
+  async stream(path: string, headers: Record<string, string>, signal: AbortSignal, jsonBody?: unknown): Promise<Response> {
+    const body = jsonBody === undefined ? undefined : Buffer.from(JSON.stringify(jsonBody));
+    const method = body ? 'POST' : 'GET';
+    const signed = signVesselRequest(this.key, this.vesselId, method, path, vesselNow() + this.skewMs, body);
     try {
-      const res = await fetch(`${this.hub}${path}`, { headers: { ...headers, ...signed }, signal });
+      const res = await fetch(`${this.hub}${path}`, {
+        method,
+        headers: { ...headers, ...signed, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? new Uint8Array(body) : undefined,
+        signal,
+      });
       this.learnSkew(res.headers, false);
       return res;
     } catch (err) {

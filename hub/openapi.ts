@@ -127,7 +127,11 @@ export const OPENAPI_DOCUMENT = {
       },
     },
     '/api/v1/vessels/{name}/packs': {
-      post: { summary: 'fix a list of missing chunks of a release targeted at this vessel as a pack; returns its id and length', security: [{ vessel: [] }], responses: { 201: json({ type: 'object' }), ...errors(400, 401, 403, 404, 409) } },
+      post: {
+        summary: 'fix a list of missing chunks of a release targeted at this vessel as a pack; returns its id and length, or with Accept: application/vnd.tender.pack the pack itself (id in Tender-Pack-Id), saving a round trip',
+        security: [{ vessel: [] }],
+        responses: { 201: { description: 'the pack id and length (JSON), or the pack bytes', content: { 'application/json': { schema: { type: 'object' } }, 'application/vnd.tender.pack': { schema: { type: 'string', format: 'binary' } } } }, ...errors(400, 401, 403, 404, 409) },
+      },
     },
     '/api/v1/vessels/{name}/packs/{id}': {
       get: {

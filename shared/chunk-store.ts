@@ -108,3 +108,6 @@ export function encodeUploadPack(entries: { digest: string; rawSize: number; com
     }),
   );
 }
+
+/** The download pack's media type (entries of [32-byte digest][4-byte compressed size][compressed bytes]). */
+export const PACK_MEDIA_TYPE = 'application/vnd.tender.pack';

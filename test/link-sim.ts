@@ -108,7 +108,7 @@ export class LinkSim {
       client,
       (n) => {
         this.stats.down += n;
-      downBytes += n;
+        downBytes += n;
         if (this.options.cutAfterBytes && downBytes >= this.options.cutAfterBytes) {
           this.stats.cuts++;
           client.destroy();
@@ -141,8 +141,11 @@ export class LinkSim {
         if (wait > latency + 2000) src.pause();
         setTimeout(() => {
           if (dst.destroyed) return;
-          count(part.byteLength);
-          dst.write(part);
+          // Counted once handed to the OS: bytes still queued in the process when a cut destroys the
+          // socket never reach the peer, and a count taken at write() would bill them anyway.
+          dst.write(part, (err) => {
+            if (!err && !dst.destroyed) count(part.byteLength);
+          });
           if (src.isPaused() && busyUntil - Date.now() < latency + 500) src.resume();
         }, wait);
       }

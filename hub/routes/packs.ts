@@ -8,6 +8,7 @@ import { vesselNameSchema } from '../vessel-store.js';
 import { verifyManifest } from '../release-store.js';
 import { contentChunks, namedChunks } from '../../shared/release-chunks.js';
 import { parseBody, RequestValidationError } from './validate.js';
+import { PACK_MEDIA_TYPE } from '../../shared/chunk-store.js';
 
 // Per pack entry: 32-byte digest + 4-byte compressed length, then the compressed chunk.
 export const PACK_ENTRY_HEADER = 36;
@@ -55,6 +56,13 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
       const length = body.digests.reduce((a, d) => a + PACK_ENTRY_HEADER + deps.chunks.size(d), 0);
       insert.run(id, v.id, release.id, digests, length, deps.now());
+      // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
+      // with Range on GET .../packs/:id like any other.
+      // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
+      if (req.headers.accept === PACK_MEDIA_TYPE) {
+        reply.code(201).header('tender-pack-id', id).header('etag', `"${id}"`).header('content-length', String(length)).type(PACK_MEDIA_TYPE);
+        return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
+      }
       return reply.code(201).send({ id, length, etag: `"${id}"` });
     });
 
