@@ -29,6 +29,8 @@ const FLUSH_BYTES = 256 * 1024;
 // Free space kept beyond what a release needs, so a download never fills the disk for the apps.
 export const DISK_MARGIN_BYTES = 512 * 1024 * 1024;
 const ENTRY_HEADER = 36;
+// Brotli never grows data by more than a few bytes per 64 KB block (it falls back to stored blocks).
+const BROTLI_WORST_CASE = (raw: number) => raw + 16 + Math.ceil(raw / 65536) * 8;
 // The bandwidth cap is promised over any 10 s.
 const CAP_WINDOW_MS = 10_000;
 // Under a cap, no range request smaller than this (a request costs a round trip of headers).
@@ -48,6 +50,8 @@ export interface FetchDeps {
   bytesPerSecond?: number;
   /** Free space to keep beyond what a release needs. */
   diskMarginBytes?: number;
+  /** The stall watchdog (tests shorten it): no byte for `ms`, or fewer than `minBytes` in any `ms`. */
+  stall?: { ms: number; minBytes: number };
 }
 
 export interface FetchStats {
@@ -99,7 +103,7 @@ async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string
     const { resumed, groups } = planPacks(deps, m, missing, needed);
     for (const state of resumed) await downloadPack(deps, state, needed, stats, pacer);
     for (const g of groups) {
-      if (pacer.capped) await downloadPack(deps, await createPack(deps, m, g, stats), needed, stats, pacer);
+      if (pacer.capped) await downloadPack(deps, await createPack(deps, m, g, needed, stats), needed, stats, pacer);
       else await streamNewPack(deps, m, g, needed, stats, pacer);
     }
   }
@@ -135,6 +139,15 @@ function planPacks(deps: FetchDeps, m: ReleaseManifest, missing: string[], sizes
   return { resumed, groups };
 }
 
+/**
+ * A pack cannot be longer than its chunks at their signed raw sizes plus brotli's worst-case overhead and
+ * the entry headers: a hub that declares more is not believed before a byte is fetched.
+ */
+function checkPackLength(length: number, digests: string[], sizes: Map<string, number>): void {
+  const max = digests.reduce((a, d) => a + ENTRY_HEADER + BROTLI_WORST_CASE(sizes.get(d) ?? 0), 0);
+  if (length < 0 || length > max) throw new FetchRefused(`hub declared a pack of ${length} bytes for chunks that fit in ${max}`);
+}
+
 const packsPath = (deps: FetchDeps) => `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs`;
 
 function savePackState(deps: FetchDeps, m: ReleaseManifest, p: { id: string; length: number; etag: string }, digests: string[]): PackState {
@@ -144,10 +157,11 @@ function savePackState(deps: FetchDeps, m: ReleaseManifest, p: { id: string; len
 }
 
 /** Fix a pack on the hub (its id and length), to be fetched with paced range requests. */
-async function createPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], stats: FetchStats): Promise<PackState> {
+async function createPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], sizes: Map<string, number>, stats: FetchStats): Promise<PackState> {
   const res = await deps.client.request('POST', packsPath(deps), { body: { release: `${m.app}@${m.version}`, digests } });
   stats.requests++;
   const p = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int(), etag: z.string() }).parse(JSON.parse(expectOk(res, 'pack').body.toString()));
+  checkPackLength(p.length, digests, sizes);
   return savePackState(deps, m, p, digests);
 }
 
@@ -165,8 +179,9 @@ async function streamNewPack(deps: FetchDeps, m: ReleaseManifest, digests: strin
         stats.requests++;
         if (res.status !== 201) throw new FetchRefused(`pack for ${m.version}: hub answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`);
         const id = res.headers.get('tender-pack-id') ?? '';
-        const length = Number(res.headers.get('content-length'));
+        const length = Number(res.headers.get('tender-pack-length') ?? NaN);
         if (!/^[0-9a-f]{32}$/.test(id) || !Number.isSafeInteger(length)) throw new FetchRefused('hub answered a pack without its id or length');
+        checkPackLength(length, digests, sizes);
         sink = new PackSink(deps, savePackState(deps, m, { id, length, etag: res.headers.get('etag') ?? `"${id}"` }, digests), sizes, stats);
         return res;
       },
@@ -206,14 +221,15 @@ class PackSink {
     this.consume();
   }
 
-  write(piece: Buffer): void {
-    // Never past the declared length: a hub that sends more is not believed.
+  /** Take a piece; false when it ran past the pack's length (what a hub sends beyond it is not believed). */
+  write(piece: Buffer): boolean {
     const room = this.state.length - (this.have + this.pendingBytes);
     const take = piece.subarray(0, Math.max(0, room));
     this.pending.push(Buffer.from(take));
     this.pendingBytes += take.byteLength;
     this.stats.bytesReceived += piece.byteLength;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    return take.byteLength === piece.byteLength;
   }
 
   flush(): void {
@@ -328,7 +344,9 @@ class Pacer {
 }
 
 /** Open a response and stream its body to onPiece; a stall or a trickle past STALL_MS aborts it. */
-async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Promise<Response>, onPiece: (b: Buffer) => void): Promise<void> {
+async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Promise<Response>, onPiece: (b: Buffer) => boolean): Promise<void> {
+  const stallMs = deps.stall?.ms ?? STALL_MS;
+  const minBytes = deps.stall?.minBytes ?? MIN_BYTES_PER_STALL_WINDOW;
   const ac = new AbortController();
   let lastByteAt = Date.now();
   const startedAt = Date.now();
@@ -338,10 +356,10 @@ async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Pr
   const watchdog = setInterval(() => {
     const now = Date.now();
     marks.push({ at: now, got: received });
-    while (marks.length && marks[0]!.at < now - STALL_MS) marks.shift();
+    while (marks.length && marks[0]!.at < now - stallMs) marks.shift();
     const windowBytes = received - (marks[0]?.got ?? 0);
-    if (now - lastByteAt > STALL_MS || (now - startedAt > STALL_MS && windowBytes < MIN_BYTES_PER_STALL_WINDOW)) ac.abort();
-  }, 1000);
+    if (now - lastByteAt > stallMs || (now - startedAt > stallMs && windowBytes < minBytes)) ac.abort();
+  }, Math.min(1000, stallMs / 4));
   const onAbort = () => ac.abort();
   deps.signal?.addEventListener('abort', onAbort);
   try {
@@ -349,8 +367,12 @@ async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Pr
     try {
       for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
         lastByteAt = Date.now();
-        onPiece(Buffer.from(piece));
         received += piece.byteLength;
+        if (!onPiece(Buffer.from(piece))) {
+          // Past the declared length: whatever else the hub sends is not read.
+          ac.abort();
+          return;
+        }
       }
     } catch (err) {
       throw new HubUnreachableError(`pack cut after ${received} bytes: ${describeFetchError(err)}`);

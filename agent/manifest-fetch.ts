@@ -1,13 +1,12 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TenderError } from '../shared/errors.js';
+import { MAX_MANIFEST_BYTES } from '../shared/manifest.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { describeFetchError, HubUnreachableError, type HubClient } from './hub-client.js';
 
 export class ManifestFetchError extends TenderError {}
 
-// Manifests list every chunk of every layer; 64 MB covers a multi-gigabyte image set and no more.
-export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 /**
  * Download a release manifest, resuming at the byte where a cut stopped it (the partial file and its ETag

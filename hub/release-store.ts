@@ -1,3 +1,4 @@
+import { MAX_MANIFEST_BYTES } from '../shared/manifest.js';
 import type { Db } from '../shared/sqlite.js';
 import { TenderError } from '../shared/errors.js';
 import { readEnvelope } from '../shared/envelope.js';
@@ -7,7 +8,6 @@ import { releaseManifestSchema, type ReleaseManifest } from '../shared/manifest.
 export class ReleaseStoreError extends TenderError {}
 
 // Manifests list every chunk of every layer; 64 MB covers a multi-gigabyte image set.
-export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 export interface StoredRelease {
   id: number;

@@ -5,6 +5,10 @@ import { serviceSpecSchema } from './release-spec.js';
  * The signed release manifest: services normalised from the compose file, the images they run, and a
  * monotonic sequence number that lets a vessel refuse an older release replayed after a newer one.
  */
+// A manifest names services, images and one index per layer: a few KB. 8 MB is far past any real one
+// and small enough to refuse while streaming (ATTACKS.md 12).
+export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
+
 export const releaseVersionSchema = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
 
 /** [sha256 of the raw chunk, raw size, compressed size]: the vessel fetches by digest, checks by size. */

@@ -60,7 +60,7 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       // with Range on GET .../packs/:id like any other.
       // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
       if (req.headers.accept === PACK_MEDIA_TYPE) {
-        reply.code(201).header('tender-pack-id', id).header('etag', `"${id}"`).header('content-length', String(length)).type(PACK_MEDIA_TYPE);
+        reply.code(201).header('tender-pack-id', id).header('tender-pack-length', String(length)).header('etag', `"${id}"`).header('content-length', String(length)).type(PACK_MEDIA_TYPE);
         return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
       }
       return reply.code(201).send({ id, length, etag: `"${id}"` });

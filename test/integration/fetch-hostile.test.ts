@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { brotliCompressSync, constants } from 'node:zlib';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { HubClient } from '../../agent/hub-client.js';
+import { fetchRelease, type FetchStats } from '../../agent/fetcher.js';
+import { fetchManifestResumable } from '../../agent/manifest-fetch.js';
+import { createChunkStore, type ChunkStore } from '../../shared/chunk-store.js';
+import { generateKey } from '../../shared/keys.js';
+import { createLogger } from '../../shared/log.js';
+import { MAX_MANIFEST_BYTES, type ReleaseManifest } from '../../shared/manifest.js';
+import { storeLayer, tarOf } from '../helpers/tar.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/**
+ * The vessel against a hub that misbehaves (a compromised hub or a man in the middle answers its
+ * requests): packs that run on past their length, drip, end early, or carry a decompression bomb.
+ * ATTACKS.md 1-3, 12, 13, 17.
+ */
+type Behaviour = (req: IncomingMessage, res: ServerResponse, pack: Buffer, n: number) => void;
+
+function packOf(store: ChunkStore, digests: string[]): Buffer {
+  return Buffer.concat(
+    digests.flatMap((d) => {
+      const comp = store.get(d);
+      const h = Buffer.alloc(36);
+      Buffer.from(d, 'hex').copy(h);
+      h.writeUInt32BE(comp.byteLength, 32);
+      return [h, comp];
+    }),
+  );
+}
+
+/** A fake hub serving one release's packs with `behave` deciding how each pack request is answered. */
+async function hostileHub(shore: ChunkStore, behave: Behaviour) {
+  const packs = new Map<string, Buffer>();
+  const seen: { method: string; range?: string; closedEarly?: boolean }[] = [];
+  let n = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const entry: (typeof seen)[number] = { method: req.method!, range: req.headers.range };
+      seen.push(entry);
+      res.on('close', () => (entry.closedEarly = !res.writableFinished));
+      if (req.method === 'POST') {
+        const digests = (JSON.parse(body) as { digests: string[] }).digests;
+        const id = (n + 1).toString(16).padStart(32, '0');
+        packs.set(id, packOf(shore, digests));
+        if (req.headers.accept !== 'application/vnd.tender.pack') {
+          res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id, length: packs.get(id)!.byteLength, etag: `"${id}"` }));
+          return;
+        }
+        res.setHeader('tender-pack-id', id);
+        res.setHeader('tender-pack-length', String(packs.get(id)!.byteLength));
+        res.setHeader('etag', `"${id}"`);
+        res.statusCode = 201;
+        return behave(req, res, packs.get(id)!, n++);
+      }
+      const pack = packs.get(req.url!.split('/').pop()!)!;
+      const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      const end = m && m[2] ? Number(m[2]) + 1 : pack.byteLength;
+      res.writeHead(m ? 206 : 200, { 'content-length': String(end - start), etag: String(req.headers['if-range'] ?? '') });
+      if (n++ === 0) return behave(req, res, pack.subarray(start, end), 0);
+      res.end(pack.subarray(start, end));
+    });
+  });
+  server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+function release(shore: ChunkStore): { m: ReleaseManifest; content: string[] } {
+  const stored = storeLayer(tarOf([{ name: 'a.bin', data: randomBytes(200_000) }, { name: 'b.txt', data: Buffer.from('x'.repeat(50_000)) }]), shore);
+  const m: ReleaseManifest = {
+    _type: 'release',
+    spec: 1,
+    app: 'hostile',
+    version: '1',
+    sequence: 1,
+    createdAt: '2026-11-26T00:00:00Z',
+    services: {},
+    images: { [`sha256:${'e'.repeat(64)}`]: { refs: [], layers: [stored.layer] } },
+  };
+  return { m, content: stored.content.map((c) => c[0]) };
+}
+
+async function fetchFrom(url: string, m: ReleaseManifest, vessel: ChunkStore, extra: { signal?: AbortSignal } = {}): Promise<FetchStats> {
+  return fetchRelease(
+    { client: new HubClient(url, 'v-1', generateKey().key), vesselName: 'ship-h', chunks: vessel, dir: tempDir(), log: createLogger('t', 'silent'), stall: { ms: 4000, minBytes: 4096 }, ...extra },
+    m,
+  );
+}
+
+describe('fetching from a hostile hub', () => {
+  it('stops reading a pack at its declared length however much more the hub sends', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    const hub = await hostileHub(shore, (_req, res, pack) => {
+      res.write(pack);
+      // ... and then garbage, forever.
+      const t = setInterval(() => res.write(randomBytes(64 * 1024)), 5);
+      res.on('close', () => clearInterval(t));
+    });
+    const vessel = createChunkStore(tempDir());
+    const stats = await fetchFrom(hub.url, m, vessel);
+    expect(content.every((d) => vessel.has(d))).toBe(true);
+    // A few pieces past the end at most, then the connection is dropped by the vessel.
+    expect(stats.bytesReceived).toBeLessThan(2_000_000);
+    expect(hub.seen.filter((s) => s.method === 'POST').every((s) => s.closedEarly !== false)).toBe(true);
+  });
+
+  it('resumes at the byte where a pack ended early', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    const hub = await hostileHub(shore, (_req, res, pack, n) => {
+      if (n !== 1) return res.end(pack);
+      // The content pack: half of it, then the connection drops.
+      res.setHeader('content-length', String(pack.byteLength));
+      res.write(pack.subarray(0, 100_000), () => res.destroy());
+    });
+    const vessel = createChunkStore(tempDir());
+    await fetchFrom(hub.url, m, vessel);
+    expect(content.every((d) => vessel.has(d))).toBe(true);
+    const resumed = hub.seen.find((s) => s.method === 'GET');
+    expect(Number(/bytes=(\d+)-/.exec(resumed?.range ?? '')?.[1])).toBeGreaterThanOrEqual(90_000);
+  });
+
+  it('drops a connection that drips bytes and fetches again', { timeout: 30_000 }, async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    let dripStoppedAt = 0;
+    const t0 = Date.now();
+    const hub = await hostileHub(shore, (_req, res, pack, n) => {
+      if (n !== 1) return res.end(pack);
+      res.setHeader('content-length', String(pack.byteLength));
+      let i = 0;
+      const t = setInterval(() => res.write(pack.subarray(i, ++i)), 200);
+      res.on('close', () => {
+        clearInterval(t);
+        dripStoppedAt = Date.now();
+      });
+    });
+    const vessel = createChunkStore(tempDir());
+    await fetchFrom(hub.url, m, vessel);
+    expect(content.every((d) => vessel.has(d))).toBe(true);
+    // The watchdog (4 s here, 60 s in service) ended the drip, long before it could finish (~20 min).
+    expect(dripStoppedAt - t0).toBeLessThan(15_000);
+    expect(hub.seen.some((s) => s.method === 'GET')).toBe(true);
+  });
+
+  it('refuses a chunk that inflates past its signed size (a bomb) and never stores it', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    const victim = content[0]!;
+    // 40 MB of zeros, brotli-packed into a few bytes, in place of the first content chunk.
+    const bomb = brotliCompressSync(Buffer.alloc(40 * 1024 * 1024), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
+    const hub = await hostileHub(shore, (_req, res, pack) => {
+      let off = 0;
+      const out: Buffer[] = [];
+      while (off < pack.byteLength) {
+        const d = pack.subarray(off, off + 32).toString('hex');
+        const len = pack.readUInt32BE(off + 32);
+        const body = d === victim ? bomb : pack.subarray(off + 36, off + 36 + len);
+        const h = Buffer.from(pack.subarray(off, off + 36));
+        h.writeUInt32BE(body.byteLength, 32);
+        out.push(h, body);
+        off += 36 + len;
+      }
+      const swapped = Buffer.concat(out);
+      res.setHeader('tender-pack-length', String(swapped.byteLength));
+      res.end(swapped);
+    });
+    const vessel = createChunkStore(tempDir());
+    await expect(fetchFrom(hub.url, m, vessel)).rejects.toThrow(/still failing verification after 5 rounds/);
+    expect(vessel.has(victim)).toBe(false);
+    expect(content.slice(1).every((d) => vessel.has(d))).toBe(true);
+  });
+
+  it('refuses a pack declared longer than its chunks could be, before reading it', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m } = release(shore);
+    const hub = await hostileHub(shore, (_req, res, pack) => {
+      res.setHeader('tender-pack-length', String(10 * 2 ** 30));
+      res.end(pack);
+    });
+    await expect(fetchFrom(hub.url, m, createChunkStore(tempDir()))).rejects.toThrow(/hub declared a pack of 10737418240 bytes for chunks that fit in \d+/);
+  });
+});
+
+describe('fetching a manifest from a hostile hub', () => {
+  async function endless(declare?: number) {
+    let sent = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, declare ? { 'content-length': String(declare) } : {});
+      const t = setInterval(() => {
+        res.write(Buffer.alloc(256 * 1024, 0x20));
+        sent += 256 * 1024;
+      }, 2);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, sent: () => sent };
+  }
+
+  it('refuses a manifest that never ends once it passes the cap, without buffering it', async () => {
+    const hub = await endless();
+    const client = new HubClient(hub.url, 'v-1', generateKey().key);
+    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(`passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming`);
+    expect(hub.sent()).toBeLessThan(MAX_MANIFEST_BYTES + 16 * 1024 * 1024);
+  });
+
+  it('refuses a manifest declared larger than the cap before reading it', async () => {
+    const hub = await endless(50 * 1024 * 1024);
+    const client = new HubClient(hub.url, 'v-1', generateKey().key);
+    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(/is 52428800 bytes, over the 8388608-byte cap/);
+  });
+});
+
