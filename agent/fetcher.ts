@@ -87,7 +87,12 @@ export async function fetchRelease(deps: FetchDeps, m: ReleaseManifest, stats: F
   checkDisk(deps.dir, m, [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0), margin);
   const pacer = new Pacer(deps.bytesPerSecond ?? 0);
   await fetchTier(deps, m, named, stats, pacer);
-  const content = contentChunks(m, deps.chunks);
+  let content = contentChunks(m, deps.chunks);
+  // An index found damaged on disk was dropped: fetch it again, once.
+  if (content.missingIndexes.length) {
+    await fetchTier(deps, m, named, stats, pacer);
+    content = contentChunks(m, deps.chunks);
+  }
   if (content.missingIndexes.length) throw new FetchError(`release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`);
   // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
   const missingRaw = [...content.chunks].reduce((a, [d, raw]) => a + (deps.chunks.has(d) ? 0 : raw), 0);

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { brotliDecompressSync } from 'node:zlib';
-import { TenderError } from '../shared/errors.js';
+import { TenderError, errorMessage } from '../shared/errors.js';
 import type { ChunkStore } from '../shared/chunk-store.js';
 import type { DockerEngine } from '../shared/docker.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
-import { ChunkError } from '../shared/chunk-store.js';
+import { ChunkError, verifyCompressedChunk } from '../shared/chunk-store.js';
 import { LayerIndexError } from '../shared/layer-index.js';
 import { loadLayerIndex } from '../shared/release-chunks.js';
 import { joinTar, TarFormatError, TarPolicyError } from '../shared/tar-split.js';
@@ -14,8 +13,18 @@ export class StageError extends TenderError {}
 
 type Image = ReleaseManifest['images'][string];
 
+/** Each chunk checked against its digest as it is read: a file damaged on disk is dropped, to be fetched again. */
 function* inflate(chunks: Iterable<readonly [string, number, ...unknown[]]>, store: ChunkStore): Generator<Buffer> {
-  for (const [digest, raw] of chunks) yield brotliDecompressSync(store.get(digest), { maxOutputLength: Math.max(1, raw) });
+  for (const [digest, raw] of chunks) {
+    let data: Buffer;
+    try {
+      data = verifyCompressedChunk(digest, store.get(digest), raw);
+    } catch (err) {
+      store.remove(digest);
+      throw new StageError(`chunk ${digest.slice(0, 12)} on board is damaged (${errorMessage(err)}); removed, it will be fetched again`);
+    }
+    yield data;
+  }
 }
 
 type Layer = Image['layers'][number];

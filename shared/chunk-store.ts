@@ -31,6 +31,10 @@ export function createChunkStore(dir: string) {
     get(digest: string): Buffer {
       return readFileSync(pathOf(digest));
     },
+    /** Drop one chunk (found damaged): it is then simply missing, and fetched again. */
+    remove(digest: string): void {
+      rmSync(pathOf(digest), { force: true });
+    },
     /** Delete every chunk not in `keep`; returns how many files and bytes went. */
     gc(keep: Set<string>): { files: number; bytes: number } {
       let files = 0;

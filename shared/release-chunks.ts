@@ -1,5 +1,5 @@
-import { verifyCompressedChunk, type ChunkStore } from './chunk-store.js';
-import { decodeLayerIndex, type LayerIndex } from './layer-index.js';
+import { ChunkError, verifyCompressedChunk, type ChunkStore } from './chunk-store.js';
+import { decodeLayerIndex, LayerIndexError, type LayerIndex } from './layer-index.js';
 import type { ChunkRef, ReleaseManifest } from './manifest.js';
 
 /**
@@ -34,11 +34,20 @@ export function contentChunks(m: ReleaseManifest, store: ChunkStore): { chunks: 
     for (const l of img.layers) {
       if (!l.index || seen.has(l.index[0])) continue;
       seen.add(l.index[0]);
-      if (!store.has(l.index[0])) {
+      let ix;
+      try {
+        ix = store.has(l.index[0]) ? loadLayerIndex(store, l.index) : undefined;
+      } catch (err) {
+        if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+        // Damaged on disk (verification is against the signed digest, so this is never the publisher's
+        // fault): drop it; it is missing now and gets fetched again.
+        store.remove(l.index[0]);
+      }
+      if (!ix) {
         missingIndexes.push(l.index[0]);
         continue;
       }
-      for (const [d, raw] of loadLayerIndex(store, l.index).chunks) chunks.set(d, raw);
+      for (const [d, raw] of ix.chunks) chunks.set(d, raw);
     }
   }
   return { chunks, missingIndexes };

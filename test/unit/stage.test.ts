@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { brotliCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { stageRelease } from '../../agent/stage.js';
 import { createChunkStore, type ChunkStore } from '../../shared/chunk-store.js';
 import type { DockerEngine } from '../../shared/docker.js';
 import { encodeLayerIndex } from '../../shared/layer-index.js';
+import { contentChunks } from '../../shared/release-chunks.js';
 import type { ChunkRef, ReleaseManifest } from '../../shared/manifest.js';
 import { storeLayer, tarHeader, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -76,5 +79,22 @@ describe('staging a release (before docker load)', () => {
     const loads: unknown[] = [];
     await expect(stageRelease(emptyEngine(loads), forged, store)).rejects.toThrow(/config of .* does not match/);
     expect(loads).toHaveLength(0);
+  });
+
+  it('drops a chunk or an index damaged on disk, so it is fetched again, and loads nothing', async () => {
+    const dir = tempDir();
+    const store = createChunkStore(dir);
+    const { layer, content, index } = storeLayer(tarOf([{ name: 'a.bin', data: Buffer.alloc(100_000, 3) }]), store);
+    const m = manifest(store, [layer]);
+    const victim = content[0]![0];
+    writeFileSync(join(dir, victim.slice(0, 2), victim), 'bit rot');
+    const loads: unknown[] = [];
+    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(`chunk ${victim.slice(0, 12)} on board is damaged`);
+    expect(store.has(victim)).toBe(false);
+    expect(loads).toHaveLength(0);
+    // A damaged index is reported missing (and dropped), never trusted.
+    writeFileSync(join(dir, index[0].slice(0, 2), index[0]), 'bit rot');
+    expect(contentChunks(m, store).missingIndexes).toEqual([index[0]]);
+    expect(store.has(index[0])).toBe(false);
   });
 });
