@@ -193,12 +193,17 @@ async function streamNewPack(deps: FetchDeps, m: ReleaseManifest, digests: strin
       (piece) => sink!.write(piece),
     );
   } catch (err) {
-    sink?.flush();
-    if (!sink || !(err instanceof HubUnreachableError) || deps.signal?.aborted) throw err;
+    if (!sink || !(err instanceof HubUnreachableError) || deps.signal?.aborted) {
+      sink?.flush();
+      throw err;
+    }
     deps.log.info({ pack: sink.state.id, at: sink.have, of: sink.state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
   }
-  sink!.flush();
-  await downloadPack(deps, sink!.state, sizes, stats, pacer);
+  const done = sink!;
+  done.flush();
+  // Whole in one response (the usual case): nothing to resume, and the part file need not be read again.
+  if (done.have >= done.state.length) done.finish();
+  else await downloadPack(deps, done.state, sizes, stats, pacer);
 }
 
 /**

@@ -57,9 +57,7 @@ const manifestBytes = readFileSync(join(shore.dir, 'v2.json')).byteLength;
 
 async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: Vessel; port: number }> {
   removeAppContainers('bench');
-  const vessel = await enrolVessel(shore, name, { watchSeconds: 0 });
-  const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
-  writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${link.port}` }));
+  const vessel = await enrolVessel(shore, name, { watchSeconds: 0, hub: `http://127.0.0.1:${link.port}` });
   // v1 arrived earlier: its chunks are on board.
   for (const d of v1Chunks.keys()) {
     const to = join(vessel.dataDir, 'chunks', d.slice(0, 2), d);

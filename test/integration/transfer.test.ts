@@ -38,9 +38,8 @@ describe('release transfer', () => {
       return piece;
     };
     const linkPort = await link.start();
-    const vessel = await enrolVessel(shore, 'ship-x');
-    const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
-    writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${linkPort}` }));
+    // Enrolled directly, then reaching the hub only through the link.
+    const vessel = await enrolVessel(shore, 'ship-x', { hub: `http://127.0.0.1:${linkPort}` });
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
@@ -70,9 +69,8 @@ describe('release transfer: restarts and refusals', () => {
     // A slow link (1 MB/s) so the restarts land mid-transfer.
     const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 400_000 });
     const linkPort = await link.start();
-    const vessel = await enrolVessel(shore, 'ship-r');
-    const cfg = JSON.parse(readFileSync(vessel.config, 'utf8'));
-    writeFileSync(vessel.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${linkPort}` }));
+    // Enrolled directly, then reaching the hub only through the link.
+    const vessel = await enrolVessel(shore, 'ship-r', { hub: `http://127.0.0.1:${linkPort}` });
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
