@@ -15,14 +15,28 @@ export interface Shore {
   start(listen?: string): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
+// Ports for tests to hold later (router, console, metrics) are drawn below the kernel's ephemeral range
+// (32768-60999), where Docker's published ports and every outgoing connection take theirs: a port picked
+// here cannot be taken by a container another test starts before this one binds it.
+const TEST_PORTS = { from: 20_000, to: 32_000 };
+const handedOut = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** A port free on 127.0.0.1 now, outside the ephemeral range, not handed out before in this process. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = TEST_PORTS.from + Math.floor(Math.random() * (TEST_PORTS.to - TEST_PORTS.from));
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export async function startShore(): Promise<Shore> {
@@ -142,6 +156,20 @@ export async function getBody(port: number): Promise<string> {
   }
 }
 
-export async function waitServing(port: number, body: string, timeoutMs = 40_000): Promise<void> {
-  await eventually(async () => (await getBody(port)) === body, timeoutMs, 250);
+/**
+ * Wait until the router serves BODY. On a timeout the error carries what the router last answered and,
+ * given the vessel, its status and the agent's last log lines, so a CI failure says why.
+ */
+export async function waitServing(port: number, body: string, vessel?: Vessel, timeoutMs = 40_000): Promise<void> {
+  let last = '';
+  try {
+    await eventually(async () => (last = await getBody(port)) === body, timeoutMs, 250);
+  } catch (err) {
+    const lines = [`router answered: ${last}`];
+    if (vessel) {
+      const st = await tender(['status', '--config', vessel.config, '--json']).catch((e: Error) => ({ stdout: e.message }));
+      lines.push(`status: ${st.stdout.trim()}`, 'agent log:', ...(vessel.agent?.lines.slice(-40) ?? []));
+    }
+    throw new Error(`${(err as Error).message} waiting for "${body}"\n${lines.join('\n')}`);
+  }
 }

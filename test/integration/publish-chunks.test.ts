@@ -12,6 +12,7 @@ import type { ReleaseManifest } from '../../shared/manifest.js';
 import { createChunkStore } from '../../shared/chunk-store.js';
 import { loadLayerIndex } from '../../shared/release-chunks.js';
 import { joinTar } from '../../shared/tar-split.js';
+import { uploadMissingChunks } from '../../hub/chunk-upload.js';
 
 function compose(dir: string, name: string, image: string): string {
   const file = join(dir, `${name}.yml`);
@@ -29,11 +30,13 @@ describe('release publish: chunks', () => {
     const publish = async (file: string, version: string) => {
       const r = await tender(['release', 'publish', '--compose', file, '--key', shore.releaseKey, '--version', version, '--cache', cache, '--out', join(dir, `${version}.json`), '--json'], shore.env);
       expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { chunks: number; chunksUploaded: number; uploadedBytes: number };
+      return { ...(JSON.parse(r.stdout) as { chunks: number; chunksUploaded: number; uploadedBytes: number }), stderr: r.stderr };
     };
     const first = await publish(compose(dir, 'a', 'tender-test/pub:1'), '1');
     expect(first.chunksUploaded).toBe(first.chunks);
     expect(first.uploadedBytes).toBeGreaterThan(100_000);
+    // Progress goes to stderr as plain lines off a TTY.
+    expect(first.stderr).toMatch(/^uploading chunks: [\d.]+ of [\d.]+ MB$/m);
 
     // The layer reassembled from the hub's chunks is exactly the layer Docker knows (its diff ID).
     const m = JSON.parse(Buffer.from(readEnvelope(readFileSync(join(dir, '1.json'))).payload, 'base64').toString()) as ReleaseManifest;
@@ -50,6 +53,14 @@ describe('release publish: chunks', () => {
 
     const again = await publish(compose(dir, 'b', 'tender-test/pub:1'), '2');
     expect(again).toMatchObject({ chunksUploaded: 0, uploadedBytes: 0 });
+    expect(again.stderr).not.toMatch(/uploading chunks/);
+
+    // Uploaded to a second, empty hub, progress ends exactly at the total it announced.
+    const other = await startShore();
+    const seen: [number, number][] = [];
+    const up = await uploadMissingChunks({ hub: other.url, token: other.env.TENDER_TOKEN }, m, createChunkStore(cache), (done, total) => seen.push([done, total]));
+    expect(up.missing).toBe(first.chunks);
+    expect(seen.at(-1)).toEqual([up.uploadedBytes, up.uploadedBytes]);
 
     const changed = await publish(compose(dir, 'c', 'tender-test/pub:2'), '3');
     expect(changed.chunksUploaded).toBeGreaterThan(0);

@@ -53,7 +53,7 @@ describe('single executable', () => {
     buildBusyboxImage({ tag, body: 'one file\n' });
     const port = await freePort();
     await publishAndRollout(shore, composeFile(shore.dir, 'sea', tag, port, app), '1', 'vessel:sea-1');
-    await waitServing(port, 'one file');
+    await waitServing(port, 'one file', vessel);
     // The SQLite addon was unpacked from the executable, once, where it was told to go.
     expect(readdirSync(process.env.TENDER_ADDON_DIR!).filter((f) => f.endsWith('.node'))).toHaveLength(1);
     removeAppContainers(app);

@@ -28,9 +28,9 @@ beforeAll(async () => {
   await vessel.startRouter();
   vessel.startAgent();
   await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/crash:v1', port, 'crash'), '1.0.0');
-  await waitServing(port, 'portal v1');
+  await waitServing(port, 'portal v1', vessel);
   await publishAndRollout(shore, composeFile(shore.dir, 'v2', 'tender-test/crash:v2', port, 'crash'), '2.0.0');
-  await waitServing(port, 'portal v2');
+  await waitServing(port, 'portal v2', vessel);
   await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done');
   // A crew rollback holds the vessel, so the agent restarted below does not chase the shore target.
   expect((await tender(['rollback', '--config', vessel.config])).code).toBe(0);

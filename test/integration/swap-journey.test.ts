@@ -35,7 +35,7 @@ beforeAll(async () => {
   await vessel.startRouter();
   vessel.startAgent();
   await publishAndRollout(shore, files.v1!, '1.0.0');
-  await waitServing(port, 'portal v1');
+  await waitServing(port, 'portal v1', vessel);
 }, 120_000);
 
 afterAll(async () => {
@@ -48,7 +48,7 @@ describe('journey: swap, gate, roll back', () => {
     const load = startLoad(port, 100);
     await new Promise((r) => setTimeout(r, 1000));
     await publishAndRollout(shore, files.v2!, '2.0.0');
-    await waitServing(port, 'portal v2');
+    await waitServing(port, 'portal v2', vessel);
     await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done' && (await vessel.status()).release.current === '2.0.0', 40_000);
     await new Promise((r) => setTimeout(r, 1000));
     const stats = await load.stop();
@@ -109,7 +109,7 @@ describe('journey: swap, gate, roll back', () => {
 
     const res = await tender(['resume', '--config', vessel.config]);
     expect(res.code, res.stderr).toBe(0);
-    await waitServing(port, 'portal v2');
+    await waitServing(port, 'portal v2', vessel);
     expect((await vessel.status()).release.held).toBe(false);
   });
 
@@ -134,7 +134,7 @@ describe('journey: swap, gate, roll back', () => {
 
   it('rolls v4 back by itself when it crashes after the flip', async () => {
     await publishAndRollout(shore, files.v4!, '4.0.0');
-    await waitServing(port, 'portal v4');
+    await waitServing(port, 'portal v4', vessel);
     const st = await eventually(async () => {
       const s = await vessel.status();
       return s.lastResult?.version === '4.0.0' && s.lastResult.result === 'rolled-back' && s.lastUpdate.state === 'done' && s;
@@ -142,7 +142,7 @@ describe('journey: swap, gate, roll back', () => {
     expect(st.lastResult.reason).toMatch(/release 4.0.0 failed in its watch window: portal (exited|restarted)/);
     expect(st.release.current).toBe('2.0.0');
     expect(st.lastUpdate.kind).toBe('auto-rollback');
-    await waitServing(port, 'portal v2');
+    await waitServing(port, 'portal v2', vessel);
     const rel = JSON.parse((await tender(['releases', '--config', vessel.config, '--json'])).stdout);
     expect(rel.releases.find((r: { version: string }) => r.version === '4.0.0').state).toBe('failed');
   });

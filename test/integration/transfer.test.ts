@@ -48,7 +48,7 @@ describe('release transfer', () => {
     // The shore engine and the vessel engine are the same here: remove the image so the vessel must fetch it.
     rmi(tag);
     expect((await tender(['rollout', 'start', 'xfer@1', '--target', 'vessel:ship-x'], shore.env)).code).toBe(0);
-    await waitServing(port, `transfer ${tag}`, 120_000);
+    await waitServing(port, `transfer ${tag}`, vessel, 120_000);
     expect(JSON.parse(execFileSync('docker', ['image', 'inspect', tag], { encoding: 'utf8' }))[0].Id).toBe(id);
     const log = vessel.agent!.lines.join('\n');
     expect(log).toMatch(/chunk failed verification; it will be fetched again/);
@@ -95,7 +95,7 @@ describe('release transfer: restarts and refusals', () => {
     await shore.hub.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1500));
     await shore.start(`127.0.0.1:${hubPort}`);
-    await waitServing(port, `resume ${tag}`, 120_000);
+    await waitServing(port, `resume ${tag}`, vessel, 120_000);
     // Whole-transfer bytes stay close to one copy of the compressed chunks: nothing re-fetched from zero.
     const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
     expect(before).toBeGreaterThan(100_000);
@@ -116,7 +116,7 @@ describe('release transfer: restarts and refusals', () => {
     const okTag = `tender-test/xfer3:ok${Date.now()}`;
     buildBusyboxImage({ tag: okTag, body: 'trusted\n' });
     await (await import('../helpers/fleet.js')).publishAndRollout(shore, composeFile(shore.dir, 'ok', okTag, port, app), '1', 'vessel:ship-b');
-    await waitServing(port, 'trusted');
+    await waitServing(port, 'trusted', vessel);
     // The hub is made to hold a release signed by keys the vessel does not trust (a compromised hub):
     // the hub's root is swapped for another fleet's.
     const badTag = `tender-test/xfer3:bad${Date.now()}`;
