@@ -25,3 +25,40 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * A bell one loop rings for the others: the sync loop rings it when the hub answers again after failures,
+ * so a loop backing off from the same outage (telemetry) tries again at once instead of sleeping out a
+ * delay grown while the link was down.
+ */
+export class Wakeup {
+  private waiters = new Set<() => void>();
+  private rings = 0;
+
+  /** Times rung so far: a loop compares before and after its sleep to know whether the bell woke it. */
+  get count(): number {
+    return this.rings;
+  }
+
+  ring(): void {
+    this.rings++;
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Sleep MS, ending early (without throwing) when the signal aborts or the bell rings. */
+  sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const t = setTimeout(done, ms);
+      const waiters = this.waiters;
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        waiters.delete(done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+      waiters.add(done);
+    });
+  }
+}

@@ -8,7 +8,7 @@ import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
 import { HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
 import { openStateStore, type StateStore } from './state-store.js';
-import { backoffDelayMs, pollDelayMs, sleep } from './backoff.js';
+import { backoffDelayMs, pollDelayMs, sleep, Wakeup } from './backoff.js';
 import { syncOnce } from './sync.js';
 import { createController, type Controller } from './controller.js';
 import { routerPaths } from './router/control.js';
@@ -78,16 +78,17 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
         })
       : undefined;
     const shipStats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
+    const linkUp = new Wakeup();
     const metricsServer = await serveAgentMetrics(createAgentMetrics(store, shipStats), config.telemetry.metricsListen, log).catch((err) => {
       log.warn({ reason: errorMessage(err) }, 'agent metrics endpoint not started');
       return undefined;
     });
     try {
       await Promise.all([
-        syncLoop(),
+        syncLoop(linkUp),
         watchLoop(controller, signal, log),
         startCollector({ vessel: config.vesselName, docker, outbox: store.outbox, log, signal, statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000, dataDir: config.dataDir }),
-        shipLoop({ client: () => client, outbox: store.outbox, vesselName: config.vesselName, log, signal, maxBytesPerSecond: config.telemetry.maxBytesPerSecond, stats: shipStats }),
+        shipLoop({ client: () => client, outbox: store.outbox, vesselName: config.vesselName, log, signal, maxBytesPerSecond: config.telemetry.maxBytesPerSecond, maxBackoffMs: config.maxBackoffSeconds * 1000, linkUp, stats: shipStats }),
       ]);
     } finally {
       consoleServer?.close();
@@ -98,7 +99,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     log.info('agent stopped');
   }
 
-  async function syncLoop(): Promise<void> {
+  async function syncLoop(linkUp: Wakeup): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
       let delay: number;
@@ -111,7 +112,10 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
         client ??= makeClient(config, store);
         const result = await syncOnce({ client, store, vesselName: config.vesselName, rootPath: paths.root, root, log });
         root = result.root;
-        if (failures > 0) log.info({ after: failures }, 'hub reachable again');
+        if (failures > 0) {
+          log.info({ after: failures }, 'hub reachable again');
+          linkUp.ring();
+        }
         failures = 0;
         delay = pollDelayMs(config.pollIntervalSeconds * 1000);
       } catch (err) {

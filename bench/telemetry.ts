@@ -132,7 +132,7 @@ async function drain(): Promise<{ seconds: number; wireBytes: number; linkBytes:
   const stats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
   const ac = new AbortController();
   const t0 = Date.now();
-  const loop = shipLoop({ client: () => client, outbox: o, vesselName: 'ship', log: createLogger('bench', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, stats });
+  const loop = shipLoop({ client: () => client, outbox: o, vesselName: 'ship', log: createLogger('bench', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, maxBackoffMs: 300_000, stats });
   await new Promise((res) => setTimeout(res, WINDOW_S * 1000));
   const seconds = (Date.now() - t0) / 1000;
   const linkBytes = link.stats.up + link.stats.down;

@@ -2,7 +2,7 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors.js';
 import { encodeBatch } from '../../shared/telemetry-wire.js';
-import { backoffDelayMs, sleep } from '../backoff.js';
+import { backoffDelayMs, sleep, Wakeup } from '../backoff.js';
 import type { HubClient } from '../hub-client.js';
 import type { Outbox } from './outbox.js';
 
@@ -18,7 +18,6 @@ const BROTLI_QUALITY = 9;
 // With nothing queued, look again this often (new lines arrive in groups every 250 ms).
 const IDLE_MS = 1_000;
 const BACKOFF_BASE_MS = 2_000;
-const BACKOFF_CAP_MS = 5 * 60_000;
 // A batch may take this long over a slow link: 1 MB at 256 kbit/s is about 33 s.
 const SHIP_TIMEOUT_MS = 5 * 60_000;
 
@@ -53,7 +52,8 @@ export interface ShipStats {
 /**
  * Ship the outbox to the hub: large compressed batches, each record deleted only after the hub has
  * acknowledged it; a batch the hub calls malformed goes to the dead-letter table instead of blocking the
- * queue; everything else is retried with backoff and jitter for as long as it takes.
+ * queue; everything else is retried with backoff and jitter (capped at the agent's maxBackoffSeconds) for
+ * as long as it takes, and at once when LINKUP rings (the hub answered the sync loop again).
  */
 export async function shipLoop(opts: {
   client: () => HubClient | undefined;
@@ -62,8 +62,13 @@ export async function shipLoop(opts: {
   log: Logger;
   signal: AbortSignal;
   maxBytesPerSecond: number;
+  maxBackoffMs: number;
+  /** First retry delay (default 2 s); doubles per failure up to maxBackoffMs. */
+  backoffBaseMs?: number;
+  linkUp?: Wakeup;
   stats?: ShipStats;
 }): Promise<void> {
+  const linkUp = opts.linkUp ?? new Wakeup();
   const throttle = makeThrottle(opts.maxBytesPerSecond);
   let maxRecords = MAX_BATCH_RECORDS;
   let failures = 0;
@@ -116,7 +121,10 @@ export async function shipLoop(opts: {
     } catch (err) {
       failures++;
       if (failures === 1) opts.log.info({ reason: errorMessage(err), queued: st.records }, 'telemetry not shipped; will retry');
-      await sleep(backoffDelayMs(failures, BACKOFF_BASE_MS, BACKOFF_CAP_MS), opts.signal);
+      const rung = linkUp.count;
+      await linkUp.sleep(backoffDelayMs(failures, opts.backoffBaseMs ?? BACKOFF_BASE_MS, opts.maxBackoffMs), opts.signal);
+      // Woken because the hub answers again: this outage is over, and so is its backoff.
+      if (linkUp.count !== rung) failures = 0;
     }
   }
 }

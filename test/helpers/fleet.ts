@@ -156,20 +156,32 @@ export async function getBody(port: number): Promise<string> {
   }
 }
 
+/** What a failing test should print about a vessel: its status as `tender status` says it, and the agent's last log lines. */
+export async function vesselReport(vessel: Vessel): Promise<string> {
+  const st = await tender(['status', '--config', vessel.config, '--json']).catch((e: Error) => ({ stdout: e.message }));
+  return [`status: ${st.stdout.trim()}`, 'agent log:', ...(vessel.agent?.lines.slice(-40) ?? [])].join('\n');
+}
+
+/** Wait as `eventually` does; on a timeout the error also says WHAT was awaited and REPORT's text. */
+export async function eventuallyOrReport<T>(what: string, fn: () => Promise<T | undefined | false>, report: () => Promise<string>, timeoutMs?: number, stepMs?: number): Promise<T> {
+  try {
+    return await eventually(fn, timeoutMs, stepMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} waiting for ${what}\n${await report()}`);
+  }
+}
+
 /**
  * Wait until the router serves BODY. On a timeout the error carries what the router last answered and,
  * given the vessel, its status and the agent's last log lines, so a CI failure says why.
  */
 export async function waitServing(port: number, body: string, vessel?: Vessel, timeoutMs = 40_000): Promise<void> {
   let last = '';
-  try {
-    await eventually(async () => (last = await getBody(port)) === body, timeoutMs, 250);
-  } catch (err) {
-    const lines = [`router answered: ${last}`];
-    if (vessel) {
-      const st = await tender(['status', '--config', vessel.config, '--json']).catch((e: Error) => ({ stdout: e.message }));
-      lines.push(`status: ${st.stdout.trim()}`, 'agent log:', ...(vessel.agent?.lines.slice(-40) ?? []));
-    }
-    throw new Error(`${(err as Error).message} waiting for "${body}"\n${lines.join('\n')}`);
-  }
+  await eventuallyOrReport(
+    `"${body}"`,
+    async () => (last = await getBody(port)) === body,
+    async () => `router answered: ${last}${vessel ? `\n${await vesselReport(vessel)}` : ''}`,
+    timeoutMs,
+    250,
+  );
 }

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
-import { enrolVessel, publishAndRollout, startShore, type Shore, type Vessel } from '../helpers/fleet.js';
+import { enrolVessel, eventuallyOrReport, publishAndRollout, startShore, vesselReport, type Shore, type Vessel } from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { LinkSim } from '../link-sim.js';
@@ -89,15 +89,20 @@ describe('telemetry: every line stored once ashore', () => {
     const N = 2000;
     const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { latencyMs: 50 });
     const linkPort = await link.start();
-    const v = await vesselWith('tele-flap');
-    // The vessel reaches the hub only through the flapping link.
-    const cfg = JSON.parse((await import('node:fs')).readFileSync(v.config, 'utf8'));
-    writeFileSync(v.config, JSON.stringify({ ...cfg, hub: `http://127.0.0.1:${linkPort}` }));
+    // Enrolled directly, then reaching the hub only through the flapping link.
+    const v = await vesselWith('tele-flap', { hub: `http://127.0.0.1:${linkPort}` });
     v.startAgent();
     await publishAndRollout(shore, chatterCompose('teleflap', N, 2, '0.01'), 'f1', 'vessel:tele-flap');
     link.flap(3000, 2000);
+    let got = 0;
     try {
-      await eventually(async () => (await hubLines('tele-flap')).filter((l) => l.startsWith('line ')).length >= N, 150_000, 1000);
+      await eventuallyOrReport(
+        `${N} lines ashore`,
+        async () => (got = (await hubLines('tele-flap')).filter((l) => l.startsWith('line ')).length) >= N,
+        async () => `${got} lines ashore; link ${JSON.stringify(link.stats)}\n${await vesselReport(v)}`,
+        150_000,
+        1000,
+      );
     } finally {
       link.stopFlapping();
     }

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CLASS, MAX_LINE_BYTES, openOutbox, type NewRecord } from '../../agent/telemetry/outbox.js';
 import { decodeBatch, encodeBatch } from '../../shared/telemetry-wire.js';
 import { tempDir } from '../helpers/tmp.js';
+import { eventually } from '../helpers/proc.js';
 
 const log = (body: string, cls: 0 | 1 | 2 = CLASS.info): NewRecord => ({ kind: 'log', cls, source: 'web', body });
 
@@ -106,7 +107,7 @@ describe('shipper', () => {
       },
     };
     const ac = new AbortController();
-    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0 });
+    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, maxBackoffMs: 60_000 });
     await new Promise((r) => setTimeout(r, 300));
     o.append([log('next')]);
     await new Promise((r) => setTimeout(r, 1500));
@@ -116,6 +117,35 @@ describe('shipper', () => {
     expect(dl).toEqual([{ reason: 'hub answered 400: {"message":"batch: columns differ"}', records: 2 }]);
     expect(o.stats().records).toBe(0);
     expect(calls.length).toBe(2);
+    o.close();
+  });
+
+  it('retries at once when the hub answers the sync loop again, not after the backoff it grew while down', async () => {
+    const { shipLoop } = await import('../../agent/telemetry/shipper.js');
+    const { Wakeup } = await import('../../agent/backoff.js');
+    const { createLogger } = await import('../../shared/log.js');
+    const o = openOutbox({ path: join(tempDir(), 'o.db'), bootId: 'b1' });
+    o.append([log('queued at sea')]);
+    let linkUp = false;
+    let calls = 0;
+    const client = {
+      async request() {
+        calls++;
+        if (!linkUp) throw new Error('connect ECONNREFUSED');
+        return { status: 200, headers: new Headers(), body: Buffer.from('{}') };
+      },
+    };
+    const bell = new Wakeup();
+    const ac = new AbortController();
+    // A first retry no sooner than 30 s: only the bell can make it sooner.
+    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, backoffBaseMs: 60_000, maxBackoffMs: 60_000, linkUp: bell });
+    await eventually(async () => calls === 1);
+    linkUp = true;
+    bell.ring();
+    await eventually(async () => o.stats().records === 0, 10_000, 50);
+    expect(calls).toBe(2);
+    ac.abort();
+    await done;
     o.close();
   });
 });
