@@ -13,6 +13,7 @@ export const DEFAULT_DATA_DIR = '/var/lib/tender';
 export const DEFAULT_POLL_INTERVAL_S = 60;
 // Back off to at most 15 minutes when the hub is unreachable, so a link that returns is noticed soon.
 export const DEFAULT_MAX_BACKOFF_S = 900;
+export const DEFAULT_STALL_S = 60;
 
 // All interfaces of the vessel LAN; the apps' users are on board.
 export const DEFAULT_ROUTER_BIND = '0.0.0.0';
@@ -42,6 +43,11 @@ export const agentConfigSchema = z.strictObject({
   releaseBytesPerSecond: z.number().int().min(0).default(0),
   /** UTC windows in which releases may be downloaded, e.g. ["02:00-06:00"]; empty: any time. */
   downloadWindows: z.array(windowSchema).max(24).default([]),
+  /**
+   * A release download that receives nothing for this long, or less than 1 KB/s over it, is dropped and
+   * resumed at its byte: a link gone silent (a black hole) sends no reset, so TCP alone would wait on.
+   */
+  stallSeconds: z.number().int().min(2).max(3600).default(DEFAULT_STALL_S),
   /** Free disk kept beyond what a release needs (download plus images); short of it, nothing is fetched. */
   diskMarginBytes: z.number().int().min(0).default(DISK_MARGIN_BYTES),
   /** Download releases only while the crew has marked the link cheap (`tender link cheap`). */

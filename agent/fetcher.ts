@@ -20,10 +20,12 @@ export class TransferDeferred extends TenderError {}
 // A few large packs per release: each costs one round trip to create and one to start downloading.
 // Counted in raw bytes (the compressed size of content chunks is the hub's to know): ~40 MB on the wire.
 const PACK_MAX_BYTES = 128 * 1024 * 1024;
-// A connection that delivers nothing for this long is dead even if TCP has not noticed (a black hole).
+// A connection that delivers nothing for this long is dead even if TCP has not noticed (a black hole);
+// the agent's stallSeconds overrides it.
 const STALL_MS = 60_000;
-// Less than this in a stall window (1 KB/s) aborts the request; the slowest satellite link does 25 KB/s.
-const MIN_BYTES_PER_STALL_WINDOW = 60 * 1024;
+// Less than this per second of a stall window (1 KB/s) aborts the request; the slowest satellite link
+// does 25 KB/s.
+const MIN_BYTES_PER_STALL_SECOND = 1024;
 // Over this many bytes of partial data, flush to disk: a cut loses at most this much.
 const FLUSH_BYTES = 256 * 1024;
 // Free space kept beyond what a release needs, so a download never fills the disk for the apps.
@@ -356,24 +358,29 @@ class Pacer {
 /** Open a response and stream its body to onPiece; a stall or a trickle past STALL_MS aborts it. */
 async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Promise<Response>, onPiece: (b: Buffer) => boolean): Promise<void> {
   const stallMs = deps.stall?.ms ?? STALL_MS;
-  const minBytes = deps.stall?.minBytes ?? MIN_BYTES_PER_STALL_WINDOW;
+  const minBytes = deps.stall?.minBytes ?? (stallMs / 1000) * MIN_BYTES_PER_STALL_SECOND;
   const ac = new AbortController();
   let lastByteAt = Date.now();
   const startedAt = Date.now();
   // Minimum throughput: a server that drips a byte every few seconds is as dead as a silent one.
   const marks: { at: number; got: number }[] = [];
   let received = 0;
+  let stalled: string | undefined;
   const watchdog = setInterval(() => {
     const now = Date.now();
     marks.push({ at: now, got: received });
     while (marks.length && marks[0]!.at < now - stallMs) marks.shift();
     const windowBytes = received - (marks[0]?.got ?? 0);
-    if (now - lastByteAt > stallMs || (now - startedAt > stallMs && windowBytes < minBytes)) ac.abort();
+    if (now - lastByteAt > stallMs) stalled = `nothing received for ${Math.round((now - lastByteAt) / 1000)} s`;
+    else if (now - startedAt > stallMs && windowBytes < minBytes) stalled = `${windowBytes} bytes in the last ${stallMs / 1000} s`;
+    if (stalled) ac.abort();
   }, Math.min(1000, stallMs / 4));
   const onAbort = () => ac.abort();
   deps.signal?.addEventListener('abort', onAbort);
   try {
-    const res = await open(ac.signal);
+    const res = await open(ac.signal).catch((err: unknown) => {
+      throw stalled ? new HubUnreachableError(`no answer from the hub: stalled (${stalled}); will retry`) : err;
+    });
     try {
       for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
         lastByteAt = Date.now();
@@ -385,7 +392,7 @@ async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Pr
         }
       }
     } catch (err) {
-      throw new HubUnreachableError(`pack cut after ${received} bytes: ${describeFetchError(err)}`);
+      throw new HubUnreachableError(`pack cut after ${received} bytes: ${stalled ? `stalled (${stalled}); dropped, will resume at the byte` : describeFetchError(err)}`);
     }
   } finally {
     clearInterval(watchdog);

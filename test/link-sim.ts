@@ -3,7 +3,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 /**
  * A userland satellite link for tests and benchmarks (tc has no netem here): a TCP proxy that adds
  * one-way latency, caps bandwidth per direction, cuts connections after N bytes or every T seconds, can
- * go down (refuse and cut) or black-hole (accept, never answer), and counts the bytes each way.
+ * go down (refuse and cut) or black-hole, and counts the bytes each way. A black hole is what a satellite
+ * link does when it goes silent: no reset, no FIN; open connections stop moving, new ones connect and
+ * hear nothing. When it ends, what was held moves on (TCP retransmits) and held connections go through.
  */
 export interface LinkOptions {
   /** One-way delay added to every chunk, ms (a 700 ms round trip is 350 each way). */
@@ -28,6 +30,8 @@ export class LinkSim {
   private readonly open = new Set<Socket>();
   readonly stats: LinkStats = { up: 0, down: 0, connections: 0, cuts: 0 };
   private mode: 'up' | 'down' | 'blackhole' = 'up';
+  /** Clients accepted during a black hole, put through when it ends. */
+  private held: Socket[] = [];
   private flapTimer?: NodeJS.Timeout;
   port = 0;
 
@@ -43,10 +47,22 @@ export class LinkSim {
     return this.port;
   }
 
-  /** up: forward; down: cut everything and refuse; blackhole: accept and never answer. */
+  /** up: forward; down: cut everything and refuse; blackhole: nothing moves, nothing is closed. */
   set(mode: 'up' | 'down' | 'blackhole'): void {
+    const was = this.mode;
     this.mode = mode;
-    if (mode !== 'up') this.cutAll();
+    if (mode === 'down') {
+      this.cutAll();
+      for (const c of this.held) c.destroy();
+      this.held = [];
+    }
+    if (mode === 'blackhole') for (const s of this.open) s.pause();
+    if (mode === 'up' && was === 'blackhole') {
+      for (const s of this.open) s.resume();
+      const held = this.held;
+      this.held = [];
+      for (const c of held) if (!c.destroyed) this.connect(c);
+    }
   }
 
   cutAll(): void {
@@ -80,6 +96,8 @@ export class LinkSim {
     this.mode = 'down';
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.cutAll();
+    for (const c of this.held) c.destroy();
+    this.held = [];
     await closed;
   }
 
@@ -88,10 +106,18 @@ export class LinkSim {
       client.destroy();
       return;
     }
-    this.open.add(client);
     client.on('error', () => undefined);
+    if (this.mode === 'blackhole') {
+      client.pause();
+      this.held.push(client);
+      return;
+    }
+    this.connect(client);
+  }
+
+  private connect(client: Socket): void {
+    this.open.add(client);
     client.on('close', () => this.open.delete(client));
-    if (this.mode === 'blackhole') return;
     this.stats.connections++;
     const upstream = createConnection(this.target);
     this.open.add(upstream);
@@ -146,7 +172,7 @@ export class LinkSim {
           dst.write(part, (err) => {
             if (!err && !dst.destroyed) count(part.byteLength);
           });
-          if (src.isPaused() && busyUntil - Date.now() < latency + 500) src.resume();
+          if (src.isPaused() && this.mode !== 'blackhole' && busyUntil - Date.now() < latency + 500) src.resume();
         }, wait);
       }
     });

@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
-import { composeFile, enrolVessel, freePort, startShore, waitServing } from '../helpers/fleet.js';
+import { composeFile, enrolVessel, freePort, startShore, waitServing, type Vessel } from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
-import { createRequire } from 'node:module';
-const require = createRequire(import.meta.url);
 import { LinkSim } from '../link-sim.js';
 
 /**
@@ -16,6 +14,16 @@ import { LinkSim } from '../link-sim.js';
  */
 function rmi(tag: string) {
   execFileSync('docker', ['rmi', '-f', tag], { stdio: 'ignore' });
+}
+
+/** Bytes of packs the vessel has partly downloaded (its resumable state on disk). */
+function partBytes(vessel: Vessel): number {
+  const dir = join(vessel.dataDir, 'fetch');
+  try {
+    return readdirSync(dir).filter((f) => f.endsWith('.part')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+  } catch {
+    return 0;
+  }
 }
 
 describe('release transfer', () => {
@@ -78,14 +86,7 @@ describe('release transfer: restarts and refusals', () => {
     expect(pub.code, pub.stderr).toBe(0);
     rmi(tag);
     expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
-    const partSize = () => {
-      const dir = join(vessel.dataDir, 'fetch');
-      try {
-        return (require('node:fs') as typeof import('node:fs')).readdirSync(dir).filter((f: string) => f.endsWith('.part')).reduce((a: number, f: string) => a + (require('node:fs') as typeof import('node:fs')).statSync(join(dir, f)).size, 0);
-      } catch {
-        return 0;
-      }
-    };
+    const partSize = () => partBytes(vessel);
     await eventually(async () => partSize() > 200_000, 60_000, 100);
     const before = link.stats.down;
     await vessel.agent!.stop('SIGKILL');
@@ -103,6 +104,37 @@ describe('release transfer: restarts and refusals', () => {
     await link.close();
     removeAppContainers(app);
   }, 240_000);
+
+  it('drops a download that a silent link (a black hole) stalls, and resumes at its byte when the link returns', async () => {
+    const app = 'xfer5';
+    removeAppContainers(app);
+    const tag = `tender-test/xfer5:${Date.now()}`;
+    buildBusyboxImage({ tag, body: `silence ${tag}\n` });
+    const shore = await startShore();
+    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 200_000 });
+    const linkPort = await link.start();
+    const vessel = await enrolVessel(shore, 'ship-s', { hub: `http://127.0.0.1:${linkPort}`, stallSeconds: 3 });
+    const port = await freePort();
+    await vessel.startRouter();
+    vessel.startAgent();
+    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 's1', tag, port, app), '--key', shore.releaseKey, '--version', '1', '--json'], shore.env);
+    expect(pub.code, pub.stderr).toBe(0);
+    rmi(tag);
+    expect((await tender(['rollout', 'start', 'xfer5@1', '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
+    await eventually(async () => partBytes(vessel) > 150_000, 60_000, 50);
+    // The link goes silent: no reset, no FIN. Only the agent's own watchdog can tell.
+    link.set('blackhole');
+    const held = partBytes(vessel);
+    const stalled = await vessel.agent!.waitFor((l) => l.includes('stalled (nothing received'), 30_000);
+    expect(JSON.parse(stalled).level).toBeLessThanOrEqual(30);
+    expect(partBytes(vessel)).toBeGreaterThanOrEqual(held);
+    link.set('up');
+    await waitServing(port, `silence ${tag}`, vessel, 120_000);
+    const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
+    expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
+    await link.close();
+    removeAppContainers(app);
+  }, 180_000);
 
   it('fetches nothing for a release it cannot verify, and keeps serving what it runs', async () => {
     const app = 'xfer3';
