@@ -65,6 +65,7 @@ export const OPENAPI_DOCUMENT = {
       get: {
         summary: 'desired state; send If-None-Match to get 304 when nothing changed',
         ...vesselOrOps,
+        parameters: [{ name: 'with', in: 'query', required: false, schema: { type: 'string', enum: ['manifest'] }, description: "'manifest': carry the release's signed manifest when it is small (one round trip fewer)" }],
         responses: { 200: json(schema(desiredStateSchema)), 304: { description: 'not modified' }, ...errors(401, 404) },
       },
     },

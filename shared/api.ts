@@ -2,6 +2,9 @@ import { z } from 'zod';
 
 /** Bodies both sides speak over /api/v1, as zod schemas so the types come from one place. */
 
+/** Manifests up to this size ride in the desired state (most do: the bench's is 2.3 KB). */
+export const EMBEDDED_MANIFEST_MAX_BYTES = 16 * 1024;
+
 export const desiredStateSchema = z.strictObject({
   vessel: z.string(),
   /** The release this vessel should run; null until a rollout targets it. */
@@ -10,6 +13,11 @@ export const desiredStateSchema = z.strictObject({
     .nullable(),
   /** Latest root version on the hub; a vessel behind it walks the chain. */
   rootVersion: z.number().int(),
+  /**
+   * The release's signed manifest (base64 of its envelope), when the vessel asked for it (`?with=manifest`)
+   * and it is small: one round trip fewer per update. The vessel verifies it exactly as a fetched one.
+   */
+  manifest: z.string().max(EMBEDDED_MANIFEST_MAX_BYTES * 2).optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 

@@ -98,7 +98,8 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
     app.get('/api/v1/vessels/:name/desired', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async (req, reply) => {
       const { name } = parseBody(nameParams, req.params, 'path');
       const v = vesselInScope(req, deps.vessels, name);
-      const { state, etag } = desiredStateOf(v, deps.roots.latest()?.root.version ?? 0, deps);
+      const embedManifest = (req.query as { with?: unknown }).with === 'manifest';
+      const { state, etag } = desiredStateOf(v, deps.roots.latest()?.root.version ?? 0, deps, { embedManifest });
       reply.header('etag', etag).header('cache-control', 'no-cache');
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
       return state;

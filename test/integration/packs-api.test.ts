@@ -6,7 +6,7 @@ import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers
 import { storeLayer, tarOf } from '../helpers/tar.js';
 
 /** A release of one random layer, published on the hub and rolled out to `target`. */
-function release(hub: TestHub, app: string, target: string) {
+function release(hub: TestHub, app: string, target: string, refs: string[] = []) {
   const stored = storeLayer(tarOf([{ name: 'data.bin', data: randomBytes(300_000) }, { name: 'more.bin', data: randomBytes(90_000) }]), hub.deps.chunks);
   const m: ReleaseManifest = {
     _type: 'release',
@@ -16,7 +16,7 @@ function release(hub: TestHub, app: string, target: string) {
     sequence: 1,
     createdAt: '2026-11-26T00:00:00Z',
     services: {},
-    images: { [`sha256:${'d'.repeat(64)}`]: { refs: [], layers: [stored.layer] } },
+    images: { [`sha256:${'d'.repeat(64)}`]: { refs, layers: [stored.layer] } },
   };
   const { release: r } = hub.deps.releases.add(hub.deps.roots.latest()!.root, envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])), 'test');
   if (target) hub.deps.rollouts.start(r, target, 'test');
@@ -88,5 +88,29 @@ describe('hub packs', () => {
     const r = await post(hub, a, { release: 'gap@1', digests: content.map((c) => c[0]) });
     expect(r.statusCode).toBe(409);
     expect(r.json().message).toMatch(/lacks chunk/);
+  });
+
+  it('carries a small manifest in the desired state when asked, the same bytes the release route serves', async () => {
+    const hub = await startHub();
+    const a = await enrolVessel(hub, 'ship-a');
+    const b = await enrolVessel(hub, 'ship-b');
+    release(hub, 'mine', 'vessel:ship-a');
+    const desired = async (v: TestVessel, query = '?with=manifest') => {
+      const path = `/api/v1/vessels/${v.name}/desired${query}`;
+      return (await hub.app.inject({ url: path, headers: v.sign('GET', path).headers })).json() as { release: { version: string } | null; manifest?: string };
+    };
+    const path = '/api/v1/vessels/ship-a/releases/mine@1';
+    const served = (await hub.app.inject({ url: path, headers: a.sign('GET', path).headers })).rawPayload;
+    const withManifest = await desired(a);
+    expect(withManifest.release?.version).toBe('1');
+    expect(Buffer.from(withManifest.manifest!, 'base64').equals(served)).toBe(true);
+    expect(await desired(a, '')).not.toHaveProperty('manifest');
+    // Nothing rides for a vessel the release is not targeted at.
+    expect(await desired(b)).toEqual({ vessel: 'ship-b', release: null, rootVersion: 1 });
+    // A large manifest is left to the resumable release route.
+    release(hub, 'big', 'vessel:ship-a', Array.from({ length: 400 }, (_, i) => `registry.example/big/image-${i}:tag-with-some-length`));
+    const big = await desired(a);
+    expect(big.release?.version).toBe('1');
+    expect(big).not.toHaveProperty('manifest');
   });
 });

@@ -62,6 +62,10 @@ describe('release transfer', () => {
     expect(log).toMatch(/chunk failed verification; it will be fetched again/);
     expect(link.stats.cuts).toBeGreaterThanOrEqual(10);
     expect(tampered).toBe(true);
+    // The small manifest rode in the desired state: the vessel never asked the release route for it.
+    const asked = shore.hub.lines.filter((l) => l.includes('"incoming request"')).map((l) => JSON.parse(l).req.url as string);
+    expect(asked.some((u) => u.startsWith('/api/v1/vessels/ship-x/desired?with=manifest'))).toBe(true);
+    expect(asked.filter((u) => u.startsWith('/api/v1/vessels/ship-x/releases/'))).toEqual([]);
     await link.close();
     removeAppContainers(app);
   }, 180_000);
