@@ -96,16 +96,18 @@ export async function fetchRelease(deps: FetchDeps, m: ReleaseManifest, stats: F
     content = contentChunks(m, deps.chunks);
   }
   if (content.missingIndexes.length) throw new FetchError(`release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`);
+  // The link waits while this runs: the store is asked once, and the answer serves both the disk check
+  // and the first round of the tier.
+  const missing = deps.chunks.missing(content.chunks.keys());
   // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
-  const missingRaw = [...content.chunks].reduce((a, [d, raw]) => a + (deps.chunks.has(d) ? 0 : raw), 0);
-  checkDisk(deps.dir, m, missingRaw, margin);
-  await fetchTier(deps, m, content.chunks, stats, pacer);
+  checkDisk(deps.dir, m, missing.reduce((a, d) => a + content.chunks.get(d)!, 0), margin);
+  await fetchTier(deps, m, content.chunks, stats, pacer, missing);
   return stats;
 }
 
-async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
+async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string, number>, stats: FetchStats, pacer: Pacer, knownMissing?: string[]): Promise<void> {
   for (let round = 0; round < 5; round++) {
-    const missing = [...needed.keys()].filter((d) => !deps.chunks.has(d));
+    const missing = round === 0 && knownMissing ? knownMissing : deps.chunks.missing(needed.keys());
     if (missing.length === 0) return;
     const { resumed, groups } = planPacks(deps, m, missing, needed);
     for (const state of resumed) await downloadPack(deps, state, needed, stats, pacer);

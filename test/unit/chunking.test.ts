@@ -55,3 +55,29 @@ describe('content-defined chunking', () => {
     expect(fresh.length).toBeLessThanOrEqual(3);
   });
 });
+
+describe('chunk store', () => {
+  it('says which chunks it lacks, in the order asked, whether it lists a shard or stats each file', async () => {
+    const { createChunkStore } = await import('../../shared/chunk-store.js');
+    const { brotliCompressSync } = await import('node:zlib');
+    const { tempDir } = await import('../helpers/tmp.js');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dir = tempDir();
+    const store = createChunkStore(dir);
+    const chunks = Array.from({ length: 600 }, (_, i) => Buffer.from(`chunk ${i}`));
+    const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    // Every third one on board: 600 chunks over 256 shards lists the crowded shards and stats the rest.
+    chunks.forEach((c, i) => i % 3 === 0 && store.put(digest(c), brotliCompressSync(c), c.byteLength));
+    const want = chunks.map(digest).reverse();
+    const missing = store.missing(want);
+    expect(missing).toEqual(want.filter((d) => !store.has(d)));
+    expect(missing).toHaveLength(400);
+    // A half-written temp file next to a chunk's name is not the chunk.
+    const absent = missing[0]!;
+    mkdirSync(join(dir, absent.slice(0, 2)), { recursive: true });
+    writeFileSync(join(dir, absent.slice(0, 2), `${absent}.0000.tmp`), 'partial');
+    expect(store.missing([absent, ...want.slice(0, 20)])[0]).toBe(absent);
+    expect(() => store.missing(['../../etc/passwd'])).toThrow(/not a chunk digest/);
+  });
+});
