@@ -7,7 +7,7 @@ import { canonicalJson } from '../shared/canonical-json.js';
 import { bootId, type StateStore } from './state-store.js';
 import { expectOk, HubRefusedError, type HubClient } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';
-import { TenderError } from '../shared/errors.js';
+import { errorMessage, TenderError } from '../shared/errors.js';
 
 export class SyncError extends TenderError {}
 
@@ -54,7 +54,12 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   let root = deps.root;
   if (desired && desired.rootVersion > root.version) root = await updateRoot(deps);
   store.setMany({ 'link.state': 'up', 'link.lastOk': new Date().toISOString(), 'sync.lastAt': new Date().toISOString(), 'link.lastError': null });
-  await reportStatus(deps, root);
+  const report = reportStatus(deps, root);
+  if (changed) {
+    // A new target waits for nothing: the report travels alongside the download instead of costing it a
+    // round trip. Not sent now, it is sent with the next sync (its fingerprint is stored only on success).
+    report.catch((err) => log.debug({ reason: errorMessage(err) }, 'status report not sent; it goes with the next sync'));
+  } else await report;
   return { changed, desired, root };
 }
 

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { syncOnce } from '../../agent/sync.js';
+import { openStateStore } from '../../agent/state-store.js';
+import { vesselPaths } from '../../agent/config.js';
+import { createLogger } from '../../shared/log.js';
+import type { TrustedRoot } from '../../shared/root.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** A hub whose desired state is fixed and whose status route answers only when the test lets it. */
+function fakeHub(release: { app: string; version: string; sequence: number; rolloutId: number } | null) {
+  let letStatusThrough!: () => void;
+  const statusGate = new Promise<void>((r) => (letStatusThrough = r));
+  const calls: string[] = [];
+  const client = {
+    async request(method: string, path: string, opts: { headers?: Record<string, string> } = {}) {
+      calls.push(`${method} ${path}`);
+      if (path.includes('/desired')) {
+        const etag = `"${release?.version ?? 'none'}"`;
+        if (opts.headers?.['if-none-match'] === etag) return { status: 304, headers: new Headers({ etag }), body: Buffer.alloc(0) };
+        return { status: 200, headers: new Headers({ etag: `"${release?.version ?? 'none'}"` }), body: Buffer.from(JSON.stringify({ vessel: 'ship', release, rootVersion: 1 })) };
+      }
+      await statusGate;
+      return { status: 204, headers: new Headers(), body: Buffer.alloc(0) };
+    },
+  };
+  return { client, calls, letStatusThrough };
+}
+
+describe('sync with the hub', () => {
+  it('starts on a new target without waiting for its status report; otherwise reports before returning', async () => {
+    const store = openStateStore(vesselPaths(tempDir()));
+    const root = { version: 1 } as TrustedRoot;
+    const deps = (client: unknown) => ({ client: client as never, store, vesselName: 'ship', rootPath: '/nonexistent', root, log: createLogger('t', 'silent') });
+    const hub = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
+    // The status route hangs: a new target is returned regardless, the report still on its way.
+    const first = await syncOnce(deps(hub.client));
+    expect(first.changed).toBe(true);
+    expect(hub.calls).toEqual(['GET /api/v1/vessels/ship/desired?with=manifest', 'POST /api/v1/vessels/ship/status']);
+    hub.letStatusThrough();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(store.get('status.lastReport')).toBeTruthy();
+    // Nothing new, a status that changed: the report is part of the exchange.
+    store.set('release.current', '2.0.0');
+    const quiet = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
+    let done = false;
+    const second = syncOnce(deps(quiet.client)).then((r) => ((done = true), r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toBe(false);
+    quiet.letStatusThrough();
+    expect((await second).changed).toBe(false);
+    store.close();
+  });
+});
