@@ -47,18 +47,9 @@ export class Wakeup {
 
   /** Sleep MS, ending early (without throwing) when the signal aborts or the bell rings. */
   sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      const waiters = this.waiters;
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        waiters.delete(done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-      waiters.add(done);
-    });
+    const bell = new AbortController();
+    const wake = () => bell.abort();
+    this.waiters.add(wake);
+    return sleep(ms, AbortSignal.any([signal, bell.signal])).finally(() => this.waiters.delete(wake));
   }
 }

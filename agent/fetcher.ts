@@ -52,8 +52,8 @@ export interface FetchDeps {
   bytesPerSecond?: number;
   /** Free space to keep beyond what a release needs. */
   diskMarginBytes?: number;
-  /** The stall watchdog (tests shorten it): no byte for `ms`, or fewer than `minBytes` in any `ms`. */
-  stall?: { ms: number; minBytes: number };
+  /** The stall watchdog: no byte for `ms`, or fewer than `minBytes` (default 1 KB a second) in any `ms`. */
+  stall?: { ms: number; minBytes?: number };
 }
 
 export interface FetchStats {

@@ -55,7 +55,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       const blocked = transferAllowed({ downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap }, store.get<boolean>('link.cheap') ?? false, new Date());
       if (blocked) throw new TransferDeferred(blocked);
       const t0 = Date.now();
-      const stats = await fetchRelease({ client, vesselName: config.vesselName, chunks, dir: `${config.dataDir}/fetch`, log, signal, bytesPerSecond: config.releaseBytesPerSecond, diskMarginBytes: config.diskMarginBytes, stall: { ms: config.stallSeconds * 1000, minBytes: config.stallSeconds * 1024 } }, m);
+      const stats = await fetchRelease({ client, vesselName: config.vesselName, chunks, dir: `${config.dataDir}/fetch`, log, signal, bytesPerSecond: config.releaseBytesPerSecond, diskMarginBytes: config.diskMarginBytes, stall: { ms: config.stallSeconds * 1000 } }, m);
       log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
       const loaded = await stageRelease(docker, m, chunks);
       log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');

@@ -1,4 +1,4 @@
-import { encodeUploadPack, type ChunkStore } from '../shared/chunk-store.js';
+import { encodeUploadPack, UPLOAD_ENTRY_HEADER_BYTES, type ChunkStore } from '../shared/chunk-store.js';
 import type { ReleaseManifest } from '../shared/manifest.js';
 import { opsRequest, type HubTarget } from '../shared/ops-client.js';
 import { allReleaseChunks } from '../shared/release-chunks.js';
@@ -6,7 +6,6 @@ import { allReleaseChunks } from '../shared/release-chunks.js';
 // One upload request carries up to this much: a handful of requests per publish, each small enough to
 // retry whole over a shore office's uplink.
 const UPLOAD_PACK_BYTES = 16 * 1024 * 1024;
-const PACK_ENTRY_HEADER_BYTES = 40;
 
 /**
  * Ask the hub which of the release's chunks it lacks (one request) and upload only those, in large packs.
@@ -20,8 +19,8 @@ export async function uploadMissingChunks(
 ): Promise<{ chunks: number; missing: number; uploadedBytes: number; requests: number }> {
   const all = allReleaseChunks(m, cache);
   const { missing } = await opsRequest<{ missing: string[] }>(target, 'POST', '/api/v1/chunks/missing', { digests: [...all.keys()] });
-  // What the packs will weigh: each entry is its compressed bytes behind a 40-byte header.
-  const total = missing.reduce((a, d) => a + cache.size(d) + PACK_ENTRY_HEADER_BYTES, 0);
+  // What the packs will weigh: each entry is its compressed bytes behind its header.
+  const total = missing.reduce((a, d) => a + cache.size(d) + UPLOAD_ENTRY_HEADER_BYTES, 0);
   let uploaded = 0;
   let requests = 1;
   let pack: { digest: string; rawSize: number; compressed: Buffer }[] = [];
@@ -39,7 +38,7 @@ export async function uploadMissingChunks(
   for (const d of missing) {
     const compressed = cache.get(d);
     pack.push({ digest: d, rawSize: all.get(d)!, compressed });
-    packBytes += compressed.byteLength + PACK_ENTRY_HEADER_BYTES;
+    packBytes += compressed.byteLength + UPLOAD_ENTRY_HEADER_BYTES;
     if (packBytes >= UPLOAD_PACK_BYTES) await send();
   }
   await send();

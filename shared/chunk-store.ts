@@ -113,17 +113,20 @@ export function verifyCompressedChunk(digest: string, compressed: Buffer, rawSiz
  * The upload pack: entries of [32-byte digest][4-byte raw size][4-byte compressed size][compressed bytes].
  * Parsed strictly: a truncated entry or trailing bytes is an error naming the offset.
  */
+// Each upload pack entry: 32-byte digest, 4-byte raw size, 4-byte compressed size, then the bytes.
+export const UPLOAD_ENTRY_HEADER_BYTES = 40;
+
 export function parseUploadPack(buf: Buffer): { digest: string; rawSize: number; compressed: Buffer }[] {
   const out = [];
   let off = 0;
   while (off < buf.byteLength) {
-    if (buf.byteLength - off < 40) throw new ChunkError(`pack entry header truncated at byte ${off}`);
+    if (buf.byteLength - off < UPLOAD_ENTRY_HEADER_BYTES) throw new ChunkError(`pack entry header truncated at byte ${off}`);
     const digest = buf.subarray(off, off + 32).toString('hex');
     const rawSize = buf.readUInt32BE(off + 32);
     const compSize = buf.readUInt32BE(off + 36);
-    if (off + 40 + compSize > buf.byteLength) throw new ChunkError(`pack entry ${digest.slice(0, 12)} runs past the end at byte ${off}`);
-    out.push({ digest, rawSize, compressed: buf.subarray(off + 40, off + 40 + compSize) });
-    off += 40 + compSize;
+    if (off + UPLOAD_ENTRY_HEADER_BYTES + compSize > buf.byteLength) throw new ChunkError(`pack entry ${digest.slice(0, 12)} runs past the end at byte ${off}`);
+    out.push({ digest, rawSize, compressed: buf.subarray(off + UPLOAD_ENTRY_HEADER_BYTES, off + UPLOAD_ENTRY_HEADER_BYTES + compSize) });
+    off += UPLOAD_ENTRY_HEADER_BYTES + compSize;
   }
   return out;
 }
@@ -131,7 +134,7 @@ export function parseUploadPack(buf: Buffer): { digest: string; rawSize: number;
 export function encodeUploadPack(entries: { digest: string; rawSize: number; compressed: Buffer }[]): Buffer {
   return Buffer.concat(
     entries.flatMap((e) => {
-      const h = Buffer.alloc(40);
+      const h = Buffer.alloc(UPLOAD_ENTRY_HEADER_BYTES);
       Buffer.from(e.digest, 'hex').copy(h, 0);
       h.writeUInt32BE(e.rawSize, 32);
       h.writeUInt32BE(e.compressed.byteLength, 36);
