@@ -7,7 +7,12 @@ export function pollDelayMs(intervalMs: number, random: () => number = Math.rand
   return Math.round(intervalMs * (0.9 + 0.2 * random()));
 }
 
-export function backoffDelayMs(failures: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  failures: number,
+  baseMs: number,
+  capMs: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
   return Math.round(exp / 2 + (exp / 2) * random());
 }

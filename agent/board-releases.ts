@@ -45,7 +45,10 @@ export function verifyManifestBytes(root: TrustedRoot, bytes: Uint8Array): Relea
   const env = readEnvelope(bytes, MAX_MANIFEST_BYTES);
   const doc = verifySignedDocument(root, env, 'release');
   const r = releaseManifestSchema.safeParse(doc.payload);
-  if (!r.success) throw new BoardReleaseError(`release manifest invalid: ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}`);
+  if (!r.success)
+    throw new BoardReleaseError(
+      `release manifest invalid: ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}`,
+    );
   return r.data;
 }
 
@@ -54,15 +57,21 @@ export type BoardReleases = ReturnType<typeof createBoardReleases>;
 
 export function createBoardReleases(db: Db) {
   const get = db.prepare<[string], Row & { envelope: Buffer }>('SELECT * FROM releases WHERE version = ?');
-  const list = db.prepare<[], Row>('SELECT version, app, sequence, state, installed_at, last_live_at, failed_reason FROM releases ORDER BY sequence DESC');
+  const list = db.prepare<[], Row>(
+    'SELECT version, app, sequence, state, installed_at, last_live_at, failed_reason FROM releases ORDER BY sequence DESC',
+  );
   const insert = db.prepare(
     "INSERT INTO releases (version, app, sequence, envelope, state, installed_at) VALUES (?, ?, ?, ?, 'staged', ?) ON CONFLICT(version) DO NOTHING",
   );
   const setState = db.prepare('UPDATE releases SET state = ?, failed_reason = ? WHERE version = ?');
   const demoteLive = db.prepare("UPDATE releases SET state = 'kept' WHERE state = 'live'");
-  const makeLive = db.prepare("UPDATE releases SET state = 'live', last_live_at = ?, failed_reason = NULL WHERE version = ?");
+  const makeLive = db.prepare(
+    "UPDATE releases SET state = 'live', last_live_at = ?, failed_reason = NULL WHERE version = ?",
+  );
   const del = db.prepare('DELETE FROM releases WHERE version = ?');
-  const maxSeq = db.prepare<[], { s: number | null }>("SELECT MAX(sequence) AS s FROM releases WHERE state != 'failed'");
+  const maxSeq = db.prepare<[], { s: number | null }>(
+    "SELECT MAX(sequence) AS s FROM releases WHERE state != 'failed'",
+  );
 
   const api = {
     add(manifest: ReleaseManifest, envelope: Buffer, now = Date.now()): void {
@@ -82,7 +91,8 @@ export function createBoardReleases(db: Db) {
       } catch (err) {
         throw new BoardReleaseError(`release ${version} kept on board no longer verifies: ${(err as Error).message}`);
       }
-      if (m.version !== version) throw new BoardReleaseError(`release ${version} kept on board holds the manifest of ${m.version}`);
+      if (m.version !== version)
+        throw new BoardReleaseError(`release ${version} kept on board holds the manifest of ${m.version}`);
       return m;
     },
     list(): BoardRelease[] {

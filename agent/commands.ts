@@ -9,19 +9,27 @@ import { runAgent } from './run.js';
 import { buildStatus, formatStatus, type StatusView } from './status.js';
 import { configPathOf } from './crew-commands.js';
 
-const CONFIG_OPTION = { config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH } };
+const CONFIG_OPTION = {
+  config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },
+};
 
 export const agentEnroll: Command = {
   path: ['agent', 'enroll'],
-  summary: "enrol this vessel: make its key pair, register it with the hub, write the config and the trusted root",
+  summary: 'enrol this vessel: make its key pair, register it with the hub, write the config and the trusted root',
   options: {
     ...CONFIG_OPTION,
     hub: { type: 'string', description: 'hub URL (online enrolment)' },
     token: { type: 'string', description: 'one-time enrolment token from `tender vessel add`' },
-    file: { type: 'string', description: 'offline enrolment file from `tender vessel add --offline-file` (no link needed)' },
+    file: {
+      type: 'string',
+      description: 'offline enrolment file from `tender vessel add --offline-file` (no link needed)',
+    },
     data: { type: 'string', description: 'state directory (database, chunks, keys)', default: DEFAULT_DATA_DIR },
     force: { type: 'boolean', description: 'enrol again even though a config exists (new key)' },
-    'console-password': { type: 'string', description: 'password for the crew console (default: generated and printed once)' },
+    'console-password': {
+      type: 'string',
+      description: 'password for the crew console (default: generated and printed once)',
+    },
     'console-listen': { type: 'string', description: 'HOST:PORT of the crew console', default: DEFAULT_CONSOLE_LISTEN },
   },
   async run(ctx) {
@@ -31,17 +39,52 @@ export const agentEnroll: Command = {
     const force = ctx.values.force === true;
     const given = stringOpt(ctx, 'console-password');
     const password = given ?? generatePassword();
-    const consoleCfg = { listen: stringOpt(ctx, 'console-listen') ?? DEFAULT_CONSOLE_LISTEN, passwordHash: hashPassword(password) };
+    const consoleCfg = {
+      listen: stringOpt(ctx, 'console-listen') ?? DEFAULT_CONSOLE_LISTEN,
+      passwordHash: hashPassword(password),
+    };
     const shown = given ? undefined : password;
     if (file) {
       if (stringOpt(ctx, 'token')) throw new UsageError('pass either --file or --hub with --token, not both');
       const c = enrolFromFile({ file, configPath, dataDir, force, console: consoleCfg });
-      return { vessel: c.vesselName, hub: c.hub, config: configPath, dataDir, mode: 'offline', console: consoleCfg.listen, consolePassword: shown, note: 'enrolment completes on first contact with the hub' };
+      return {
+        vessel: c.vesselName,
+        hub: c.hub,
+        config: configPath,
+        dataDir,
+        mode: 'offline',
+        console: consoleCfg.listen,
+        consolePassword: shown,
+        note: 'enrolment completes on first contact with the hub',
+      };
     }
-    const c = await enrolOnline({ hub: requiredOpt(ctx, 'hub'), token: requiredOpt(ctx, 'token'), configPath, dataDir, force, console: consoleCfg });
-    return { vessel: c.vesselName, vesselId: c.vesselId, hub: c.hub, config: configPath, dataDir, mode: 'online', console: consoleCfg.listen, consolePassword: shown };
+    const c = await enrolOnline({
+      hub: requiredOpt(ctx, 'hub'),
+      token: requiredOpt(ctx, 'token'),
+      configPath,
+      dataDir,
+      force,
+      console: consoleCfg,
+    });
+    return {
+      vessel: c.vesselName,
+      vesselId: c.vesselId,
+      hub: c.hub,
+      config: configPath,
+      dataDir,
+      mode: 'online',
+      console: consoleCfg.listen,
+      consolePassword: shown,
+    };
   },
-  human: (r: { vessel: string; config: string; mode: string; note?: string; console: string; consolePassword?: string }) =>
+  human: (r: {
+    vessel: string;
+    config: string;
+    mode: string;
+    note?: string;
+    console: string;
+    consolePassword?: string;
+  }) =>
     `enrolled as ${r.vessel} (${r.mode}); config written to ${r.config}${r.note ? `; ${r.note}` : ''}` +
     `\ncrew console: http://${r.console}/${r.consolePassword ? ` (password, shown once: ${r.consolePassword})` : ''}`,
 };

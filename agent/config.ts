@@ -33,7 +33,10 @@ export const agentConfigSchema = z.strictObject({
   hub: z.url(),
   vesselName: z.string().min(1),
   /** Null until an offline enrolment completes on first contact. */
-  vesselId: z.string().regex(/^v_[0-9a-f]{16}$/).nullable(),
+  vesselId: z
+    .string()
+    .regex(/^v_[0-9a-f]{16}$/)
+    .nullable(),
   dataDir: z.string().min(1),
   /** One-time token from an offline enrolment file, used on first contact and then removed. */
   pendingToken: z.string().optional(),
@@ -60,7 +63,11 @@ export const agentConfigSchema = z.strictObject({
   watchSeconds: z.number().int().min(0).max(3600).default(DEFAULT_WATCH_S),
   telemetry: z
     .strictObject({
-      outboxCapBytes: z.number().int().min(1024 * 1024).default(DEFAULT_OUTBOX_CAP_BYTES),
+      outboxCapBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .default(DEFAULT_OUTBOX_CAP_BYTES),
       freeDiskFloorBytes: z.number().int().min(0).default(DEFAULT_FREE_DISK_FLOOR_BYTES),
       /** Container and host stats this often. */
       statsIntervalSeconds: z.number().int().min(1).max(3600).default(DEFAULT_STATS_INTERVAL_S),

@@ -18,10 +18,17 @@ export class ConsoleError extends TenderError {}
 // A rollback request carries no body worth more than this.
 const MAX_BODY_BYTES = 4096;
 
-function page(s: StatusView, releases: ReturnType<Controller['releases']['list']>, csrf: string, message?: string): string {
+function page(
+  s: StatusView,
+  releases: ReturnType<Controller['releases']['list']>,
+  csrf: string,
+  message?: string,
+): string {
   const rows = releases
     .map(
-      (r) => `<tr><td>${r.state === 'live' ? '<b>live</b>' : escapeHtml(r.state)}</td><td>${escapeHtml(r.version)}</td><td>${r.lastLiveAt ? escapeHtml(new Date(r.lastLiveAt).toISOString().slice(0, 16).replace('T', ' ')) : 'never'}</td>
+      (
+        r,
+      ) => `<tr><td>${r.state === 'live' ? '<b>live</b>' : escapeHtml(r.state)}</td><td>${escapeHtml(r.version)}</td><td>${r.lastLiveAt ? escapeHtml(new Date(r.lastLiveAt).toISOString().slice(0, 16).replace('T', ' ')) : 'never'}</td>
 <td>${r.state !== 'live' && r.lastLiveAt ? `<form method="post" action="/rollback"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="release" value="${escapeHtml(r.version)}"><button>Roll back to ${escapeHtml(r.version)}</button></form>` : ''}</td></tr>`,
     )
     .join('');
@@ -38,7 +45,10 @@ ${s.release.held ? `<form method="post" action="/resume"><input type="hidden" na
 export function startConsole(opts: { config: AgentConfig; controller: Controller; log: Logger }): Promise<Server> {
   const c = opts.config.console;
   if (!c) throw new ConsoleError('no console configured (enrol with --console-password)');
-  const [host, portText] = [c.listen.slice(0, c.listen.lastIndexOf(':')), c.listen.slice(c.listen.lastIndexOf(':') + 1)];
+  const [host, portText] = [
+    c.listen.slice(0, c.listen.lastIndexOf(':')),
+    c.listen.slice(c.listen.lastIndexOf(':') + 1),
+  ];
   // CSRF tokens tie a form to this process: a page elsewhere cannot post a rollback through the crew's browser.
   const csrfKey = randomBytes(32);
   const csrfFor = (user: string) => createHmac('sha256', csrfKey).update(user).digest('hex');
@@ -61,7 +71,11 @@ export function startConsole(opts: { config: AgentConfig; controller: Controller
       req.on('end', () => {
         const type = req.headers['content-type'] ?? '';
         try {
-          resolve(type.includes('json') ? (JSON.parse(body || '{}') as Record<string, string>) : Object.fromEntries(new URLSearchParams(body)));
+          resolve(
+            type.includes('json')
+              ? (JSON.parse(body || '{}') as Record<string, string>)
+              : Object.fromEntries(new URLSearchParams(body)),
+          );
         } catch (err) {
           reject(err);
         }
@@ -84,13 +98,29 @@ export function startConsole(opts: { config: AgentConfig; controller: Controller
     const api = url.pathname.startsWith('/api/');
     try {
       if (req.method === 'GET' && url.pathname === '/') {
-        return send(200, 'text/html; charset=utf-8', page(await buildStatus(opts.config), opts.controller.releases.list(), csrfFor(user)));
+        return send(
+          200,
+          'text/html; charset=utf-8',
+          page(await buildStatus(opts.config), opts.controller.releases.list(), csrfFor(user)),
+        );
       }
-      if (req.method === 'GET' && url.pathname === '/api/status') return send(200, 'application/json', JSON.stringify(await buildStatus(opts.config)));
-      if (req.method === 'POST' && (url.pathname === '/rollback' || url.pathname === '/api/rollback' || url.pathname === '/resume' || url.pathname === '/api/resume')) {
+      if (req.method === 'GET' && url.pathname === '/api/status')
+        return send(200, 'application/json', JSON.stringify(await buildStatus(opts.config)));
+      if (
+        req.method === 'POST' &&
+        (url.pathname === '/rollback' ||
+          url.pathname === '/api/rollback' ||
+          url.pathname === '/resume' ||
+          url.pathname === '/api/resume')
+      ) {
         const form = await readForm(req);
         // JSON callers use basic auth only (no browser involved); form posts need the CSRF token.
-        if (!api && form.csrf !== csrfFor(user)) return send(403, 'application/json', JSON.stringify({ error: 'forbidden', message: 'stale form; reload the page' }));
+        if (!api && form.csrf !== csrfFor(user))
+          return send(
+            403,
+            'application/json',
+            JSON.stringify({ error: 'forbidden', message: 'stale form; reload the page' }),
+          );
         if (url.pathname.endsWith('/resume')) {
           opts.controller.resume(actor);
           if (api) return send(200, 'application/json', JSON.stringify({ held: false }));
@@ -102,11 +132,24 @@ export function startConsole(opts: { config: AgentConfig; controller: Controller
         res.writeHead(303, { location: '/' });
         return res.end();
       }
-      return send(404, 'application/json', JSON.stringify({ error: 'not_found', message: `no route ${req.method} ${url.pathname}` }));
+      return send(
+        404,
+        'application/json',
+        JSON.stringify({ error: 'not_found', message: `no route ${req.method} ${url.pathname}` }),
+      );
     } catch (err) {
       const message = errorMessage(err);
-      if (api) return send(err instanceof TenderError ? 409 : 500, 'application/json', JSON.stringify({ error: 'failed', message }));
-      return send(409, 'text/html; charset=utf-8', page(await buildStatus(opts.config), opts.controller.releases.list(), csrfFor(user), message));
+      if (api)
+        return send(
+          err instanceof TenderError ? 409 : 500,
+          'application/json',
+          JSON.stringify({ error: 'failed', message }),
+        );
+      return send(
+        409,
+        'text/html; charset=utf-8',
+        page(await buildStatus(opts.config), opts.controller.releases.list(), csrfFor(user), message),
+      );
     }
   };
 

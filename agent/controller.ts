@@ -50,7 +50,18 @@ export interface ControllerDeps {
 export function createController(deps: ControllerDeps) {
   const releases: BoardReleases = createBoardReleases(deps.store.db);
   const journal: Journal = createJournal(deps.store.db);
-  const swapDeps: SwapDeps = { vessel: deps.vessel, chunks: deps.chunks, docker: deps.docker, journal, releases, store: deps.store, routerSocket: deps.routerSocket, root: deps.root, keepReleases: deps.keepReleases, log: deps.log };
+  const swapDeps: SwapDeps = {
+    vessel: deps.vessel,
+    chunks: deps.chunks,
+    docker: deps.docker,
+    journal,
+    releases,
+    store: deps.store,
+    routerSocket: deps.routerSocket,
+    root: deps.root,
+    keepReleases: deps.keepReleases,
+    log: deps.log,
+  };
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = queue.then(fn, fn);
@@ -73,11 +84,17 @@ export function createController(deps: ControllerDeps) {
   async function afterUpdate(version: string): Promise<void> {
     const m = releases.manifest(version, deps.root());
     const restarts: Record<string, number> = {};
-    for (const s of Object.keys(m.services)) restarts[s] = (await deps.docker.inspectContainer(containerName(m.app, s, version)))?.restartCount ?? 0;
-    if (deps.watchMs > 0) deps.store.set('watch', { version, until: Date.now() + deps.watchMs, restarts } satisfies Watch);
+    for (const s of Object.keys(m.services))
+      restarts[s] = (await deps.docker.inspectContainer(containerName(m.app, s, version)))?.restartCount ?? 0;
+    if (deps.watchMs > 0)
+      deps.store.set('watch', { version, until: Date.now() + deps.watchMs, restarts } satisfies Watch);
   }
 
-  function setResult(version: string, result: 'live' | 'failed' | 'rolled-back' | 'refused' | 'waiting', reason: string | null): void {
+  function setResult(
+    version: string,
+    result: 'live' | 'failed' | 'rolled-back' | 'refused' | 'waiting',
+    reason: string | null,
+  ): void {
     deps.store.set('release.lastResult', { version, result, reason, at: new Date().toISOString() });
   }
 
@@ -134,14 +151,17 @@ export function createController(deps: ControllerDeps) {
             return;
           }
           if (m.version !== d.version || m.app !== d.app || m.sequence !== d.sequence) {
-            throw new ControllerError(`hub sent manifest ${m.app}@${m.version} #${m.sequence} for ${d.app}@${d.version} #${d.sequence}`);
+            throw new ControllerError(
+              `hub sent manifest ${m.app}@${m.version} #${m.sequence} for ${d.app}@${d.version} #${d.sequence}`,
+            );
           }
           noteSignedTime(m);
           releases.add(m, bytes);
         }
         const m = releases.manifest(d.version, deps.root());
         const missing = [];
-        for (const id of new Set(Object.values(m.services).map((s) => s.imageId))) if (!(await deps.docker.imageInspect(id))) missing.push(id);
+        for (const id of new Set(Object.values(m.services).map((s) => s.imageId)))
+          if (!(await deps.docker.imageInspect(id))) missing.push(id);
         if (missing.length > 0) {
           if (!deps.transfer) {
             setResult(d.version, 'waiting', `${missing.length} image(s) not on board yet`);
@@ -177,14 +197,32 @@ export function createController(deps: ControllerDeps) {
         await recoverInterrupted(swapDeps);
         const live = releases.live();
         const to = target ? releases.get(target) : releases.previous();
-        if (!to) throw new ControllerError(target ? `release ${target} is not kept on board (see: tender releases)` : 'no previous release kept on board');
-        if (to.lastLiveAt === null) throw new ControllerError(`release ${to.version} was never installed on this vessel; refusing to roll back to it`);
+        if (!to)
+          throw new ControllerError(
+            target
+              ? `release ${target} is not kept on board (see: tender releases)`
+              : 'no previous release kept on board',
+          );
+        if (to.lastLiveAt === null)
+          throw new ControllerError(
+            `release ${to.version} was never installed on this vessel; refusing to roll back to it`,
+          );
         if (live?.version === to.version) throw new ControllerError(`release ${to.version} is already live`);
         const t0 = Date.now();
         await swapTo(swapDeps, to.version, 'rollback', actor, 'crew rollback');
         const desiredSeq = deps.store.get<DesiredState>('desired')?.release?.sequence ?? 0;
-        deps.store.setMany({ 'release.held': true, 'hold.sequence': Math.max(desiredSeq, releases.maxSequence()), watch: null });
-        deps.store.event('rollback', { from: live?.version ?? null, to: to.version, by: actor, at: new Date().toISOString(), tookMs: Date.now() - t0 });
+        deps.store.setMany({
+          'release.held': true,
+          'hold.sequence': Math.max(desiredSeq, releases.maxSequence()),
+          watch: null,
+        });
+        deps.store.event('rollback', {
+          from: live?.version ?? null,
+          to: to.version,
+          by: actor,
+          at: new Date().toISOString(),
+          tookMs: Date.now() - t0,
+        });
         setResult(to.version, 'rolled-back', `crew rollback by ${actor}`);
         return { from: live?.version ?? null, to: to.version, tookMs: Date.now() - t0 };
       }),
@@ -212,7 +250,8 @@ export function createController(deps: ControllerDeps) {
           const info = await deps.docker.inspectContainer(containerName(m.app, service, w.version));
           if (!info) failure = `${service} container is gone`;
           else if (!info.running) failure = `${service} exited with code ${info.exitCode}`;
-          else if (info.restartCount > (w.restarts[service] ?? 0)) failure = `${service} restarted ${info.restartCount - (w.restarts[service] ?? 0)} time(s)`;
+          else if (info.restartCount > (w.restarts[service] ?? 0))
+            failure = `${service} restarted ${info.restartCount - (w.restarts[service] ?? 0)} time(s)`;
           else if (spec.gate.type === 'http' || spec.gate.type === 'tcp') {
             const why = await probe({ service, release: w.version, gate: spec.gate, inspect: async () => info }, info);
             problems.failures[service] = why ? (problems.failures[service] ?? 0) + 1 : 0;
@@ -227,13 +266,23 @@ export function createController(deps: ControllerDeps) {
         deps.log.warn({ release: w.version, reason }, 'rolling back automatically');
         if (!prev) {
           releases.markFailed(w.version, reason);
-          deps.store.event('update.failed', { release: w.version, reason, note: 'no previous release to roll back to' });
+          deps.store.event('update.failed', {
+            release: w.version,
+            reason,
+            note: 'no previous release to roll back to',
+          });
           return;
         }
         await swapTo(swapDeps, prev.version, 'auto-rollback', 'agent', reason);
         releases.markFailed(w.version, reason);
         setResult(w.version, 'rolled-back', reason);
-        deps.store.event('rollback', { from: w.version, to: prev.version, by: 'agent', reason, at: new Date().toISOString() });
+        deps.store.event('rollback', {
+          from: w.version,
+          to: prev.version,
+          by: 'agent',
+          reason,
+          at: new Date().toISOString(),
+        });
       }),
 
     watchTickMs: WATCH_TICK_MS,

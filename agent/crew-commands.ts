@@ -10,8 +10,11 @@ import { openStateStore, type StateStore } from './state-store.js';
 import { createController, type Controller } from './controller.js';
 import { routerPaths, runRouter } from './router/control.js';
 
-const CONFIG_OPTION = { config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH } };
-export const configPathOf = (ctx: CommandContext) => stringOpt(ctx, 'config') ?? ctx.env.TENDER_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
+const CONFIG_OPTION = {
+  config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },
+};
+export const configPathOf = (ctx: CommandContext) =>
+  stringOpt(ctx, 'config') ?? ctx.env.TENDER_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
 
 /** Who is at the keyboard: the local user (and the sudo caller), recorded with every crew action. */
 export function localActor(env: NodeJS.ProcessEnv): string {
@@ -26,7 +29,10 @@ export function localActor(env: NodeJS.ProcessEnv): string {
 }
 
 /** A controller for a crew command: the same code the agent runs, with no hub. */
-export async function withController<T>(ctx: CommandContext, fn: (c: Controller, store: StateStore, config: AgentConfig) => Promise<T>): Promise<T> {
+export async function withController<T>(
+  ctx: CommandContext,
+  fn: (c: Controller, store: StateStore, config: AgentConfig) => Promise<T>,
+): Promise<T> {
   const config = loadAgentConfig(configPathOf(ctx));
   const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
   const root = loadTrustedRoot(config.dataDir);
@@ -64,7 +70,15 @@ export const routerRun: Command = {
 };
 
 interface ReleasesView {
-  releases: { version: string; app: string; sequence: number; state: string; installedAt: string; lastLiveAt: string | null; failedReason: string | null }[];
+  releases: {
+    version: string;
+    app: string;
+    sequence: number;
+    state: string;
+    installedAt: string;
+    lastLiveAt: string | null;
+    failedReason: string | null;
+  }[];
   held: boolean;
 }
 
@@ -126,7 +140,8 @@ export const linkCommand: Command = {
   options: CONFIG_OPTION,
   async run(ctx) {
     const mode = ctx.positionals[0];
-    if (mode !== 'cheap' && mode !== 'metered') throw new UsageError('say `tender link cheap` or `tender link metered`');
+    if (mode !== 'cheap' && mode !== 'metered')
+      throw new UsageError('say `tender link cheap` or `tender link metered`');
     const config = loadAgentConfig(configPathOf(ctx));
     const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
     try {

@@ -21,7 +21,9 @@ const ENROL_TIMEOUT_MS = 60_000;
 
 function refuseIfEnrolled(configPath: string, force: boolean): void {
   if (!force && existsSync(configPath)) {
-    throw new EnrolError(`${configPath} already exists: this vessel is enrolled (pass --force to enrol again with a new key)`);
+    throw new EnrolError(
+      `${configPath} already exists: this vessel is enrolled (pass --force to enrol again with a new key)`,
+    );
   }
 }
 
@@ -38,9 +40,11 @@ function makeVesselKey(dataDir: string): PrivateKey {
 function checkPinnedRoot(token: string, rootBytes: Buffer): TrustedRoot {
   const t = parseEnrolmentToken(token);
   if (!t) throw new EnrolError('enrolment token is malformed (expected tne_<secret>.<version>.<digest>)');
-  if (rootPinOf(rootBytes) !== t.rootPin) throw new EnrolError('the root document does not match the one the enrolment token pins; refusing to trust it');
+  if (rootPinOf(rootBytes) !== t.rootPin)
+    throw new EnrolError('the root document does not match the one the enrolment token pins; refusing to trust it');
   const root = verifyInitialRoot(rootBytes);
-  if (root.version !== t.rootVersion) throw new EnrolError(`the token pins root v${t.rootVersion}, got v${root.version}`);
+  if (root.version !== t.rootVersion)
+    throw new EnrolError(`the token pins root v${t.rootVersion}, got v${root.version}`);
   return root;
 }
 
@@ -51,7 +55,12 @@ export async function postEnrolment(hub: string, token: string, key: PrivateKey)
     res = await fetch(`${hub}/api/v1/enroll`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token: token.trim(), publicKey: key.publicRaw.toString('base64'), hostname: hostname().slice(0, 253), agentVersion: AGENT_VERSION }),
+      body: JSON.stringify({
+        token: token.trim(),
+        publicKey: key.publicRaw.toString('base64'),
+        hostname: hostname().slice(0, 253),
+        agentVersion: AGENT_VERSION,
+      }),
       signal: AbortSignal.timeout(ENROL_TIMEOUT_MS),
     });
   } catch (err) {
@@ -72,9 +81,17 @@ export async function postEnrolment(hub: string, token: string, key: PrivateKey)
   return parsed.data;
 }
 
-export async function enrolOnline(opts: { hub: string; token: string; configPath: string; dataDir: string; force?: boolean; console?: AgentConfig['console'] }): Promise<AgentConfig> {
+export async function enrolOnline(opts: {
+  hub: string;
+  token: string;
+  configPath: string;
+  dataDir: string;
+  force?: boolean;
+  console?: AgentConfig['console'];
+}): Promise<AgentConfig> {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
-  if (!parseEnrolmentToken(opts.token)) throw new EnrolError('enrolment token is malformed (expected tne_<secret>.<version>.<digest>)');
+  if (!parseEnrolmentToken(opts.token))
+    throw new EnrolError('enrolment token is malformed (expected tne_<secret>.<version>.<digest>)');
   const hub = opts.hub.replace(/\/+$/, '');
   const key = makeVesselKey(opts.dataDir);
   const res = await postEnrolment(hub, opts.token, key);
@@ -82,21 +99,42 @@ export async function enrolOnline(opts: { hub: string; token: string; configPath
   checkPinnedRoot(opts.token, rootBytes);
   const paths = vesselPaths(opts.dataDir);
   writeFileAtomic(paths.root, rootBytes, 0o644);
-  const config = agentConfigSchema.parse({ version: 1, hub, vesselName: res.name, vesselId: res.vesselId, dataDir: opts.dataDir, console: opts.console });
+  const config = agentConfigSchema.parse({
+    version: 1,
+    hub,
+    vesselName: res.name,
+    vesselId: res.vesselId,
+    dataDir: opts.dataDir,
+    console: opts.console,
+  });
   ensureDir(dirname(opts.configPath), 0o755);
   // The config is written last: its presence means "enrolled", so a cut before here leaves nothing half-done.
   writeAgentConfig(opts.configPath, config);
   return config;
 }
 
-export function enrolFromFile(opts: { file: string; configPath: string; dataDir: string; force?: boolean; console?: AgentConfig['console'] }): AgentConfig {
+export function enrolFromFile(opts: {
+  file: string;
+  configPath: string;
+  dataDir: string;
+  force?: boolean;
+  console?: AgentConfig['console'];
+}): AgentConfig {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
   const file = loadJsonConfig(opts.file, enrolmentFileSchema);
   const rootBytes = Buffer.from(file.root, 'base64');
   checkPinnedRoot(file.token, rootBytes);
   makeVesselKey(opts.dataDir);
   writeFileAtomic(vesselPaths(opts.dataDir).root, rootBytes, 0o644);
-  const config = agentConfigSchema.parse({ version: 1, hub: file.hub, vesselName: file.vessel, vesselId: null, dataDir: opts.dataDir, pendingToken: file.token, console: opts.console });
+  const config = agentConfigSchema.parse({
+    version: 1,
+    hub: file.hub,
+    vesselName: file.vessel,
+    vesselId: null,
+    dataDir: opts.dataDir,
+    pendingToken: file.token,
+    console: opts.console,
+  });
   ensureDir(dirname(opts.configPath), 0o755);
   writeAgentConfig(opts.configPath, config);
   return config;
@@ -107,7 +145,8 @@ export async function completePendingEnrolment(config: AgentConfig, configPath: 
   if (!config.pendingToken) return config;
   const key = loadPrivateKey(vesselPaths(config.dataDir).key);
   const res = await postEnrolment(config.hub, config.pendingToken, key);
-  if (res.name !== config.vesselName) throw new EnrolError(`the hub enrolled us as ${res.name}, the file said ${config.vesselName}`);
+  if (res.name !== config.vesselName)
+    throw new EnrolError(`the hub enrolled us as ${res.name}, the file said ${config.vesselName}`);
   const next: AgentConfig = { ...config, vesselId: res.vesselId };
   delete next.pendingToken;
   writeAgentConfig(configPath, next);
@@ -117,4 +156,3 @@ export async function completePendingEnrolment(config: AgentConfig, configPath: 
 export function loadTrustedRoot(dataDir: string): TrustedRoot {
   return verifyInitialRoot(readFileSync(vesselPaths(dataDir).root));
 }
-

@@ -38,7 +38,13 @@ const CAP_WINDOW_MS = 10_000;
 // Under a cap, no range request smaller than this (a request costs a round trip of headers).
 const MIN_GRANT_BYTES = 16 * 1024;
 
-const packStateSchema = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int().min(0), etag: z.string(), release: z.string(), digests: z.array(z.string()) });
+const packStateSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  length: z.number().int().min(0),
+  etag: z.string(),
+  release: z.string(),
+  digests: z.array(z.string()),
+});
 type PackState = z.infer<typeof packStateSchema>;
 
 export interface FetchDeps {
@@ -64,13 +70,20 @@ export interface FetchStats {
 }
 
 /** Refuse to start a transfer that would leave less than the margin free. */
-export function checkDisk(dir: string, m: ReleaseManifest, downloadBytes: number, marginBytes = DISK_MARGIN_BYTES): void {
+export function checkDisk(
+  dir: string,
+  m: ReleaseManifest,
+  downloadBytes: number,
+  marginBytes = DISK_MARGIN_BYTES,
+): void {
   const layerBytes = Object.values(m.images).reduce((a, i) => a + i.layers.reduce((b, l) => b + l.size, 0), 0);
   const need = downloadBytes + layerBytes + marginBytes;
   const s = statfsSync(dir);
   const free = s.bavail * s.bsize;
   if (free < need) {
-    throw new DiskGuardError(`not enough disk for release ${m.version}: needs ${(need / 1e6).toFixed(0)} MB (download, images and a ${(marginBytes / 1e6).toFixed(0)} MB margin), ${(free / 1e6).toFixed(0)} MB free`);
+    throw new DiskGuardError(
+      `not enough disk for release ${m.version}: needs ${(need / 1e6).toFixed(0)} MB (download, images and a ${(marginBytes / 1e6).toFixed(0)} MB margin), ${(free / 1e6).toFixed(0)} MB free`,
+    );
   }
 }
 
@@ -81,12 +94,21 @@ export function checkDisk(dir: string, m: ReleaseManifest, downloadBytes: number
  * restarts (offset and validator live on disk); every chunk is verified against its digest as it lands,
  * and a bad one is dropped and fetched again in a later round.
  */
-export async function fetchRelease(deps: FetchDeps, m: ReleaseManifest, stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 }): Promise<FetchStats> {
+export async function fetchRelease(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 },
+): Promise<FetchStats> {
   mkdirSync(deps.dir, { recursive: true });
   const named = new Map([...namedChunks(m)].map(([d, s]) => [d, s.raw]));
   const margin = deps.diskMarginBytes ?? DISK_MARGIN_BYTES;
   // Before a byte moves: the indexes plus the images they unpack to must fit with the margin.
-  checkDisk(deps.dir, m, [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0), margin);
+  checkDisk(
+    deps.dir,
+    m,
+    [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0),
+    margin,
+  );
   const pacer = new Pacer(deps.bytesPerSecond ?? 0);
   await fetchTier(deps, m, named, stats, pacer);
   let content = contentChunks(m, deps.chunks);
@@ -95,17 +117,32 @@ export async function fetchRelease(deps: FetchDeps, m: ReleaseManifest, stats: F
     await fetchTier(deps, m, named, stats, pacer);
     content = contentChunks(m, deps.chunks);
   }
-  if (content.missingIndexes.length) throw new FetchError(`release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`);
+  if (content.missingIndexes.length)
+    throw new FetchError(
+      `release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`,
+    );
   // The link waits while this runs: the store is asked once, and the answer serves both the disk check
   // and the first round of the tier.
   const missing = deps.chunks.missing(content.chunks.keys());
   // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
-  checkDisk(deps.dir, m, missing.reduce((a, d) => a + content.chunks.get(d)!, 0), margin);
+  checkDisk(
+    deps.dir,
+    m,
+    missing.reduce((a, d) => a + content.chunks.get(d)!, 0),
+    margin,
+  );
   await fetchTier(deps, m, content.chunks, stats, pacer, missing);
   return stats;
 }
 
-async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string, number>, stats: FetchStats, pacer: Pacer, knownMissing?: string[]): Promise<void> {
+async function fetchTier(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  needed: Map<string, number>,
+  stats: FetchStats,
+  pacer: Pacer,
+  knownMissing?: string[],
+): Promise<void> {
   for (let round = 0; round < 5; round++) {
     const missing = round === 0 && knownMissing ? knownMissing : deps.chunks.missing(needed.keys());
     if (missing.length === 0) return;
@@ -120,7 +157,12 @@ async function fetchTier(deps: FetchDeps, m: ReleaseManifest, needed: Map<string
 }
 
 /** Packs already under way for these chunks (their files say how far they got), and groups of the rest. */
-function planPacks(deps: FetchDeps, m: ReleaseManifest, missing: string[], sizes: Map<string, number>): { resumed: PackState[]; groups: string[][] } {
+function planPacks(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  missing: string[],
+  sizes: Map<string, number>,
+): { resumed: PackState[]; groups: string[][] } {
   const resumed: PackState[] = [];
   const covered = new Set<string>();
   for (const f of existsSync(deps.dir) ? readdirSync(deps.dir) : []) {
@@ -154,22 +196,38 @@ function planPacks(deps: FetchDeps, m: ReleaseManifest, missing: string[], sizes
  */
 function checkPackLength(length: number, digests: string[], sizes: Map<string, number>): void {
   const max = digests.reduce((a, d) => a + ENTRY_HEADER + BROTLI_WORST_CASE(sizes.get(d) ?? 0), 0);
-  if (length < 0 || length > max) throw new FetchRefused(`hub declared a pack of ${length} bytes for chunks that fit in ${max}`);
+  if (length < 0 || length > max)
+    throw new FetchRefused(`hub declared a pack of ${length} bytes for chunks that fit in ${max}`);
 }
 
 const packsPath = (deps: FetchDeps) => `/api/v1/vessels/${encodeURIComponent(deps.vesselName)}/packs`;
 
-function savePackState(deps: FetchDeps, m: ReleaseManifest, p: { id: string; length: number; etag: string }, digests: string[]): PackState {
+function savePackState(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  p: { id: string; length: number; etag: string },
+  digests: string[],
+): PackState {
   const state: PackState = { ...p, release: `${m.app}@${m.version}`, digests };
   writeFileAtomic(join(deps.dir, `${p.id}.json`), JSON.stringify(state), 0o600);
   return state;
 }
 
 /** Fix a pack on the hub (its id and length), to be fetched with paced range requests. */
-async function createPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], sizes: Map<string, number>, stats: FetchStats): Promise<PackState> {
-  const res = await deps.client.request('POST', packsPath(deps), { body: { release: `${m.app}@${m.version}`, digests } });
+async function createPack(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  digests: string[],
+  sizes: Map<string, number>,
+  stats: FetchStats,
+): Promise<PackState> {
+  const res = await deps.client.request('POST', packsPath(deps), {
+    body: { release: `${m.app}@${m.version}`, digests },
+  });
   stats.requests++;
-  const p = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int(), etag: z.string() }).parse(JSON.parse(expectOk(res, 'pack').body.toString()));
+  const p = z
+    .strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/), length: z.number().int(), etag: z.string() })
+    .parse(JSON.parse(expectOk(res, 'pack').body.toString()));
   checkPackLength(p.length, digests, sizes);
   return savePackState(deps, m, p, digests);
 }
@@ -178,20 +236,39 @@ async function createPack(deps: FetchDeps, m: ReleaseManifest, digests: string[]
  * Fix a pack and receive its bytes in the same round trip (no cap to pace). Its state is on disk before
  * the first byte is, so a cut resumes with range requests like any other pack.
  */
-async function streamNewPack(deps: FetchDeps, m: ReleaseManifest, digests: string[], sizes: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
+async function streamNewPack(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  digests: string[],
+  sizes: Map<string, number>,
+  stats: FetchStats,
+  pacer: Pacer,
+): Promise<void> {
   let sink: PackSink | undefined;
   try {
     await streamResponse(
       deps,
       async (signal) => {
-        const res = await deps.client.stream(packsPath(deps), { accept: PACK_MEDIA_TYPE }, signal, { release: `${m.app}@${m.version}`, digests });
+        const res = await deps.client.stream(packsPath(deps), { accept: PACK_MEDIA_TYPE }, signal, {
+          release: `${m.app}@${m.version}`,
+          digests,
+        });
         stats.requests++;
-        if (res.status !== 201) throw new FetchRefused(`pack for ${m.version}: hub answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`);
+        if (res.status !== 201)
+          throw new FetchRefused(
+            `pack for ${m.version}: hub answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`,
+          );
         const id = res.headers.get('tender-pack-id') ?? '';
         const length = Number(res.headers.get('tender-pack-length') ?? NaN);
-        if (!/^[0-9a-f]{32}$/.test(id) || !Number.isSafeInteger(length)) throw new FetchRefused('hub answered a pack without its id or length');
+        if (!/^[0-9a-f]{32}$/.test(id) || !Number.isSafeInteger(length))
+          throw new FetchRefused('hub answered a pack without its id or length');
         checkPackLength(length, digests, sizes);
-        sink = new PackSink(deps, savePackState(deps, m, { id, length, etag: res.headers.get('etag') ?? `"${id}"` }, digests), sizes, stats);
+        sink = new PackSink(
+          deps,
+          savePackState(deps, m, { id, length, etag: res.headers.get('etag') ?? `"${id}"` }, digests),
+          sizes,
+          stats,
+        );
         return res;
       },
       (piece) => sink!.write(piece),
@@ -201,7 +278,10 @@ async function streamNewPack(deps: FetchDeps, m: ReleaseManifest, digests: strin
       sink?.flush();
       throw err;
     }
-    deps.log.info({ pack: sink.state.id, at: sink.have, of: sink.state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
+    deps.log.info(
+      { pack: sink.state.id, at: sink.have, of: sink.state.length, reason: errorMessage(err) },
+      'pack download cut; resuming',
+    );
   }
   const done = sink!;
   done.flush();
@@ -278,20 +358,37 @@ class PackSink {
         this.stats.chunksStored++;
       } catch (err) {
         this.stats.chunksRejected++;
-        this.deps.log.warn({ chunk: digest.slice(0, 12), reason: errorMessage(err) }, 'chunk failed verification; it will be fetched again');
+        this.deps.log.warn(
+          { chunk: digest.slice(0, 12), reason: errorMessage(err) },
+          'chunk failed verification; it will be fetched again',
+        );
       }
     }
     this.tail = Buffer.from(tail.subarray(parsed));
     // Plain progress lines for the log: one per tenth of the pack.
     if (this.have >= this.nextReport) {
-      this.deps.log.info({ pack: this.state.id, at: this.have, of: this.state.length, percent: Math.floor((100 * this.have) / Math.max(1, this.state.length)) }, 'downloading release chunks');
+      this.deps.log.info(
+        {
+          pack: this.state.id,
+          at: this.have,
+          of: this.state.length,
+          percent: Math.floor((100 * this.have) / Math.max(1, this.state.length)),
+        },
+        'downloading release chunks',
+      );
       this.nextReport = this.have + Math.max(1, Math.ceil(this.state.length / 10));
     }
   }
 }
 
 /** Download (or resume) one pack with range requests, paced under a cap. */
-async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string, number>, stats: FetchStats, pacer: Pacer): Promise<void> {
+async function downloadPack(
+  deps: FetchDeps,
+  state: PackState,
+  sizes: Map<string, number>,
+  stats: FetchStats,
+  pacer: Pacer,
+): Promise<void> {
   const sink = new PackSink(deps, state, sizes, stats);
   const path = `${packsPath(deps)}/${state.id}`;
   while (sink.have < state.length) {
@@ -301,10 +398,16 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
       await streamResponse(
         deps,
         async (signal) => {
-          const res = await deps.client.stream(path, { range: `bytes=${offset}-${last}`, 'if-range': state.etag }, signal);
+          const res = await deps.client.stream(
+            path,
+            { range: `bytes=${offset}-${last}`, 'if-range': state.etag },
+            signal,
+          );
           stats.requests++;
-          if (res.status === 200 && offset > 0) throw new FetchError(`pack ${state.id} changed on the hub (no 206); starting it again`);
-          if (res.status !== 206 && res.status !== 200) throw new FetchError(`pack ${state.id}: hub answered ${res.status}`);
+          if (res.status === 200 && offset > 0)
+            throw new FetchError(`pack ${state.id} changed on the hub (no 206); starting it again`);
+          if (res.status !== 206 && res.status !== 200)
+            throw new FetchError(`pack ${state.id}: hub answered ${res.status}`);
           return res;
         },
         (piece) => sink.write(piece),
@@ -313,7 +416,10 @@ async function downloadPack(deps: FetchDeps, state: PackState, sizes: Map<string
     } catch (err) {
       sink.flush();
       if (err instanceof HubUnreachableError || err instanceof FetchError) {
-        deps.log.info({ pack: state.id, at: sink.have, of: state.length, reason: errorMessage(err) }, 'pack download cut; resuming');
+        deps.log.info(
+          { pack: state.id, at: sink.have, of: state.length, reason: errorMessage(err) },
+          'pack download cut; resuming',
+        );
         if (deps.signal?.aborted) throw err;
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -358,7 +464,11 @@ class Pacer {
 }
 
 /** Open a response and stream its body to onPiece; a stall or a trickle past STALL_MS aborts it. */
-async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Promise<Response>, onPiece: (b: Buffer) => boolean): Promise<void> {
+async function streamResponse(
+  deps: FetchDeps,
+  open: (signal: AbortSignal) => Promise<Response>,
+  onPiece: (b: Buffer) => boolean,
+): Promise<void> {
   const stallMs = deps.stall?.ms ?? STALL_MS;
   const minBytes = deps.stall?.minBytes ?? (stallMs / 1000) * MIN_BYTES_PER_STALL_SECOND;
   const ac = new AbortController();
@@ -368,15 +478,19 @@ async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Pr
   const marks: { at: number; got: number }[] = [];
   let received = 0;
   let stalled: string | undefined;
-  const watchdog = setInterval(() => {
-    const now = Date.now();
-    marks.push({ at: now, got: received });
-    while (marks.length && marks[0]!.at < now - stallMs) marks.shift();
-    const windowBytes = received - (marks[0]?.got ?? 0);
-    if (now - lastByteAt > stallMs) stalled = `nothing received for ${Math.round((now - lastByteAt) / 1000)} s`;
-    else if (now - startedAt > stallMs && windowBytes < minBytes) stalled = `${windowBytes} bytes in the last ${stallMs / 1000} s`;
-    if (stalled) ac.abort();
-  }, Math.min(1000, stallMs / 4));
+  const watchdog = setInterval(
+    () => {
+      const now = Date.now();
+      marks.push({ at: now, got: received });
+      while (marks.length && marks[0]!.at < now - stallMs) marks.shift();
+      const windowBytes = received - (marks[0]?.got ?? 0);
+      if (now - lastByteAt > stallMs) stalled = `nothing received for ${Math.round((now - lastByteAt) / 1000)} s`;
+      else if (now - startedAt > stallMs && windowBytes < minBytes)
+        stalled = `${windowBytes} bytes in the last ${stallMs / 1000} s`;
+      if (stalled) ac.abort();
+    },
+    Math.min(1000, stallMs / 4),
+  );
   const onAbort = () => ac.abort();
   deps.signal?.addEventListener('abort', onAbort);
   try {
@@ -394,7 +508,9 @@ async function streamResponse(deps: FetchDeps, open: (signal: AbortSignal) => Pr
         }
       }
     } catch (err) {
-      throw new HubUnreachableError(`pack cut after ${received} bytes: ${stalled ? `stalled (${stalled}); dropped, will resume at the byte` : describeFetchError(err)}`);
+      throw new HubUnreachableError(
+        `pack cut after ${received} bytes: ${stalled ? `stalled (${stalled}); dropped, will resume at the byte` : describeFetchError(err)}`,
+      );
     }
   } finally {
     clearInterval(watchdog);

@@ -34,7 +34,10 @@ export async function probe(t: GateTarget, info: ContainerInfo): Promise<string 
       const port = info.ports[g.port];
       if (!port) return `port ${g.port} not published`;
       try {
-        const res = await fetch(`http://127.0.0.1:${port}${g.path}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), redirect: 'manual' });
+        const res = await fetch(`http://127.0.0.1:${port}${g.path}`, {
+          signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+          redirect: 'manual',
+        });
         await res.arrayBuffer();
         return res.status >= 200 && res.status < 400 ? undefined : `HTTP ${res.status} from ${g.path}`;
       } catch (err) {
@@ -74,7 +77,9 @@ export async function waitHealthy(t: GateTarget): Promise<void> {
     const info = await t.inspect();
     if (!info) throw new HealthGateError(`${t.service}@${t.release}: container is gone`);
     if (!info.running && info.status !== 'restarting') {
-      throw new HealthGateError(`${t.service}@${t.release} failed its health gate: container ${info.status} with exit code ${info.exitCode}`);
+      throw new HealthGateError(
+        `${t.service}@${t.release} failed its health gate: container ${info.status} with exit code ${info.exitCode}`,
+      );
     }
     if (info.health === 'unhealthy' && t.gate.type === 'docker') {
       throw new HealthGateError(`${t.service}@${t.release} failed its health gate: docker reports unhealthy`);
@@ -87,7 +92,9 @@ export async function waitHealthy(t: GateTarget): Promise<void> {
       last = why;
     }
     if (Date.now() >= deadline) {
-      throw new HealthGateError(`${t.service}@${t.release} failed to become healthy (${Math.round(timeoutOf(t.gate) / 1000)}s): ${last}`);
+      throw new HealthGateError(
+        `${t.service}@${t.release} failed to become healthy (${Math.round(timeoutOf(t.gate) / 1000)}s): ${last}`,
+      );
     }
     await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
   }

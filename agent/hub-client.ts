@@ -65,7 +65,10 @@ export class HubClient {
   private async once(method: string, path: string, opts: RequestOptions): Promise<HubResponse> {
     const body = opts.raw ?? (opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body)));
     const ts = vesselNow() + this.skewMs;
-    const headers: Record<string, string> = { ...(opts.headers ?? {}), ...signVesselRequest(this.key, this.vesselId, method, path, ts, body) };
+    const headers: Record<string, string> = {
+      ...(opts.headers ?? {}),
+      ...signVesselRequest(this.key, this.vesselId, method, path, ts, body),
+    };
     if (body && !headers['content-type']) headers['content-type'] = 'application/json';
     let res: Response;
     try {
@@ -92,7 +95,12 @@ export class HubClient {
    * A signed GET (or, with a JSON body, POST) whose response body is streamed to the caller (large
    * downloads); errors as HubUnreachableError.
    */
-  async stream(path: string, headers: Record<string, string>, signal: AbortSignal, jsonBody?: unknown): Promise<Response> {
+  async stream(
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    jsonBody?: unknown,
+  ): Promise<Response> {
     const body = jsonBody === undefined ? undefined : Buffer.from(JSON.stringify(jsonBody));
     const method = body ? 'POST' : 'GET';
     const signed = signVesselRequest(this.key, this.vesselId, method, path, vesselNow() + this.skewMs, body);

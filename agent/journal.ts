@@ -60,19 +60,53 @@ export function pidAlive(pid: number, start = ''): boolean {
 export type Journal = ReturnType<typeof createJournal>;
 
 export function createJournal(db: Db) {
-  const running = db.prepare<[], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: 'running'; reason: string | null; actor: string; pid: number; pid_start: string; started_at: number; finished_at: number | null }>(
-    "SELECT * FROM updates WHERE state = 'running' ORDER BY id LIMIT 1",
+  const running = db.prepare<
+    [],
+    {
+      id: number;
+      kind: UpdateKind;
+      from_release: string | null;
+      to_release: string;
+      state: 'running';
+      reason: string | null;
+      actor: string;
+      pid: number;
+      pid_start: string;
+      started_at: number;
+      finished_at: number | null;
+    }
+  >("SELECT * FROM updates WHERE state = 'running' ORDER BY id LIMIT 1");
+  const insertUpdate = db.prepare(
+    "INSERT INTO updates (kind, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
   );
-  const insertUpdate = db.prepare("INSERT INTO updates (kind, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)");
-  const insertStep = db.prepare("INSERT INTO update_steps (update_id, idx, phase, step, state) VALUES (?, ?, ?, ?, 'pending')");
-  const maxIdx = db.prepare<[number], { m: number | null }>('SELECT MAX(idx) AS m FROM update_steps WHERE update_id = ?');
+  const insertStep = db.prepare(
+    "INSERT INTO update_steps (update_id, idx, phase, step, state) VALUES (?, ?, ?, ?, 'pending')",
+  );
+  const maxIdx = db.prepare<[number], { m: number | null }>(
+    'SELECT MAX(idx) AS m FROM update_steps WHERE update_id = ?',
+  );
   const done = db.prepare("UPDATE update_steps SET state = 'done', at = ? WHERE update_id = ? AND idx = ?");
-  const steps = db.prepare<[number], { idx: number; phase: 'forward' | 'undo'; step: string; state: string }>('SELECT idx, phase, step, state FROM update_steps WHERE update_id = ? ORDER BY idx');
+  const steps = db.prepare<[number], { idx: number; phase: 'forward' | 'undo'; step: string; state: string }>(
+    'SELECT idx, phase, step, state FROM update_steps WHERE update_id = ? ORDER BY idx',
+  );
   const finish = db.prepare('UPDATE updates SET state = ?, reason = ?, finished_at = ? WHERE id = ?');
   const adopt = db.prepare('UPDATE updates SET pid = ?, pid_start = ? WHERE id = ?');
-  const recent = db.prepare<[number], { id: number; kind: UpdateKind; from_release: string | null; to_release: string; state: UpdateRow['state']; reason: string | null; actor: string; pid: number; pid_start: string; started_at: number; finished_at: number | null }>(
-    'SELECT * FROM updates ORDER BY id DESC LIMIT ?',
-  );
+  const recent = db.prepare<
+    [number],
+    {
+      id: number;
+      kind: UpdateKind;
+      from_release: string | null;
+      to_release: string;
+      state: UpdateRow['state'];
+      reason: string | null;
+      actor: string;
+      pid: number;
+      pid_start: string;
+      started_at: number;
+      finished_at: number | null;
+    }
+  >('SELECT * FROM updates ORDER BY id DESC LIMIT ?');
 
   const toRow = (r: NonNullable<ReturnType<typeof recent.get>>): UpdateRow => ({
     id: r.id,
@@ -95,17 +129,23 @@ export function createJournal(db: Db) {
     },
     /** Start an update; refuses while another live process is mid-update. */
     begin(kind: UpdateKind, from: string | null, to: string, actor: string, forward: Step[]): number {
-      return db.transaction(() => {
-        const r = running.get();
-        if (r) {
-          throw new UpdateInProgressError(
-            pidAlive(r.pid, r.pid_start) ? `an update to ${r.to_release} is in progress (pid ${r.pid}); try again when it ends` : `an interrupted update to ${r.to_release} must be recovered first`,
+      return db
+        .transaction(() => {
+          const r = running.get();
+          if (r) {
+            throw new UpdateInProgressError(
+              pidAlive(r.pid, r.pid_start)
+                ? `an update to ${r.to_release} is in progress (pid ${r.pid}); try again when it ends`
+                : `an interrupted update to ${r.to_release} must be recovered first`,
+            );
+          }
+          const id = Number(
+            insertUpdate.run(kind, from, to, actor, process.pid, processStart(process.pid), Date.now()).lastInsertRowid,
           );
-        }
-        const id = Number(insertUpdate.run(kind, from, to, actor, process.pid, processStart(process.pid), Date.now()).lastInsertRowid);
-        forward.forEach((s, i) => insertStep.run(id, i, 'forward', JSON.stringify(s)));
-        return id;
-      }).immediate();
+          forward.forEach((s, i) => insertStep.run(id, i, 'forward', JSON.stringify(s)));
+          return id;
+        })
+        .immediate();
     },
     addUndo(id: number, undo: Step[]): JournalStep[] {
       return db.transaction(() => {
@@ -115,7 +155,9 @@ export function createJournal(db: Db) {
       })();
     },
     steps(id: number): JournalStep[] {
-      return steps.all(id).map((s) => ({ idx: s.idx, phase: s.phase, step: JSON.parse(s.step) as Step, done: s.state === 'done' }));
+      return steps
+        .all(id)
+        .map((s) => ({ idx: s.idx, phase: s.phase, step: JSON.parse(s.step) as Step, done: s.state === 'done' }));
     },
     markDone(id: number, idx: number): void {
       done.run(Date.now(), id, idx);

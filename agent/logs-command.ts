@@ -18,7 +18,8 @@ interface LogLine {
 function sinceOf(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   if (/^\d+[smhd]$/.test(text)) return new Date(Date.now() - parseDuration(text, '--since')).toISOString();
-  if (Number.isNaN(Date.parse(text))) throw new UsageError(`--since must be a duration (15m, 2h) or an ISO time, got ${JSON.stringify(text)}`);
+  if (Number.isNaN(Date.parse(text)))
+    throw new UsageError(`--since must be a duration (15m, 2h) or an ISO time, got ${JSON.stringify(text)}`);
   return new Date(text).toISOString();
 }
 
@@ -45,10 +46,18 @@ export const logsCommand: Command = {
       if (service) q.set('service', service);
       if (since) q.set('since', since);
       if (grep) q.set('grep', grep);
-      return opsRequest<{ logs: LogLine[] }>(resolveHubTarget(ctx), 'GET', `/api/v1/vessels/${encodeURIComponent(vessel)}/logs?${q}`);
+      return opsRequest<{ logs: LogLine[] }>(
+        resolveHubTarget(ctx),
+        'GET',
+        `/api/v1/vessels/${encodeURIComponent(vessel)}/logs?${q}`,
+      );
     }
     const config = loadAgentConfig(configPathOf(ctx));
-    const outbox = openOutbox({ path: vesselPaths(config.dataDir).outbox, bootId: bootId(), capBytes: config.telemetry.outboxCapBytes });
+    const outbox = openOutbox({
+      path: vesselPaths(config.dataDir).outbox,
+      bootId: bootId(),
+      capBytes: config.telemetry.outboxCapBytes,
+    });
     try {
       const words = grep?.toLowerCase().split(/\s+/).filter(Boolean) ?? [];
       const sinceMs = since ? Date.parse(since) : 0;
@@ -56,11 +65,17 @@ export const logsCommand: Command = {
         .recentLogs(service, words.length ? limit * 20 : limit)
         .filter((r) => r.ts >= sinceMs && words.every((w) => r.body.toLowerCase().includes(w)))
         .slice(-limit)
-        .map((r) => ({ service: r.source, level: r.cls >= 2 ? 'warn' : 'info', line: r.body, at: new Date(r.ts).toISOString() }));
+        .map((r) => ({
+          service: r.source,
+          level: r.cls >= 2 ? 'warn' : 'info',
+          line: r.body,
+          at: new Date(r.ts).toISOString(),
+        }));
       return { logs: lines };
     } finally {
       outbox.close();
     }
   },
-  human: (r: { logs: LogLine[] }) => r.logs.map((l) => `${l.at} ${l.service}${l.level === 'warn' ? ' !' : ''} ${l.line}`).join('\n') || '(no lines)',
+  human: (r: { logs: LogLine[] }) =>
+    r.logs.map((l) => `${l.at} ${l.service}${l.level === 'warn' ? ' !' : ''} ${l.line}`).join('\n') || '(no lines)',
 };

@@ -7,12 +7,16 @@ import { describeFetchError, HubUnreachableError, type HubClient } from './hub-c
 
 export class ManifestFetchError extends TenderError {}
 
-
 /**
  * Download a release manifest, resuming at the byte where a cut stopped it (the partial file and its ETag
  * live on disk, so a restart resumes too). Refused while streaming once it passes the size cap.
  */
-export async function fetchManifestResumable(client: HubClient, path: string, dir: string, name: string): Promise<Buffer> {
+export async function fetchManifestResumable(
+  client: HubClient,
+  path: string,
+  dir: string,
+  name: string,
+): Promise<Buffer> {
   mkdirSync(dir, { recursive: true });
   const part = join(dir, `${name}.manifest.part`);
   const meta = join(dir, `${name}.manifest.etag`);
@@ -25,13 +29,23 @@ export async function fetchManifestResumable(client: HubClient, path: string, di
     if (res.status === 416 && offset > 0) break;
     if (res.status !== 200 && res.status !== 206) {
       const text = await res.text().catch(() => '');
-      throw new ManifestFetchError(`manifest: hub answered ${res.status}: ${text.slice(0, 200)}`, 'hub_refused', 1, res.status);
+      throw new ManifestFetchError(
+        `manifest: hub answered ${res.status}: ${text.slice(0, 200)}`,
+        'hub_refused',
+        1,
+        res.status,
+      );
     }
     if (res.status === 200) rmSync(part, { force: true });
-    const total = res.status === 206 ? Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN) : Number(res.headers.get('content-length') ?? NaN);
+    const total =
+      res.status === 206
+        ? Number(/\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1] ?? NaN)
+        : Number(res.headers.get('content-length') ?? NaN);
     if (total > MAX_MANIFEST_BYTES) {
       ac.abort();
-      throw new ManifestFetchError(`manifest of ${name} is ${total} bytes, over the ${MAX_MANIFEST_BYTES}-byte cap; refused`);
+      throw new ManifestFetchError(
+        `manifest of ${name} is ${total} bytes, over the ${MAX_MANIFEST_BYTES}-byte cap; refused`,
+      );
     }
     writeFileAtomic(meta, res.headers.get('etag') ?? '', 0o600);
     let have = res.status === 206 ? offset : 0;
@@ -40,7 +54,9 @@ export async function fetchManifestResumable(client: HubClient, path: string, di
         have += piece.byteLength;
         if (have > MAX_MANIFEST_BYTES) {
           ac.abort();
-          throw new ManifestFetchError(`manifest of ${name} passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming; refused`);
+          throw new ManifestFetchError(
+            `manifest of ${name} passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming; refused`,
+          );
         }
         appendFileSync(part, piece);
       }

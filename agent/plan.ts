@@ -44,7 +44,12 @@ export function planSwap(from: ReleaseView | null, to: ReleaseView, liveColours:
   steps.push({ kind: 'flip', release: to.version });
   steps.push({ kind: 'commit', release: to.version });
   if (from) {
-    const drain = Math.max(0, ...Object.values(to.services).filter((s) => s.ports.length > 0).map((s) => s.drainMs));
+    const drain = Math.max(
+      0,
+      ...Object.values(to.services)
+        .filter((s) => s.ports.length > 0)
+        .map((s) => s.drainMs),
+    );
     if (drain > 0) steps.push({ kind: 'drain', ms: drain });
     for (const name of startOrder(from.services).reverse()) {
       if (!stopped.has(name)) steps.push({ kind: 'stop', service: name, release: from.version });
@@ -62,7 +67,8 @@ export function planSwap(from: ReleaseView | null, to: ReleaseView, liveColours:
 export function planUndo(from: ReleaseView | null, to: ReleaseView, forward: Step[]): Step[] {
   const undo: Step[] = [];
   for (const s of forward) {
-    if (s.kind === 'start' && s.release === to.version) undo.push({ kind: 'remove', service: s.service, release: to.version });
+    if (s.kind === 'start' && s.release === to.version)
+      undo.push({ kind: 'remove', service: s.service, release: to.version });
   }
   if (from) {
     for (const name of startOrder(from.services)) {

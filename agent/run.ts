@@ -35,7 +35,12 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   const { log, signal } = opts;
   let config = loadAgentConfig(opts.configPath);
   const paths = vesselPaths(config.dataDir);
-  const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes, freeDiskFloorBytes: config.telemetry.freeDiskFloorBytes, log, now: vesselNow });
+  const store = openStateStore(paths, {
+    outboxCapBytes: config.telemetry.outboxCapBytes,
+    freeDiskFloorBytes: config.telemetry.freeDiskFloorBytes,
+    log,
+    now: vesselNow,
+  });
   let root: TrustedRoot = loadTrustedRoot(config.dataDir);
   let client: HubClient | undefined;
   const docker = createDockerEngine();
@@ -52,10 +57,27 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     log,
     transfer: async (m) => {
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
-      const blocked = transferAllowed({ downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap }, store.get<boolean>('link.cheap') ?? false, new Date());
+      const blocked = transferAllowed(
+        { downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap },
+        store.get<boolean>('link.cheap') ?? false,
+        new Date(),
+      );
       if (blocked) throw new TransferDeferred(blocked);
       const t0 = Date.now();
-      const stats = await fetchRelease({ client, vesselName: config.vesselName, chunks, dir: `${config.dataDir}/fetch`, log, signal, bytesPerSecond: config.releaseBytesPerSecond, diskMarginBytes: config.diskMarginBytes, stall: { ms: config.stallSeconds * 1000 } }, m);
+      const stats = await fetchRelease(
+        {
+          client,
+          vesselName: config.vesselName,
+          chunks,
+          dir: `${config.dataDir}/fetch`,
+          log,
+          signal,
+          bytesPerSecond: config.releaseBytesPerSecond,
+          diskMarginBytes: config.diskMarginBytes,
+          stall: { ms: config.stallSeconds * 1000 },
+        },
+        m,
+      );
       log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
       const loaded = await stageRelease(docker, m, chunks);
       log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');
@@ -63,7 +85,8 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     fetchManifest: async (app, version) => {
       // Carried by the desired state when small; verified by the controller exactly as a fetched one.
       const d = store.get<DesiredState>('desired');
-      if (d?.manifest && d.release?.app === app && d.release.version === version) return Buffer.from(d.manifest, 'base64');
+      if (d?.manifest && d.release?.app === app && d.release.version === version)
+        return Buffer.from(d.manifest, 'base64');
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
       const path = `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`;
       return fetchManifestResumable(client, path, `${config.dataDir}/fetch`, `${app}@${version}`);
@@ -72,7 +95,9 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   try {
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
-    await controller.recover().catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
+    await controller
+      .recover()
+      .catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
     // A console that cannot bind (port taken) must not stop the agent: rollback still works from the CLI.
     const consoleServer = config.console
       ? await startConsole({ config, controller, log }).catch((err) => {
@@ -82,7 +107,11 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       : undefined;
     const shipStats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
     const linkUp = new Wakeup();
-    const metricsServer = await serveAgentMetrics(createAgentMetrics(store, shipStats), config.telemetry.metricsListen, log).catch((err) => {
+    const metricsServer = await serveAgentMetrics(
+      createAgentMetrics(store, shipStats),
+      config.telemetry.metricsListen,
+      log,
+    ).catch((err) => {
       log.warn({ reason: errorMessage(err) }, 'agent metrics endpoint not started');
       return undefined;
     });
@@ -90,8 +119,26 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       await Promise.all([
         syncLoop(linkUp),
         watchLoop(controller, signal, log),
-        startCollector({ vessel: config.vesselName, docker, outbox: store.outbox, log, signal, statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000, dataDir: config.dataDir }),
-        shipLoop({ client: () => client, outbox: store.outbox, vesselName: config.vesselName, log, signal, maxBytesPerSecond: config.telemetry.maxBytesPerSecond, maxBackoffMs: config.maxBackoffSeconds * 1000, linkUp, stats: shipStats }),
+        startCollector({
+          vessel: config.vesselName,
+          docker,
+          outbox: store.outbox,
+          log,
+          signal,
+          statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000,
+          dataDir: config.dataDir,
+        }),
+        shipLoop({
+          client: () => client,
+          outbox: store.outbox,
+          vesselName: config.vesselName,
+          log,
+          signal,
+          maxBytesPerSecond: config.telemetry.maxBytesPerSecond,
+          maxBackoffMs: config.maxBackoffSeconds * 1000,
+          linkUp,
+          stats: shipStats,
+        }),
       ]);
     } finally {
       consoleServer?.close();
@@ -113,7 +160,14 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           log.info({ vesselId: config.vesselId }, 'offline enrolment completed with the hub');
         }
         client ??= makeClient(config, store);
-        const result = await syncOnce({ client, store, vesselName: config.vesselName, rootPath: paths.root, root, log });
+        const result = await syncOnce({
+          client,
+          store,
+          vesselName: config.vesselName,
+          rootPath: paths.root,
+          root,
+          log,
+        });
         root = result.root;
         if (failures > 0) {
           log.info({ after: failures }, 'hub reachable again');
@@ -124,13 +178,18 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       } catch (err) {
         failures++;
         noteFailure(store, log, err, failures);
-        delay = backoffDelayMs(failures, Math.min(BACKOFF_BASE_MS, config.pollIntervalSeconds * 1000), config.maxBackoffSeconds * 1000);
+        delay = backoffDelayMs(
+          failures,
+          Math.min(BACKOFF_BASE_MS, config.pollIntervalSeconds * 1000),
+          config.maxBackoffSeconds * 1000,
+        );
       }
       // The target is applied from local state too: a crew `resume` works with the link down.
       try {
         await controller.reconcile(store.get<DesiredState>('desired'));
       } catch (err) {
-        if (err instanceof HubUnreachableError) log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');
+        if (err instanceof HubUnreachableError)
+          log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');
         else log.warn({ reason: errorMessage(err) }, 'update not applied');
       }
       await sleep(delay, signal);
@@ -151,7 +210,9 @@ async function watchLoop(controller: Controller, signal: AbortSignal, log: Logge
 
 function makeClient(config: AgentConfig, store: StateStore): HubClient {
   const key = loadPrivateKey(vesselPaths(config.dataDir).key);
-  return new HubClient(config.hub, config.vesselId!, key, store.get<number>('hub.skewMs') ?? 0, (skew) => store.set('hub.skewMs', skew));
+  return new HubClient(config.hub, config.vesselId!, key, store.get<number>('hub.skewMs') ?? 0, (skew) =>
+    store.set('hub.skewMs', skew),
+  );
 }
 
 function noteFailure(store: StateStore, log: Logger, err: unknown, failures: number): void {

@@ -20,11 +20,25 @@ export function volumeName(app: string, volume: string): string {
   return `tender_${app}_${volume}`;
 }
 
-export function containerSpec(vessel: string, app: string, service: string, release: string, colour: Colour, spec: ServiceSpec): ContainerCreate {
+export function containerSpec(
+  vessel: string,
+  app: string,
+  service: string,
+  release: string,
+  colour: Colour,
+  spec: ServiceSpec,
+): ContainerCreate {
   return {
     name: containerName(app, service, release),
     image: spec.imageId,
-    labels: { [LABELS.managed]: '1', [LABELS.vessel]: vessel, [LABELS.app]: app, [LABELS.service]: service, [LABELS.release]: release, [LABELS.colour]: colour },
+    labels: {
+      [LABELS.managed]: '1',
+      [LABELS.vessel]: vessel,
+      [LABELS.app]: app,
+      [LABELS.service]: service,
+      [LABELS.release]: release,
+      [LABELS.colour]: colour,
+    },
     env: spec.environment,
     command: spec.command,
     // Each colour listens on a free loopback port; the router holds the public one.
@@ -35,6 +49,11 @@ export function containerSpec(vessel: string, app: string, service: string, rele
   };
 }
 
-export async function findContainer(docker: DockerEngine, app: string, service: string, release: string): Promise<ContainerInfo | undefined> {
+export async function findContainer(
+  docker: DockerEngine,
+  app: string,
+  service: string,
+  release: string,
+): Promise<ContainerInfo | undefined> {
   return docker.inspectContainer(containerName(app, service, release));
 }

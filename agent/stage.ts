@@ -21,7 +21,9 @@ function* inflate(chunks: Iterable<readonly [string, number, ...unknown[]]>, sto
       data = verifyCompressedChunk(digest, store.get(digest), raw);
     } catch (err) {
       store.remove(digest);
-      throw new StageError(`chunk ${digest.slice(0, 12)} on board is damaged (${errorMessage(err)}); removed, it will be fetched again`);
+      throw new StageError(
+        `chunk ${digest.slice(0, 12)} on board is damaged (${errorMessage(err)}); removed, it will be fetched again`,
+      );
     }
     yield data;
   }
@@ -46,10 +48,17 @@ function verifyAssembled(what: string, pieces: Iterable<Buffer>, expected: strin
       if (n > size) break;
     }
   } catch (err) {
-    if (err instanceof TarPolicyError || err instanceof TarFormatError || err instanceof LayerIndexError || err instanceof ChunkError) throw new StageError(`${what} refused: ${err.message}; nothing loaded`);
+    if (
+      err instanceof TarPolicyError ||
+      err instanceof TarFormatError ||
+      err instanceof LayerIndexError ||
+      err instanceof ChunkError
+    )
+      throw new StageError(`${what} refused: ${err.message}; nothing loaded`);
     throw err;
   }
-  if (n !== size || `sha256:${h.digest('hex')}` !== expected) throw new StageError(`${what} reassembled from chunks does not match ${expected.slice(0, 19)}; nothing loaded`);
+  if (n !== size || `sha256:${h.digest('hex')}` !== expected)
+    throw new StageError(`${what} reassembled from chunks does not match ${expected.slice(0, 19)}; nothing loaded`);
 }
 
 function tarHeader(name: string, size: number): Buffer {
@@ -59,7 +68,12 @@ function tarHeader(name: string, size: number): Buffer {
   h.write('0000000\0', 108);
   h.write('0000000\0', 116);
   h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  h.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136);
+  h.write(
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0')}\0`,
+    136,
+  );
   h.write('        ', 148);
   h.write('0', 156);
   h.write('ustar\0', 257);
@@ -74,7 +88,9 @@ const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 /** A docker-save tar (manifest.json, config, layer tars) streamed from verified chunks. */
 function* saveTar(imageId: string, img: Image, store: ChunkStore): Generator<Buffer> {
   const hex = imageId.slice(7);
-  const manifest = Buffer.from(JSON.stringify([{ Config: `${hex}.json`, RepoTags: img.refs, Layers: img.layers.map((_, i) => `${i}/layer.tar`) }]));
+  const manifest = Buffer.from(
+    JSON.stringify([{ Config: `${hex}.json`, RepoTags: img.refs, Layers: img.layers.map((_, i) => `${i}/layer.tar`) }]),
+  );
   yield tarHeader('manifest.json', manifest.byteLength);
   yield manifest;
   yield pad(manifest.byteLength);
@@ -98,7 +114,8 @@ export async function stageRelease(docker: DockerEngine, m: ReleaseManifest, sto
   const loaded: string[] = [];
   for (const [imageId, img] of Object.entries(m.images)) {
     if (await docker.imageInspect(imageId)) continue;
-    if (!img.config || img.layers.some((l) => !l.index)) throw new StageError(`image ${imageId.slice(7, 19)} is not on board and the release carries no chunks for it`);
+    if (!img.config || img.layers.some((l) => !l.index))
+      throw new StageError(`image ${imageId.slice(7, 19)} is not on board and the release carries no chunks for it`);
     verifyAssembled(`config of ${imageId.slice(7, 19)}`, inflate(img.config.chunks, store), imageId, img.config.size);
     for (const l of img.layers) verifyAssembled(`layer ${l.diffId.slice(7, 19)}`, layerTar(l, store), l.diffId, l.size);
     await docker.loadImage(Readable.from(saveTar(imageId, img, store)));

@@ -18,9 +18,19 @@ export interface StatePaths {
   outbox: string;
 }
 
-export function openStateStore(paths: StatePaths, opts: { outboxCapBytes?: number; freeDiskFloorBytes?: number; log?: Logger; now?: () => number } = {}): StateStore {
+export function openStateStore(
+  paths: StatePaths,
+  opts: { outboxCapBytes?: number; freeDiskFloorBytes?: number; log?: Logger; now?: () => number } = {},
+): StateStore {
   const db = openDatabase(paths.db, AGENT_MIGRATIONS);
-  const outbox = openOutbox({ path: paths.outbox, bootId: bootId(), capBytes: opts.outboxCapBytes, freeDiskFloorBytes: opts.freeDiskFloorBytes, log: opts.log, now: opts.now });
+  const outbox = openOutbox({
+    path: paths.outbox,
+    bootId: bootId(),
+    capBytes: opts.outboxCapBytes,
+    freeDiskFloorBytes: opts.freeDiskFloorBytes,
+    log: opts.log,
+    now: opts.now,
+  });
   const store = createStateStore(db, outbox);
   if (outbox.movedAside) store.event('outbox.corrupt', { movedTo: outbox.movedAside });
   return store;
@@ -35,8 +45,12 @@ export function bootId(): string {
 }
 
 export function createStateStore(db: Db, outbox: Outbox) {
-  const get = db.prepare<[string], { value: string; updated_at: number }>('SELECT value, updated_at FROM kv WHERE key = ?');
-  const put = db.prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at');
+  const get = db.prepare<[string], { value: string; updated_at: number }>(
+    'SELECT value, updated_at FROM kv WHERE key = ?',
+  );
+  const put = db.prepare(
+    'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+  );
 
   const store = {
     db,

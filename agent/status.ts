@@ -14,7 +14,13 @@ export interface StatusView {
   vessel: string;
   hub: string;
   enrolment: 'complete' | 'pending first contact';
-  release: { current: string | null; previous: string | null; pending: string | null; held: boolean; desired: string | null };
+  release: {
+    current: string | null;
+    previous: string | null;
+    pending: string | null;
+    held: boolean;
+    desired: string | null;
+  };
   link: { state: LinkState; lastOk: string | null; lastError: string | null };
   lastSync: string | null;
   backlog: number;
@@ -24,55 +30,60 @@ export interface StatusView {
   lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
 }
 
-
 export async function buildStatus(config: AgentConfig): Promise<StatusView> {
-    const paths = vesselPaths(config.dataDir);
-    const root = loadTrustedRoot(config.dataDir);
-    if (!existsSync(paths.db)) {
-      return {
-        vessel: config.vesselName,
-        hub: config.hub,
-        enrolment: config.pendingToken ? 'pending first contact' : 'complete',
-        release: { current: null, previous: null, pending: null, held: false, desired: null },
-        link: { state: 'unknown', lastOk: null, lastError: null },
-        lastSync: null,
-        backlog: 0,
-        rootVersion: root.version,
-        services: [],
-        lastResult: null,
-        lastUpdate: null,
-      };
-    }
-    const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
-    try {
-      const releases = createBoardReleases(store.db);
-      const live = releases.live();
-      const services = live ? await serviceHealth(live.version, releases.manifest(live.version, root)) : [];
-      const last = createJournal(store.db).recent(1)[0];
-      const g = <T>(k: string) => store.get<T>(k) ?? null;
-      return {
-        vessel: config.vesselName,
-        hub: config.hub,
-        enrolment: config.pendingToken ? 'pending first contact' : 'complete',
-        release: {
-          current: g<string>('release.current'),
-          previous: g<string>('release.previous'),
-          pending: g<string>('release.pending'),
-          held: g<boolean>('release.held') ?? false,
-          desired: g<DesiredState>('desired')?.release?.version ?? null,
-        },
-        link: { state: g<LinkState>('link.state') ?? 'unknown', lastOk: g<string>('link.lastOk'), lastError: g<string>('link.lastError') },
-        lastSync: g<string>('sync.lastAt'),
-        backlog: store.backlog(),
-        rootVersion: root.version,
-        services,
-        lastResult: g('release.lastResult'),
-        lastUpdate: last ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason } : null,
-      };
-    } finally {
-      store.close();
-    }
+  const paths = vesselPaths(config.dataDir);
+  const root = loadTrustedRoot(config.dataDir);
+  if (!existsSync(paths.db)) {
+    return {
+      vessel: config.vesselName,
+      hub: config.hub,
+      enrolment: config.pendingToken ? 'pending first contact' : 'complete',
+      release: { current: null, previous: null, pending: null, held: false, desired: null },
+      link: { state: 'unknown', lastOk: null, lastError: null },
+      lastSync: null,
+      backlog: 0,
+      rootVersion: root.version,
+      services: [],
+      lastResult: null,
+      lastUpdate: null,
+    };
   }
+  const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
+  try {
+    const releases = createBoardReleases(store.db);
+    const live = releases.live();
+    const services = live ? await serviceHealth(live.version, releases.manifest(live.version, root)) : [];
+    const last = createJournal(store.db).recent(1)[0];
+    const g = <T>(k: string) => store.get<T>(k) ?? null;
+    return {
+      vessel: config.vesselName,
+      hub: config.hub,
+      enrolment: config.pendingToken ? 'pending first contact' : 'complete',
+      release: {
+        current: g<string>('release.current'),
+        previous: g<string>('release.previous'),
+        pending: g<string>('release.pending'),
+        held: g<boolean>('release.held') ?? false,
+        desired: g<DesiredState>('desired')?.release?.version ?? null,
+      },
+      link: {
+        state: g<LinkState>('link.state') ?? 'unknown',
+        lastOk: g<string>('link.lastOk'),
+        lastError: g<string>('link.lastError'),
+      },
+      lastSync: g<string>('sync.lastAt'),
+      backlog: store.backlog(),
+      rootVersion: root.version,
+      services,
+      lastResult: g('release.lastResult'),
+      lastUpdate: last
+        ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason }
+        : null,
+    };
+  } finally {
+    store.close();
+  }
+}
 
 async function serviceHealth(version: string, m: ReleaseManifest): Promise<StatusView['services']> {
   const docker = createDockerEngine();
@@ -83,7 +94,12 @@ async function serviceHealth(version: string, m: ReleaseManifest): Promise<Statu
       if (!info) out.push({ name, state: 'missing' });
       else if (!info.running) out.push({ name, state: 'stopped', detail: `exit code ${info.exitCode}` });
       else if (info.health === 'unhealthy') out.push({ name, state: 'unhealthy' });
-      else out.push({ name, state: info.health === 'starting' ? 'starting' : 'running', detail: info.restartCount ? `${info.restartCount} restarts` : undefined });
+      else
+        out.push({
+          name,
+          state: info.health === 'starting' ? 'starting' : 'running',
+          detail: info.restartCount ? `${info.restartCount} restarts` : undefined,
+        });
     } catch {
       out.push({ name, state: 'unknown', detail: 'docker not reachable' });
     }
@@ -93,14 +109,14 @@ async function serviceHealth(version: string, m: ReleaseManifest): Promise<Statu
 
 export function formatStatus(s: StatusView): string {
   return [
-      `vessel     ${s.vessel}${s.enrolment === 'complete' ? '' : ` (${s.enrolment})`}`,
-      `release    current ${s.release.current ?? 'none'}, previous ${s.release.previous ?? 'none'}, pending ${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
-      `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
-      `last sync  ${s.lastSync ?? 'never'}`,
-      `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,
-      `backlog    ${s.backlog} records`,
-      `trust      root v${s.rootVersion}`,
-      `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
-      `hub        ${s.hub}`,
-    ].join('\n');
+    `vessel     ${s.vessel}${s.enrolment === 'complete' ? '' : ` (${s.enrolment})`}`,
+    `release    current ${s.release.current ?? 'none'}, previous ${s.release.previous ?? 'none'}, pending ${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
+    `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
+    `last sync  ${s.lastSync ?? 'never'}`,
+    `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,
+    `backlog    ${s.backlog} records`,
+    `trust      root v${s.rootVersion}`,
+    `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
+    `hub        ${s.hub}`,
+  ].join('\n');
 }

@@ -43,7 +43,13 @@ function view(m: ReleaseManifest): ReleaseView {
  * router flips undoes what was started (the old release never stopped serving); after the flip the new
  * release serves and the remaining steps only tidy up.
  */
-export async function swapTo(deps: SwapDeps, to: string, kind: UpdateKind, actor: string, reason: string | null = null): Promise<void> {
+export async function swapTo(
+  deps: SwapDeps,
+  to: string,
+  kind: UpdateKind,
+  actor: string,
+  reason: string | null = null,
+): Promise<void> {
   await recoverInterrupted(deps);
   const root = deps.root();
   const target = deps.releases.manifest(to, root);
@@ -53,7 +59,10 @@ export async function swapTo(deps: SwapDeps, to: string, kind: UpdateKind, actor
   const colours = from ? await liveColours(deps, from) : {};
   const forward = planSwap(from && view(from), view(target), colours);
   const id = deps.journal.begin(kind, from?.version ?? null, to, actor, forward);
-  deps.log.info({ update: id, kind, from: from?.version ?? null, to, steps: forward.map(describeStep) }, 'update started');
+  deps.log.info(
+    { update: id, kind, from: from?.version ?? null, to, steps: forward.map(describeStep) },
+    'update started',
+  );
   deps.store.event(`${kind}.started`, { from: from?.version ?? null, to, actor, reason });
   const ctx = { deps, from, to: target, id };
   const steps = deps.journal.steps(id);
@@ -130,9 +139,15 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
       const name = containerName(m.app, step.service, m.version);
       let info = await deps.docker.inspectContainer(name);
       if (!info) {
-        if (!(await deps.docker.imageInspect(spec.imageId))) throw new SwapError(`image ${spec.imageId.slice(7, 19)} of ${step.service}@${m.version} is not in the engine`);
-        for (const v of spec.volumes) if (v.kind === 'volume') await deps.docker.ensureVolume(volumeName(m.app, v.source), { [LABELS.app]: m.app });
-        await deps.docker.createContainer(containerSpec(deps.vessel, m.app, step.service, m.version, step.colour, spec));
+        if (!(await deps.docker.imageInspect(spec.imageId)))
+          throw new SwapError(
+            `image ${spec.imageId.slice(7, 19)} of ${step.service}@${m.version} is not in the engine`,
+          );
+        for (const v of spec.volumes)
+          if (v.kind === 'volume') await deps.docker.ensureVolume(volumeName(m.app, v.source), { [LABELS.app]: m.app });
+        await deps.docker.createContainer(
+          containerSpec(deps.vessel, m.app, step.service, m.version, step.colour, spec),
+        );
         info = await deps.docker.inspectContainer(name);
       }
       if (!info!.running) await deps.docker.startContainer(name);
@@ -141,7 +156,12 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
     case 'gate': {
       const m = manifestOf(ctx, step.release);
       const name = containerName(m.app, step.service, m.version);
-      await waitHealthy({ service: step.service, release: m.version, gate: m.services[step.service]!.gate, inspect: () => deps.docker.inspectContainer(name) });
+      await waitHealthy({
+        service: step.service,
+        release: m.version,
+        gate: m.services[step.service]!.gate,
+        inspect: () => deps.docker.inspectContainer(name),
+      });
       return;
     }
     case 'stop': {
@@ -161,7 +181,11 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
     }
     case 'commit': {
       deps.releases.setLive(step.release);
-      deps.store.setMany({ 'release.current': step.release, 'release.previous': ctx.from?.version ?? null, 'release.pending': null });
+      deps.store.setMany({
+        'release.current': step.release,
+        'release.previous': ctx.from?.version ?? null,
+        'release.pending': null,
+      });
       return;
     }
     case 'drain':
@@ -182,7 +206,14 @@ export async function routesFor(deps: Pick<SwapDeps, 'docker'>, m: ReleaseManife
     for (const p of spec.ports) {
       const hostPort = info.ports[p.target];
       if (!hostPort) throw new SwapError(`${service}@${m.version} has no host port for ${p.target}`);
-      routes.push({ port: p.published, target: { host: '127.0.0.1', port: hostPort }, app: m.app, service, release: m.version, colour: info.labels[LABELS.colour] ?? 'blue' });
+      routes.push({
+        port: p.published,
+        target: { host: '127.0.0.1', port: hostPort },
+        app: m.app,
+        service,
+        release: m.version,
+        colour: info.labels[LABELS.colour] ?? 'blue',
+      });
     }
   }
   return routes;
@@ -210,7 +241,8 @@ async function prune(deps: SwapDeps): Promise<void> {
   );
   const root = deps.root();
   const keptImages = new Set<string>();
-  for (const v of keep) for (const s of Object.values(deps.releases.manifest(v, root).services)) keptImages.add(s.imageId);
+  for (const v of keep)
+    for (const s of Object.values(deps.releases.manifest(v, root).services)) keptImages.add(s.imageId);
   for (const r of all) {
     if (keep.has(r.version) || r.state === 'staged') continue;
     // A failed release keeps its row (so the shore target is not retried) but loses its containers.
@@ -222,8 +254,10 @@ async function prune(deps: SwapDeps): Promise<void> {
       m = undefined;
     }
     if (m) {
-      for (const service of Object.keys(m.services)) await deps.docker.removeContainer(containerName(m.app, service, m.version));
-      for (const s of Object.values(m.services)) if (!keptImages.has(s.imageId)) await deps.docker.removeImage(s.imageId);
+      for (const service of Object.keys(m.services))
+        await deps.docker.removeContainer(containerName(m.app, service, m.version));
+      for (const s of Object.values(m.services))
+        if (!keptImages.has(s.imageId)) await deps.docker.removeImage(s.imageId);
     }
     if (keepRow) continue;
     deps.releases.remove(r.version);
@@ -234,7 +268,8 @@ async function prune(deps: SwapDeps): Promise<void> {
     try {
       for (const r of deps.releases.list()) {
         if (r.state === 'failed') continue;
-        for (const d of allReleaseChunks(deps.releases.manifest(r.version, root), deps.chunks).keys()) referenced.add(d);
+        for (const d of allReleaseChunks(deps.releases.manifest(r.version, root), deps.chunks).keys())
+          referenced.add(d);
       }
     } catch (err) {
       // A damaged index leaves the kept set unknown: collect nothing rather than something still needed.
@@ -265,11 +300,20 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
   deps.log.warn({ update: u.id, to: u.to, flipped }, 'recovering an interrupted update');
   if (flipped && !undoing) {
     // Drain time has passed by now; the rest (commit, stop old, prune) is idempotent.
-    await runSteps(ctx, steps.filter((s) => s.phase === 'forward').map((s) => (s.step.kind === 'drain' ? { ...s, done: true } : s)));
+    await runSteps(
+      ctx,
+      steps.filter((s) => s.phase === 'forward').map((s) => (s.step.kind === 'drain' ? { ...s, done: true } : s)),
+    );
     deps.journal.finish(u.id, 'done', 'completed after an interruption');
     // A crew rollback cut short still means the crew chose this release: hold it as the command would have.
-    if (u.kind === 'rollback') deps.store.setMany({ 'release.held': true, 'hold.sequence': deps.releases.maxSequence() });
-    deps.store.event(`${u.kind}.done`, { from: u.from, to: u.to, actor: u.actor, reason: 'completed after an interruption' });
+    if (u.kind === 'rollback')
+      deps.store.setMany({ 'release.held': true, 'hold.sequence': deps.releases.maxSequence() });
+    deps.store.event(`${u.kind}.done`, {
+      from: u.from,
+      to: u.to,
+      actor: u.actor,
+      reason: 'completed after an interruption',
+    });
     return;
   }
   await undo(ctx, 'interrupted before the switch (agent stopped mid-update)');

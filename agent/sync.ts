@@ -53,12 +53,19 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   }
   let root = deps.root;
   if (desired && desired.rootVersion > root.version) root = await updateRoot(deps);
-  store.setMany({ 'link.state': 'up', 'link.lastOk': new Date().toISOString(), 'sync.lastAt': new Date().toISOString(), 'link.lastError': null });
+  store.setMany({
+    'link.state': 'up',
+    'link.lastOk': new Date().toISOString(),
+    'sync.lastAt': new Date().toISOString(),
+    'link.lastError': null,
+  });
   const report = reportStatus(deps, root);
   if (changed) {
     // A new target waits for nothing: the report travels alongside the download instead of costing it a
     // round trip. Not sent now, it is sent with the next sync (its fingerprint is stored only on success).
-    report.catch((err) => log.debug({ reason: errorMessage(err) }, 'status report not sent; it goes with the next sync'));
+    report.catch((err) =>
+      log.debug({ reason: errorMessage(err) }, 'status report not sent; it goes with the next sync'),
+    );
   } else await report;
   return { changed, desired, root };
 }
@@ -102,7 +109,9 @@ async function reportStatus(deps: SyncDeps, root: TrustedRoot): Promise<void> {
   const fingerprint = canonicalJson(comparable);
   const last = store.get<{ fingerprint: string; at: number }>('status.lastReport');
   if (last && last.fingerprint === fingerprint && Date.now() - last.at < STATUS_REPORT_EVERY_MS) return;
-  const res = await client.request('POST', `/api/v1/vessels/${encodeURIComponent(vesselName)}/status`, { body: status });
+  const res = await client.request('POST', `/api/v1/vessels/${encodeURIComponent(vesselName)}/status`, {
+    body: status,
+  });
   if (res.status !== 204) throw new HubRefusedError(`status report: hub answered ${res.status}`, res.status);
   store.set('status.lastReport', { fingerprint, at: Date.now() });
 }

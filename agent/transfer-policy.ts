@@ -5,7 +5,9 @@ import { z } from 'zod';
  * may wrap midnight), and, when asked, only while the link is marked cheap (port Wi-Fi, a LEO plan's
  * free hours). No windows means any time.
  */
-export const windowSchema = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM-HH:MM (UTC)');
+export const windowSchema = z
+  .string()
+  .regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM-HH:MM (UTC)');
 
 function minutes(hhmm: string): number {
   const [h, m] = hhmm.split(':').map(Number) as [number, number];
@@ -21,8 +23,13 @@ export function inWindow(windows: string[], now: Date): boolean {
   });
 }
 
-export function transferAllowed(policy: { downloadWindows: string[]; onlyWhenCheap: boolean }, linkCheap: boolean, now: Date): string | undefined {
+export function transferAllowed(
+  policy: { downloadWindows: string[]; onlyWhenCheap: boolean },
+  linkCheap: boolean,
+  now: Date,
+): string | undefined {
   if (policy.onlyWhenCheap && !linkCheap) return 'waiting for a link marked cheap (tender link cheap)';
-  if (!inWindow(policy.downloadWindows, now)) return `outside the download windows ${policy.downloadWindows.join(', ')} (UTC)`;
+  if (!inWindow(policy.downloadWindows, now))
+    return `outside the download windows ${policy.downloadWindows.join(', ')} (UTC)`;
   return undefined;
 }

@@ -21,7 +21,11 @@ export function percentile(xs: number[], p: number): number {
 }
 
 /** Closed-loop HTTP load: `concurrency` keep-alive clients, `total` requests; latencies in ms. */
-export async function closedLoop(port: number, total: number, concurrency: number): Promise<{ latencies: number[]; seconds: number; failed: number }> {
+export async function closedLoop(
+  port: number,
+  total: number,
+  concurrency: number,
+): Promise<{ latencies: number[]; seconds: number; failed: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies: number[] = [];
   let failed = 0;

@@ -18,15 +18,50 @@ const ROUTER_PORT = 18991;
 
 const dir = mkdtempSync(join(tmpdir(), 'tender-bench-'));
 const config = join(dir, 'agent.json');
-writeFileSync(config, JSON.stringify({ version: 1, hub: 'http://127.0.0.1:1', vesselName: 'bench', vesselId: 'v_0000000000000000', dataDir: dir, routerBind: '127.0.0.1' }));
-const backend = spawn(process.execPath, ['-e', `require('http').createServer((q,s)=>s.end('hello from the backend\\n')).listen(${BACKEND_PORT},'127.0.0.1')`], { stdio: 'ignore' });
-const router = spawn(process.execPath, ['bin/tender.js', 'router', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-await new Promise<void>((resolve) => router.stdout!.on('data', (d) => String(d).includes('router running') && resolve()));
-await routerRequest(join(dir, 'router.sock'), { op: 'set', routes: [{ port: ROUTER_PORT, target: { host: '127.0.0.1', port: BACKEND_PORT }, app: 'bench', service: 'web', release: '1', colour: 'blue' }] });
+writeFileSync(
+  config,
+  JSON.stringify({
+    version: 1,
+    hub: 'http://127.0.0.1:1',
+    vesselName: 'bench',
+    vesselId: 'v_0000000000000000',
+    dataDir: dir,
+    routerBind: '127.0.0.1',
+  }),
+);
+const backend = spawn(
+  process.execPath,
+  ['-e', `require('http').createServer((q,s)=>s.end('hello from the backend\\n')).listen(${BACKEND_PORT},'127.0.0.1')`],
+  { stdio: 'ignore' },
+);
+const router = spawn(process.execPath, ['bin/tender.js', 'router', 'run', '--config', config], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+await new Promise<void>((resolve) =>
+  router.stdout!.on('data', (d) => String(d).includes('router running') && resolve()),
+);
+await routerRequest(join(dir, 'router.sock'), {
+  op: 'set',
+  routes: [
+    {
+      port: ROUTER_PORT,
+      target: { host: '127.0.0.1', port: BACKEND_PORT },
+      app: 'bench',
+      service: 'web',
+      release: '1',
+      colour: 'blue',
+    },
+  ],
+});
 
 const rows: { direct: ReturnType<typeof summary>; router: ReturnType<typeof summary> }[] = [];
 function summary(r: Awaited<ReturnType<typeof closedLoop>>) {
-  return { p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), rps: r.latencies.length / r.seconds, failed: r.failed };
+  return {
+    p50: percentile(r.latencies, 50),
+    p99: percentile(r.latencies, 99),
+    rps: r.latencies.length / r.seconds,
+    failed: r.failed,
+  };
 }
 await closedLoop(BACKEND_PORT, 2000, CONCURRENCY); // warm-up
 await closedLoop(ROUTER_PORT, 2000, CONCURRENCY);

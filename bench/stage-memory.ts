@@ -23,7 +23,9 @@ if (process.argv[2] === '--stage') {
   const { readEnvelope } = await import('../shared/envelope.js');
   const { createChunkStore } = await import('../shared/chunk-store.js');
   const { stageRelease } = await import('../agent/stage.js');
-  const manifest = JSON.parse(Buffer.from(readEnvelope(readFileSync(process.argv[3]!), 64 * 1024 * 1024).payload, 'base64').toString());
+  const manifest = JSON.parse(
+    Buffer.from(readEnvelope(readFileSync(process.argv[3]!), 64 * 1024 * 1024).payload, 'base64').toString(),
+  );
   const phases: Record<string, number> = { modules: peakMB() };
   let loaded = false;
   const engine = {
@@ -49,7 +51,25 @@ useFileScope();
 const image = process.argv[2] ?? 'tender-bench/portal:v1';
 const shore = await startShore();
 const out = join(shore.dir, 'release.json');
-const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'm', image, 18481, 'bench'), '--key', shore.releaseKey, '--version', 'm', '--cache', cache, '--out', out, '--json'], shore.env, 30 * 60_000);
+const pub = await tender(
+  [
+    'release',
+    'publish',
+    '--compose',
+    composeFile(shore.dir, 'm', image, 18481, 'bench'),
+    '--key',
+    shore.releaseKey,
+    '--version',
+    'm',
+    '--cache',
+    cache,
+    '--out',
+    out,
+    '--json',
+  ],
+  shore.env,
+  30 * 60_000,
+);
 if (pub.code !== 0) throw new Error(pub.stderr);
 
 const self = fileURLToPath(import.meta.url);
@@ -59,9 +79,15 @@ const run = (args: string[]) => {
   return r.stdout;
 };
 const RUNS = 5;
-const stages = Array.from({ length: RUNS }, () => JSON.parse(run(['--import', 'tsx', self, '--stage', out]).trim().split('\n').pop()!));
-const bare = Array.from({ length: RUNS }, () => Number(run(['-e', 'console.log(process.resourceUsage().maxRSS / 1024)'])));
-const withTsx = Array.from({ length: RUNS }, () => Number(run(['--import', 'tsx', '-e', 'console.log(process.resourceUsage().maxRSS / 1024)'])));
+const stages = Array.from({ length: RUNS }, () =>
+  JSON.parse(run(['--import', 'tsx', self, '--stage', out]).trim().split('\n').pop()!),
+);
+const bare = Array.from({ length: RUNS }, () =>
+  Number(run(['-e', 'console.log(process.resourceUsage().maxRSS / 1024)'])),
+);
+const withTsx = Array.from({ length: RUNS }, () =>
+  Number(run(['--import', 'tsx', '-e', 'console.log(process.resourceUsage().maxRSS / 1024)'])),
+);
 const med = (k: string) => median(stages.map((s) => s[k]));
 console.log(
   JSON.stringify(
@@ -69,7 +95,13 @@ console.log(
       machine: machine(),
       image,
       runs: RUNS,
-      peakRssMB: { bareNode: Math.round(median(bare)), nodeWithTsx: Math.round(median(withTsx)), modulesLoaded: med('modules'), afterVerify: med('verified'), afterStream: med('streamed') },
+      peakRssMB: {
+        bareNode: Math.round(median(bare)),
+        nodeWithTsx: Math.round(median(withTsx)),
+        modulesLoaded: med('modules'),
+        afterVerify: med('verified'),
+        afterStream: med('streamed'),
+      },
       heapUsedMB: med('heapMB'),
     },
     null,

@@ -6,7 +6,15 @@
  * Usage: npx tsx bench/swaps.ts
  */
 import { buildSwapTestImages, removeAppContainers } from '../test/helpers/images.js';
-import { composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing } from '../test/helpers/fleet.js';
+import {
+  composeFile,
+  enrolVessel,
+  freePort,
+  getBody,
+  publishAndRollout,
+  startShore,
+  waitServing,
+} from '../test/helpers/fleet.js';
 import { eventually, tender } from '../test/helpers/proc.js';
 import { startLoad } from '../test/helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
@@ -32,10 +40,14 @@ for (let i = 2; i <= SWAPS + 1; i++) {
   const img = i % 2 === 0 ? 'v2' : 'v1';
   const t0 = Date.now();
   await publishAndRollout(shore, composeFile(shore.dir, `r${i}`, `tender-test/portal:${img}`, port), String(i));
-  await eventually(async () => {
-    const s = await vessel.status();
-    return s.release.current === String(i) && s.lastUpdate.state === 'done';
-  }, 120_000, 100);
+  await eventually(
+    async () => {
+      const s = await vessel.status();
+      return s.release.current === String(i) && s.lastUpdate.state === 'done';
+    },
+    120_000,
+    100,
+  );
   swapSeconds.push((Date.now() - t0) / 1000);
 }
 const swapStats = await load.stop();

@@ -28,13 +28,41 @@ const cache = join(W, 'pubcache');
 function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds: number; uploadedBytes: number } {
   const t0 = Date.now();
   const file = composeFile(shore.dir, v, `tender-bench/portal:${v}`, 18480, 'bench');
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, 'bin/tender.js', 'release', 'publish', '--compose', file, '--key', shore.releaseKey, '--version', v, '--cache', cache, '--out', join(shore.dir, `${v}.json`), '--json'], {
+  const r = spawnSync(
+    '/usr/bin/time',
+    [
+      '-v',
+      process.execPath,
+      'bin/tender.js',
+      'release',
+      'publish',
+      '--compose',
+      file,
+      '--key',
+      shore.releaseKey,
+      '--version',
+      v,
+      '--cache',
+      cache,
+      '--out',
+      join(shore.dir, `${v}.json`),
+      '--json',
+    ],
+    {
       env: { ...process.env, ...shore.env },
       encoding: 'utf8',
       maxBuffer: 1 << 26,
-    });
+    },
+  );
   const { stderr, stdout } = r;
-  if (r.status !== 0) throw new Error(`publish ${v} failed: ${stderr.split('\n').filter((l) => !/^\s/.test(l)).slice(-3).join(' | ')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `publish ${v} failed: ${stderr
+        .split('\n')
+        .filter((l) => !/^\s/.test(l))
+        .slice(-3)
+        .join(' | ')}`,
+    );
   const num = (re: RegExp) => Number(re.exec(stderr)?.[1] ?? NaN);
   return {
     cpuSeconds: num(/User time \(seconds\): ([\d.]+)/) + num(/System time \(seconds\): ([\d.]+)/),
@@ -46,7 +74,13 @@ function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds:
 
 const pub1 = timed('v1');
 const pub2 = timed('v2');
-const manifest = (v: string) => JSON.parse(Buffer.from(readEnvelope(readFileSync(join(shore.dir, `${v}.json`)), 64 * 1024 * 1024).payload, 'base64').toString()) as ReleaseManifest;
+const manifest = (v: string) =>
+  JSON.parse(
+    Buffer.from(
+      readEnvelope(readFileSync(join(shore.dir, `${v}.json`)), 64 * 1024 * 1024).payload,
+      'base64',
+    ).toString(),
+  ) as ReleaseManifest;
 const store = createChunkStore(cache);
 const v1 = manifest('v1');
 const v2 = manifest('v2');
@@ -82,7 +116,10 @@ function expect0(r: { code: number; stderr: string }) {
 }
 
 // 1. timing at 512 kbit/s, 700 ms RTT
-const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { latencyMs: ONE_WAY_MS, bytesPerSecond: RATE });
+const link = new LinkSim(
+  { host: '127.0.0.1', port: Number(new URL(shore.url).port) },
+  { latencyMs: ONE_WAY_MS, bytesPerSecond: RATE },
+);
 await link.start();
 const a = await vesselHoldingV1('bench-a', link);
 expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-a'], shore.env));
@@ -103,7 +140,10 @@ await link.close();
 // first: an image a container still uses survives `docker rmi` untagged, and the vessel would not fetch.
 removeAppContainers('bench');
 execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
-const cutLink = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { cutAfterBytes: Math.ceil(neededBytes / 11) });
+const cutLink = new LinkSim(
+  { host: '127.0.0.1', port: Number(new URL(shore.url).port) },
+  { cutAfterBytes: Math.ceil(neededBytes / 11) },
+);
 await cutLink.start();
 const b = await vesselHoldingV1('bench-b', cutLink);
 cutLink.options.cutAfterBytes = 0;
@@ -121,7 +161,10 @@ for (const line of shore.hub.lines.slice(hubLine0)) {
   try {
     const j = JSON.parse(line) as { msg?: string; req?: { method: string; url: string } };
     if (j.msg !== 'incoming request' || !j.req) continue;
-    const key = `${j.req.method} ${j.req.url.replace(/\/vessels\/[^/]+/, '/vessels/:name').replace(/\/packs\/[0-9a-f]{32}/, '/packs/:id').replace(/\?.*$/, '')}`;
+    const key = `${j.req.method} ${j.req.url
+      .replace(/\/vessels\/[^/]+/, '/vessels/:name')
+      .replace(/\/packs\/[0-9a-f]{32}/, '/packs/:id')
+      .replace(/\?.*$/, '')}`;
     routes[key] = (routes[key] ?? 0) + 1;
   } catch {
     // not a log line
@@ -148,7 +191,13 @@ const result = {
     wireBytesDown: wire,
     agentPeakRssMB: vmHwm,
   },
-  cuts: { requestsByRoute: routes, cuts: cutLink.stats.cuts - cuts0, bytesReceived: cutRun.stats.bytesReceived, wireBytesDown: cutWire, ratioToNeeded: cutRun.stats.bytesReceived / neededBytes },
+  cuts: {
+    requestsByRoute: routes,
+    cuts: cutLink.stats.cuts - cuts0,
+    bytesReceived: cutRun.stats.bytesReceived,
+    wireBytesDown: cutWire,
+    ratioToNeeded: cutRun.stats.bytesReceived / neededBytes,
+  },
 };
 writeFileSync(join(W, 'transfer-link.json'), JSON.stringify(result, null, 2));
 console.log(JSON.stringify(result, null, 2));

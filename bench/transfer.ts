@@ -20,7 +20,10 @@ const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const out = join(W, 'out');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-const sh = (cmd: string) => execSync(cmd, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 30 }).toString().trim();
+const sh = (cmd: string) =>
+  execSync(cmd, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 30 })
+    .toString()
+    .trim();
 const size = (p: string) => statSync(p).size;
 
 const docker = createDockerEngine();
@@ -34,7 +37,10 @@ const cache = createChunkStore(join(W, 'pubcache'));
 const t0 = process.cpuUsage();
 const w0 = Date.now();
 const c1 = await chunkImage(docker, info.v1.id, info.v1.diffIds, cache);
-const publishV1 = { cpuSeconds: (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6, wallSeconds: (Date.now() - w0) / 1000 };
+const publishV1 = {
+  cpuSeconds: (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6,
+  wallSeconds: (Date.now() - w0) / 1000,
+};
 const c2 = await chunkImage(docker, info.v2.id, info.v2.diffIds, cache);
 const have = imageChunks({ [info.v1.id]: { refs: [images.v1], ...c1 } }, cache);
 const all2 = imageChunks({ [info.v2.id]: { refs: [images.v2], ...c2 } }, cache);
@@ -43,7 +49,14 @@ const needed = new Map([...all2].filter(([d]) => !have.has(d)));
 const chunkBytes = [...needed.values()].reduce((a, comp) => a + comp + 36, 0);
 const indexBytes = c2.layers.filter((l) => needed.has(l.index![0])).reduce((a, l) => a + l.index![2] + 36, 0);
 const manifestBytes = canonicalBytes({ images: { [info.v2.id]: { refs: [images.v2], ...c2 } } }).byteLength;
-const tender = { newChunks: needed.size, totalChunks: all2.size, chunkBytes, indexBytes, manifestImagesBytes: manifestBytes, bytes: chunkBytes + manifestBytes };
+const tender = {
+  newChunks: needed.size,
+  totalChunks: all2.size,
+  chunkBytes,
+  indexBytes,
+  manifestImagesBytes: manifestBytes,
+  bytes: chunkBytes + manifestBytes,
+};
 
 // ---- full image and layer dedupe
 execFileSync('sh', ['-c', `docker save ${images.v1} > ${out}/v1.tar && docker save ${images.v2} > ${out}/v2.tar`]);
@@ -51,7 +64,8 @@ const full = Number(sh(`gzip -6 -c ${out}/v2.tar | wc -c`));
 mkdirSync(join(out, 'x1'));
 mkdirSync(join(out, 'x2'));
 sh(`tar -C ${out}/x1 -xf ${out}/v1.tar && tar -C ${out}/x2 -xf ${out}/v2.tar`);
-const layerFiles = (dir: string) => (JSON.parse(sh(`cat ${dir}/manifest.json`)) as { Layers: string[] }[])[0]!.Layers.map((l) => join(dir, l));
+const layerFiles = (dir: string) =>
+  (JSON.parse(sh(`cat ${dir}/manifest.json`)) as { Layers: string[] }[])[0]!.Layers.map((l) => join(dir, l));
 const v1Layers = layerFiles(join(out, 'x1'));
 const v2Layers = layerFiles(join(out, 'x2'));
 const v1DiffIds = new Set(info.v1.diffIds);
@@ -80,7 +94,11 @@ const result = {
   machine: machine(),
   image: { uncompressedBytes: uncompressed, layers: info.v2.diffIds.length, newLayers: newLayers.length },
   bytes: { tender: tender.bytes, full, layerDedupe, casync: casyncBytes, zstdPatchFrom: zstdPatch },
-  ratios: { tenderVsCasync: tender.bytes / casyncBytes, tenderVsLayerDedupe: tender.bytes / layerDedupe, tenderVsZstdPatch: tender.bytes / zstdPatch },
+  ratios: {
+    tenderVsCasync: tender.bytes / casyncBytes,
+    tenderVsLayerDedupe: tender.bytes / layerDedupe,
+    tenderVsZstdPatch: tender.bytes / zstdPatch,
+  },
   tender,
   publishV1,
 };

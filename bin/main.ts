@@ -10,7 +10,17 @@ import { AGENT_VERSION } from '../agent/version.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
-  return new Cli('tender', AGENT_VERSION).add(keysInit, keysRotate, keysRevoke, releaseVerify, ...RELEASE_COMMANDS, ...HUB_COMMANDS, ...AGENT_COMMANDS, ...CREW_COMMANDS, logsCommand);
+  return new Cli('tender', AGENT_VERSION).add(
+    keysInit,
+    keysRotate,
+    keysRevoke,
+    releaseVerify,
+    ...RELEASE_COMMANDS,
+    ...HUB_COMMANDS,
+    ...AGENT_COMMANDS,
+    ...CREW_COMMANDS,
+    logsCommand,
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {

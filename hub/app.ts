@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerFactory,
+} from 'fastify';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -129,26 +134,44 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', 'application/vnd.tender.envelope+json', 'application/vnd.tender.telemetry+json', PACK_CONTENT_TYPE], { parseAs: 'buffer' }, (req, body, done) => {
-    const buf = body as Buffer;
-    if (req.principal?.kind === 'vessel') {
-      // The signature covered the declared digest; the body must be what was declared.
-      const declared = req.headers[BODY_DIGEST_HEADER];
-      if (bodyDigest(buf) !== declared) {
-        done(Object.assign(new Error(UNAUTHORIZED_BODY.message), { statusCode: 401, code: 'unauthorized' }), undefined);
-        return;
+  app.addContentTypeParser(
+    [
+      'application/json',
+      'application/vnd.tender.envelope+json',
+      'application/vnd.tender.telemetry+json',
+      PACK_CONTENT_TYPE,
+    ],
+    { parseAs: 'buffer' },
+    (req, body, done) => {
+      const buf = body as Buffer;
+      if (req.principal?.kind === 'vessel') {
+        // The signature covered the declared digest; the body must be what was declared.
+        const declared = req.headers[BODY_DIGEST_HEADER];
+        if (bodyDigest(buf) !== declared) {
+          done(
+            Object.assign(new Error(UNAUTHORIZED_BODY.message), { statusCode: 401, code: 'unauthorized' }),
+            undefined,
+          );
+          return;
+        }
       }
-    }
-    req.rawBody = buf;
-    // Telemetry arrives compressed; its route decompresses under a cap and parses it.
-    const type = req.headers['content-type'] ?? '';
-    if (type.startsWith('application/vnd.tender.telemetry+json') || type.startsWith(PACK_CONTENT_TYPE)) return done(null, undefined);
-    try {
-      done(null, buf.byteLength === 0 ? undefined : parseStrictJson(buf, { maxBytes: buf.byteLength, maxDepth: lim.MAX_JSON_DEPTH }));
-    } catch (err) {
-      done(Object.assign(err as Error, { statusCode: 400 }), undefined);
-    }
-  });
+      req.rawBody = buf;
+      // Telemetry arrives compressed; its route decompresses under a cap and parses it.
+      const type = req.headers['content-type'] ?? '';
+      if (type.startsWith('application/vnd.tender.telemetry+json') || type.startsWith(PACK_CONTENT_TYPE))
+        return done(null, undefined);
+      try {
+        done(
+          null,
+          buf.byteLength === 0
+            ? undefined
+            : parseStrictJson(buf, { maxBytes: buf.byteLength, maxDepth: lim.MAX_JSON_DEPTH }),
+        );
+      } catch (err) {
+        done(Object.assign(err as Error, { statusCode: 400 }), undefined);
+      }
+    },
+  );
 
   app.addHook('onRequest', createAuthenticator({ opsTokens: deps.opsTokens, vessels, now }));
   app.setErrorHandler((err: FastifyError | TenderError, req, reply) => {
@@ -158,13 +181,22 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     }
     const status = err.statusCode ?? 500;
     if (status < 500) {
-      const code = status === 401 ? 'unauthorized' : status === 413 ? 'too_large' : status === 415 ? 'unsupported_media_type' : 'bad_request';
+      const code =
+        status === 401
+          ? 'unauthorized'
+          : status === 413
+            ? 'too_large'
+            : status === 415
+              ? 'unsupported_media_type'
+              : 'bad_request';
       return reply.code(status).send({ error: code, message: err.message });
     }
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
 
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {

@@ -13,10 +13,7 @@ export type Principal = { kind: 'ops'; tokenId: string; role: Role; name: string
 
 /** What a route accepts; routes declare it in `config.auth`. */
 export type RouteAuth =
-  | { kind: 'public' }
-  | { kind: 'ops'; role: Role }
-  | { kind: 'vessel-or-ops'; role: Role }
-  | { kind: 'vessel' };
+  { kind: 'public' } | { kind: 'ops'; role: Role } | { kind: 'vessel-or-ops'; role: Role } | { kind: 'vessel' };
 
 export class AuthError extends TenderError {}
 
@@ -46,7 +43,14 @@ export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: V
     const vessel = deps.vessels.get(auth.vesselId);
     if (!vessel || vessel.revokedAt !== null || !vessel.publicKey) return undefined;
     const digest = req.headers[BODY_DIGEST_HEADER];
-    const ok = verifyVesselRequest(publicKeyFromBase64(vessel.publicKey), auth, req.method, req.url, typeof digest === 'string' ? digest : undefined, now());
+    const ok = verifyVesselRequest(
+      publicKeyFromBase64(vessel.publicKey),
+      auth,
+      req.method,
+      req.url,
+      typeof digest === 'string' ? digest : undefined,
+      now(),
+    );
     if (!ok) return undefined;
     deps.vessels.touch(vessel.id, req.ip);
     return { kind: 'vessel', vessel };

@@ -18,7 +18,9 @@ export async function uploadMissingChunks(
   progress: (done: number, total: number) => void = () => {},
 ): Promise<{ chunks: number; missing: number; uploadedBytes: number; requests: number }> {
   const all = allReleaseChunks(m, cache);
-  const { missing } = await opsRequest<{ missing: string[] }>(target, 'POST', '/api/v1/chunks/missing', { digests: [...all.keys()] });
+  const { missing } = await opsRequest<{ missing: string[] }>(target, 'POST', '/api/v1/chunks/missing', {
+    digests: [...all.keys()],
+  });
   // What the packs will weigh: each entry is its compressed bytes behind its header.
   const total = missing.reduce((a, d) => a + cache.size(d) + UPLOAD_ENTRY_HEADER_BYTES, 0);
   let uploaded = 0;
@@ -28,7 +30,10 @@ export async function uploadMissingChunks(
   const send = async () => {
     if (pack.length === 0) return;
     const body = encodeUploadPack(pack);
-    await opsRequest(target, 'POST', '/api/v1/chunks', undefined, { raw: body, contentType: 'application/vnd.tender.pack' });
+    await opsRequest(target, 'POST', '/api/v1/chunks', undefined, {
+      raw: body,
+      contentType: 'application/vnd.tender.pack',
+    });
     requests++;
     uploaded += body.byteLength;
     progress(uploaded, total);

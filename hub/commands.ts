@@ -43,7 +43,8 @@ export const hubTokenCreate: Command = {
   },
   async run(ctx) {
     const role = requiredOpt(ctx, 'role');
-    if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+    if (!(ROLES as readonly string[]).includes(role))
+      throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
     const db = openHubState(requiredOpt(ctx, 'data'));
     try {
       const t = createOpsTokenStore(db).create(role as Role, stringOpt(ctx, 'name') ?? 'cli');
@@ -63,7 +64,10 @@ export const hubRootPush: Command = {
   async run(ctx) {
     const file = positional(ctx, 0, 'FILE');
     const raw = readFileSync(file);
-    return opsRequest(resolveHubTarget(ctx), 'PUT', '/api/v1/roots', undefined, { raw, contentType: 'application/vnd.tender.envelope+json' });
+    return opsRequest(resolveHubTarget(ctx), 'PUT', '/api/v1/roots', undefined, {
+      raw,
+      contentType: 'application/vnd.tender.envelope+json',
+    });
   },
   human: (r: { version: number; expires: string }) => `hub now serves root v${r.version} (expires ${r.expires})`,
 };
@@ -76,7 +80,15 @@ interface IssuedToken {
 }
 
 function writeOfflineFile(path: string, hub: string, issued: IssuedToken): void {
-  const file: EnrolmentFile = { kind: 'tender-enrolment', version: 1, hub, vessel: issued.vessel, token: issued.token, expiresAt: issued.expiresAt, root: issued.root! };
+  const file: EnrolmentFile = {
+    kind: 'tender-enrolment',
+    version: 1,
+    hub,
+    vessel: issued.vessel,
+    token: issued.token,
+    expiresAt: issued.expiresAt,
+    root: issued.root!,
+  };
   writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
 }
 
@@ -87,7 +99,10 @@ export const vesselAdd: Command = {
   options: {
     ...HUB_OPTIONS,
     group: { type: 'string', multiple: true, description: 'group the vessel belongs to' },
-    'offline-file': { type: 'string', description: 'write an enrolment file for a vessel with no link instead of printing a token' },
+    'offline-file': {
+      type: 'string',
+      description: 'write an enrolment file for a vessel with no link instead of printing a token',
+    },
     'vessel-hub': { type: 'string', description: 'hub URL as the vessel will reach it (default: --hub)' },
     expires: { type: 'string', description: 'token lifetime', default: '7d online, 90d offline' },
   },
@@ -129,7 +144,11 @@ export const vesselList: Command = {
   options: { ...HUB_OPTIONS, group: { type: 'string', description: 'only this group' } },
   async run(ctx) {
     const group = stringOpt(ctx, 'group');
-    return opsRequest<{ vessels: VesselRow[] }>(resolveHubTarget(ctx), 'GET', `/api/v1/vessels${group ? `?group=${encodeURIComponent(group)}` : ''}`);
+    return opsRequest<{ vessels: VesselRow[] }>(
+      resolveHubTarget(ctx),
+      'GET',
+      `/api/v1/vessels${group ? `?group=${encodeURIComponent(group)}` : ''}`,
+    );
   },
   human: (r: { vessels: VesselRow[] }) => {
     const now = Date.now();
@@ -161,7 +180,11 @@ export const vesselToken: Command = {
   path: ['vessel', 'token'],
   args: 'NAME',
   summary: 'a new one-time enrolment token for an existing vessel (re-enrolment after a server swap)',
-  options: { ...HUB_OPTIONS, 'offline-file': vesselAdd.options!['offline-file']!, expires: vesselAdd.options!.expires! },
+  options: {
+    ...HUB_OPTIONS,
+    'offline-file': vesselAdd.options!['offline-file']!,
+    expires: vesselAdd.options!.expires!,
+  },
   async run(ctx) {
     const name = positional(ctx, 0, 'NAME');
     const target = resolveHubTarget(ctx);
@@ -182,7 +205,11 @@ export const vesselToken: Command = {
 
 export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
 

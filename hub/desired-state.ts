@@ -17,7 +17,8 @@ export function desiredStateOf(
 ): { state: DesiredState; etag: string } {
   const target = deps.rollouts.targetOf(vessel.id);
   const r = target && deps.releases.get(target.releaseId);
-  const release = r && target ? { app: r.app, version: r.version, sequence: r.sequence, rolloutId: target.rolloutId } : null;
+  const release =
+    r && target ? { app: r.app, version: r.version, sequence: r.sequence, rolloutId: target.rolloutId } : null;
   const state: DesiredState = { vessel: vessel.name, release, rootVersion };
   if (opts.embedManifest && r) {
     const bytes = deps.releases.envelope(r.id);

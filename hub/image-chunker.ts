@@ -21,7 +21,11 @@ const INDEX_LGWIN = 24;
 const brotliAsync = promisify(brotliCompress);
 
 const brotliParams = (size: number, lgwin = 22) => ({
-  params: { [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [constants.BROTLI_PARAM_LGWIN]: lgwin, [constants.BROTLI_PARAM_SIZE_HINT]: size },
+  params: {
+    [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+    [constants.BROTLI_PARAM_LGWIN]: lgwin,
+    [constants.BROTLI_PARAM_SIZE_HINT]: size,
+  },
 });
 
 /** Compress new chunks into the cache on the thread pool, a few at a time, skipping ones already there. */
@@ -46,11 +50,14 @@ function compressPool(cache: ChunkStore) {
 }
 
 function storeSync(cache: ChunkStore, digest: string, data: Buffer, lgwin?: number): ChunkRef {
-  if (!cache.has(digest)) cache.put(digest, brotliCompressSync(data, brotliParams(data.byteLength, lgwin)), data.byteLength);
+  if (!cache.has(digest))
+    cache.put(digest, brotliCompressSync(data, brotliParams(data.byteLength, lgwin)), data.byteLength);
   return [digest, data.byteLength, cache.size(digest)];
 }
 
-type Entry = { size: number; sha256: string } & ({ kind: 'plain'; chunks: ChunkRef[] } | { kind: 'layer'; index: ChunkRef });
+type Entry = { size: number; sha256: string } & (
+  { kind: 'plain'; chunks: ChunkRef[] } | { kind: 'layer'; index: ChunkRef }
+);
 
 /** One file of the `docker save` stream: a layer tar is split (tar-split) and its content chunked. */
 class EntrySink {
@@ -92,7 +99,10 @@ class EntrySink {
       this.splitter = new TarSplitter({
         meta: (b) => {
           this.metaBytes += b.byteLength;
-          if (this.metaBytes > MAX_CHUNK_RAW_BYTES) throw new ImageChunkError(`layer ${this.name}: tar headers exceed ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB (too many files in one layer)`);
+          if (this.metaBytes > MAX_CHUNK_RAW_BYTES)
+            throw new ImageChunkError(
+              `layer ${this.name}: tar headers exceed ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB (too many files in one layer)`,
+            );
           this.meta.push(Buffer.from(b));
         },
         content: (b) => this.take(this.chunker.push(Buffer.from(b))),
@@ -126,13 +136,25 @@ class EntrySink {
     if (this.splitter) {
       this.splitter.end();
       this.take(this.chunker.flush());
-      const blob = encodeLayerIndex({ meta: Buffer.concat(this.meta), contentSize: this.layerRefs.reduce((a, c) => a + c[1], 0), chunks: this.layerRefs });
-      if (blob.byteLength > MAX_CHUNK_RAW_BYTES) throw new ImageChunkError(`layer ${this.name}: its index (${blob.byteLength} bytes) exceeds ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB`);
+      const blob = encodeLayerIndex({
+        meta: Buffer.concat(this.meta),
+        contentSize: this.layerRefs.reduce((a, c) => a + c[1], 0),
+        chunks: this.layerRefs,
+      });
+      if (blob.byteLength > MAX_CHUNK_RAW_BYTES)
+        throw new ImageChunkError(
+          `layer ${this.name}: its index (${blob.byteLength} bytes) exceeds ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB`,
+        );
       const index = storeSync(cache, createHash('sha256').update(blob).digest('hex'), blob, INDEX_LGWIN);
       return { kind: 'layer', size: this.size, sha256, index };
     }
     this.take(this.chunker.flush());
-    return { kind: 'plain', size: this.size, sha256, chunks: this.plainRefs.map((c) => storeSync(cache, c.digest, c.data)) };
+    return {
+      kind: 'plain',
+      size: this.size,
+      sha256,
+      chunks: this.plainRefs.map((c) => storeSync(cache, c.digest, c.data)),
+    };
   }
 }
 
@@ -155,7 +177,8 @@ export async function chunkImage(
   let sink: EntrySink | undefined;
   const reader = new TarReader({
     onEntry(e) {
-      sink = e.type === 'file' ? new EntrySink(e.name, (c) => queue.push(c), e.name.endsWith('manifest.json')) : undefined;
+      sink =
+        e.type === 'file' ? new EntrySink(e.name, (c) => queue.push(c), e.name.endsWith('manifest.json')) : undefined;
     },
     onData(piece) {
       sink?.push(piece);
@@ -180,7 +203,8 @@ export async function chunkImage(
     }
   } catch (err) {
     (stream as { destroy?: () => void }).destroy?.();
-    if (err instanceof TarPolicyError || err instanceof TarFormatError) throw new ImageChunkError(`image ${imageId.slice(7, 19)}${sink ? ` (${sink.name})` : ''}: ${err.message}`);
+    if (err instanceof TarPolicyError || err instanceof TarFormatError)
+      throw new ImageChunkError(`image ${imageId.slice(7, 19)}${sink ? ` (${sink.name})` : ''}: ${err.message}`);
     throw err;
   } finally {
     await pool.drain();
@@ -188,7 +212,11 @@ export async function chunkImage(
   return assemble(imageId, diffIds, entries);
 }
 
-function assemble(imageId: string, diffIds: string[], entries: Map<string, Entry & { kept: Buffer[] }>): Pick<ReleaseManifest['images'][string], 'layers' | 'config'> {
+function assemble(
+  imageId: string,
+  diffIds: string[],
+  entries: Map<string, Entry & { kept: Buffer[] }>,
+): Pick<ReleaseManifest['images'][string], 'layers' | 'config'> {
   const short = imageId.slice(7, 19);
   const manifestJson = entries.get('manifest.json');
   if (!manifestJson) throw new ImageChunkError(`docker save of ${short} has no manifest.json`);
@@ -196,12 +224,15 @@ function assemble(imageId: string, diffIds: string[], entries: Map<string, Entry
   const first = saved[0];
   if (!first) throw new ImageChunkError(`docker save of ${short} lists no image`);
   const config = entries.get(first.Config);
-  if (!config || config.kind !== 'plain' || `sha256:${config.sha256}` !== imageId) throw new ImageChunkError(`image config of ${short} does not hash to the image ID`);
-  if (first.Layers.length !== diffIds.length) throw new ImageChunkError(`image ${short}: ${first.Layers.length} layers saved, ${diffIds.length} in its config`);
+  if (!config || config.kind !== 'plain' || `sha256:${config.sha256}` !== imageId)
+    throw new ImageChunkError(`image config of ${short} does not hash to the image ID`);
+  if (first.Layers.length !== diffIds.length)
+    throw new ImageChunkError(`image ${short}: ${first.Layers.length} layers saved, ${diffIds.length} in its config`);
   const layers = first.Layers.map((name, i) => {
     const e = entries.get(name);
     if (!e) throw new ImageChunkError(`docker save lists layer ${name} but does not contain it`);
-    if (`sha256:${e.sha256}` !== diffIds[i]) throw new ImageChunkError(`layer ${name} is not the uncompressed layer ${diffIds[i]}`);
+    if (`sha256:${e.sha256}` !== diffIds[i])
+      throw new ImageChunkError(`layer ${name} is not the uncompressed layer ${diffIds[i]}`);
     if (e.kind !== 'layer') throw new ImageChunkError(`layer ${name} of ${short} is not a tar`);
     return { diffId: diffIds[i]!, size: e.size, index: e.index };
   });

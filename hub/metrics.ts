@@ -46,11 +46,20 @@ export function createHubMetrics(vessels: VesselStore, telemetry: TelemetryStore
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of telemetry.fleet()) for (const [cls, d] of Object.entries(t.drops)) this.set({ vessel: t.vessel, class: cls }, d.records);
+      for (const t of telemetry.fleet())
+        for (const [cls, d] of Object.entries(t.drops)) this.set({ vessel: t.vessel, class: cls }, d.records);
     },
   });
-  const bytes = new Counter({ name: 'tender_telemetry_received_bytes_total', help: 'Compressed telemetry bytes received from vessels', registers: [registry] });
-  const records = new Counter({ name: 'tender_telemetry_stored_records_total', help: 'Telemetry records stored (duplicates not counted)', registers: [registry] });
+  const bytes = new Counter({
+    name: 'tender_telemetry_received_bytes_total',
+    help: 'Compressed telemetry bytes received from vessels',
+    registers: [registry],
+  });
+  const records = new Counter({
+    name: 'tender_telemetry_stored_records_total',
+    help: 'Telemetry records stored (duplicates not counted)',
+    registers: [registry],
+  });
   return {
     registry,
     telemetryReceived(wireBytes: number, stored: number) {

@@ -22,9 +22,10 @@ export type OpsTokenStore = ReturnType<typeof createOpsTokenStore>;
 
 export function createOpsTokenStore(db: Db) {
   const insert = db.prepare('INSERT INTO ops_tokens (id, token_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)');
-  const find = db.prepare<[string], { id: string; token_hash: string; role: Role; name: string; revoked_at: number | null }>(
-    'SELECT * FROM ops_tokens WHERE id = ?',
-  );
+  const find = db.prepare<
+    [string],
+    { id: string; token_hash: string; role: Role; name: string; revoked_at: number | null }
+  >('SELECT * FROM ops_tokens WHERE id = ?');
   const revoke = db.prepare('UPDATE ops_tokens SET revoked_at = ? WHERE id = ?');
   return {
     create(role: Role, name: string): { token: string; id: string } {

@@ -20,7 +20,14 @@ export function defaultVersion(now = new Date()): string {
  */
 export async function buildManifest(
   composeFile: string,
-  opts: { version: string; sequence: number; docker: DockerEngine; now?: Date; chunkCache?: ChunkStore; progress?: (imageRef: string, bytesRead: number) => void },
+  opts: {
+    version: string;
+    sequence: number;
+    docker: DockerEngine;
+    now?: Date;
+    chunkCache?: ChunkStore;
+    progress?: (imageRef: string, bytesRead: number) => void;
+  },
 ): Promise<ReleaseManifest> {
   const v = releaseVersionSchema.safeParse(opts.version);
   if (!v.success) throw new PublishError(`--version ${JSON.stringify(opts.version)} ${v.error.issues[0]!.message}`);
@@ -28,20 +35,30 @@ export async function buildManifest(
   try {
     text = readFileSync(composeFile, 'utf8');
   } catch (err) {
-    throw new PublishError(`cannot read ${composeFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new PublishError(
+      `cannot read ${composeFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const compose = parseCompose(text, composeFile);
   const services: ReleaseManifest['services'] = {};
   const images: ReleaseManifest['images'] = {};
   for (const [name, s] of Object.entries(compose.services)) {
     const img = await opts.docker.imageInspect(s.imageRef);
-    if (!img) throw new PublishError(`${composeFile}: services.${name}.image: ${s.imageRef} is not in the local Docker engine (build or pull it first)`);
+    if (!img)
+      throw new PublishError(
+        `${composeFile}: services.${name}.image: ${s.imageRef} is not in the local Docker engine (build or pull it first)`,
+      );
     services[name] = { ...s, imageId: img.id };
     let entry = images[img.id];
     if (!entry) {
       const refs: string[] = [];
       entry = opts.chunkCache
-        ? { refs, ...(await chunkImage(opts.docker, img.id, img.diffIds, opts.chunkCache, (n) => opts.progress?.(s.imageRef, n))) }
+        ? {
+            refs,
+            ...(await chunkImage(opts.docker, img.id, img.diffIds, opts.chunkCache, (n) =>
+              opts.progress?.(s.imageRef, n),
+            )),
+          }
         : { refs, layers: img.diffIds.map((diffId) => ({ diffId, size: 0 })) };
       images[img.id] = entry;
     }

@@ -20,9 +20,13 @@ export const releasePublish: Command = {
     compose: { type: 'string', description: 'the compose file (docker-compose subset with x-tender keys)' },
     key: { type: 'string', description: 'release signing key file (never leaves this machine)' },
     version: { type: 'string', description: 'release version', default: 'UTC build time, e.g. 20261126.231900' },
-    sequence: { type: 'string', description: 'release counter (default: the hub\'s next for this app)' },
+    sequence: { type: 'string', description: "release counter (default: the hub's next for this app)" },
     out: { type: 'string', description: 'also write the signed manifest to this file' },
-    cache: { type: 'string', description: 'local chunk cache (makes re-publishing cheap)', default: '~/.cache/tender/chunks' },
+    cache: {
+      type: 'string',
+      description: 'local chunk cache (makes re-publishing cheap)',
+      default: '~/.cache/tender/chunks',
+    },
   },
   async run(ctx) {
     const composeFile = requiredOpt(ctx, 'compose');
@@ -31,7 +35,9 @@ export const releasePublish: Command = {
     const version = stringOpt(ctx, 'version') ?? defaultVersion();
     const docker = createDockerEngine();
     // Build once with a placeholder sequence to learn the app name, then ask the hub for the next number.
-    const cache = createChunkStore(stringOpt(ctx, 'cache') ?? join(ctx.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tender', 'chunks'));
+    const cache = createChunkStore(
+      stringOpt(ctx, 'cache') ?? join(ctx.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tender', 'chunks'),
+    );
     const tty = ctx.stderr.isTTY;
     // Reading and chunking images takes minutes on a cold cache: a line that updates on a TTY, and a plain
     // line every 64 MB in logs.
@@ -52,7 +58,10 @@ export const releasePublish: Command = {
     if (tty) ctx.stderr.write('\n');
     const seqText = stringOpt(ctx, 'sequence');
     if (seqText !== undefined && !/^\d{1,15}$/.test(seqText)) throw new UsageError('--sequence must be a whole number');
-    const sequence = seqText ? Number(seqText) : (await opsRequest<{ sequence: number }>(target, 'GET', `/api/v1/releases/next-sequence?app=${draft.app}`)).sequence;
+    const sequence = seqText
+      ? Number(seqText)
+      : (await opsRequest<{ sequence: number }>(target, 'GET', `/api/v1/releases/next-sequence?app=${draft.app}`))
+          .sequence;
     const manifest = { ...draft, sequence };
     const upload = await uploadMissingChunks(target, manifest, cache, (done, total) => {
       const line = `uploading chunks: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
@@ -62,13 +71,35 @@ export const releasePublish: Command = {
     const bytes = envelopeBytes(signEnvelope('release', manifest, [key]));
     const out = stringOpt(ctx, 'out');
     if (out) writeFileAtomic(out, bytes, 0o644);
-    const res = await opsRequest<{ app: string; version: string; sequence: number; created: boolean }>(target, 'PUT', '/api/v1/releases', undefined, {
-      raw: bytes,
-      contentType: 'application/vnd.tender.envelope+json',
-    });
-    return { ...res, services: Object.keys(manifest.services), manifestBytes: bytes.byteLength, chunks: upload.chunks, chunksUploaded: upload.missing, uploadedBytes: upload.uploadedBytes };
+    const res = await opsRequest<{ app: string; version: string; sequence: number; created: boolean }>(
+      target,
+      'PUT',
+      '/api/v1/releases',
+      undefined,
+      {
+        raw: bytes,
+        contentType: 'application/vnd.tender.envelope+json',
+      },
+    );
+    return {
+      ...res,
+      services: Object.keys(manifest.services),
+      manifestBytes: bytes.byteLength,
+      chunks: upload.chunks,
+      chunksUploaded: upload.missing,
+      uploadedBytes: upload.uploadedBytes,
+    };
   },
-  human: (r: { app: string; version: string; sequence: number; created: boolean; services: string[]; chunks: number; chunksUploaded: number; uploadedBytes: number }) =>
+  human: (r: {
+    app: string;
+    version: string;
+    sequence: number;
+    created: boolean;
+    services: string[];
+    chunks: number;
+    chunksUploaded: number;
+    uploadedBytes: number;
+  }) =>
     `${r.created ? 'published' : 'already published'} ${r.app}@${r.version} (#${r.sequence}): ${r.services.join(', ')}; ${r.chunksUploaded} of ${r.chunks} chunks uploaded (${(r.uploadedBytes / 1e6).toFixed(2)} MB)`,
 };
 
@@ -79,8 +110,19 @@ export const releaseList: Command = {
   async run(ctx) {
     return opsRequest(resolveHubTarget(ctx), 'GET', '/api/v1/releases');
   },
-  human: (r: { releases: { app: string; version: string; sequence: number; createdAt: number; publishedBy: string }[] }) =>
-    table(['APP', 'VERSION', 'SEQ', 'PUBLISHED', 'BY'], r.releases.map((x) => [x.app, x.version, String(x.sequence), new Date(x.createdAt).toISOString().slice(0, 16), x.publishedBy])),
+  human: (r: {
+    releases: { app: string; version: string; sequence: number; createdAt: number; publishedBy: string }[];
+  }) =>
+    table(
+      ['APP', 'VERSION', 'SEQ', 'PUBLISHED', 'BY'],
+      r.releases.map((x) => [
+        x.app,
+        x.version,
+        String(x.sequence),
+        new Date(x.createdAt).toISOString().slice(0, 16),
+        x.publishedBy,
+      ]),
+    ),
 };
 
 export const rolloutStart: Command = {
@@ -98,7 +140,10 @@ export const rolloutStart: Command = {
     if (stringOpt(ctx, 'waves') !== undefined || stringOpt(ctx, 'max-failures') !== undefined) {
       throw new UsageError('--waves and --max-failures are not implemented yet; start the rollout without them');
     }
-    return opsRequest(resolveHubTarget(ctx), 'POST', '/api/v1/rollouts', { release, target: requiredOpt(ctx, 'target') });
+    return opsRequest(resolveHubTarget(ctx), 'POST', '/api/v1/rollouts', {
+      release,
+      target: requiredOpt(ctx, 'target'),
+    });
   },
   human: (r: { id: number; release: { app: string; version: string }; vessels: string[] }) =>
     `rollout ${r.id}: ${r.release.app}@${r.release.version} targeted at ${r.vessels.length} vessel(s): ${r.vessels.join(', ')}`,
@@ -111,8 +156,20 @@ export const rolloutList: Command = {
   async run(ctx) {
     return opsRequest(resolveHubTarget(ctx), 'GET', '/api/v1/rollouts');
   },
-  human: (r: { rollouts: { id: number; releaseId: number; target: string; state: string; vessels: number; createdAt: number }[] }) =>
-    table(['ID', 'RELEASE', 'TARGET', 'STATE', 'VESSELS', 'STARTED'], r.rollouts.map((x) => [String(x.id), String(x.releaseId), x.target, x.state, String(x.vessels), new Date(x.createdAt).toISOString().slice(0, 16)])),
+  human: (r: {
+    rollouts: { id: number; releaseId: number; target: string; state: string; vessels: number; createdAt: number }[];
+  }) =>
+    table(
+      ['ID', 'RELEASE', 'TARGET', 'STATE', 'VESSELS', 'STARTED'],
+      r.rollouts.map((x) => [
+        String(x.id),
+        String(x.releaseId),
+        x.target,
+        x.state,
+        String(x.vessels),
+        new Date(x.createdAt).toISOString().slice(0, 16),
+      ]),
+    ),
 };
 
 export const RELEASE_COMMANDS = [releasePublish, releaseList, rolloutStart, rolloutList];

@@ -26,7 +26,14 @@ interface Row {
   created_at: number;
   published_by: string;
 }
-const fromRow = (r: Row): StoredRelease => ({ id: r.id, app: r.app, version: r.version, sequence: r.sequence, createdAt: r.created_at, publishedBy: r.published_by });
+const fromRow = (r: Row): StoredRelease => ({
+  id: r.id,
+  app: r.app,
+  version: r.version,
+  sequence: r.sequence,
+  createdAt: r.created_at,
+  publishedBy: r.published_by,
+});
 
 /** Parse and verify a signed manifest under a root; the hub checks what vessels will check, as a first line. */
 export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseManifest {
@@ -43,26 +50,47 @@ export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseMan
 export type ReleaseStore = ReturnType<typeof createReleaseStore>;
 
 export function createReleaseStore(db: Db) {
-  const insert = db.prepare('INSERT INTO releases (app, version, sequence, envelope, created_at, published_by) VALUES (?, ?, ?, ?, ?, ?)');
-  const byVersion = db.prepare<[string, string], Row & { envelope: Buffer }>('SELECT * FROM releases WHERE app = ? AND version = ?');
+  const insert = db.prepare(
+    'INSERT INTO releases (app, version, sequence, envelope, created_at, published_by) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const byVersion = db.prepare<[string, string], Row & { envelope: Buffer }>(
+    'SELECT * FROM releases WHERE app = ? AND version = ?',
+  );
   const byVersionAnyApp = db.prepare<[string], Row>('SELECT * FROM releases WHERE version = ?');
   const maxSeq = db.prepare<[string], { s: number | null }>('SELECT MAX(sequence) AS s FROM releases WHERE app = ?');
-  const list = db.prepare<[number], Row>('SELECT id, app, version, sequence, created_at, published_by FROM releases ORDER BY app, sequence DESC LIMIT ?');
+  const list = db.prepare<[number], Row>(
+    'SELECT id, app, version, sequence, created_at, published_by FROM releases ORDER BY app, sequence DESC LIMIT ?',
+  );
   const envelope = db.prepare<[number], { envelope: Buffer }>('SELECT envelope FROM releases WHERE id = ?');
   const byId = db.prepare<[number], Row>('SELECT * FROM releases WHERE id = ?');
 
   return {
-    add(root: TrustedRoot, bytes: Buffer, publishedBy: string, now = Date.now()): { release: StoredRelease; created: boolean } {
+    add(
+      root: TrustedRoot,
+      bytes: Buffer,
+      publishedBy: string,
+      now = Date.now(),
+    ): { release: StoredRelease; created: boolean } {
       const m = verifyManifest(root, bytes);
       return db.transaction(() => {
         const existing = byVersion.get(m.app, m.version);
         if (existing) {
           if (existing.envelope.equals(bytes)) return { release: fromRow(existing), created: false };
-          throw new ReleaseStoreError(`release ${m.app} ${m.version} already exists with different contents`, 'exists', 1, 409);
+          throw new ReleaseStoreError(
+            `release ${m.app} ${m.version} already exists with different contents`,
+            'exists',
+            1,
+            409,
+          );
         }
         const max = maxSeq.get(m.app)?.s ?? 0;
         if (m.sequence <= max) {
-          throw new ReleaseStoreError(`release ${m.app} ${m.version} has sequence ${m.sequence}, not above the latest (${max})`, 'stale_sequence', 1, 409);
+          throw new ReleaseStoreError(
+            `release ${m.app} ${m.version} has sequence ${m.sequence}, not above the latest (${max})`,
+            'stale_sequence',
+            1,
+            409,
+          );
         }
         const id = Number(insert.run(m.app, m.version, m.sequence, bytes, now, publishedBy).lastInsertRowid);
         return { release: fromRow(byId.get(id)!), created: true };
@@ -76,7 +104,13 @@ export function createReleaseStore(db: Db) {
         return r && fromRow(r);
       }
       const rows = byVersionAnyApp.all(ref);
-      if (rows.length > 1) throw new ReleaseStoreError(`version ${ref} exists for several apps (${rows.map((r) => r.app).join(', ')}); write APP@VERSION`, 'ambiguous', 1, 400);
+      if (rows.length > 1)
+        throw new ReleaseStoreError(
+          `version ${ref} exists for several apps (${rows.map((r) => r.app).join(', ')}); write APP@VERSION`,
+          'ambiguous',
+          1,
+          400,
+        );
       return rows[0] && fromRow(rows[0]);
     },
     get(id: number): StoredRelease | undefined {

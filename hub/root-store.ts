@@ -12,10 +12,14 @@ export class RootStoreError extends TenderError {}
 export type RootStore = ReturnType<typeof createRootStore>;
 
 export function createRootStore(db: Db) {
-  const latestRow = db.prepare<[], { version: number; envelope: Buffer }>('SELECT version, envelope FROM roots ORDER BY version DESC LIMIT 1');
+  const latestRow = db.prepare<[], { version: number; envelope: Buffer }>(
+    'SELECT version, envelope FROM roots ORDER BY version DESC LIMIT 1',
+  );
   const byVersion = db.prepare<[number], { envelope: Buffer }>('SELECT envelope FROM roots WHERE version = ?');
   const insert = db.prepare('INSERT INTO roots (version, envelope, expires, added_at) VALUES (?, ?, ?, ?)');
-  const versions = db.prepare<[], { version: number; expires: string; added_at: number }>('SELECT version, expires, added_at FROM roots ORDER BY version');
+  const versions = db.prepare<[], { version: number; expires: string; added_at: number }>(
+    'SELECT version, expires, added_at FROM roots ORDER BY version',
+  );
 
   const latest = (): { root: TrustedRoot; bytes: Buffer } | undefined => {
     const row = latestRow.get();
@@ -39,9 +43,15 @@ export function createRootStore(db: Db) {
         root = verifyInitialRoot(bytes);
       } else {
         const offered = verifyInitialRoot(bytes);
-        if (offered.version === current.root.version && sha256Hex(bytes) === sha256Hex(current.bytes)) return current.root;
+        if (offered.version === current.root.version && sha256Hex(bytes) === sha256Hex(current.bytes))
+          return current.root;
         if (offered.version <= current.root.version) {
-          throw new RootStoreError(`root v${offered.version} is not newer than the hub's root v${current.root.version}`, 'stale_root', 1, 409);
+          throw new RootStoreError(
+            `root v${offered.version} is not newer than the hub's root v${current.root.version}`,
+            'stale_root',
+            1,
+            409,
+          );
         }
         root = verifyNextRoot(current.root, bytes);
       }

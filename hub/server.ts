@@ -15,7 +15,12 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /** The process around the app: root import, port, signals, graceful shutdown. */
-export async function serveHub(opts: { dataDir: string; listen: string; rootFile?: string; logger: Logger }): Promise<void> {
+export async function serveHub(opts: {
+  dataDir: string;
+  listen: string;
+  rootFile?: string;
+  logger: Logger;
+}): Promise<void> {
   const { host, port } = parseListen(opts.listen);
   const { app, deps } = await buildHub({ dataDir: opts.dataDir, logger: opts.logger });
   if (opts.rootFile) {
@@ -23,7 +28,9 @@ export async function serveHub(opts: { dataDir: string; listen: string; rootFile
     try {
       bytes = readFileSync(opts.rootFile);
     } catch (err) {
-      throw new HubServeError(`cannot read --root ${opts.rootFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new HubServeError(
+        `cannot read --root ${opts.rootFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     const root = deps.roots.add(bytes);
     opts.logger.info({ version: root.version }, 'root document loaded');

@@ -4,7 +4,6 @@ import { escapeHtml } from '../shared/html.js';
 
 /** Server-rendered fleet pages: no build step, no script needed to read them. */
 
-
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b2733;background:#f5f7f9}
 header{background:#12324a;color:#fff;padding:10px 20px;display:flex;gap:20px;align-items:baseline}
@@ -39,8 +38,14 @@ function stateOf(v: Vessel): string {
   return v.revokedAt ? 'revoked' : v.enrolledAt ? 'enrolled' : 'awaiting enrolment';
 }
 
-export function renderFleetPage(vessels: Vessel[], now: number, backlog: Map<string, { backlog: number; dropped: number }> = new Map()): string {
-  const active = vessels.filter((v) => !v.revokedAt && v.lastContact !== null && now - v.lastContact < ACTIVE_WINDOW_MS).length;
+export function renderFleetPage(
+  vessels: Vessel[],
+  now: number,
+  backlog: Map<string, { backlog: number; dropped: number }> = new Map(),
+): string {
+  const active = vessels.filter(
+    (v) => !v.revokedAt && v.lastContact !== null && now - v.lastContact < ACTIVE_WINDOW_MS,
+  ).length;
   const rows = vessels
     .map(
       (v) => `<tr data-vessel="${escapeHtml(v.name)}">
@@ -67,7 +72,9 @@ function backlogCell(t: { backlog: number; dropped: number } | undefined): strin
 }
 
 export function renderVesselPage(v: Vessel, now: number): string {
-  const status = v.status ? `<pre>${escapeHtml(JSON.stringify(v.status, null, 2))}</pre>` : '<p class="muted">No status report yet.</p>';
+  const status = v.status
+    ? `<pre>${escapeHtml(JSON.stringify(v.status, null, 2))}</pre>`
+    : '<p class="muted">No status report yet.</p>';
   return layout(
     v.name,
     `<p><a href="/">&larr; Fleet</a></p><table>

@@ -7,7 +7,10 @@ export class VesselStoreError extends TenderError {}
 
 export const vesselNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit');
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    'must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit',
+  );
 export const groupNameSchema = vesselNameSchema;
 
 // A vessel counts as active when it has been heard from this recently (the definition).

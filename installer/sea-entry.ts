@@ -18,12 +18,15 @@ function loadSqliteAddon(): void {
   const bytes = Buffer.from(sea.getAsset('better_sqlite3.node'));
   const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   // Root's agent keeps it under /var/lib/tender; anyone else under their runtime or temp directory.
-  const dir = process.env.TENDER_ADDON_DIR ?? join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `tender-${process.getuid?.() ?? 'u'}`);
+  const dir =
+    process.env.TENDER_ADDON_DIR ??
+    join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `tender-${process.getuid?.() ?? 'u'}`);
   const file = join(dir, `better_sqlite3-${digest}.node`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Code is about to be loaded from here: the directory must be ours alone, and the file exactly the asset.
   const st = statSync(dir);
-  if (st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) throw new Error(`${dir} is not private to this user; set TENDER_ADDON_DIR`);
+  if (st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0)
+    throw new Error(`${dir} is not private to this user; set TENDER_ADDON_DIR`);
   if (!existsSync(file) || createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16) !== digest) {
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, bytes, { mode: 0o500 });

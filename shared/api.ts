@@ -17,7 +17,10 @@ export const desiredStateSchema = z.strictObject({
    * The release's signed manifest (base64 of its envelope), when the vessel asked for it (`?with=manifest`)
    * and it is small: one round trip fewer per update. The vessel verifies it exactly as a fetched one.
    */
-  manifest: z.string().max(EMBEDDED_MANIFEST_MAX_BYTES * 2).optional(),
+  manifest: z
+    .string()
+    .max(EMBEDDED_MANIFEST_MAX_BYTES * 2)
+    .optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 

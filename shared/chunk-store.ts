@@ -97,15 +97,20 @@ export type ChunkStore = ReturnType<typeof createChunkStore>;
 /** Inflate under a cap of the declared size (a bomb stops there) and check the digest. */
 export function verifyCompressedChunk(digest: string, compressed: Buffer, rawSize: number): Buffer {
   if (!DIGEST_RE.test(digest)) throw new ChunkError('not a chunk digest');
-  if (!Number.isInteger(rawSize) || rawSize < 0 || rawSize > MAX_CHUNK_RAW_BYTES) throw new ChunkError(`chunk ${digest.slice(0, 12)}: size ${rawSize} out of range`);
+  if (!Number.isInteger(rawSize) || rawSize < 0 || rawSize > MAX_CHUNK_RAW_BYTES)
+    throw new ChunkError(`chunk ${digest.slice(0, 12)}: size ${rawSize} out of range`);
   let raw: Buffer;
   try {
     raw = brotliDecompressSync(compressed, { maxOutputLength: Math.max(1, rawSize) });
   } catch (err) {
-    throw new ChunkError(`chunk ${digest.slice(0, 12)}: does not inflate to its declared ${rawSize} bytes (${(err as Error).message})`);
+    throw new ChunkError(
+      `chunk ${digest.slice(0, 12)}: does not inflate to its declared ${rawSize} bytes (${(err as Error).message})`,
+    );
   }
-  if (raw.byteLength !== rawSize) throw new ChunkError(`chunk ${digest.slice(0, 12)}: inflates to ${raw.byteLength} bytes, declared ${rawSize}`);
-  if (createHash('sha256').update(raw).digest('hex') !== digest) throw new ChunkError(`chunk ${digest.slice(0, 12)}: content does not match its digest`);
+  if (raw.byteLength !== rawSize)
+    throw new ChunkError(`chunk ${digest.slice(0, 12)}: inflates to ${raw.byteLength} bytes, declared ${rawSize}`);
+  if (createHash('sha256').update(raw).digest('hex') !== digest)
+    throw new ChunkError(`chunk ${digest.slice(0, 12)}: content does not match its digest`);
   return raw;
 }
 
@@ -120,12 +125,18 @@ export function parseUploadPack(buf: Buffer): { digest: string; rawSize: number;
   const out = [];
   let off = 0;
   while (off < buf.byteLength) {
-    if (buf.byteLength - off < UPLOAD_ENTRY_HEADER_BYTES) throw new ChunkError(`pack entry header truncated at byte ${off}`);
+    if (buf.byteLength - off < UPLOAD_ENTRY_HEADER_BYTES)
+      throw new ChunkError(`pack entry header truncated at byte ${off}`);
     const digest = buf.subarray(off, off + 32).toString('hex');
     const rawSize = buf.readUInt32BE(off + 32);
     const compSize = buf.readUInt32BE(off + 36);
-    if (off + UPLOAD_ENTRY_HEADER_BYTES + compSize > buf.byteLength) throw new ChunkError(`pack entry ${digest.slice(0, 12)} runs past the end at byte ${off}`);
-    out.push({ digest, rawSize, compressed: buf.subarray(off + UPLOAD_ENTRY_HEADER_BYTES, off + UPLOAD_ENTRY_HEADER_BYTES + compSize) });
+    if (off + UPLOAD_ENTRY_HEADER_BYTES + compSize > buf.byteLength)
+      throw new ChunkError(`pack entry ${digest.slice(0, 12)} runs past the end at byte ${off}`);
+    out.push({
+      digest,
+      rawSize,
+      compressed: buf.subarray(off + UPLOAD_ENTRY_HEADER_BYTES, off + UPLOAD_ENTRY_HEADER_BYTES + compSize),
+    });
     off += UPLOAD_ENTRY_HEADER_BYTES + compSize;
   }
   return out;

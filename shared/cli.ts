@@ -61,7 +61,13 @@ export function listOpt(ctx: CommandContext, name: string): string[] {
   return (Array.isArray(v) ? v : [v]).map(String);
 }
 
-export function intOpt(ctx: CommandContext, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function intOpt(
+  ctx: CommandContext,
+  name: string,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = stringOpt(ctx, name);
   if (v === undefined) return fallback;
   if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
@@ -113,16 +119,26 @@ export class Cli {
         allowPositionals: true,
         strict: true,
         options: Object.fromEntries(
-          Object.entries(options).map(([k, o]) => [k, { type: o.type, multiple: o.multiple ?? false, ...(o.short ? { short: o.short } : {}) }]),
+          Object.entries(options).map(([k, o]) => [
+            k,
+            { type: o.type, multiple: o.multiple ?? false, ...(o.short ? { short: o.short } : {}) },
+          ]),
         ),
       };
       let parsed;
       try {
         parsed = parseArgs(config);
       } catch (err) {
-        throw new UsageError(`${errorMessage(err).replace(/\. To specify.*$/s, '')} (see: ${this.name} ${command.path.join(' ')} --help)`);
+        throw new UsageError(
+          `${errorMessage(err).replace(/\. To specify.*$/s, '')} (see: ${this.name} ${command.path.join(' ')} --help)`,
+        );
       }
-      const ctx: CommandContext = { ...io, values: parsed.values as CommandContext['values'], positionals: parsed.positionals, json };
+      const ctx: CommandContext = {
+        ...io,
+        values: parsed.values as CommandContext['values'],
+        positionals: parsed.positionals,
+        json,
+      };
       const result = await command.run(ctx);
       if (result !== undefined) {
         if (json || !command.human) io.stdout.write(`${JSON.stringify(result, null, json ? undefined : 2)}\n`);
@@ -156,7 +172,10 @@ export class Cli {
       io.stdout.write(this.list(group));
       return argv.length === 1 ? 2 : 0;
     }
-    const words = argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+    const words = argv
+      .filter((a) => !a.startsWith('-'))
+      .slice(0, 2)
+      .join(' ');
     io.stderr.write(`${this.name}: unknown command "${words}" (see: ${this.name} --help)\n`);
     return 2;
   }
@@ -174,7 +193,10 @@ export class Cli {
     const opts = Object.entries({ ...(c.options ?? {}), ...COMMON_OPTIONS });
     const names = opts.map(([k, o]) => `--${k}${o.type === 'string' ? ' VALUE' : ''}${o.short ? `, -${o.short}` : ''}`);
     const width = Math.max(...names.map((n) => n.length));
-    const lines = opts.map(([, o], i) => `  ${names[i]!.padEnd(width)}  ${o.description}${o.default ? ` (default: ${o.default})` : ''}${o.multiple ? ' (repeatable)' : ''}`);
+    const lines = opts.map(
+      ([, o], i) =>
+        `  ${names[i]!.padEnd(width)}  ${o.description}${o.default ? ` (default: ${o.default})` : ''}${o.multiple ? ' (repeatable)' : ''}`,
+    );
     return `Usage: ${this.name} ${usageOf(c)}\n\n${c.summary}\n\nOptions:\n${lines.join('\n')}\n${c.details ? `\n${c.details.trim()}\n` : ''}`;
   }
 }

@@ -12,7 +12,9 @@ export function loadJsonConfig<S extends z.ZodType>(path: string, schema: S): z.
     bytes = readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read config ${path}: ${code === 'ENOENT' ? 'no such file (enrol first: tender agent enroll)' : code ?? (err as Error).message}`);
+    throw new ConfigError(
+      `cannot read config ${path}: ${code === 'ENOENT' ? 'no such file (enrol first: tender agent enroll)' : (code ?? (err as Error).message)}`,
+    );
   }
   let json: unknown;
   try {

@@ -40,7 +40,12 @@ export interface ContainerInfo {
 
 function wrap(what: string, err: unknown): never {
   const e = err as { statusCode?: number; json?: { message?: string }; message?: string };
-  throw new DockerError(`docker: ${what}: ${e.json?.message ?? e.message ?? String(err)}`, 'docker', 1, e.statusCode === 404 ? 404 : 500);
+  throw new DockerError(
+    `docker: ${what}: ${e.json?.message ?? e.message ?? String(err)}`,
+    'docker',
+    1,
+    e.statusCode === 404 ? 404 : 500,
+  );
 }
 
 /** Docker wants `since` as "seconds.nanoseconds"; its log timestamps are RFC 3339 with nanoseconds. */
@@ -102,7 +107,9 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         wrap('ping', err);
       }
     },
-    async imageInspect(ref: string): Promise<{ id: string; diffIds: string[]; size: number; repoTags: string[] } | undefined> {
+    async imageInspect(
+      ref: string,
+    ): Promise<{ id: string; diffIds: string[]; size: number; repoTags: string[] } | undefined> {
       try {
         const i = await docker.getImage(ref).inspect();
         return { id: i.Id, diffIds: i.RootFS?.Layers ?? [], size: i.Size, repoTags: i.RepoTags ?? [] };
@@ -171,7 +178,12 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
           HostConfig: {
             PortBindings: bindings,
             RestartPolicy: { Name: spec.restart === 'no' ? '' : spec.restart },
-            Mounts: spec.mounts.map((m) => ({ Type: m.kind, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+            Mounts: spec.mounts.map((m) => ({
+              Type: m.kind,
+              Source: m.source,
+              Target: m.target,
+              ReadOnly: m.readOnly,
+            })),
             LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
             // Setuid and setgid bits in an image grant nothing: images keep their bytes (their digests
             // are signed), and this is the rule that strips the privilege (ATTACKS.md 16).
@@ -212,7 +224,10 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
     async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
       let list;
       try {
-        list = await docker.listContainers({ all: true, filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } });
+        list = await docker.listContainers({
+          all: true,
+          filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+        });
       } catch (err) {
         wrap('list containers', err);
       }
@@ -227,10 +242,21 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
      * Follow a container's stdout and stderr from `since` (a Docker timestamp), line by line, with Docker's
      * own timestamps. Ends when the container stops or the signal aborts.
      */
-    async followLogs(id: string, since: string | undefined, signal: AbortSignal, onLine: (stream: 'stdout' | 'stderr', ts: string, line: string) => void): Promise<void> {
+    async followLogs(
+      id: string,
+      since: string | undefined,
+      signal: AbortSignal,
+      onLine: (stream: 'stdout' | 'stderr', ts: string, line: string) => void,
+    ): Promise<void> {
       let raw: NodeJS.ReadableStream;
       try {
-        raw = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true, timestamps: true, ...(since ? { since: dockerSince(since) } : {}) })) as unknown as NodeJS.ReadableStream;
+        raw = (await docker.getContainer(id).logs({
+          follow: true,
+          stdout: true,
+          stderr: true,
+          timestamps: true,
+          ...(since ? { since: dockerSince(since) } : {}),
+        })) as unknown as NodeJS.ReadableStream;
       } catch (err) {
         wrap(`logs of ${id}`, err);
       }
@@ -248,7 +274,10 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       // The signal may have fired while the request was in flight: then stop at once.
       if (signal.aborted) abort();
       else signal.addEventListener('abort', abort, { once: true });
-      for (const [stream, pt] of [['stdout', out], ['stderr', errs]] as const) {
+      for (const [stream, pt] of [
+        ['stdout', out],
+        ['stderr', errs],
+      ] as const) {
         createInterface({ input: pt, crlfDelay: Infinity }).on('line', (l) => {
           const sp = l.indexOf(' ');
           onLine(stream, l.slice(0, sp), l.slice(sp + 1));
@@ -260,12 +289,26 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       signal.removeEventListener('abort', abort);
     },
     /** Docker events for Tender's containers (die, oom, restart, health) from `since` (unix seconds). */
-    async followEvents(since: number | undefined, signal: AbortSignal, onEvent: (e: { action: string; id: string; labels: Record<string, string>; time: number; exitCode?: string }) => void): Promise<void> {
+    async followEvents(
+      since: number | undefined,
+      signal: AbortSignal,
+      onEvent: (e: {
+        action: string;
+        id: string;
+        labels: Record<string, string>;
+        time: number;
+        exitCode?: string;
+      }) => void,
+    ): Promise<void> {
       let raw: NodeJS.ReadableStream;
       try {
         raw = (await docker.getEvents({
           ...(since ? { since } : {}),
-          filters: { type: ['container'], label: [`${LABEL_PREFIX}managed=1`], event: ['die', 'oom', 'restart', 'health_status'] },
+          filters: {
+            type: ['container'],
+            label: [`${LABEL_PREFIX}managed=1`],
+            event: ['die', 'oom', 'restart', 'health_status'],
+          },
         })) as unknown as NodeJS.ReadableStream;
       } catch (err) {
         wrap('events', err);
@@ -276,8 +319,18 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       else signal.addEventListener('abort', abort, { once: true });
       createInterface({ input: raw }).on('line', (l) => {
         try {
-          const e = JSON.parse(l) as { Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
-          onEvent({ action: e.Action, id: e.Actor.ID, labels: e.Actor.Attributes, time: Math.floor(e.timeNano / 1e6), exitCode: e.Actor.Attributes.exitCode });
+          const e = JSON.parse(l) as {
+            Action: string;
+            Actor: { ID: string; Attributes: Record<string, string> };
+            timeNano: number;
+          };
+          onEvent({
+            action: e.Action,
+            id: e.Actor.ID,
+            labels: e.Actor.Attributes,
+            time: Math.floor(e.timeNano / 1e6),
+            exitCode: e.Actor.Attributes.exitCode,
+          });
         } catch {
           /* a line that is not an event */
         }
@@ -298,7 +351,10 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         };
         const cpu = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
         const sys = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
-        return { cpuPercent: sys > 0 ? (cpu / sys) * (s.cpu_stats.online_cpus ?? 1) * 100 : 0, memoryBytes: s.memory_stats.usage ?? 0 };
+        return {
+          cpuPercent: sys > 0 ? (cpu / sys) * (s.cpu_stats.online_cpus ?? 1) * 100 : 0,
+          memoryBytes: s.memory_stats.usage ?? 0,
+        };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         wrap(`stats of ${id}`, err);

@@ -7,7 +7,9 @@ import { sha256Hex } from './secrets.js';
  */
 const TOKEN_RE = /^tne_([A-Za-z0-9_-]{43})\.(\d{1,9})\.([0-9a-f]{32})$/;
 
-export function parseEnrolmentToken(token: string): { secret: string; rootVersion: number; rootPin: string } | undefined {
+export function parseEnrolmentToken(
+  token: string,
+): { secret: string; rootVersion: number; rootPin: string } | undefined {
   const m = TOKEN_RE.exec(token.trim());
   return m ? { secret: m[1]!, rootVersion: Number(m[2]), rootPin: m[3]! } : undefined;
 }

@@ -83,7 +83,9 @@ export function readEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_ENVELOPE_MAX_
   const parsed = envelopeSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new SignatureError(`not a signed document: ${issue?.path.join('.') || 'envelope'} ${issue?.message ?? ''}`.trim());
+    throw new SignatureError(
+      `not a signed document: ${issue?.path.join('.') || 'envelope'} ${issue?.message ?? ''}`.trim(),
+    );
   }
   return parsed.data;
 }
@@ -116,7 +118,9 @@ export function requireThreshold(env: Envelope, check: ThresholdCheck): string[]
   const valid = countValidSignatures(env, check);
   if (valid.length < check.threshold) {
     const tampered = env.signatures.some((s) => check.keys.has(s.keyid)) && valid.length === 0;
-    const why = tampered ? 'signatures do not match the document (tampered?)' : 'signed by unknown or unauthorised keys';
+    const why = tampered
+      ? 'signatures do not match the document (tampered?)'
+      : 'signed by unknown or unauthorised keys';
     throw new SignatureError(
       `${check.role} threshold not met: ${valid.length} of ${check.threshold} required valid signatures` +
         (valid.length === 0 ? ` (${why})` : ''),
@@ -129,7 +133,9 @@ export function requireThreshold(env: Envelope, check: ThresholdCheck): string[]
 export function expectType(env: Envelope, type: DocumentType): void {
   if (env.payloadType !== payloadTypeOf(type)) {
     const got = documentTypeOf(env.payloadType);
-    throw new SignatureError(`expected a ${type} document, got ${got ? `a ${got} document` : JSON.stringify(env.payloadType)}`);
+    throw new SignatureError(
+      `expected a ${type} document, got ${got ? `a ${got} document` : JSON.stringify(env.payloadType)}`,
+    );
   }
 }
 

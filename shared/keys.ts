@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { TenderError } from './errors.js';
 
@@ -59,7 +67,8 @@ export function privateKeyFromPem(pem: string, source: string): PrivateKey {
   } catch (err) {
     throw new KeyError(`${source}: not a PEM private key (${(err as Error).message})`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyError(`${source}: not an Ed25519 key (${key.asymmetricKeyType})`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new KeyError(`${source}: not an Ed25519 key (${key.asymmetricKeyType})`);
   const publicRaw = rawOfPublic(createPublicKey(key));
   return { keyid: keyIdOf(publicRaw), key, publicRaw };
 }
@@ -69,7 +78,9 @@ export function loadPrivateKey(path: string): PrivateKey {
   try {
     pem = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new KeyError(`cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new KeyError(
+      `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   return privateKeyFromPem(pem, path);
 }

@@ -65,7 +65,8 @@ export function decodeLayerIndex(buf: Buffer): LayerIndex {
     }
     return fail('varint too long');
   };
-  if (buf.byteLength < MAGIC.byteLength || !buf.subarray(0, MAGIC.byteLength).equals(MAGIC)) fail('not a Tender layer index');
+  if (buf.byteLength < MAGIC.byteLength || !buf.subarray(0, MAGIC.byteLength).equals(MAGIC))
+    fail('not a Tender layer index');
   off = MAGIC.byteLength;
   const metaLen = read();
   if (off + metaLen > buf.byteLength) fail('meta stream truncated');

@@ -9,10 +9,16 @@ import { serviceSpecSchema } from './release-spec.js';
 // and small enough to refuse while streaming (ATTACKS.md 12).
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 
-export const releaseVersionSchema = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
+export const releaseVersionSchema = z
+  .string()
+  .regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
 
 /** [sha256 of the raw chunk, raw size, compressed size]: the vessel fetches by digest, checks by size. */
-export const chunkRefSchema = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().min(0), z.number().int().min(0)]);
+export const chunkRefSchema = z.tuple([
+  z.string().regex(/^[0-9a-f]{64}$/),
+  z.number().int().min(0),
+  z.number().int().min(0),
+]);
 export type ChunkRef = z.infer<typeof chunkRefSchema>;
 
 export const layerSchema = z.strictObject({

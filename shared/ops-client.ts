@@ -45,7 +45,13 @@ export const HUB_OPTIONS = {
   token: { type: 'string' as const, description: 'ops token (else TENDER_TOKEN, else the CLI config file)' },
 };
 
-export async function opsRequest<T = unknown>(target: HubTarget, method: string, path: string, body?: unknown, init: { raw?: Buffer; contentType?: string } = {}): Promise<T> {
+export async function opsRequest<T = unknown>(
+  target: HubTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+  init: { raw?: Buffer; contentType?: string } = {},
+): Promise<T> {
   const headers: Record<string, string> = {};
   if (target.token) headers.authorization = `Bearer ${target.token}`;
   let payload: Buffer | undefined = init.raw;
@@ -53,10 +59,17 @@ export async function opsRequest<T = unknown>(target: HubTarget, method: string,
   if (payload) headers['content-type'] = init.contentType ?? 'application/json';
   let res: Response;
   try {
-    res = await fetch(`${target.hub}${path}`, { method, headers, body: payload ? new Uint8Array(payload) : undefined, signal: AbortSignal.timeout(OPS_REQUEST_TIMEOUT_MS) });
+    res = await fetch(`${target.hub}${path}`, {
+      method,
+      headers,
+      body: payload ? new Uint8Array(payload) : undefined,
+      signal: AbortSignal.timeout(OPS_REQUEST_TIMEOUT_MS),
+    });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new HubRequestError(`cannot reach the hub at ${target.hub}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    throw new HubRequestError(
+      `cannot reach the hub at ${target.hub}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+    );
   }
   const text = await res.text();
   if (!res.ok) {

@@ -26,7 +26,10 @@ export function loadLayerIndex(store: ChunkStore, ref: ChunkRef): LayerIndex {
  * Content chunks (digest → raw size) listed by the release's layer indexes that `store` holds. Indexes
  * not in the store are skipped and reported, so callers decide whether that is an error.
  */
-export function contentChunks(m: ReleaseManifest, store: ChunkStore): { chunks: Map<string, number>; missingIndexes: string[] } {
+export function contentChunks(
+  m: ReleaseManifest,
+  store: ChunkStore,
+): { chunks: Map<string, number>; missingIndexes: string[] } {
   const chunks = new Map<string, number>();
   const missingIndexes: string[] = [];
   const seen = new Set<string>();

@@ -33,7 +33,11 @@ const port = z.number().int().min(1).max(65535);
 
 const portEntry = z.union([
   z.string().regex(/^(\d{1,5}):(\d{1,5})(\/tcp)?$/, 'must be "PUBLISHED:TARGET" (tcp only)'),
-  z.strictObject({ published: z.union([port, z.string().regex(/^\d{1,5}$/)]), target: port, protocol: z.literal('tcp').optional() }),
+  z.strictObject({
+    published: z.union([port, z.string().regex(/^\d{1,5}$/)]),
+    target: port,
+    protocol: z.literal('tcp').optional(),
+  }),
 ]);
 
 const healthcheckSchema = z.strictObject({
@@ -46,7 +50,12 @@ const healthcheckSchema = z.strictObject({
 });
 
 const gateSchema = z.union([
-  z.strictObject({ http: z.string().startsWith('/'), port: port.optional(), timeout: duration.optional(), successes: z.number().int().min(1).max(20).optional() }),
+  z.strictObject({
+    http: z.string().startsWith('/'),
+    port: port.optional(),
+    timeout: duration.optional(),
+    successes: z.number().int().min(1).max(20).optional(),
+  }),
   z.strictObject({ tcp: port, timeout: duration.optional(), successes: z.number().int().min(1).max(20).optional() }),
   z.strictObject({ docker: z.literal(true), timeout: duration.optional() }),
   z.strictObject({ none: z.literal(true) }),
@@ -61,25 +70,46 @@ const xTenderSchema = z.strictObject({
 const composeServiceSchema = z.strictObject({
   image: z.string().min(1).max(512),
   ports: z.array(portEntry).max(32).optional(),
-  environment: z.union([z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])), z.array(z.string().regex(/^[^=]+=/, 'must be KEY=VALUE'))]).optional(),
-  volumes: z.array(z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, 'must be "NAME_OR_ABSOLUTE_PATH:/container/path[:ro]"')).max(32).optional(),
+  environment: z
+    .union([
+      z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+      z.array(z.string().regex(/^[^=]+=/, 'must be KEY=VALUE')),
+    ])
+    .optional(),
+  volumes: z
+    .array(z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, 'must be "NAME_OR_ABSOLUTE_PATH:/container/path[:ro]"'))
+    .max(32)
+    .optional(),
   command: z.union([z.string(), z.array(z.string())]).optional(),
   healthcheck: healthcheckSchema.optional(),
   restart: z.enum(['no', 'always', 'unless-stopped', 'on-failure']).optional(),
-  depends_on: z.union([z.array(name), z.record(name, z.strictObject({ condition: z.enum(['service_started', 'service_healthy']).optional() }))]).optional(),
+  depends_on: z
+    .union([
+      z.array(name),
+      z.record(name, z.strictObject({ condition: z.enum(['service_started', 'service_healthy']).optional() })),
+    ])
+    .optional(),
   'x-tender': xTenderSchema.optional(),
 });
 
 const composeSchema = z.strictObject({
   version: z.string().optional(),
   name: name.optional(),
-  services: z.record(name, composeServiceSchema).refine((s) => Object.keys(s).length > 0, 'must name at least one service'),
+  services: z
+    .record(name, composeServiceSchema)
+    .refine((s) => Object.keys(s).length > 0, 'must name at least one service'),
   volumes: z.record(name, z.union([z.null(), z.strictObject({})])).optional(),
   'x-tender': z.strictObject({ app: name.optional() }).optional(),
 });
 
 export const gateSpecSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('http'), path: z.string(), port, timeoutMs: z.number().int(), successes: z.number().int() }),
+  z.strictObject({
+    type: z.literal('http'),
+    path: z.string(),
+    port,
+    timeoutMs: z.number().int(),
+    successes: z.number().int(),
+  }),
   z.strictObject({ type: z.literal('tcp'), port, timeoutMs: z.number().int(), successes: z.number().int() }),
   z.strictObject({ type: z.literal('docker'), timeoutMs: z.number().int() }),
   z.strictObject({ type: z.literal('none') }),
@@ -92,10 +122,18 @@ export const serviceSpecSchema = z.strictObject({
   imageId: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   ports: z.array(z.strictObject({ published: port, target: port })),
   environment: z.record(z.string(), z.string()),
-  volumes: z.array(z.strictObject({ source: z.string(), target: z.string(), readOnly: z.boolean(), kind: z.enum(['volume', 'bind']) })),
+  volumes: z.array(
+    z.strictObject({ source: z.string(), target: z.string(), readOnly: z.boolean(), kind: z.enum(['volume', 'bind']) }),
+  ),
   command: z.array(z.string()).nullable(),
   healthcheck: z
-    .strictObject({ test: z.array(z.string()), intervalMs: z.number().int(), timeoutMs: z.number().int(), retries: z.number().int(), startPeriodMs: z.number().int() })
+    .strictObject({
+      test: z.array(z.string()),
+      intervalMs: z.number().int(),
+      timeoutMs: z.number().int(),
+      retries: z.number().int(),
+      startPeriodMs: z.number().int(),
+    })
     .nullable(),
   restart: z.enum(['no', 'always', 'unless-stopped', 'on-failure']),
   dependsOn: z.array(z.string()),
@@ -136,7 +174,10 @@ export function parseCompose(text: string, file: string): ParsedCompose {
   if (!r.success) {
     const issue = r.error.issues[0]!;
     if (issue.code === 'unrecognized_keys') {
-      fail(file, `${issue.path.join('.') || '(top level)'}: unsupported key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`);
+      fail(
+        file,
+        `${issue.path.join('.') || '(top level)'}: unsupported key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`,
+      );
     }
     fail(file, `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
   }
@@ -164,7 +205,8 @@ export function parseCompose(text: string, file: string): ParsedCompose {
     const volumes = (s.volumes ?? []).map((v) => {
       const [source, target, mode] = v.split(':') as [string, string, string | undefined];
       const kind = source.startsWith('/') ? ('bind' as const) : ('volume' as const);
-      if (kind === 'volume' && !(c.volumes && source in c.volumes)) fail(file, `${where}.volumes: volume ${source} is not declared under top-level volumes`);
+      if (kind === 'volume' && !(c.volumes && source in c.volumes))
+        fail(file, `${where}.volumes: volume ${source} is not declared under top-level volumes`);
       return { source, target, readOnly: mode === 'ro', kind };
     });
     const environment: Record<string, string> = {};
@@ -176,10 +218,21 @@ export function parseCompose(text: string, file: string): ParsedCompose {
     const hc = s.healthcheck && !s.healthcheck.disable ? s.healthcheck : undefined;
     const x = s['x-tender'] ?? {};
     const ownsVolume = volumes.some((v) => v.kind === 'volume' && !v.readOnly);
-    const strategy = x.strategy ?? (ownsVolume && ports.length === 0 ? 'recreate' : ports.length > 0 ? 'blue-green' : ownsVolume ? 'recreate' : 'blue-green');
+    const strategy =
+      x.strategy ??
+      (ownsVolume && ports.length === 0
+        ? 'recreate'
+        : ports.length > 0
+          ? 'blue-green'
+          : ownsVolume
+            ? 'recreate'
+            : 'blue-green');
     if (strategy === 'blue-green' && ownsVolume && x.strategy === undefined) {
       // Two colours writing one volume at once corrupts databases; make ops choose.
-      fail(file, `${where}: owns a writable volume and publishes ports; set x-tender.strategy (recreate for a database)`);
+      fail(
+        file,
+        `${where}: owns a writable volume and publishes ports; set x-tender.strategy (recreate for a database)`,
+      );
     }
     services[svcName] = {
       imageRef: s.image,
@@ -210,10 +263,22 @@ export function parseCompose(text: string, file: string): ParsedCompose {
   return { app, services };
 }
 
-function gateOf(h: z.infer<typeof gateSchema> | undefined, hasHealthcheck: boolean, ports: { target: number }[], file: string, where: string): GateSpec {
+function gateOf(
+  h: z.infer<typeof gateSchema> | undefined,
+  hasHealthcheck: boolean,
+  ports: { target: number }[],
+  file: string,
+  where: string,
+): GateSpec {
   if (!h) {
     if (hasHealthcheck) return { type: 'docker', timeoutMs: DEFAULT_GATE_TIMEOUT_S * 1000 };
-    if (ports[0]) return { type: 'tcp', port: ports[0].target, timeoutMs: DEFAULT_GATE_TIMEOUT_S * 1000, successes: DEFAULT_GATE_SUCCESSES };
+    if (ports[0])
+      return {
+        type: 'tcp',
+        port: ports[0].target,
+        timeoutMs: DEFAULT_GATE_TIMEOUT_S * 1000,
+        successes: DEFAULT_GATE_SUCCESSES,
+      };
     return { type: 'none' };
   }
   if ('none' in h) return { type: 'none' };
@@ -221,10 +286,22 @@ function gateOf(h: z.infer<typeof gateSchema> | undefined, hasHealthcheck: boole
     if (!hasHealthcheck) fail(file, `${where}.x-tender.health: docker gate needs a healthcheck`);
     return { type: 'docker', timeoutMs: h.timeout ?? DEFAULT_GATE_TIMEOUT_S * 1000 };
   }
-  if ('tcp' in h) return { type: 'tcp', port: h.tcp, timeoutMs: h.timeout ?? DEFAULT_GATE_TIMEOUT_S * 1000, successes: h.successes ?? DEFAULT_GATE_SUCCESSES };
+  if ('tcp' in h)
+    return {
+      type: 'tcp',
+      port: h.tcp,
+      timeoutMs: h.timeout ?? DEFAULT_GATE_TIMEOUT_S * 1000,
+      successes: h.successes ?? DEFAULT_GATE_SUCCESSES,
+    };
   const p = h.port ?? ports[0]?.target;
   if (!p) fail(file, `${where}.x-tender.health: http gate needs a port (none published)`);
-  return { type: 'http', path: h.http, port: p, timeoutMs: h.timeout ?? DEFAULT_GATE_TIMEOUT_S * 1000, successes: h.successes ?? DEFAULT_GATE_SUCCESSES };
+  return {
+    type: 'http',
+    path: h.http,
+    port: p,
+    timeoutMs: h.timeout ?? DEFAULT_GATE_TIMEOUT_S * 1000,
+    successes: h.successes ?? DEFAULT_GATE_SUCCESSES,
+  };
 }
 
 /** Service names in start order (dependencies first); refuses cycles. */

@@ -42,10 +42,9 @@ export const rootPayloadSchema = z.strictObject({
   spec: z.literal(ROOT_SPEC_VERSION),
   version: z.number().int().min(1),
   expires: z.iso.datetime(),
-  keys: z.record(keyid, z.strictObject({ type: z.literal('ed25519'), public: z.string().max(64) })).refine(
-    (keys) => Object.keys(keys).length <= 64,
-    'at most 64 keys',
-  ),
+  keys: z
+    .record(keyid, z.strictObject({ type: z.literal('ed25519'), public: z.string().max(64) }))
+    .refine((keys) => Object.keys(keys).length <= 64, 'at most 64 keys'),
   roles: z.strictObject({ root: roleSchema, release: roleSchema }),
 });
 export type RootPayload = z.infer<typeof rootPayloadSchema>;
@@ -81,7 +80,8 @@ export function parseRootPayload(env: Envelope): TrustedRoot {
       fail(`root v${payload.version}: key ${id.slice(0, 16)}: ${(err as Error).message}`);
     }
     // An id is the digest of the key's bytes, so one key cannot be listed under two ids to count twice.
-    if (keyIdOf(pk.raw) !== id) fail(`root v${payload.version}: key id ${id.slice(0, 16)} does not match its public key`);
+    if (keyIdOf(pk.raw) !== id)
+      fail(`root v${payload.version}: key id ${id.slice(0, 16)} does not match its public key`);
     keys.set(id, pk);
   }
   const roles = {} as Record<RoleName, { keys: Map<string, PublicKey>; threshold: number }>;
@@ -100,7 +100,8 @@ export function parseRootPayload(env: Envelope): TrustedRoot {
   }
   for (const id of roles.root.keys.keys()) {
     // Root keys live offline; one that also signs releases would be online and defeat the split.
-    if (roles.release.keys.has(id)) fail(`root v${payload.version}: key ${id.slice(0, 16)} is in both the root and release roles`);
+    if (roles.release.keys.has(id))
+      fail(`root v${payload.version}: key ${id.slice(0, 16)} is in both the root and release roles`);
   }
   return {
     payload,
@@ -124,7 +125,9 @@ export function verifyNextRoot(trusted: TrustedRoot, bytes: Uint8Array): Trusted
   const env = readEnvelope(bytes);
   const next = parseRootPayload(env);
   if (next.version !== trusted.version + 1) {
-    fail(`root v${next.version} offered where v${trusted.version + 1} is next (a rotation may not skip or repeat a version)`);
+    fail(
+      `root v${next.version} offered where v${trusted.version + 1} is next (a rotation may not skip or repeat a version)`,
+    );
   }
   requireThreshold(env, { ...trusted.role('root'), role: `root v${trusted.version} (old keys)` });
   requireThreshold(env, { ...next.role('root'), role: `root v${next.version} (new keys)` });
@@ -167,11 +170,16 @@ export interface VerifiedDocument {
  * Verify a release, policy or rollback directive under a trusted root: declared type, a threshold of
  * release keys, then a strict parse whose `_type` must agree with the signed type.
  */
-export function verifySignedDocument(root: TrustedRoot, env: Envelope, type: Exclude<DocumentType, 'root'>): VerifiedDocument {
+export function verifySignedDocument(
+  root: TrustedRoot,
+  env: Envelope,
+  type: Exclude<DocumentType, 'root'>,
+): VerifiedDocument {
   expectType(env, type);
   const signers = requireThreshold(env, { ...root.role('release'), role: 'release' });
   const payload = parsePayload(env, 64 * 1024 * 1024);
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) fail(`${type} payload is not an object`);
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    fail(`${type} payload is not an object`);
   const obj = payload as Record<string, unknown>;
   if (obj._type !== type) fail(`${type} payload says _type ${JSON.stringify(obj._type)}`);
   return { type, payload: obj, signers };

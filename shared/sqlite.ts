@@ -44,12 +44,16 @@ export function openDatabase(path: string, migrations: Migration[], options: { n
 }
 
 function migrate(db: Db, migrations: Migration[], path: string): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+  );
   const applied = new Set((db.prepare('SELECT id FROM schema_migrations').all() as { id: number }[]).map((r) => r.id));
   const newest = Math.max(0, ...applied);
   const known = Math.max(0, ...migrations.map((m) => m.id));
   if (newest > known) {
-    throw new DatabaseOpenError(`${path} has schema ${newest}, newer than this tender knows (${known}); upgrade tender`);
+    throw new DatabaseOpenError(
+      `${path} has schema ${newest}, newer than this tender knows (${known}); upgrade tender`,
+    );
   }
   for (const m of migrations.sort((a, b) => a.id - b.id)) {
     if (applied.has(m.id)) continue;

@@ -83,7 +83,16 @@ export class TarReader {
     else if (this.longName) name = this.longName;
     this.paxPath = undefined;
     this.longName = undefined;
-    const type = flag === '0' || flag === '\0' ? 'file' : flag === '5' ? 'dir' : flag === '2' ? 'symlink' : flag === '1' ? 'hardlink' : 'other';
+    const type =
+      flag === '0' || flag === '\0'
+        ? 'file'
+        : flag === '5'
+          ? 'dir'
+          : flag === '2'
+            ? 'symlink'
+            : flag === '1'
+              ? 'hardlink'
+              : 'other';
     this.current = { name, size, type };
     this.handlers.onEntry(this.current);
     if (size === 0) this.finishEntry();

@@ -41,7 +41,17 @@ export interface HeaderStep {
   entry?: WalkedEntry;
 }
 
-const TYPES: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo' };
+const TYPES: Record<string, EntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
+};
 
 function cstr(b: Buffer): string {
   const i = b.indexOf(0);
@@ -63,11 +73,17 @@ function octal(b: Buffer, what: string): number {
 
 /** Normalise an entry name: no leading "./", no empty or "." components; refuse "..", absolute paths. */
 export function safeEntryPath(raw: string, what = 'entry'): string {
-  if (Buffer.byteLength(raw) > MAX_PATH_BYTES) throw new TarPolicyError(`tar ${what} name longer than ${MAX_PATH_BYTES} bytes`);
-  if (raw.startsWith('/')) throw new TarPolicyError(`tar ${what} ${JSON.stringify(raw.slice(0, 200))} is an absolute path`);
+  if (Buffer.byteLength(raw) > MAX_PATH_BYTES)
+    throw new TarPolicyError(`tar ${what} name longer than ${MAX_PATH_BYTES} bytes`);
+  if (raw.startsWith('/'))
+    throw new TarPolicyError(`tar ${what} ${JSON.stringify(raw.slice(0, 200))} is an absolute path`);
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new TarPolicyError(`tar ${what} ${JSON.stringify(raw.slice(0, 200))} climbs out of the image root`);
-  if (parts.length > MAX_DEPTH) throw new TarPolicyError(`tar ${what} ${JSON.stringify(raw.slice(0, 80))}… is ${parts.length} directories deep (limit ${MAX_DEPTH})`);
+  if (parts.includes('..'))
+    throw new TarPolicyError(`tar ${what} ${JSON.stringify(raw.slice(0, 200))} climbs out of the image root`);
+  if (parts.length > MAX_DEPTH)
+    throw new TarPolicyError(
+      `tar ${what} ${JSON.stringify(raw.slice(0, 80))}… is ${parts.length} directories deep (limit ${MAX_DEPTH})`,
+    );
   return parts.join('/');
 }
 
@@ -102,21 +118,33 @@ export class TarWalker {
     const flag = String.fromCharCode(h[156]!);
     let size = octal(h.subarray(124, 136), 'size');
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-      if (size > MAX_EXT_BYTES) throw new TarPolicyError(`tar ${flag} record of ${size} bytes (limit ${MAX_EXT_BYTES})`);
+      if (size > MAX_EXT_BYTES)
+        throw new TarPolicyError(`tar ${flag} record of ${size} bytes (limit ${MAX_EXT_BYTES})`);
       this.ext = { kind: flag, parts: [], left: size };
       if (size === 0) this.extEnd();
       return { end: false, data: size, content: false, pad: padOf(size) };
     }
     const type = TYPES[flag];
-    if (!type) throw new TarPolicyError(`tar entry type ${JSON.stringify(flag)} is not supported (regular files, directories, links and devices only)`);
+    if (!type)
+      throw new TarPolicyError(
+        `tar entry type ${JSON.stringify(flag)} is not supported (regular files, directories, links and devices only)`,
+      );
     if (this.paxSize !== undefined) size = this.paxSize;
     const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
     const prefix = ustar ? cstr(h.subarray(345, 500)) : '';
-    const rawName = this.paxPath ?? this.longName ?? (prefix ? `${prefix}/${cstr(h.subarray(0, 100))}` : cstr(h.subarray(0, 100)));
+    const rawName =
+      this.paxPath ?? this.longName ?? (prefix ? `${prefix}/${cstr(h.subarray(0, 100))}` : cstr(h.subarray(0, 100)));
     const linkname = this.paxLink ?? this.longLink ?? cstr(h.subarray(157, 257));
     this.paxPath = this.paxLink = this.paxSize = this.longName = this.longLink = undefined;
-    if (type !== 'file' && size !== 0) throw new TarPolicyError(`tar ${type} ${JSON.stringify(rawName.slice(0, 200))} carries ${size} bytes of data`);
-    const entry: WalkedEntry = { name: safeEntryPath(rawName), type, size, linkname, mode: octal(h.subarray(100, 108), 'mode') };
+    if (type !== 'file' && size !== 0)
+      throw new TarPolicyError(`tar ${type} ${JSON.stringify(rawName.slice(0, 200))} carries ${size} bytes of data`);
+    const entry: WalkedEntry = {
+      name: safeEntryPath(rawName),
+      type,
+      size,
+      linkname,
+      mode: octal(h.subarray(100, 108), 'mode'),
+    };
     this.check(entry);
     return { end: false, data: size, content: type === 'file', pad: padOf(size), entry };
   }
@@ -140,7 +168,8 @@ export class TarWalker {
         if (key === 'path') this.paxPath = value;
         else if (key === 'linkpath') this.paxLink = value;
         else if (key === 'size') {
-          if (!/^\d{1,15}$/.test(value)) throw new TarFormatError(`tar pax size ${JSON.stringify(value.slice(0, 40))} is not a number`);
+          if (!/^\d{1,15}$/.test(value))
+            throw new TarFormatError(`tar pax size ${JSON.stringify(value.slice(0, 40))} is not a number`);
           this.paxSize = Number(value);
         }
       }
@@ -153,10 +182,16 @@ export class TarWalker {
     const parts = e.name.split('/');
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      if (this.symlinks.has(dir)) throw new TarPolicyError(`tar entry ${JSON.stringify(e.name.slice(0, 200))} passes through the symlink ${JSON.stringify(dir)}`);
+      if (this.symlinks.has(dir))
+        throw new TarPolicyError(
+          `tar entry ${JSON.stringify(e.name.slice(0, 200))} passes through the symlink ${JSON.stringify(dir)}`,
+        );
     }
     if (e.type === 'hardlink') {
-      if (e.linkname.startsWith('/')) throw new TarPolicyError(`tar hardlink ${JSON.stringify(e.name)} points to the absolute path ${JSON.stringify(e.linkname.slice(0, 200))}`);
+      if (e.linkname.startsWith('/'))
+        throw new TarPolicyError(
+          `tar hardlink ${JSON.stringify(e.name)} points to the absolute path ${JSON.stringify(e.linkname.slice(0, 200))}`,
+        );
       safeEntryPath(e.linkname, `hardlink target of ${e.name}`);
     }
     if (e.type === 'symlink') {
@@ -168,7 +203,10 @@ export class TarWalker {
         for (const p of e.linkname.split('/')) {
           if (p === '..') depth--;
           else if (p !== '' && p !== '.') depth++;
-          if (depth < 0) throw new TarPolicyError(`tar symlink ${JSON.stringify(e.name)} -> ${JSON.stringify(e.linkname.slice(0, 200))} points outside the image root`);
+          if (depth < 0)
+            throw new TarPolicyError(
+              `tar symlink ${JSON.stringify(e.name)} -> ${JSON.stringify(e.linkname.slice(0, 200))} points outside the image root`,
+            );
         }
       }
     } else this.symlinks.delete(e.name);
@@ -189,7 +227,8 @@ function* paxRecords(text: string): Generator<[string, string]> {
   while (off < bytes.byteLength) {
     const sp = bytes.indexOf(0x20, off);
     const len = sp > off ? Number(bytes.subarray(off, sp).toString('ascii')) : NaN;
-    if (!Number.isInteger(len) || len <= 0 || off + len > bytes.byteLength) throw new TarFormatError('tar pax record malformed');
+    if (!Number.isInteger(len) || len <= 0 || off + len > bytes.byteLength)
+      throw new TarFormatError('tar pax record malformed');
     const rec = bytes.subarray(sp + 1, off + len - 1).toString('utf8');
     const eq = rec.indexOf('=');
     if (eq < 0) throw new TarFormatError('tar pax record without "="');
@@ -258,7 +297,8 @@ export class TarSplitter {
 
   /** Check the tar ended where it should (a truncated layer is not a layer). */
   end(): void {
-    if (this.pending.byteLength || this.dataLeft || this.padLeft || !this.walker.ended) throw new TarFormatError('tar ends in the middle of an entry');
+    if (this.pending.byteLength || this.dataLeft || this.padLeft || !this.walker.ended)
+      throw new TarFormatError('tar ends in the middle of an entry');
   }
 }
 

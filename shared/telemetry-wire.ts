@@ -39,12 +39,32 @@ export interface WireRecord {
   bootId: string;
 }
 
-export function encodeBatch(epoch: string, records: WireRecord[], drops: TelemetryBatch['drops'], backlog: number): TelemetryBatch {
+export function encodeBatch(
+  epoch: string,
+  records: WireRecord[],
+  drops: TelemetryBatch['drops'],
+  backlog: number,
+): TelemetryBatch {
   const sources: string[] = [];
   const sourceIdx = new Map<string, number>();
   const boots: string[] = [];
   const bootIdx = new Map<string, number>();
-  const b: TelemetryBatch = { epoch, seq0: records[0]?.seq ?? 0, seq: [], ts0: records[0]?.ts ?? 0, ts: [], cls: [], kind: [], sources, src: [], body: [], boots, boot: [], drops, backlog };
+  const b: TelemetryBatch = {
+    epoch,
+    seq0: records[0]?.seq ?? 0,
+    seq: [],
+    ts0: records[0]?.ts ?? 0,
+    ts: [],
+    cls: [],
+    kind: [],
+    sources,
+    src: [],
+    body: [],
+    boots,
+    boot: [],
+    drops,
+    backlog,
+  };
   let prevSeq = b.seq0;
   let prevTs = b.ts0;
   for (const r of records) {
@@ -73,7 +93,8 @@ export function encodeBatch(epoch: string, records: WireRecord[], drops: Telemet
 
 export function decodeBatch(b: TelemetryBatch): WireRecord[] {
   const n = b.seq.length;
-  if ([b.ts, b.cls, b.kind, b.src, b.body, b.boot].some((col) => col.length !== n)) throw new Error('columns differ in length');
+  if ([b.ts, b.cls, b.kind, b.src, b.body, b.boot].some((col) => col.length !== n))
+    throw new Error('columns differ in length');
   const kinds = { l: 'log', m: 'metric', e: 'event' } as const;
   const out: WireRecord[] = [];
   let seq = b.seq0;

@@ -23,10 +23,19 @@ function stringToSign(method: string, pathAndQuery: string, ts: number, digest: 
   return Buffer.from(`tender-vessel-v1\n${method.toUpperCase()}\n${pathAndQuery}\n${ts}\n${digest}`);
 }
 
-export function signVesselRequest(key: PrivateKey, vesselId: string, method: string, pathAndQuery: string, ts: number, body?: Uint8Array): Record<string, string> {
+export function signVesselRequest(
+  key: PrivateKey,
+  vesselId: string,
+  method: string,
+  pathAndQuery: string,
+  ts: number,
+  body?: Uint8Array,
+): Record<string, string> {
   const digest = bodyDigest(body);
   const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest)).toString('base64');
-  const headers: Record<string, string> = { authorization: `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, sig=${sig}` };
+  const headers: Record<string, string> = {
+    authorization: `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, sig=${sig}`,
+  };
   if (body && body.byteLength > 0) headers[BODY_DIGEST_HEADER] = digest;
   return headers;
 }

@@ -176,6 +176,8 @@ export class LinkSim {
         }, wait);
       }
     });
-    src.on('end', () => setTimeout(() => dst.end(), Math.max(0, busyUntil - Date.now()) + (this.options.latencyMs ?? 0)));
+    src.on('end', () =>
+      setTimeout(() => dst.end(), Math.max(0, busyUntil - Date.now()) + (this.options.latencyMs ?? 0)),
+    );
   }
 }

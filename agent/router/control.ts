@@ -17,7 +17,10 @@ const routeSchema = z.strictObject({
   release: z.string().max(64),
   colour: z.string().max(16),
 });
-const requestSchema = z.union([z.strictObject({ op: z.literal('get') }), z.strictObject({ op: z.literal('set'), routes: z.array(routeSchema).max(256) })]);
+const requestSchema = z.union([
+  z.strictObject({ op: z.literal('get') }),
+  z.strictObject({ op: z.literal('set'), routes: z.array(routeSchema).max(256) }),
+]);
 const stateSchema = z.strictObject({ version: z.literal(1), routes: z.array(routeSchema) });
 
 // A control message is a routing table for a handful of services.
@@ -34,12 +37,20 @@ export function routerPaths(dataDir: string) {
  * agent over a unix socket. Each table is persisted (atomically) before the router answers, so a router
  * restarted after a power cut comes back with the last table it acknowledged.
  */
-export async function runRouter(opts: { dataDir: string; bind: string; log: Logger; signal: AbortSignal }): Promise<void> {
+export async function runRouter(opts: {
+  dataDir: string;
+  bind: string;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<void> {
   const paths = routerPaths(opts.dataDir);
   const proxy = new RouterProxy(opts.bind);
   if (existsSync(paths.state)) {
     const r = stateSchema.safeParse(parseStrictJson(readFileSync(paths.state)));
-    if (!r.success) throw new RouterControlError(`${paths.state}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
+    if (!r.success)
+      throw new RouterControlError(
+        `${paths.state}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`,
+      );
     await proxy.apply(r.data.routes);
     opts.log.info({ routes: r.data.routes.length }, 'routes restored');
   }
@@ -64,7 +75,10 @@ export async function runRouter(opts: { dataDir: string; bind: string; log: Logg
           if (req.op === 'set') {
             await proxy.apply(req.routes);
             writeFileAtomic(paths.state, `${JSON.stringify({ version: 1, routes: req.routes })}\n`, 0o600);
-            opts.log.info({ routes: req.routes.map((r) => `${r.port}->${r.target.port} ${r.service}@${r.release}`) }, 'routes set');
+            opts.log.info(
+              { routes: req.routes.map((r) => `${r.port}->${r.target.port} ${r.service}@${r.release}`) },
+              'routes set',
+            );
           }
           reply = { ok: true, routes: proxy.routes(), connections: proxy.connections() };
         } catch (err) {
@@ -91,7 +105,10 @@ export interface RouterState {
 }
 
 /** Talk to the router over its unix socket. */
-export function routerRequest(socketPath: string, req: { op: 'get' } | { op: 'set'; routes: Route[] }): Promise<RouterState> {
+export function routerRequest(
+  socketPath: string,
+  req: { op: 'get' } | { op: 'set'; routes: Route[] },
+): Promise<RouterState> {
   return new Promise((resolve, reject) => {
     const conn = createConnection(socketPath);
     let buf = '';
@@ -102,7 +119,11 @@ export function routerRequest(socketPath: string, req: { op: 'get' } | { op: 'se
     conn.setEncoding('utf8');
     conn.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new RouterControlError(`router not reachable at ${socketPath} (${err.code ?? err.message}); is tender-router running?`));
+      reject(
+        new RouterControlError(
+          `router not reachable at ${socketPath} (${err.code ?? err.message}); is tender-router running?`,
+        ),
+      );
     });
     conn.on('data', (d: string) => (buf += d));
     conn.on('end', () => {

@@ -71,7 +71,11 @@ export class RouterProxy {
     listener.server.on('connection', (client) => this.forward(listener, client));
     return new Promise((resolve, reject) => {
       listener.server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new RouterError(`cannot hold port ${route.port} on ${this.bind} for ${route.service}: ${err.code === 'EADDRINUSE' ? 'already in use on this host' : err.message}`)),
+        reject(
+          new RouterError(
+            `cannot hold port ${route.port} on ${this.bind} for ${route.service}: ${err.code === 'EADDRINUSE' ? 'already in use on this host' : err.message}`,
+          ),
+        ),
       );
       listener.server.listen({ host: this.bind, port: route.port }, () => resolve(listener));
     });

@@ -18,7 +18,15 @@ const DISCOVER_EVERY_MS = 2_000;
  * cursor committed in the same transaction as the lines, so a restart neither loses nor repeats one),
  * Docker events for those containers, and container and host stats.
  */
-export function startCollector(opts: { vessel: string; docker: DockerEngine; outbox: Outbox; log: Logger; signal: AbortSignal; statsIntervalMs: number; dataDir: string }) {
+export function startCollector(opts: {
+  vessel: string;
+  docker: DockerEngine;
+  outbox: Outbox;
+  log: Logger;
+  signal: AbortSignal;
+  statsIntervalMs: number;
+  dataDir: string;
+}) {
   const followers = new Map<string, Promise<void>>();
 
   async function follow(id: string, service: string): Promise<void> {
@@ -53,7 +61,13 @@ export function startCollector(opts: { vessel: string; docker: DockerEngine; out
           lastTs = ts;
           atLast = 1;
         }
-        pending.push({ kind: 'log', cls: stream === 'stderr' ? CLASS.warn : CLASS.info, source: service, body: line, ts: Number(t / 1_000_000n) });
+        pending.push({
+          kind: 'log',
+          cls: stream === 'stderr' ? CLASS.warn : CLASS.info,
+          source: service,
+          body: line,
+          ts: Number(t / 1_000_000n),
+        });
         if (pending.length >= FLUSH_AT_LINES) flush();
       });
     } finally {
@@ -84,15 +98,32 @@ export function startCollector(opts: { vessel: string; docker: DockerEngine; out
     while (!opts.signal.aborted) {
       const since = opts.outbox.cursor('docker-events');
       try {
-        await opts.docker.followEvents(since ? Math.floor(Number(since.ts) / 1000) : Math.floor(Date.now() / 1000), opts.signal, (e) => {
-          if (e.labels[LABELS.vessel] !== opts.vessel) return;
-          const last = Number(opts.outbox.cursor('docker-events')?.ts ?? 0);
-          if (e.time <= last) return;
-          opts.outbox.append(
-            [{ kind: 'event', cls: CLASS.event, source: `docker.${e.action.split(':')[0]}`, body: JSON.stringify({ service: e.labels[LABELS.service], release: e.labels[LABELS.release], action: e.action, exitCode: e.exitCode }), ts: e.time }],
-            { container: 'docker-events', ts: String(e.time), n: 0 },
-          );
-        });
+        await opts.docker.followEvents(
+          since ? Math.floor(Number(since.ts) / 1000) : Math.floor(Date.now() / 1000),
+          opts.signal,
+          (e) => {
+            if (e.labels[LABELS.vessel] !== opts.vessel) return;
+            const last = Number(opts.outbox.cursor('docker-events')?.ts ?? 0);
+            if (e.time <= last) return;
+            opts.outbox.append(
+              [
+                {
+                  kind: 'event',
+                  cls: CLASS.event,
+                  source: `docker.${e.action.split(':')[0]}`,
+                  body: JSON.stringify({
+                    service: e.labels[LABELS.service],
+                    release: e.labels[LABELS.release],
+                    action: e.action,
+                    exitCode: e.exitCode,
+                  }),
+                  ts: e.time,
+                },
+              ],
+              { container: 'docker-events', ts: String(e.time), n: 0 },
+            );
+          },
+        );
       } catch (err) {
         opts.log.warn({ reason: errorMessage(err) }, 'docker events stream failed');
       }
@@ -104,7 +135,12 @@ export function startCollector(opts: { vessel: string; docker: DockerEngine; out
     while (!opts.signal.aborted) {
       const records: NewRecord[] = [];
       const metric = (name: string, value: number, labels: Record<string, string> = {}) =>
-        records.push({ kind: 'metric', cls: CLASS.metric, source: name, body: JSON.stringify({ v: Math.round(value * 1000) / 1000, l: labels }) });
+        records.push({
+          kind: 'metric',
+          cls: CLASS.metric,
+          source: name,
+          body: JSON.stringify({ v: Math.round(value * 1000) / 1000, l: labels }),
+        });
       try {
         for (const c of await opts.docker.listContainers({ [LABELS.managed]: '1', [LABELS.vessel]: opts.vessel })) {
           if (!c.running) continue;
@@ -131,5 +167,7 @@ export function startCollector(opts: { vessel: string; docker: DockerEngine; out
     }
   }
 
-  return Promise.all([discoverLoop(), eventsLoop(), statsLoop()]).then(() => Promise.all(followers.values())).then(() => undefined);
+  return Promise.all([discoverLoop(), eventsLoop(), statsLoop()])
+    .then(() => Promise.all(followers.values()))
+    .then(() => undefined);
 }

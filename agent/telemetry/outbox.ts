@@ -97,8 +97,12 @@ export function openOutbox(opts: OutboxOptions) {
   } catch (err) {
     if (!existsSync(opts.path)) throw err;
     movedAside = `${opts.path}.corrupt-${Date.now()}`;
-    for (const suffix of ['', '-wal', '-shm']) if (existsSync(opts.path + suffix)) renameSync(opts.path + suffix, movedAside + suffix);
-    opts.log?.error({ path: opts.path, movedTo: movedAside, reason: errorMessage(err) }, 'outbox was corrupt; moved aside, starting a fresh one');
+    for (const suffix of ['', '-wal', '-shm'])
+      if (existsSync(opts.path + suffix)) renameSync(opts.path + suffix, movedAside + suffix);
+    opts.log?.error(
+      { path: opts.path, movedTo: movedAside, reason: errorMessage(err) },
+      'outbox was corrupt; moved aside, starting a fresh one',
+    );
     db = openDatabase(opts.path, MIGRATIONS);
   }
   return createOutbox(db, opts, movedAside);
@@ -109,33 +113,66 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
   const cap = opts.capBytes ?? DEFAULT_CAP_BYTES;
   const floor = opts.freeDiskFloorBytes ?? DEFAULT_FREE_DISK_FLOOR_BYTES;
   const getMeta = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
-  const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  const setMeta = db.prepare(
+    'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  );
   if (!getMeta.get('epoch')) setMeta.run('epoch', randomBytes(8).toString('hex'));
-  if (!getMeta.get('bytes')) setMeta.run('bytes', String((db.prepare<[], { b: number | null }>('SELECT SUM(bytes) AS b FROM records').get()?.b ?? 0)));
+  if (!getMeta.get('bytes'))
+    setMeta.run(
+      'bytes',
+      String(db.prepare<[], { b: number | null }>('SELECT SUM(bytes) AS b FROM records').get()?.b ?? 0),
+    );
   const epoch = getMeta.get('epoch')!.value;
   let bytes = Number(getMeta.get('bytes')!.value);
 
-  const insert = db.prepare('INSERT INTO records (cls, kind, source, body, ts, boot_id, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const oldestOfClass = db.prepare<[number, number], { seq: number; bytes: number }>('SELECT seq, bytes FROM records WHERE shipped = 0 AND cls = ? ORDER BY seq LIMIT ?');
+  const insert = db.prepare(
+    'INSERT INTO records (cls, kind, source, body, ts, boot_id, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  const oldestOfClass = db.prepare<[number, number], { seq: number; bytes: number }>(
+    'SELECT seq, bytes FROM records WHERE shipped = 0 AND cls = ? ORDER BY seq LIMIT ?',
+  );
   const deleteUpTo = db.prepare('DELETE FROM records WHERE shipped = 0 AND cls = ? AND seq <= ?');
-  const oldestShipped = db.prepare<[number], { seq: number; bytes: number }>('SELECT seq, bytes FROM records WHERE shipped = 1 ORDER BY seq LIMIT ?');
+  const oldestShipped = db.prepare<[number], { seq: number; bytes: number }>(
+    'SELECT seq, bytes FROM records WHERE shipped = 1 ORDER BY seq LIMIT ?',
+  );
   const deleteShippedUpTo = db.prepare('DELETE FROM records WHERE shipped = 1 AND seq <= ?');
   const shippedBytes = db.prepare<[], { b: number | null }>('SELECT SUM(bytes) AS b FROM records WHERE shipped = 1');
   const markShipped = db.prepare("UPDATE records SET shipped = 1 WHERE seq = ? AND kind = 'log'");
-  const addDrops = db.prepare('INSERT INTO drops (cls, records, bytes) VALUES (?, ?, ?) ON CONFLICT(cls) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes');
+  const addDrops = db.prepare(
+    'INSERT INTO drops (cls, records, bytes) VALUES (?, ?, ?) ON CONFLICT(cls) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes',
+  );
   const deleteSeq = db.prepare('DELETE FROM records WHERE seq = ?');
   const sumBytes = db.prepare<[number], { b: number | null }>('SELECT SUM(bytes) AS b FROM records WHERE seq = ?');
-  const byPriority = db.prepare<[number, number], { seq: number; cls: RecordClass; kind: RecordKind; source: string; body: string; ts: number; boot_id: string; bytes: number }>(
-    'SELECT * FROM records WHERE shipped = 0 AND cls >= ? ORDER BY seq LIMIT ?',
+  const byPriority = db.prepare<
+    [number, number],
+    {
+      seq: number;
+      cls: RecordClass;
+      kind: RecordKind;
+      source: string;
+      body: string;
+      ts: number;
+      boot_id: string;
+      bytes: number;
+    }
+  >('SELECT * FROM records WHERE shipped = 0 AND cls >= ? ORDER BY seq LIMIT ?');
+  const countByClass = db.prepare<[], { cls: number; n: number; b: number }>(
+    'SELECT cls, COUNT(*) AS n, SUM(bytes) AS b FROM records WHERE shipped = 0 GROUP BY cls',
   );
-  const countByClass = db.prepare<[], { cls: number; n: number; b: number }>('SELECT cls, COUNT(*) AS n, SUM(bytes) AS b FROM records WHERE shipped = 0 GROUP BY cls');
   const dropsAll = db.prepare<[], { cls: number; records: number; bytes: number }>('SELECT * FROM drops');
-  const recentLogs = db.prepare<[string, string, number], { seq: number; source: string; body: string; ts: number; cls: number }>(
+  const recentLogs = db.prepare<
+    [string, string, number],
+    { seq: number; source: string; body: string; ts: number; cls: number }
+  >(
     "SELECT seq, source, body, ts, cls FROM records WHERE kind = 'log' AND (? = '' OR source = ?) ORDER BY seq DESC LIMIT ?",
   );
   const getCursor = db.prepare<[string], { ts: string; n: number }>('SELECT ts, n FROM cursors WHERE container = ?');
-  const putCursor = db.prepare('INSERT INTO cursors (container, ts, n) VALUES (?, ?, ?) ON CONFLICT(container) DO UPDATE SET ts = excluded.ts, n = excluded.n');
-  const deadLetter = db.prepare('INSERT INTO dead_letter (at, reason, first_seq, last_seq, records) VALUES (?, ?, ?, ?, ?)');
+  const putCursor = db.prepare(
+    'INSERT INTO cursors (container, ts, n) VALUES (?, ?, ?) ON CONFLICT(container) DO UPDATE SET ts = excluded.ts, n = excluded.n',
+  );
+  const deadLetter = db.prepare(
+    'INSERT INTO dead_letter (at, reason, first_seq, last_seq, records) VALUES (?, ?, ?, ?, ?)',
+  );
 
   let lastDiskCheck = 0;
   let diskRoom = Infinity;
@@ -203,7 +240,10 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
 
   function clip(body: string): string {
     if (Buffer.byteLength(body) <= MAX_LINE_BYTES) return body;
-    const cut = Buffer.from(body).subarray(0, MAX_LINE_BYTES - 64).toString('utf8').replace(/\uFFFD$/, '');
+    const cut = Buffer.from(body)
+      .subarray(0, MAX_LINE_BYTES - 64)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '');
     return `${cut} …[truncated by tender: ${Buffer.byteLength(body)} bytes]`;
   }
 
@@ -245,7 +285,10 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
           } catch {
             /* nothing more we can do without disk */
           }
-          opts.log?.warn({ reason: errorMessage(err), records: records.length }, 'outbox write failed; records counted as dropped');
+          opts.log?.warn(
+            { reason: errorMessage(err), records: records.length },
+            'outbox write failed; records counted as dropped',
+          );
           return;
         }
         throw err;
@@ -264,7 +307,15 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
           if (out.length >= maxRecords || (size + r.bytes > maxBytes && out.length > 0)) return false;
           if (seen.has(r.seq)) continue;
           seen.add(r.seq);
-          out.push({ seq: r.seq, cls: r.cls, kind: r.kind, source: r.source, body: r.body, ts: r.ts, bootId: r.boot_id });
+          out.push({
+            seq: r.seq,
+            cls: r.cls,
+            kind: r.kind,
+            source: r.source,
+            body: r.body,
+            ts: r.ts,
+            bootId: r.boot_id,
+          });
           size += r.bytes;
         }
         return true;

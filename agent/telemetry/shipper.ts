@@ -26,7 +26,9 @@ export const TELEMETRY_CONTENT_TYPE = 'application/vnd.tender.telemetry+json';
 export function compressBatch(json: Buffer, records: number): { body: Buffer; encoding: 'gzip' | 'br' } {
   if (records <= LIVE_BATCH_RECORDS) return { body: gzipSync(json, { level: 6 }), encoding: 'gzip' };
   return {
-    body: brotliCompressSync(json, { params: { [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: json.byteLength } }),
+    body: brotliCompressSync(json, {
+      params: { [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: json.byteLength },
+    }),
     encoding: 'br',
   };
 }
@@ -82,7 +84,9 @@ export async function shipLoop(opts: {
     }
     const st = opts.outbox.stats();
     const drops = Object.fromEntries(Object.entries(st.drops).filter(([, d]) => d.records > 0));
-    const json = Buffer.from(JSON.stringify(encodeBatch(opts.outbox.epoch, records, drops, Math.max(0, st.records - records.length))));
+    const json = Buffer.from(
+      JSON.stringify(encodeBatch(opts.outbox.epoch, records, drops, Math.max(0, st.records - records.length))),
+    );
     const { body, encoding } = compressBatch(json, records.length);
     await throttle(body.byteLength, opts.signal);
     const seqs = records.map((r) => r.seq);
@@ -110,7 +114,10 @@ export async function shipLoop(opts: {
       }
       if (res.status === 400 || (res.status === 413 && records.length === 1)) {
         opts.outbox.deadLetter(seqs, `hub answered ${res.status}: ${message}`);
-        opts.log.warn({ records: seqs.length, reason: message }, 'telemetry batch refused by the hub; moved to the dead-letter table');
+        opts.log.warn(
+          { records: seqs.length, reason: message },
+          'telemetry batch refused by the hub; moved to the dead-letter table',
+        );
         continue;
       }
       if (res.status === 429) {
@@ -120,9 +127,13 @@ export async function shipLoop(opts: {
       throw new Error(`hub answered ${res.status}: ${message}`);
     } catch (err) {
       failures++;
-      if (failures === 1) opts.log.info({ reason: errorMessage(err), queued: st.records }, 'telemetry not shipped; will retry');
+      if (failures === 1)
+        opts.log.info({ reason: errorMessage(err), queued: st.records }, 'telemetry not shipped; will retry');
       const rung = linkUp.count;
-      await linkUp.sleep(backoffDelayMs(failures, opts.backoffBaseMs ?? BACKOFF_BASE_MS, opts.maxBackoffMs), opts.signal);
+      await linkUp.sleep(
+        backoffDelayMs(failures, opts.backoffBaseMs ?? BACKOFF_BASE_MS, opts.maxBackoffMs),
+        opts.signal,
+      );
       // Woken because the hub answers again: this outage is over, and so is its backoff.
       if (linkUp.count !== rung) failures = 0;
     }

@@ -20,7 +20,10 @@ export function enrolRoutes(deps: HubDeps): FastifyPluginAsync {
       const wait = limiter.take(req.ip, deps.now());
       if (wait > 0) {
         req.log.warn({ address: req.ip }, 'enrolment rate limit hit');
-        return reply.code(429).header('retry-after', String(wait)).send({ error: 'rate_limited', message: `too many enrolment attempts; retry in ${wait}s` });
+        return reply
+          .code(429)
+          .header('retry-after', String(wait))
+          .send({ error: 'rate_limited', message: `too many enrolment attempts; retry in ${wait}s` });
       }
       const body = parseBody(enrolRequestSchema, req.body);
       publicKeyFromBase64(body.publicKey);

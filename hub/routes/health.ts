@@ -11,7 +11,8 @@ export function healthRoutes(deps: HubDeps): FastifyPluginAsync {
       } catch (err) {
         return reply.code(503).send({ status: 'unavailable', reason: `database: ${(err as Error).message}` });
       }
-      if (!deps.roots.latest()) return reply.code(503).send({ status: 'unavailable', reason: 'no root document (start with --root FILE)' });
+      if (!deps.roots.latest())
+        return reply.code(503).send({ status: 'unavailable', reason: 'no root document (start with --root FILE)' });
       return { status: 'ready' };
     });
     app.get('/metrics', open, async (_req, reply) => {

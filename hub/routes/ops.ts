@@ -14,6 +14,10 @@ export function opsRoutes(deps: HubDeps): FastifyPluginAsync {
       audit(deps, req.principal, 'token.create', { id: t.id, role: body.role, name: body.name });
       return reply.code(201).send({ id: t.id, role: body.role, token: t.token });
     });
-    app.get('/api/v1/openapi.json', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async () => OPENAPI_DOCUMENT);
+    app.get(
+      '/api/v1/openapi.json',
+      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
+      async () => OPENAPI_DOCUMENT,
+    );
   };
 }

@@ -36,60 +36,108 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
     }
     return s;
   };
-  const insert = deps.db.prepare('INSERT OR IGNORE INTO packs (id, vessel_id, release_id, digests, length, created_at) VALUES (?, ?, ?, ?, ?, ?)');
-  const get = deps.db.prepare<[string, string], { digests: Buffer; length: number }>('SELECT digests, length FROM packs WHERE id = ? AND vessel_id = ?');
+  const insert = deps.db.prepare(
+    'INSERT OR IGNORE INTO packs (id, vessel_id, release_id, digests, length, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const get = deps.db.prepare<[string, string], { digests: Buffer; length: number }>(
+    'SELECT digests, length FROM packs WHERE id = ? AND vessel_id = ?',
+  );
 
   return async (app) => {
-    app.post('/api/v1/vessels/:name/packs', { config: { auth: { kind: 'vessel' } }, bodyLimit: 8 * 1024 * 1024 }, async (req, reply) => {
-      const { name } = parseBody(z.strictObject({ name: vesselNameSchema }), req.params, 'path');
-      const v = vesselInScope(req, deps.vessels, name);
-      const body = parseBody(z.strictObject({ release: z.string().max(130), digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_PACK_CHUNKS) }), req.body);
-      const release = deps.releases.find(body.release);
-      if (!release || !deps.rollouts.mayFetch(v.id, release.id)) return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
-      const allowed = chunksOf(release.id);
-      if (!allowed) return reply.code(409).send({ error: 'incomplete', message: `the hub lacks a layer index of ${body.release}; publish it again` });
-      const foreign = body.digests.find((d) => !allowed.has(d));
-      if (foreign) throw new RequestValidationError(`chunk ${foreign.slice(0, 12)} is not part of release ${body.release}`);
-      const missingHere = body.digests.find((d) => !deps.chunks.has(d));
-      if (missingHere) return reply.code(409).send({ error: 'incomplete', message: `the hub lacks chunk ${missingHere.slice(0, 12)} of ${body.release}; publish it again` });
-      const digests = Buffer.concat(body.digests.map((d) => Buffer.from(d, 'hex')));
-      const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
-      const length = body.digests.reduce((a, d) => a + PACK_ENTRY_HEADER + deps.chunks.size(d), 0);
-      insert.run(id, v.id, release.id, digests, length, deps.now());
-      // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
-      // with Range on GET .../packs/:id like any other.
-      // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
-      if (req.headers.accept === PACK_MEDIA_TYPE) {
-        reply.code(201).header('tender-pack-id', id).header('tender-pack-length', String(length)).header('etag', `"${id}"`).header('content-length', String(length)).type(PACK_MEDIA_TYPE);
-        return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
-      }
-      return reply.code(201).send({ id, length, etag: `"${id}"` });
-    });
-
-    app.get('/api/v1/vessels/:name/packs/:id', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async (req, reply) => {
-      const p = parseBody(z.strictObject({ name: vesselNameSchema, id: z.string().regex(/^[0-9a-f]{32}$/) }), req.params, 'path');
-      const v = vesselInScope(req, deps.vessels, p.name);
-      const pack = get.get(p.id, v.id);
-      if (!pack) return reply.code(404).send({ error: 'not_found', message: `no pack ${p.id}` });
-      const etag = `"${p.id}"`;
-      let start = 0;
-      let end = pack.length - 1;
-      const range = req.headers.range;
-      const ifRange = req.headers['if-range'];
-      if (range && (!ifRange || ifRange === etag)) {
-        const m = /^bytes=(\d+)-(\d*)$/.exec(range);
-        if (!m || Number(m[1]) >= pack.length) {
-          return reply.code(416).header('content-range', `bytes */${pack.length}`).send({ error: 'range_not_satisfiable', message: `pack is ${pack.length} bytes` });
+    app.post(
+      '/api/v1/vessels/:name/packs',
+      { config: { auth: { kind: 'vessel' } }, bodyLimit: 8 * 1024 * 1024 },
+      async (req, reply) => {
+        const { name } = parseBody(z.strictObject({ name: vesselNameSchema }), req.params, 'path');
+        const v = vesselInScope(req, deps.vessels, name);
+        const body = parseBody(
+          z.strictObject({
+            release: z.string().max(130),
+            digests: z
+              .array(z.string().regex(/^[0-9a-f]{64}$/))
+              .min(1)
+              .max(MAX_PACK_CHUNKS),
+          }),
+          req.body,
+        );
+        const release = deps.releases.find(body.release);
+        if (!release || !deps.rollouts.mayFetch(v.id, release.id))
+          return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
+        const allowed = chunksOf(release.id);
+        if (!allowed)
+          return reply
+            .code(409)
+            .send({ error: 'incomplete', message: `the hub lacks a layer index of ${body.release}; publish it again` });
+        const foreign = body.digests.find((d) => !allowed.has(d));
+        if (foreign)
+          throw new RequestValidationError(`chunk ${foreign.slice(0, 12)} is not part of release ${body.release}`);
+        const missingHere = body.digests.find((d) => !deps.chunks.has(d));
+        if (missingHere)
+          return reply.code(409).send({
+            error: 'incomplete',
+            message: `the hub lacks chunk ${missingHere.slice(0, 12)} of ${body.release}; publish it again`,
+          });
+        const digests = Buffer.concat(body.digests.map((d) => Buffer.from(d, 'hex')));
+        const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
+        const length = body.digests.reduce((a, d) => a + PACK_ENTRY_HEADER + deps.chunks.size(d), 0);
+        insert.run(id, v.id, release.id, digests, length, deps.now());
+        // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
+        // with Range on GET .../packs/:id like any other.
+        // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
+        if (req.headers.accept === PACK_MEDIA_TYPE) {
+          reply
+            .code(201)
+            .header('tender-pack-id', id)
+            .header('tender-pack-length', String(length))
+            .header('etag', `"${id}"`)
+            .header('content-length', String(length))
+            .type(PACK_MEDIA_TYPE);
+          return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
         }
-        start = Number(m[1]);
-        end = m[2] ? Math.min(Number(m[2]), pack.length - 1) : pack.length - 1;
-        reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
-      }
-      const digests: string[] = [];
-      for (let i = 0; i < pack.digests.byteLength; i += 32) digests.push(pack.digests.subarray(i, i + 32).toString('hex'));
-      reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-length', String(end - start + 1)).type('application/octet-stream');
-      return reply.send(Readable.from(packBytes(deps, digests, start, end + 1)));
-    });
+        return reply.code(201).send({ id, length, etag: `"${id}"` });
+      },
+    );
+
+    app.get(
+      '/api/v1/vessels/:name/packs/:id',
+      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
+      async (req, reply) => {
+        const p = parseBody(
+          z.strictObject({ name: vesselNameSchema, id: z.string().regex(/^[0-9a-f]{32}$/) }),
+          req.params,
+          'path',
+        );
+        const v = vesselInScope(req, deps.vessels, p.name);
+        const pack = get.get(p.id, v.id);
+        if (!pack) return reply.code(404).send({ error: 'not_found', message: `no pack ${p.id}` });
+        const etag = `"${p.id}"`;
+        let start = 0;
+        let end = pack.length - 1;
+        const range = req.headers.range;
+        const ifRange = req.headers['if-range'];
+        if (range && (!ifRange || ifRange === etag)) {
+          const m = /^bytes=(\d+)-(\d*)$/.exec(range);
+          if (!m || Number(m[1]) >= pack.length) {
+            return reply
+              .code(416)
+              .header('content-range', `bytes */${pack.length}`)
+              .send({ error: 'range_not_satisfiable', message: `pack is ${pack.length} bytes` });
+          }
+          start = Number(m[1]);
+          end = m[2] ? Math.min(Number(m[2]), pack.length - 1) : pack.length - 1;
+          reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
+        }
+        const digests: string[] = [];
+        for (let i = 0; i < pack.digests.byteLength; i += 32)
+          digests.push(pack.digests.subarray(i, i + 32).toString('hex'));
+        reply
+          .header('etag', etag)
+          .header('accept-ranges', 'bytes')
+          .header('content-length', String(end - start + 1))
+          .type('application/octet-stream');
+        return reply.send(Readable.from(packBytes(deps, digests, start, end + 1)));
+      },
+    );
   };
 }
 

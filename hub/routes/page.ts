@@ -28,20 +28,37 @@ export function pageRoutes(deps: HubDeps): FastifyPluginAsync {
     return tok && roleAtLeast(tok.role, 'viewer') ? tok : undefined;
   };
   const html = (reply: FastifyReply, code: number, body: string) =>
-    reply.code(code).type('text/html; charset=utf-8').header('cache-control', 'no-store').header('x-frame-options', 'DENY').send(body);
+    reply
+      .code(code)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('x-frame-options', 'DENY')
+      .send(body);
   const setSession = (reply: FastifyReply, token: string) =>
-    reply.header('set-cookie', `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_MAX_AGE_S}`);
+    reply.header(
+      'set-cookie',
+      `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_MAX_AGE_S}`,
+    );
 
   return async (app) => {
     const open = { config: { auth: { kind: 'public' as const } } };
-    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    app.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 4096 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
 
     app.get('/', open, async (req, reply) => {
       if (!signedIn(req)) return html(reply, 401, renderLoginPage());
       const backlog = new Map(
-        deps.telemetry.fleet().map((t) => [t.vessel, { backlog: t.backlog, dropped: Object.values(t.drops).reduce((a, d) => a + d.records, 0) }]),
+        deps.telemetry
+          .fleet()
+          .map((t) => [
+            t.vessel,
+            { backlog: t.backlog, dropped: Object.values(t.drops).reduce((a, d) => a + d.records, 0) },
+          ]),
       );
       return html(reply, 200, renderFleetPage(deps.vessels.list(100_000), deps.now(), backlog));
     });
@@ -66,6 +83,8 @@ export function pageRoutes(deps: HubDeps): FastifyPluginAsync {
       return setSession(reply, token).redirect('/', 303);
     });
 
-    app.post('/logout', open, async (_req, reply) => reply.header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`).redirect('/', 303));
+    app.post('/logout', open, async (_req, reply) =>
+      reply.header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`).redirect('/', 303),
+    );
   };
 }

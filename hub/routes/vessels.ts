@@ -13,7 +13,12 @@ const addVesselSchema = z.strictObject({
   name: vesselNameSchema,
   groups: z.array(groupNameSchema).max(32).default([]),
   offline: z.boolean().default(false),
-  ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 24 * 3600)
+    .optional(),
 });
 
 const listQuerySchema = z.strictObject({
@@ -45,8 +50,19 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
     const latest = deps.roots.latest();
     if (!latest) throw new RequestValidationError('the hub has no root document yet; start it with --root FILE');
     const ttl = ttlSeconds ? ttlSeconds * 1000 : offline ? OFFLINE_TOKEN_TTL_MS : ONLINE_TOKEN_TTL_MS;
-    const { token, expiresAt } = deps.enrolments.issue(v, offline ? 'offline' : 'online', ttl, { version: latest.root.version, bytes: latest.bytes }, deps.now());
-    return { vessel: v.name, token, expiresAt: new Date(expiresAt).toISOString(), root: offline ? latest.bytes.toString('base64') : undefined };
+    const { token, expiresAt } = deps.enrolments.issue(
+      v,
+      offline ? 'offline' : 'online',
+      ttl,
+      { version: latest.root.version, bytes: latest.bytes },
+      deps.now(),
+    );
+    return {
+      vessel: v.name,
+      token,
+      expiresAt: new Date(expiresAt).toISOString(),
+      root: offline ? latest.bytes.toString('base64') : undefined,
+    };
   };
 
   return async (app) => {
@@ -60,7 +76,8 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
 
     app.post('/api/v1/vessels', { config: { auth: { kind: 'ops', role: 'operator' } } }, async (req, reply) => {
       const body = parseBody(addVesselSchema, req.body);
-      if (!deps.roots.latest()) throw new RequestValidationError('the hub has no root document yet; start it with --root FILE');
+      if (!deps.roots.latest())
+        throw new RequestValidationError('the hub has no root document yet; start it with --root FILE');
       const v = deps.db.transaction(() => {
         const vessel = deps.vessels.create(body.name, body.groups, deps.now());
         return { vessel, issued: issueToken(vessel, body.offline, body.ttlSeconds) };
@@ -69,14 +86,29 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       return reply.code(201).send(v.issued);
     });
 
-    app.post('/api/v1/vessels/:name/tokens', { config: { auth: { kind: 'ops', role: 'operator' } } }, async (req, reply) => {
-      const { name } = parseBody(nameParams, req.params, 'path');
-      const body = parseBody(z.strictObject({ offline: z.boolean().default(false), ttlSeconds: z.number().int().min(60).max(365 * 24 * 3600).optional() }), req.body ?? {});
-      const v = vesselInScope(req, deps.vessels, name);
-      if (v.revokedAt) throw new RequestValidationError(`vessel ${name} is revoked`);
-      audit(deps, req.principal, 'vessel.token', { vessel: name });
-      return reply.code(201).send(issueToken(v, body.offline, body.ttlSeconds));
-    });
+    app.post(
+      '/api/v1/vessels/:name/tokens',
+      { config: { auth: { kind: 'ops', role: 'operator' } } },
+      async (req, reply) => {
+        const { name } = parseBody(nameParams, req.params, 'path');
+        const body = parseBody(
+          z.strictObject({
+            offline: z.boolean().default(false),
+            ttlSeconds: z
+              .number()
+              .int()
+              .min(60)
+              .max(365 * 24 * 3600)
+              .optional(),
+          }),
+          req.body ?? {},
+        );
+        const v = vesselInScope(req, deps.vessels, name);
+        if (v.revokedAt) throw new RequestValidationError(`vessel ${name} is revoked`);
+        audit(deps, req.principal, 'vessel.token', { vessel: name });
+        return reply.code(201).send(issueToken(v, body.offline, body.ttlSeconds));
+      },
+    );
 
     app.get('/api/v1/vessels/:name', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async (req) => {
       const { name } = parseBody(nameParams, req.params, 'path');
@@ -95,15 +127,19 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       return vesselView(deps.vessels.get(v.id)!, deps.now());
     });
 
-    app.get('/api/v1/vessels/:name/desired', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async (req, reply) => {
-      const { name } = parseBody(nameParams, req.params, 'path');
-      const v = vesselInScope(req, deps.vessels, name);
-      const embedManifest = (req.query as { with?: unknown }).with === 'manifest';
-      const { state, etag } = desiredStateOf(v, deps.roots.latest()?.root.version ?? 0, deps, { embedManifest });
-      reply.header('etag', etag).header('cache-control', 'no-cache');
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-      return state;
-    });
+    app.get(
+      '/api/v1/vessels/:name/desired',
+      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
+      async (req, reply) => {
+        const { name } = parseBody(nameParams, req.params, 'path');
+        const v = vesselInScope(req, deps.vessels, name);
+        const embedManifest = (req.query as { with?: unknown }).with === 'manifest';
+        const { state, etag } = desiredStateOf(v, deps.roots.latest()?.root.version ?? 0, deps, { embedManifest });
+        reply.header('etag', etag).header('cache-control', 'no-cache');
+        if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+        return state;
+      },
+    );
 
     app.post('/api/v1/vessels/:name/status', { config: { auth: { kind: 'vessel' } } }, async (req, reply) => {
       const { name } = parseBody(nameParams, req.params, 'path');

@@ -28,7 +28,14 @@ function writeKeyFile(dir: string, role: 'root' | 'release'): KeyFileInfo {
   return { file, role, key };
 }
 
-function rootPayload(version: number, expiresMs: number, rootRaw: Buffer[], rootThreshold: number, release: Buffer[], releaseThreshold: number): RootPayload {
+function rootPayload(
+  version: number,
+  expiresMs: number,
+  rootRaw: Buffer[],
+  rootThreshold: number,
+  release: Buffer[],
+  releaseThreshold: number,
+): RootPayload {
   const keys: RootPayload['keys'] = {};
   const ids = (raws: Buffer[]) =>
     raws.map((raw) => {
@@ -44,11 +51,19 @@ function rootPayload(version: number, expiresMs: number, rootRaw: Buffer[], root
     version,
     expires: new Date(Date.now() + expiresMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     keys,
-    roles: { root: { keyids: rootIds, threshold: rootThreshold }, release: { keyids: releaseIds, threshold: releaseThreshold } },
+    roles: {
+      root: { keyids: rootIds, threshold: rootThreshold },
+      release: { keyids: releaseIds, threshold: releaseThreshold },
+    },
   };
 }
 
-function printKeys(result: { dir: string; version: number; keys: { role: string; keyid: string; file?: string }[]; note?: string }): string {
+function printKeys(result: {
+  dir: string;
+  version: number;
+  keys: { role: string; keyid: string; file?: string }[];
+  note?: string;
+}): string {
   const lines = [`root v${result.version} written to ${join(result.dir, ROOT_FILE)}`];
   for (const k of result.keys) lines.push(`  ${k.role.padEnd(8)} ${k.keyid}${k.file ? `  ${k.file}` : ''}`);
   if (result.note) lines.push(result.note);
@@ -74,12 +89,26 @@ export const keysInit: Command = {
     const nRel = intOpt(ctx, 'release-keys', 1, 1, 16);
     const tRel = intOpt(ctx, 'release-threshold', 1, 1, nRel);
     const expires = parseDuration(stringOpt(ctx, 'expires') ?? DEFAULT_ROOT_EXPIRY, '--expires');
-    if (existsSync(join(dir, ROOT_FILE))) throw new KeysCommandError(`${join(dir, ROOT_FILE)} already exists; refusing to overwrite keys (use keys rotate)`);
+    if (existsSync(join(dir, ROOT_FILE)))
+      throw new KeysCommandError(
+        `${join(dir, ROOT_FILE)} already exists; refusing to overwrite keys (use keys rotate)`,
+      );
     ensureDir(dir);
     const roots = Array.from({ length: nRoot }, () => writeKeyFile(dir, 'root'));
     const releases = Array.from({ length: nRel }, () => writeKeyFile(dir, 'release'));
-    const payload = rootPayload(1, expires, roots.map((r) => r.key.publicRaw), tRoot, releases.map((r) => r.key.publicRaw), tRel);
-    const env = signEnvelope('root', payload, roots.map((r) => r.key));
+    const payload = rootPayload(
+      1,
+      expires,
+      roots.map((r) => r.key.publicRaw),
+      tRoot,
+      releases.map((r) => r.key.publicRaw),
+      tRel,
+    );
+    const env = signEnvelope(
+      'root',
+      payload,
+      roots.map((r) => r.key),
+    );
     const bytes = envelopeBytes(env);
     verifyInitialRoot(bytes);
     writeFileAtomic(join(dir, 'root.1.json'), bytes, 0o644);
@@ -96,7 +125,9 @@ export const keysInit: Command = {
 };
 
 function loadKeysFrom(dir: string, extra: string[]): PrivateKey[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.key')).map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.key'))
+    .map((f) => join(dir, f));
   return [...files, ...extra].map(loadPrivateKey);
 }
 
@@ -107,7 +138,10 @@ async function rotate(ctx: CommandContext, revoke: string[]) {
   const byId = new Map(available.map((k) => [k.keyid, k]));
   const resolve = (prefix: string) => {
     const ids = Object.keys(current.payload.keys).filter((id) => id.startsWith(prefix));
-    if (prefix.length < 8 || ids.length !== 1) throw new UsageError(`key id ${JSON.stringify(prefix)} does not name exactly one key of root v${current.version}`);
+    if (prefix.length < 8 || ids.length !== 1)
+      throw new UsageError(
+        `key id ${JSON.stringify(prefix)} does not name exactly one key of root v${current.version}`,
+      );
     return ids[0]!;
   };
   const revoked = new Set(revoke.map(resolve));
@@ -122,9 +156,22 @@ async function rotate(ctx: CommandContext, revoke: string[]) {
   ];
   const rootRaw = keep('root');
   const relRaw = keep('release');
-  if (rootRaw.length === 0 || relRaw.length === 0) throw new UsageError('a root needs at least one root key and one release key');
-  const tRoot = intOpt(ctx, 'root-threshold', Math.min(current.role('root').threshold, rootRaw.length), 1, rootRaw.length);
-  const tRel = intOpt(ctx, 'release-threshold', Math.min(current.role('release').threshold, relRaw.length), 1, relRaw.length);
+  if (rootRaw.length === 0 || relRaw.length === 0)
+    throw new UsageError('a root needs at least one root key and one release key');
+  const tRoot = intOpt(
+    ctx,
+    'root-threshold',
+    Math.min(current.role('root').threshold, rootRaw.length),
+    1,
+    rootRaw.length,
+  );
+  const tRel = intOpt(
+    ctx,
+    'release-threshold',
+    Math.min(current.role('release').threshold, relRaw.length),
+    1,
+    relRaw.length,
+  );
   const expires = parseDuration(stringOpt(ctx, 'expires') ?? DEFAULT_ROOT_EXPIRY, '--expires');
   const payload = rootPayload(current.version + 1, expires, rootRaw, tRoot, relRaw, tRel);
 
@@ -139,7 +186,9 @@ async function rotate(ctx: CommandContext, revoke: string[]) {
   try {
     next = verifyNextRoot(current, bytes);
   } catch (err) {
-    throw new KeysCommandError(`cannot sign root v${current.version + 1} with the keys in ${dir}: ${(err as Error).message} (pass more root keys with --key FILE)`);
+    throw new KeysCommandError(
+      `cannot sign root v${current.version + 1} with the keys in ${dir}: ${(err as Error).message} (pass more root keys with --key FILE)`,
+    );
   }
   writeFileAtomic(join(dir, `root.${next.version}.json`), bytes, 0o644);
   writeFileAtomic(join(dir, ROOT_FILE), bytes, 0o644);
@@ -168,7 +217,10 @@ const rotateOptions: Command['options'] = {
 export const keysRotate: Command = {
   path: ['keys', 'rotate'],
   summary: 'write the next root document (add keys, change thresholds, renew expiry), signed by old and new root keys',
-  options: { ...rotateOptions, revoke: { type: 'string', multiple: true, description: 'key id (or 8+ hex prefix) to remove' } },
+  options: {
+    ...rotateOptions,
+    revoke: { type: 'string', multiple: true, description: 'key id (or 8+ hex prefix) to remove' },
+  },
   async run(ctx) {
     return rotate(ctx, listOpt(ctx, 'revoke'));
   },

@@ -1,6 +1,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import { TenderError, UsageError } from '../errors.js';
-import { DEFAULT_ENVELOPE_MAX_BYTES, DOCUMENT_TYPES, documentTypeOf, readEnvelope, type DocumentType } from '../envelope.js';
+import {
+  DEFAULT_ENVELOPE_MAX_BYTES,
+  DOCUMENT_TYPES,
+  documentTypeOf,
+  readEnvelope,
+  type DocumentType,
+} from '../envelope.js';
 import { assertRootFresh, verifyInitialRoot, verifyNextRoot, verifySignedDocument, type TrustedRoot } from '../root.js';
 import { positional, requiredOpt, stringOpt, type Command } from '../cli.js';
 import { shortKeyId } from '../keys.js';
@@ -30,7 +36,12 @@ export interface VerifyResult {
 }
 
 /** Verify any signed document against a trusted root file; throws with one line saying why not. */
-export function verifyDocumentFile(file: string, rootFile: string, expected?: DocumentType, now = new Date()): VerifyResult {
+export function verifyDocumentFile(
+  file: string,
+  rootFile: string,
+  expected?: DocumentType,
+  now = new Date(),
+): VerifyResult {
   const root = verifyInitialRoot(readCapped(rootFile, DEFAULT_ENVELOPE_MAX_BYTES));
   const bytes = readCapped(file, MAX_DOCUMENT_BYTES);
   const env = readEnvelope(bytes, MAX_DOCUMENT_BYTES);
@@ -40,7 +51,11 @@ export function verifyDocumentFile(file: string, rootFile: string, expected?: Do
   if (type === 'root') return verifyRootFile(file, root, bytes, now);
   assertRootFresh(root, now);
   const doc = verifySignedDocument(root, env, type);
-  const label = [doc.payload.name, doc.payload.version, doc.payload.sequence !== undefined ? `#${doc.payload.sequence}` : undefined]
+  const label = [
+    doc.payload.name,
+    doc.payload.version,
+    doc.payload.sequence !== undefined ? `#${doc.payload.sequence}` : undefined,
+  ]
     .filter((x) => x !== undefined)
     .join(' ');
   return {
@@ -66,7 +81,10 @@ function verifyRootFile(file: string, trusted: TrustedRoot, bytes: Buffer, now: 
     type: 'root',
     ok: true,
     signers: [],
-    summary: next === trusted ? `root v${next.version} is the trusted root` : `root v${next.version} is a valid rotation of v${trusted.version}`,
+    summary:
+      next === trusted
+        ? `root v${next.version} is the trusted root`
+        : `root v${next.version} is a valid rotation of v${trusted.version}`,
   };
 }
 
@@ -82,7 +100,8 @@ export const releaseVerify: Command = {
     const file = positional(ctx, 0, 'FILE');
     const rootFile = requiredOpt(ctx, 'root');
     const type = stringOpt(ctx, 'type');
-    if (type !== undefined && !(DOCUMENT_TYPES as readonly string[]).includes(type)) throw new UsageError(`--type must be one of ${DOCUMENT_TYPES.join(', ')}`);
+    if (type !== undefined && !(DOCUMENT_TYPES as readonly string[]).includes(type))
+      throw new UsageError(`--type must be one of ${DOCUMENT_TYPES.join(', ')}`);
     return verifyDocumentFile(file, rootFile, type as DocumentType | undefined);
   },
   human: (r: VerifyResult) => `OK: ${r.summary}`,

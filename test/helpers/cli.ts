@@ -11,7 +11,10 @@ class Capture extends Writable {
 }
 
 /** Run a `tender` command in this process and capture what it prints. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new Capture();
   const stderr = new Capture();
   const code = await buildCli().run(args, { stdout, stderr, env: { ...env } });

@@ -44,10 +44,21 @@ export async function startShore(): Promise<Shore> {
   expect((await tender(['keys', 'init', '--out', join(dir, 'keys')])).code).toBe(0);
   const tok = await tender(['hub', 'token', 'create', '--data', join(dir, 'hub'), '--role', 'admin']);
   expect(tok.code, tok.stderr).toBe(0);
-  const releaseKey = join(dir, 'keys', (await import('node:fs')).readdirSync(join(dir, 'keys')).find((f) => f.startsWith('release-'))!);
-  const shore = { dir, env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug' }, releaseKey } as unknown as Shore;
+  const releaseKey = join(
+    dir,
+    'keys',
+    (await import('node:fs')).readdirSync(join(dir, 'keys')).find((f) => f.startsWith('release-'))!,
+  );
+  const shore = {
+    dir,
+    env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug' },
+    releaseKey,
+  } as unknown as Shore;
   shore.start = async (listen = '127.0.0.1:0') => {
-    shore.hub = daemon(['hub', 'serve', '--data', join(dir, 'hub'), '--root', join(dir, 'keys', 'root.json'), '--listen', listen], shore.env);
+    shore.hub = daemon(
+      ['hub', 'serve', '--data', join(dir, 'hub'), '--root', join(dir, 'keys', 'root.json'), '--listen', listen],
+      shore.env,
+    );
     const line = await shore.hub.waitFor((l) => l.includes('hub listening'));
     shore.url = JSON.parse(line).url;
     shore.env.TENDER_HUB = shore.url;
@@ -72,7 +83,11 @@ export interface Vessel {
 }
 
 /** Enrol a vessel with test-speed settings (1 s polls, loopback router) and return its controls. */
-export async function enrolVessel(shore: Shore, name: string, overrides: Record<string, unknown> = {}): Promise<Vessel> {
+export async function enrolVessel(
+  shore: Shore,
+  name: string,
+  overrides: Record<string, unknown> = {},
+): Promise<Vessel> {
   const add = await tender(['vessel', 'add', name, '--json'], shore.env);
   expect(add.code, add.stderr).toBe(0);
   const dir = tempDir(`tender-vessel-${name}-`);
@@ -80,8 +95,20 @@ export async function enrolVessel(shore: Shore, name: string, overrides: Record<
   const dataDir = join(dir, 'state');
   const consolePort = await freePort();
   const e = await tender([
-    'agent', 'enroll', '--hub', shore.url, '--token', JSON.parse(add.stdout).token, '--config', config, '--data', dataDir,
-    '--console-password', CONSOLE_PASSWORD, '--console-listen', `127.0.0.1:${consolePort}`,
+    'agent',
+    'enroll',
+    '--hub',
+    shore.url,
+    '--token',
+    JSON.parse(add.stdout).token,
+    '--config',
+    config,
+    '--data',
+    dataDir,
+    '--console-password',
+    CONSOLE_PASSWORD,
+    '--console-listen',
+    `127.0.0.1:${consolePort}`,
   ]);
   expect(e.code, e.stderr).toBe(0);
   const c = JSON.parse(readFileSync(config, 'utf8'));
@@ -140,7 +167,10 @@ ${extra}`,
 }
 
 export async function publishAndRollout(shore: Shore, compose: string, version: string, target = 'all'): Promise<void> {
-  const p = await tender(['release', 'publish', '--compose', compose, '--key', shore.releaseKey, '--version', version], shore.env);
+  const p = await tender(
+    ['release', 'publish', '--compose', compose, '--key', shore.releaseKey, '--version', version],
+    shore.env,
+  );
   expect(p.code, p.stderr).toBe(0);
   const r = await tender(['rollout', 'start', version, '--target', target], shore.env);
   expect(r.code, r.stderr).toBe(0);
@@ -156,18 +186,24 @@ export async function getBody(port: number): Promise<string> {
   }
 }
 
-/** What a failing test should print about a vessel: its status as `tender status` says it, and the agent's last log lines. */
+/** What a failing test should print about a vessel: `tender status` and the agent's last log lines. */
 export async function vesselReport(vessel: Vessel): Promise<string> {
   const st = await tender(['status', '--config', vessel.config, '--json']).catch((e: Error) => ({ stdout: e.message }));
   return [`status: ${st.stdout.trim()}`, 'agent log:', ...(vessel.agent?.lines.slice(-40) ?? [])].join('\n');
 }
 
 /** Wait as `eventually` does; on a timeout the error also says WHAT was awaited and REPORT's text. */
-export async function eventuallyOrReport<T>(what: string, fn: () => Promise<T | undefined | false>, report: () => Promise<string>, timeoutMs?: number, stepMs?: number): Promise<T> {
+export async function eventuallyOrReport<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  report: () => Promise<string>,
+  timeoutMs?: number,
+  stepMs?: number,
+): Promise<T> {
   try {
     return await eventually(fn, timeoutMs, stepMs);
   } catch (err) {
-    throw new Error(`${(err as Error).message} waiting for ${what}\n${await report()}`);
+    throw new Error(`${(err as Error).message} waiting for ${what}\n${await report()}`, { cause: err });
   }
 }
 

@@ -54,15 +54,29 @@ export interface TestVessel {
   id: string;
   key: PrivateKey;
   /** Signed request headers for this vessel. */
-  sign(method: string, path: string, body?: unknown, ts?: number): { headers: Record<string, string>; payload?: string };
+  sign(
+    method: string,
+    path: string,
+    body?: unknown,
+    ts?: number,
+  ): { headers: Record<string, string>; payload?: string };
 }
 
 /** Add and enrol a vessel through the API. */
 export async function enrolVessel(hub: TestHub, name: string, groups: string[] = []): Promise<TestVessel> {
-  const add = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: { authorization: `Bearer ${hub.token('operator')}` }, payload: { name, groups } });
+  const add = await hub.app.inject({
+    method: 'POST',
+    url: '/api/v1/vessels',
+    headers: { authorization: `Bearer ${hub.token('operator')}` },
+    payload: { name, groups },
+  });
   if (add.statusCode !== 201) throw new Error(`vessel add: ${add.statusCode} ${add.body}`);
   const key = generateKey().key;
-  const enrol = await hub.app.inject({ method: 'POST', url: '/api/v1/enroll', payload: { token: add.json().token, publicKey: key.publicRaw.toString('base64') } });
+  const enrol = await hub.app.inject({
+    method: 'POST',
+    url: '/api/v1/enroll',
+    payload: { token: add.json().token, publicKey: key.publicRaw.toString('base64') },
+  });
   if (enrol.statusCode !== 200) throw new Error(`enrol: ${enrol.statusCode} ${enrol.body}`);
   const id = enrol.json().vesselId as string;
   return {
@@ -71,7 +85,14 @@ export async function enrolVessel(hub: TestHub, name: string, groups: string[] =
     key,
     sign(method, path, body, ts = Date.now()) {
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const headers = signVesselRequest(key, id, method, path, ts, payload === undefined ? undefined : Buffer.from(payload));
+      const headers = signVesselRequest(
+        key,
+        id,
+        method,
+        path,
+        ts,
+        payload === undefined ? undefined : Buffer.from(payload),
+      );
       if (payload !== undefined) headers['content-type'] = 'application/json';
       return { headers, payload };
     },

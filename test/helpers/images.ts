@@ -34,7 +34,13 @@ export function buildBusyboxImage(img: BusyboxImage): string {
     // sh as PID 1 with a TERM trap, so `docker stop` ends it at once instead of waiting out its timeout.
     const cmd = img.cmd ?? ['/bin/sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /www & wait'];
     const tar = execFileSync('tar', ['-C', root, '-c', '.'], { maxBuffer: 64 * 1024 * 1024 });
-    const out = execFileSync('docker', ['import', '-c', `CMD ${JSON.stringify(cmd)}`, '-c', 'EXPOSE 8080', '-', img.tag], { input: tar }).toString().trim();
+    const out = execFileSync(
+      'docker',
+      ['import', '-c', `CMD ${JSON.stringify(cmd)}`, '-c', 'EXPOSE 8080', '-', img.tag],
+      { input: tar },
+    )
+      .toString()
+      .trim();
     return out;
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -47,16 +53,37 @@ export function buildSwapTestImages(repo = 'tender-test/portal'): Record<'v1' | 
     v1: buildBusyboxImage({ tag: `${repo}:v1`, body: 'portal v1\n' }),
     v2: buildBusyboxImage({ tag: `${repo}:v2`, body: 'portal v2\n' }),
     v3: buildBusyboxImage({ tag: `${repo}:v3`, body: 'portal v3\n', health: false }),
-    v4: buildBusyboxImage({ tag: `${repo}:v4`, body: 'portal v4\n', cmd: ['/bin/sh', '-c', 'httpd -p 8080 -h /www; sleep 10; exit 1'] }),
+    v4: buildBusyboxImage({
+      tag: `${repo}:v4`,
+      body: 'portal v4\n',
+      cmd: ['/bin/sh', '-c', 'httpd -p 8080 -h /www; sleep 10; exit 1'],
+    }),
   };
 }
 
 /** Remove every container Tender made for an app (test cleanup). */
 export function removeAppContainers(app: string): void {
-  const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=io.tender.app=${app}`]).toString().trim().split('\n').filter(Boolean);
+  const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=io.tender.app=${app}`])
+    .toString()
+    .trim()
+    .split('\n')
+    .filter(Boolean);
   if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
   try {
-    execFileSync('docker', ['volume', 'rm', '-f', ...execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=io.tender.app=${app}`]).toString().trim().split('\n').filter(Boolean)], { stdio: 'ignore' });
+    execFileSync(
+      'docker',
+      [
+        'volume',
+        'rm',
+        '-f',
+        ...execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=io.tender.app=${app}`])
+          .toString()
+          .trim()
+          .split('\n')
+          .filter(Boolean),
+      ],
+      { stdio: 'ignore' },
+    );
   } catch {
     /* no volumes */
   }

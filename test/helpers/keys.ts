@@ -20,7 +20,8 @@ export function rootPayloadFor(
   opts: { rootThreshold?: number; releaseThreshold?: number; expires?: string } = {},
 ): RootPayload {
   const entries: RootPayload['keys'] = {};
-  for (const k of [...keys.root, ...keys.release]) entries[k.keyid] = { type: 'ed25519', public: k.publicRaw.toString('base64') };
+  for (const k of [...keys.root, ...keys.release])
+    entries[k.keyid] = { type: 'ed25519', public: k.publicRaw.toString('base64') };
   return {
     _type: 'root',
     spec: 1,

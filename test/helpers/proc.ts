@@ -11,7 +11,11 @@ function tenderCommand(args: string[]): [string, string[]] {
 }
 
 /** Run `tender ARGS` as a real process to completion. */
-export function tender(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function tender(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(...tenderCommand(args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -50,7 +54,11 @@ export function daemon(args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       lines.push(line);
-      for (const w of [...waiters]) if (w.pred(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
+      for (const w of [...waiters]) {
+        if (!w.pred(line)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
     }
   };
   proc.stdout!.on('data', onData);
@@ -63,7 +71,10 @@ export function daemon(args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
       const hit = lines.find(pred);
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out waiting; output so far:\n${lines.slice(-20).join('\n')}`)), timeoutMs);
+        const t = setTimeout(
+          () => reject(new Error(`timed out waiting; output so far:\n${lines.slice(-20).join('\n')}`)),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
       });
     },
@@ -77,7 +88,11 @@ export function daemon(args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
 }
 
 /** Poll until fn returns a truthy value or the time runs out. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, stepMs = 200): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  stepMs = 200,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -87,7 +102,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     } catch (err) {
       last = err;
     }
-    if (Date.now() > end) throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > end)
+      throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }

@@ -60,7 +60,10 @@ export function paxEntry(records: Record<string, string>): TarEntrySpec {
  * Store a layer tar the way the publisher does (tar-split, content chunks, index blob) in each store, and
  * return the manifest's layer entry and the content chunk refs.
  */
-export function storeLayer(tar: Buffer, ...stores: ChunkStore[]): { layer: ReleaseManifest['images'][string]['layers'][number]; content: ChunkRef[]; index: ChunkRef } {
+export function storeLayer(
+  tar: Buffer,
+  ...stores: ChunkStore[]
+): { layer: ReleaseManifest['images'][string]['layers'][number]; content: ChunkRef[]; index: ChunkRef } {
   const meta: Buffer[] = [];
   const body: Buffer[] = [];
   const sp = new TarSplitter({ meta: (b) => meta.push(Buffer.from(b)), content: (b) => body.push(Buffer.from(b)) });
@@ -72,7 +75,15 @@ export function storeLayer(tar: Buffer, ...stores: ChunkStore[]): { layer: Relea
     return [digest, data.byteLength, comp.byteLength];
   };
   const content = chunkAll(Buffer.concat(body)).map((c) => put(c.digest, c.data));
-  const blob = encodeLayerIndex({ meta: Buffer.concat(meta), contentSize: content.reduce((a, c) => a + c[1], 0), chunks: content.map((c) => [c[0], c[1]]) });
+  const blob = encodeLayerIndex({
+    meta: Buffer.concat(meta),
+    contentSize: content.reduce((a, c) => a + c[1], 0),
+    chunks: content.map((c) => [c[0], c[1]]),
+  });
   const index = put(createHash('sha256').update(blob).digest('hex'), blob);
-  return { layer: { diffId: `sha256:${createHash('sha256').update(tar).digest('hex')}`, size: tar.byteLength, index }, content, index };
+  return {
+    layer: { diffId: `sha256:${createHash('sha256').update(tar).digest('hex')}`, size: tar.byteLength, index },
+    content,
+    index,
+  };
 }

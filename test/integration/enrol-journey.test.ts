@@ -22,7 +22,9 @@ async function status(config: string) {
 }
 
 async function hubVessel(shore: Shore, name: string) {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${name}`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
+  const r = await fetch(`${shore.url}/api/v1/vessels/${name}`, {
+    headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+  });
   return r.json();
 }
 
@@ -34,13 +36,35 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
     const { token } = JSON.parse(add.stdout);
     const config = join(shore.dir, 'vessel', 'agent.json');
     const data = join(shore.dir, 'vessel', 'state');
-    const enrol = await tender(['agent', 'enroll', '--hub', shore.url, '--token', token, '--config', config, '--data', data]);
+    const enrol = await tender([
+      'agent',
+      'enroll',
+      '--hub',
+      shore.url,
+      '--token',
+      token,
+      '--config',
+      config,
+      '--data',
+      data,
+    ]);
     expect(enrol.code, enrol.stderr).toBe(0);
     expect(enrol.stdout).toMatch(/enrolled as ship-1/);
     expect(JSON.parse(readFileSync(config, 'utf8'))).toMatchObject({ vesselName: 'ship-1', dataDir: data });
 
     // A second enrolment with the same token is refused with one line, and the config is untouched.
-    const again = await tender(['agent', 'enroll', '--hub', shore.url, '--token', token, '--config', join(shore.dir, 'other.json'), '--data', join(shore.dir, 'other')]);
+    const again = await tender([
+      'agent',
+      'enroll',
+      '--hub',
+      shore.url,
+      '--token',
+      token,
+      '--config',
+      join(shore.dir, 'other.json'),
+      '--data',
+      join(shore.dir, 'other'),
+    ]);
     expect(again.code).toBe(1);
     expect(again.stderr.trim()).toBe('tender: enrolment refused by the hub (409): enrolment token was already used');
 
@@ -90,7 +114,16 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
     await shore.hub.stop();
 
     const config = join(shore.dir, 'v2', 'agent.json');
-    const enrol = await tender(['agent', 'enroll', '--file', file, '--config', config, '--data', join(shore.dir, 'v2', 'state')]);
+    const enrol = await tender([
+      'agent',
+      'enroll',
+      '--file',
+      file,
+      '--config',
+      config,
+      '--data',
+      join(shore.dir, 'v2', 'state'),
+    ]);
     expect(enrol.code, enrol.stderr).toBe(0);
     expect((await status(config)).enrolment).toBe('pending first contact');
 
@@ -120,7 +153,9 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
     const config = join(shore.dir, 'v3', 'agent.json');
     const r = await tender(['agent', 'enroll', '--file', file, '--config', config, '--data', join(shore.dir, 'v3')]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe('tender: the root document does not match the one the enrolment token pins; refusing to trust it');
+    expect(r.stderr.trim()).toBe(
+      'tender: the root document does not match the one the enrolment token pins; refusing to trust it',
+    );
     const s = await tender(['status', '--config', config]);
     expect(s.stderr).toMatch(/no such file \(enrol first/);
   });

@@ -50,7 +50,9 @@ async function hostileHub(shore: ChunkStore, behave: Behaviour) {
         const id = (n + 1).toString(16).padStart(32, '0');
         packs.set(id, packOf(shore, digests));
         if (req.headers.accept !== 'application/vnd.tender.pack') {
-          res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id, length: packs.get(id)!.byteLength, etag: `"${id}"` }));
+          res
+            .writeHead(201, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ id, length: packs.get(id)!.byteLength, etag: `"${id}"` }));
           return;
         }
         res.setHeader('tender-pack-id', id);
@@ -63,7 +65,10 @@ async function hostileHub(shore: ChunkStore, behave: Behaviour) {
       const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '');
       const start = m ? Number(m[1]) : 0;
       const end = m && m[2] ? Number(m[2]) + 1 : pack.byteLength;
-      res.writeHead(m ? 206 : 200, { 'content-length': String(end - start), etag: String(req.headers['if-range'] ?? '') });
+      res.writeHead(m ? 206 : 200, {
+        'content-length': String(end - start),
+        etag: String(req.headers['if-range'] ?? ''),
+      });
       if (n++ === 0) return behave(req, res, pack.subarray(start, end), 0);
       res.end(pack.subarray(start, end));
     });
@@ -78,7 +83,13 @@ async function hostileHub(shore: ChunkStore, behave: Behaviour) {
 }
 
 function release(shore: ChunkStore): { m: ReleaseManifest; content: string[] } {
-  const stored = storeLayer(tarOf([{ name: 'a.bin', data: randomBytes(200_000) }, { name: 'b.txt', data: Buffer.from('x'.repeat(50_000)) }]), shore);
+  const stored = storeLayer(
+    tarOf([
+      { name: 'a.bin', data: randomBytes(200_000) },
+      { name: 'b.txt', data: Buffer.from('x'.repeat(50_000)) },
+    ]),
+    shore,
+  );
   const m: ReleaseManifest = {
     _type: 'release',
     spec: 1,
@@ -92,9 +103,22 @@ function release(shore: ChunkStore): { m: ReleaseManifest; content: string[] } {
   return { m, content: stored.content.map((c) => c[0]) };
 }
 
-async function fetchFrom(url: string, m: ReleaseManifest, vessel: ChunkStore, extra: { signal?: AbortSignal } = {}): Promise<FetchStats> {
+async function fetchFrom(
+  url: string,
+  m: ReleaseManifest,
+  vessel: ChunkStore,
+  extra: { signal?: AbortSignal } = {},
+): Promise<FetchStats> {
   return fetchRelease(
-    { client: new HubClient(url, 'v-1', generateKey().key), vesselName: 'ship-h', chunks: vessel, dir: tempDir(), log: createLogger('t', 'silent'), stall: { ms: 4000, minBytes: 4096 }, ...extra },
+    {
+      client: new HubClient(url, 'v-1', generateKey().key),
+      vesselName: 'ship-h',
+      chunks: vessel,
+      dir: tempDir(),
+      log: createLogger('t', 'silent'),
+      stall: { ms: 4000, minBytes: 4096 },
+      ...extra,
+    },
     m,
   );
 }
@@ -163,7 +187,9 @@ describe('fetching from a hostile hub', () => {
     // 40 MB of zeros, brotli-packed into 64 bytes, in place of the first content chunk. Small enough to fit
     // any chunk's length bound, so it is the inflate cap that must catch it (at quality 1 it is 7.6 KB, and
     // a pack of the victim alone was sometimes refused by its declared length first).
-    const bomb = brotliCompressSync(Buffer.alloc(40 * 1024 * 1024), { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
+    const bomb = brotliCompressSync(Buffer.alloc(40 * 1024 * 1024), {
+      params: { [constants.BROTLI_PARAM_QUALITY]: 5 },
+    });
     expect(bomb.byteLength).toBeLessThan(1000);
     const hub = await hostileHub(shore, (_req, res, pack) => {
       let off = 0;
@@ -194,7 +220,9 @@ describe('fetching from a hostile hub', () => {
       res.setHeader('tender-pack-length', String(10 * 2 ** 30));
       res.end(pack);
     });
-    await expect(fetchFrom(hub.url, m, createChunkStore(tempDir()))).rejects.toThrow(/hub declared a pack of 10737418240 bytes for chunks that fit in \d+/);
+    await expect(fetchFrom(hub.url, m, createChunkStore(tempDir()))).rejects.toThrow(
+      /hub declared a pack of 10737418240 bytes for chunks that fit in \d+/,
+    );
   });
 });
 
@@ -220,14 +248,17 @@ describe('fetching a manifest from a hostile hub', () => {
   it('refuses a manifest that never ends once it passes the cap, without buffering it', async () => {
     const hub = await endless();
     const client = new HubClient(hub.url, 'v-1', generateKey().key);
-    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(`passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming`);
+    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(
+      `passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming`,
+    );
     expect(hub.sent()).toBeLessThan(MAX_MANIFEST_BYTES + 16 * 1024 * 1024);
   });
 
   it('refuses a manifest declared larger than the cap before reading it', async () => {
     const hub = await endless(50 * 1024 * 1024);
     const client = new HubClient(hub.url, 'v-1', generateKey().key);
-    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(/is 52428800 bytes, over the 8388608-byte cap/);
+    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(
+      /is 52428800 bytes, over the 8388608-byte cap/,
+    );
   });
 });
-

@@ -15,7 +15,13 @@ function documentedRoutes(): { method: string; url: string }[] {
   for (const [path, ops] of Object.entries(OPENAPI_DOCUMENT.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       if ((op as { security?: unknown[] }).security?.length === 0) continue;
-      out.push({ method: method.toUpperCase(), url: path.replace('{name}', 'ship-a').replace('{version}', path.includes('releases') ? 'sms@1' : '1').replace('{id}', '0'.repeat(32)) });
+      out.push({
+        method: method.toUpperCase(),
+        url: path
+          .replace('{name}', 'ship-a')
+          .replace('{version}', path.includes('releases') ? 'sms@1' : '1')
+          .replace('{id}', '0'.repeat(32)),
+      });
     }
   }
   return out;
@@ -41,8 +47,18 @@ describe('hub: credentials and roles', () => {
     const routes = documentedRoutes();
     expect(routes.length).toBeGreaterThan(10);
     for (const r of [...routes, { method: 'GET', url: '/api/v1/no-such-route' }]) {
-      for (const headers of [{}, bearer('tnd_garbage'), bearer(revoked.token), { authorization: 'Tender-Vessel id=v_0000000000000000, ts=1, sig=xx' }]) {
-        const res = await hub.app.inject({ method: r.method as 'GET', url: r.url, headers, payload: r.method === 'GET' ? undefined : {} });
+      for (const headers of [
+        {},
+        bearer('tnd_garbage'),
+        bearer(revoked.token),
+        { authorization: 'Tender-Vessel id=v_0000000000000000, ts=1, sig=xx' },
+      ]) {
+        const res = await hub.app.inject({
+          method: r.method as 'GET',
+          url: r.url,
+          headers,
+          payload: r.method === 'GET' ? undefined : {},
+        });
         expect(res.statusCode, `${r.method} ${r.url} ${JSON.stringify(headers)}`).toBe(401);
         expect(res.json()).toEqual(UNAUTHORIZED);
       }
@@ -51,8 +67,14 @@ describe('hub: credentials and roles', () => {
 
   it('documents every API route it serves', async () => {
     const hub = await startHub();
-    const documented = new Set(Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`)));
-    const served = hub.routes.filter((r) => r.includes('/api/') || ['/health', '/ready', '/metrics'].some((p) => r.endsWith(` ${p}`)));
+    const documented = new Set(
+      Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([p, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`),
+      ),
+    );
+    const served = hub.routes.filter(
+      (r) => r.includes('/api/') || ['/health', '/ready', '/metrics'].some((p) => r.endsWith(` ${p}`)),
+    );
     expect(served.filter((r) => !documented.has(r))).toEqual([]);
     const doc = await hub.app.inject({ url: '/api/v1/openapi.json', headers: bearer(hub.token('viewer')) });
     expect(doc.json().openapi).toBe('3.1.0');
@@ -64,11 +86,28 @@ describe('hub: credentials and roles', () => {
     const viewer = bearer(hub.token('viewer'));
     const operator = bearer(hub.token('operator'));
     expect((await hub.app.inject({ url: '/api/v1/vessels', headers: viewer })).statusCode).toBe(200);
-    const add = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: viewer, payload: { name: 'ship-b' } });
+    const add = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels',
+      headers: viewer,
+      payload: { name: 'ship-b' },
+    });
     expect(add.statusCode).toBe(403);
     expect(add.json().message).toBe('needs the operator role, token has viewer');
-    expect((await hub.app.inject({ method: 'POST', url: '/api/v1/vessels/ship-a/revoke', headers: operator, payload: {} })).statusCode).toBe(403);
-    expect((await hub.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: operator, payload: { role: 'admin', name: 'x' } })).statusCode).toBe(403);
+    expect(
+      (await hub.app.inject({ method: 'POST', url: '/api/v1/vessels/ship-a/revoke', headers: operator, payload: {} }))
+        .statusCode,
+    ).toBe(403);
+    expect(
+      (
+        await hub.app.inject({
+          method: 'POST',
+          url: '/api/v1/tokens',
+          headers: operator,
+          payload: { role: 'admin', name: 'x' },
+        })
+      ).statusCode,
+    ).toBe(403);
     expect(hub.deps.vessels.getByName('ship-b')).toBeUndefined();
     expect(hub.deps.vessels.getByName('ship-a')!.revokedAt).toBeNull();
   });
@@ -107,7 +146,9 @@ describe('hub: credentials and roles', () => {
       expect(res.json().message).toMatch(/no vessel named (ship-b|nobody)/);
     }
     const own = a.sign('GET', '/api/v1/vessels/ship-a/desired');
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: own.headers })).json()).toMatchObject({ vessel: 'ship-a', release: null });
+    expect(
+      (await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: own.headers })).json(),
+    ).toMatchObject({ vessel: 'ship-a', release: null });
   });
 
   it('refuses a vessel request whose body differs from the signed digest, or whose timestamp is stale', async () => {
@@ -115,21 +156,37 @@ describe('hub: credentials and roles', () => {
     const a = await enrolVessel(hub, 'ship-a');
     const url = '/api/v1/vessels/ship-a/status';
     const s = a.sign('POST', url, { agentVersion: '1' });
-    const swapped = await hub.app.inject({ method: 'POST', url, headers: s.headers, payload: JSON.stringify({ agentVersion: '2' }) });
+    const swapped = await hub.app.inject({
+      method: 'POST',
+      url,
+      headers: s.headers,
+      payload: JSON.stringify({ agentVersion: '2' }),
+    });
     expect(swapped.statusCode).toBe(401);
     const old = a.sign('GET', '/api/v1/vessels/ship-a/desired', undefined, Date.now() - 3600_000);
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: old.headers })).statusCode).toBe(401);
+    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: old.headers })).statusCode).toBe(
+      401,
+    );
     // A signature for one path does not authorise another.
     const other = a.sign('GET', '/api/v1/vessels/ship-a');
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: other.headers })).statusCode).toBe(401);
+    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: other.headers })).statusCode).toBe(
+      401,
+    );
   });
 
   it('refuses a captured vessel request replayed after the vessel was revoked', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
     const captured = a.sign('GET', '/api/v1/vessels/ship-a/desired');
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: captured.headers })).statusCode).toBe(200);
-    const rev = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels/ship-a/revoke', headers: bearer(hub.token('admin')), payload: {} });
+    expect(
+      (await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: captured.headers })).statusCode,
+    ).toBe(200);
+    const rev = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels/ship-a/revoke',
+      headers: bearer(hub.token('admin')),
+      payload: {},
+    });
     expect(rev.json().state).toBe('revoked');
     const replay = await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: captured.headers });
     expect(replay.statusCode).toBe(401);
@@ -150,13 +207,26 @@ describe('hub: credentials and roles', () => {
 });
 
 describe('hub: enrolment tokens', () => {
-  async function addVessel(hub: Awaited<ReturnType<typeof startHub>>, name: string, extra: Record<string, unknown> = {}) {
-    const r = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: bearer(hub.token('operator')), payload: { name, ...extra } });
+  async function addVessel(
+    hub: Awaited<ReturnType<typeof startHub>>,
+    name: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    const r = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels',
+      headers: bearer(hub.token('operator')),
+      payload: { name, ...extra },
+    });
     expect(r.statusCode, r.body).toBe(201);
     return r.json().token as string;
   }
   const enrol = (hub: Awaited<ReturnType<typeof startHub>>, token: string) =>
-    hub.app.inject({ method: 'POST', url: '/api/v1/enroll', payload: { token, publicKey: generateKey().key.publicRaw.toString('base64') } });
+    hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/enroll',
+      payload: { token, publicKey: generateKey().key.publicRaw.toString('base64') },
+    });
 
   it('accepts a token once; a second use is refused and changes nothing', async () => {
     const hub = await startHub();
@@ -220,20 +290,46 @@ describe('hub: enrolment tokens', () => {
   it('rejects vessel names that are not plain identifiers (and injection attempts) with 400', async () => {
     const hub = await startHub();
     for (const name of ["x' OR 1=1--", 'A', '', 'a'.repeat(64), '../etc']) {
-      const r = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: bearer(hub.token('operator')), payload: { name } });
+      const r = await hub.app.inject({
+        method: 'POST',
+        url: '/api/v1/vessels',
+        headers: bearer(hub.token('operator')),
+        payload: { name },
+      });
       expect(r.statusCode, name).toBe(400);
       expect(r.json().message).toMatch(/^name: /);
     }
-    const q = await hub.app.inject({ url: "/api/v1/vessels?limit=1;DROP TABLE vessels", headers: bearer(hub.token('viewer')) });
+    const q = await hub.app.inject({
+      url: '/api/v1/vessels?limit=1;DROP TABLE vessels',
+      headers: bearer(hub.token('viewer')),
+    });
     expect(q.statusCode).toBe(400);
-    expect((await hub.app.inject({ url: '/api/v1/vessels?limit=100000', headers: bearer(hub.token('viewer')) })).statusCode).toBe(400);
-    expect((await hub.app.inject({ url: `/api/v1/vessels/${encodeURIComponent("x' OR '1'='1")}`, headers: bearer(hub.token('viewer')) })).statusCode).toBe(400);
+    expect(
+      (await hub.app.inject({ url: '/api/v1/vessels?limit=100000', headers: bearer(hub.token('viewer')) })).statusCode,
+    ).toBe(400);
+    expect(
+      (
+        await hub.app.inject({
+          url: `/api/v1/vessels/${encodeURIComponent("x' OR '1'='1")}`,
+          headers: bearer(hub.token('viewer')),
+        })
+      ).statusCode,
+    ).toBe(400);
   });
 });
 
 describe('hub: bad bodies and slow clients', () => {
-  const post = (hub: Awaited<ReturnType<typeof startHub>>, payload: string | Buffer, headers: Record<string, string> = {}) =>
-    hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: { ...bearer(hub.token('operator')), 'content-type': 'application/json', ...headers }, payload });
+  const post = (
+    hub: Awaited<ReturnType<typeof startHub>>,
+    payload: string | Buffer,
+    headers: Record<string, string> = {},
+  ) =>
+    hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels',
+      headers: { ...bearer(hub.token('operator')), 'content-type': 'application/json', ...headers },
+      payload,
+    });
 
   it('answers 413 to a body over the route limit', async () => {
     const hub = await startHub();
@@ -266,20 +362,49 @@ describe('hub: bad bodies and slow clients', () => {
     const a = await enrolVessel(hub, 'ship-a');
     const routes = documentedRoutes().filter((r) => r.method !== 'GET');
     let seed = 1;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const fragments = ['{', '}', '[', ']', '"', ':', ',', 'null', '1e999', '-0', '"\\u0000"', '{"name":', 'true', '\u0000', '💥', '9007199254740993'];
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const fragments = [
+      '{',
+      '}',
+      '[',
+      ']',
+      '"',
+      ':',
+      ',',
+      'null',
+      '1e999',
+      '-0',
+      '"\\u0000"',
+      '{"name":',
+      'true',
+      '\u0000',
+      '💥',
+      '9007199254740993',
+    ];
     for (let i = 0; i < 300; i++) {
       const r = routes[Math.floor(rnd() * routes.length)]!;
-      const body = rnd() < 0.3 ? randomBytes(Math.floor(rnd() * 200)) : Array.from({ length: Math.floor(rnd() * 30) }, () => fragments[Math.floor(rnd() * fragments.length)]).join('');
+      const body =
+        rnd() < 0.3
+          ? randomBytes(Math.floor(rnd() * 200))
+          : Array.from({ length: Math.floor(rnd() * 30) }, () => fragments[Math.floor(rnd() * fragments.length)]).join(
+              '',
+            );
       const headers = rnd() < 0.5 ? bearer(hub.token('admin')) : a.sign(r.method, r.url, undefined).headers;
-      const res = await hub.app.inject({ method: r.method as 'POST', url: r.url, headers: { ...headers, 'content-type': 'application/json' }, payload: body });
+      const res = await hub.app.inject({
+        method: r.method as 'POST',
+        url: r.url,
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: body,
+      });
       expect(res.statusCode, `${r.method} ${r.url}`).toBeLessThan(500);
     }
     expect((await hub.app.inject('/health')).statusCode).toBe(200);
   });
 
   it('closes a connection whose headers drip in slower than the headers timeout', async () => {
-    const hub = await startHub({ limits: { HEADERS_TIMEOUT_MS: 1_000, REQUEST_TIMEOUT_MS: 2_000, TIMEOUT_CHECK_INTERVAL_MS: 200 } });
+    const hub = await startHub({
+      limits: { HEADERS_TIMEOUT_MS: 1_000, REQUEST_TIMEOUT_MS: 2_000, TIMEOUT_CHECK_INTERVAL_MS: 200 },
+    });
     const url = new URL(await hub.listen());
     const socket = connect(Number(url.port), '127.0.0.1');
     const closed = new Promise<{ ms: number; data: string }>((resolve) => {
@@ -320,12 +445,21 @@ describe('hub: root documents', () => {
   it('accepts the next root from an admin and refuses a skip, a stale one or a weaker role', async () => {
     const hub = await startHub();
     const push = (bytes: Buffer, token = hub.token('admin')) =>
-      hub.app.inject({ method: 'PUT', url: '/api/v1/roots', headers: { ...bearer(token), 'content-type': 'application/vnd.tender.envelope+json' }, payload: bytes });
+      hub.app.inject({
+        method: 'PUT',
+        url: '/api/v1/roots',
+        headers: { ...bearer(token), 'content-type': 'application/vnd.tender.envelope+json' },
+        payload: bytes,
+      });
     const v2 = signedRoot(rootPayloadFor(2, hub.keys), hub.keys.root);
     expect((await push(v2, hub.token('operator'))).statusCode).toBe(403);
-    expect((await push(signedRoot(rootPayloadFor(3, hub.keys), hub.keys.root))).json().message).toMatch(/root v3 offered where v2 is next/);
+    expect((await push(signedRoot(rootPayloadFor(3, hub.keys), hub.keys.root))).json().message).toMatch(
+      /root v3 offered where v2 is next/,
+    );
     const stranger = makeKeys();
-    expect((await push(signedRoot(rootPayloadFor(2, stranger), stranger.root))).json().message).toMatch(/root v1 \(old keys\) threshold not met/);
+    expect((await push(signedRoot(rootPayloadFor(2, stranger), stranger.root))).json().message).toMatch(
+      /root v1 \(old keys\) threshold not met/,
+    );
     const ok = await push(v2);
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().version).toBe(2);
@@ -341,7 +475,12 @@ describe('hub: status page', () => {
     const a = await enrolVessel(hub, 'ship-a', ['north']);
     const url = '/api/v1/vessels/ship-a/desired';
     await hub.app.inject({ url, headers: a.sign('GET', url).headers });
-    await hub.app.inject({ method: 'POST', url: '/api/v1/vessels', headers: bearer(hub.token('operator')), payload: { name: 'ship-<b>' } });
+    await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels',
+      headers: bearer(hub.token('operator')),
+      payload: { name: 'ship-<b>' },
+    });
     const anon = await hub.app.inject('/');
     expect(anon.statusCode).toBe(401);
     expect(anon.body).toMatch(/Paste an ops token/);

@@ -7,7 +7,13 @@ import { storeLayer, tarOf } from '../helpers/tar.js';
 
 /** A release of one random layer, published on the hub and rolled out to `target`. */
 function release(hub: TestHub, app: string, target: string, refs: string[] = []) {
-  const stored = storeLayer(tarOf([{ name: 'data.bin', data: randomBytes(300_000) }, { name: 'more.bin', data: randomBytes(90_000) }]), hub.deps.chunks);
+  const stored = storeLayer(
+    tarOf([
+      { name: 'data.bin', data: randomBytes(300_000) },
+      { name: 'more.bin', data: randomBytes(90_000) },
+    ]),
+    hub.deps.chunks,
+  );
   const m: ReleaseManifest = {
     _type: 'release',
     spec: 1,
@@ -18,7 +24,11 @@ function release(hub: TestHub, app: string, target: string, refs: string[] = [])
     services: {},
     images: { [`sha256:${'d'.repeat(64)}`]: { refs, layers: [stored.layer] } },
   };
-  const { release: r } = hub.deps.releases.add(hub.deps.roots.latest()!.root, envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])), 'test');
+  const { release: r } = hub.deps.releases.add(
+    hub.deps.roots.latest()!.root,
+    envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])),
+    'test',
+  );
   if (target) hub.deps.rollouts.start(r, target, 'test');
   return { digests: [stored.index[0], ...stored.content.map((c) => c[0])], content: stored.content };
 }
@@ -26,7 +36,12 @@ function release(hub: TestHub, app: string, target: string, refs: string[] = [])
 async function post(hub: TestHub, v: TestVessel, body: unknown, accept?: string) {
   const path = `/api/v1/vessels/${v.name}/packs`;
   const s = v.sign('POST', path, body);
-  return hub.app.inject({ method: 'POST', url: path, headers: { ...s.headers, ...(accept ? { accept } : {}) }, payload: s.payload });
+  return hub.app.inject({
+    method: 'POST',
+    url: path,
+    headers: { ...s.headers, ...(accept ? { accept } : {}) },
+    payload: s.payload,
+  });
 }
 
 async function get(hub: TestHub, v: TestVessel, id: string, extra: Record<string, string> = {}, name = v.name) {
@@ -97,7 +112,10 @@ describe('hub packs', () => {
     release(hub, 'mine', 'vessel:ship-a');
     const desired = async (v: TestVessel, query = '?with=manifest') => {
       const path = `/api/v1/vessels/${v.name}/desired${query}`;
-      return (await hub.app.inject({ url: path, headers: v.sign('GET', path).headers })).json() as { release: { version: string } | null; manifest?: string };
+      return (await hub.app.inject({ url: path, headers: v.sign('GET', path).headers })).json() as {
+        release: { version: string } | null;
+        manifest?: string;
+      };
     };
     const path = '/api/v1/vessels/ship-a/releases/mine@1';
     const served = (await hub.app.inject({ url: path, headers: a.sign('GET', path).headers })).rawPayload;
@@ -108,7 +126,12 @@ describe('hub packs', () => {
     // Nothing rides for a vessel the release is not targeted at.
     expect(await desired(b)).toEqual({ vessel: 'ship-b', release: null, rootVersion: 1 });
     // A large manifest is left to the resumable release route.
-    release(hub, 'big', 'vessel:ship-a', Array.from({ length: 400 }, (_, i) => `registry.example/big/image-${i}:tag-with-some-length`));
+    release(
+      hub,
+      'big',
+      'vessel:ship-a',
+      Array.from({ length: 400 }, (_, i) => `registry.example/big/image-${i}:tag-with-some-length`),
+    );
     const big = await desired(a);
     expect(big.release?.version).toBe('1');
     expect(big).not.toHaveProperty('manifest');

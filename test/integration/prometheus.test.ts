@@ -29,16 +29,35 @@ scrape_configs:
 `,
     );
     const port = await freePort();
-    const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+    const prom = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
     cleanup(() => prom.kill('SIGKILL'));
     const api = `http://127.0.0.1:${port}/api/v1`;
-    const targets = await eventually(async () => {
-      const r = (await (await fetch(`${api}/targets`)).json()) as { data: { activeTargets: { labels: { job: string }; health: string; lastError: string }[] } };
-      const t = r.data.activeTargets;
-      return t.length === 2 && t.every((x) => x.health === 'up') && t;
-    }, 40_000, 500);
+    const targets = await eventually(
+      async () => {
+        const r = (await (await fetch(`${api}/targets`)).json()) as {
+          data: { activeTargets: { labels: { job: string }; health: string; lastError: string }[] };
+        };
+        const t = r.data.activeTargets;
+        return t.length === 2 && t.every((x) => x.health === 'up') && t;
+      },
+      40_000,
+      500,
+    );
     expect(targets.map((t) => t.labels.job).sort()).toEqual(['agent', 'hub']);
-    const q = async (expr: string) => ((await (await fetch(`${api}/query?query=${encodeURIComponent(expr)}`)).json()) as { data: { result: { value: [number, string] }[] } }).data.result;
+    const q = async (expr: string) =>
+      (
+        (await (await fetch(`${api}/query?query=${encodeURIComponent(expr)}`)).json()) as {
+          data: { result: { value: [number, string] }[] };
+        }
+      ).data.result;
     expect((await q('tender_vessels_active'))[0]!.value[1]).toBe('1');
     expect((await q('tender_agent_link_up'))[0]!.value[1]).toBe('1');
     expect(await q('tender_agent_outbox_records')).toHaveLength(5);

@@ -28,9 +28,29 @@ describe('release publish: chunks', () => {
     buildBusyboxImage({ tag: 'tender-test/pub:1', body: 'one\n' });
     buildBusyboxImage({ tag: 'tender-test/pub:2', body: 'two, a little different\n' });
     const publish = async (file: string, version: string) => {
-      const r = await tender(['release', 'publish', '--compose', file, '--key', shore.releaseKey, '--version', version, '--cache', cache, '--out', join(dir, `${version}.json`), '--json'], shore.env);
+      const r = await tender(
+        [
+          'release',
+          'publish',
+          '--compose',
+          file,
+          '--key',
+          shore.releaseKey,
+          '--version',
+          version,
+          '--cache',
+          cache,
+          '--out',
+          join(dir, `${version}.json`),
+          '--json',
+        ],
+        shore.env,
+      );
       expect(r.code, r.stderr).toBe(0);
-      return { ...(JSON.parse(r.stdout) as { chunks: number; chunksUploaded: number; uploadedBytes: number }), stderr: r.stderr };
+      return {
+        ...(JSON.parse(r.stdout) as { chunks: number; chunksUploaded: number; uploadedBytes: number }),
+        stderr: r.stderr,
+      };
     };
     const first = await publish(compose(dir, 'a', 'tender-test/pub:1'), '1');
     expect(first.chunksUploaded).toBe(first.chunks);
@@ -39,13 +59,19 @@ describe('release publish: chunks', () => {
     expect(first.stderr).toMatch(/^uploading chunks: [\d.]+ of [\d.]+ MB$/m);
 
     // The layer reassembled from the hub's chunks is exactly the layer Docker knows (its diff ID).
-    const m = JSON.parse(Buffer.from(readEnvelope(readFileSync(join(dir, '1.json'))).payload, 'base64').toString()) as ReleaseManifest;
+    const m = JSON.parse(
+      Buffer.from(readEnvelope(readFileSync(join(dir, '1.json'))).payload, 'base64').toString(),
+    ) as ReleaseManifest;
     const img = Object.values(m.images)[0]!;
     const layer = img.layers[0]!;
     const hubStore = createChunkStore(join(shore.dir, 'hub', 'chunks'));
     const ix = loadLayerIndex(hubStore, layer.index!);
     const h = createHash('sha256');
-    for (const piece of joinTar(ix.meta, ix.chunks.map(([digest]) => brotliDecompressSync(hubStore.get(digest))))) h.update(piece);
+    for (const piece of joinTar(
+      ix.meta,
+      ix.chunks.map(([digest]) => brotliDecompressSync(hubStore.get(digest))),
+    ))
+      h.update(piece);
     expect(`sha256:${h.digest('hex')}`).toBe(layer.diffId);
     // Headers live in the index; the content chunks hold only file bodies (the busybox binary and index.html).
     expect(ix.meta.byteLength + ix.contentSize).toBe(layer.size);
@@ -58,7 +84,12 @@ describe('release publish: chunks', () => {
     // Uploaded to a second, empty hub, progress ends exactly at the total it announced.
     const other = await startShore();
     const seen: [number, number][] = [];
-    const up = await uploadMissingChunks({ hub: other.url, token: other.env.TENDER_TOKEN }, m, createChunkStore(cache), (done, total) => seen.push([done, total]));
+    const up = await uploadMissingChunks(
+      { hub: other.url, token: other.env.TENDER_TOKEN },
+      m,
+      createChunkStore(cache),
+      (done, total) => seen.push([done, total]),
+    );
     expect(up.missing).toBe(first.chunks);
     expect(seen.at(-1)).toEqual([up.uploadedBytes, up.uploadedBytes]);
 

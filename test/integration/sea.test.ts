@@ -18,7 +18,11 @@ describe('single executable', () => {
 
   beforeAll(() => {
     const built = join(tempDir(), 'tender');
-    execFileSync('bash', [join(repo, 'installer', 'build-sea.sh'), built], { cwd: repo, stdio: 'pipe', timeout: 180_000 });
+    execFileSync('bash', [join(repo, 'installer', 'build-sea.sh'), built], {
+      cwd: repo,
+      stdio: 'pipe',
+      timeout: 180_000,
+    });
     // Far from the repository: no node_modules, no sources, no SQL or HTML files to find.
     const away = tempDir('tender-sea-');
     exe = join(away, 'tender');
@@ -41,7 +45,9 @@ describe('single executable', () => {
       const r = await fetch(`${shore.url}${path}`, auth);
       expect(r.status, path).toBeLessThan(400);
     }
-    expect(((await (await fetch(`${shore.url}/api/v1/openapi.json`, auth)).json()) as { openapi: string }).openapi).toMatch(/^3\./);
+    expect(
+      ((await (await fetch(`${shore.url}/api/v1/openapi.json`, auth)).json()) as { openapi: string }).openapi,
+    ).toMatch(/^3\./);
     expect(await (await fetch(`${shore.url}/login`)).text()).toContain('<form');
     const vessel = await enrolVessel(shore, 'sea-1');
     await vessel.startRouter();

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { buildSwapTestImages, removeAppContainers } from '../helpers/images.js';
-import { composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing, type Shore, type Vessel } from '../helpers/fleet.js';
+import {
+  composeFile,
+  enrolVessel,
+  freePort,
+  getBody,
+  publishAndRollout,
+  startShore,
+  waitServing,
+  type Shore,
+  type Vessel,
+} from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 
@@ -15,7 +25,11 @@ let vessel: Vessel;
 let port: number;
 
 function running(): string[] {
-  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=crash', '--format', '{{.Names}}']).toString().trim().split('\n').filter(Boolean);
+  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=crash', '--format', '{{.Names}}'])
+    .toString()
+    .trim()
+    .split('\n')
+    .filter(Boolean);
 }
 
 beforeAll(async () => {

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { buildSwapTestImages, removeAppContainers } from '../helpers/images.js';
-import { CONSOLE_PASSWORD, composeFile, enrolVessel, freePort, getBody, publishAndRollout, startShore, waitServing, type Shore, type Vessel } from '../helpers/fleet.js';
+import {
+  CONSOLE_PASSWORD,
+  composeFile,
+  enrolVessel,
+  freePort,
+  getBody,
+  publishAndRollout,
+  startShore,
+  waitServing,
+  type Shore,
+  type Vessel,
+} from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { startLoad } from '../helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
@@ -16,11 +27,18 @@ let port: number;
 const files: Record<string, string> = {};
 
 function runningContainers(): string[] {
-  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=sms', '--format', '{{.Names}}']).toString().trim().split('\n').filter(Boolean).sort();
+  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=sms', '--format', '{{.Names}}'])
+    .toString()
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .sort();
 }
 
 async function hubEvents(): Promise<{ type: string; data: Record<string, unknown> }[]> {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel.name}/events?limit=1000`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
+  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel.name}/events?limit=1000`, {
+    headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+  });
   return ((await r.json()) as { events: { type: string; data: Record<string, unknown> }[] }).events;
 }
 
@@ -49,7 +67,11 @@ describe('journey: swap, gate, roll back', () => {
     await new Promise((r) => setTimeout(r, 1000));
     await publishAndRollout(shore, files.v2!, '2.0.0');
     await waitServing(port, 'portal v2', vessel);
-    await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done' && (await vessel.status()).release.current === '2.0.0', 40_000);
+    await eventually(
+      async () =>
+        (await vessel.status()).lastUpdate?.state === 'done' && (await vessel.status()).release.current === '2.0.0',
+      40_000,
+    );
     await new Promise((r) => setTimeout(r, 1000));
     const stats = await load.stop();
     expect(stats.failed, stats.errors.slice(0, 5).join('; ')).toBe(0);
@@ -57,10 +79,21 @@ describe('journey: swap, gate, roll back', () => {
     expect(stats.bodies.get('portal v2')).toBeGreaterThan(0);
     // The old colour is stopped but kept for rollback.
     expect(runningContainers()).toEqual(['tender-sms-portal-2.0.0']);
-    const kept = execFileSync('docker', ['ps', '-a', '--filter', 'name=tender-sms-portal-1.0.0', '--format', '{{.Status}}']).toString();
+    const kept = execFileSync('docker', [
+      'ps',
+      '-a',
+      '--filter',
+      'name=tender-sms-portal-1.0.0',
+      '--format',
+      '{{.Status}}',
+    ]).toString();
     expect(kept).toMatch(/Exited/);
     // Setuid bits in the image grant nothing inside the container.
-    expect(execFileSync('docker', ['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'tender-sms-portal-2.0.0']).toString().trim()).toBe('["no-new-privileges"]');
+    expect(
+      execFileSync('docker', ['inspect', '-f', '{{json .HostConfig.SecurityOpt}}', 'tender-sms-portal-2.0.0'])
+        .toString()
+        .trim(),
+    ).toBe('["no-new-privileges"]');
   });
 
   it('drops no request while the agent is killed and restarted under load', async () => {
@@ -105,7 +138,12 @@ describe('journey: swap, gate, roll back', () => {
 
     // The rollback reached shore as an event once the link returned, with who did it and when.
     const rollback = await eventually(async () => (await hubEvents()).find((e) => e.type === 'rollback'), 30_000);
-    expect(rollback.data).toMatchObject({ from: '2.0.0', to: '1.0.0', by: expect.stringMatching(/^uid \d+/), at: expect.any(String) });
+    expect(rollback.data).toMatchObject({
+      from: '2.0.0',
+      to: '1.0.0',
+      by: expect.stringMatching(/^uid \d+/),
+      at: expect.any(String),
+    });
 
     const res = await tender(['resume', '--config', vessel.config]);
     expect(res.code, res.stderr).toBe(0);
@@ -137,7 +175,9 @@ describe('journey: swap, gate, roll back', () => {
     await waitServing(port, 'portal v4', vessel);
     const st = await eventually(async () => {
       const s = await vessel.status();
-      return s.lastResult?.version === '4.0.0' && s.lastResult.result === 'rolled-back' && s.lastUpdate.state === 'done' && s;
+      return (
+        s.lastResult?.version === '4.0.0' && s.lastResult.result === 'rolled-back' && s.lastUpdate.state === 'done' && s
+      );
     }, 60_000);
     expect(st.lastResult.reason).toMatch(/release 4.0.0 failed in its watch window: portal (exited|restarted)/);
     expect(st.release.current).toBe('2.0.0');
@@ -163,15 +203,30 @@ describe('journey: swap, gate, roll back', () => {
     expect(html).toMatch(/Live release: <b>2.0.0<\/b>/);
     expect(html).toMatch(/Roll back to the previous release/);
     // A form post without the page's CSRF token is refused.
-    const forged = await fetch(`${vessel.consoleUrl}/rollback`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    const forged = await fetch(`${vessel.consoleUrl}/rollback`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: '',
+    });
     expect(forged.status).toBe(403);
-    const rb = await fetch(`${vessel.consoleUrl}/api/rollback`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    const rb = await fetch(`${vessel.consoleUrl}/api/rollback`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(rb.status).toBe(200);
     expect(await rb.json()).toMatchObject({ from: '2.0.0', to: '1.0.0' });
     expect(await getBody(port)).toBe('portal v1');
-    const fromConsole = await eventually(async () => (await hubEvents()).find((e) => e.type === 'rollback' && String(e.data.by).startsWith('console')), 30_000);
+    const fromConsole = await eventually(
+      async () => (await hubEvents()).find((e) => e.type === 'rollback' && String(e.data.by).startsWith('console')),
+      30_000,
+    );
     expect(fromConsole.data.by).toBe('console user alice from 127.0.0.1');
-    const resume = await fetch(`${vessel.consoleUrl}/api/resume`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    const resume = await fetch(`${vessel.consoleUrl}/api/resume`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(resume.status).toBe(200);
     // The shore target (4.0.0) failed here before, so following shore again keeps what serves.
     const st = await vessel.status();

@@ -8,7 +8,15 @@ const TYPE = 'application/vnd.tender.telemetry+json';
 function batch(seqs: number[], body = (s: number) => `line ${s}`) {
   return encodeBatch(
     '0123456789abcdef',
-    seqs.map((s) => ({ seq: s, ts: 1_700_000_000_000 + s, cls: 1, kind: 'log' as const, source: 'web', body: body(s), bootId: 'boot' })),
+    seqs.map((s) => ({
+      seq: s,
+      ts: 1_700_000_000_000 + s,
+      cls: 1,
+      kind: 'log' as const,
+      source: 'web',
+      body: body(s),
+      bootId: 'boot',
+    })),
     {},
     0,
   );
@@ -17,12 +25,27 @@ function batch(seqs: number[], body = (s: number) => `line ${s}`) {
 async function post(hub: TestHub, v: TestVessel, raw: Buffer, encoding: string, name = v.name) {
   const url = `/api/v1/vessels/${name}/telemetry`;
   const { headers } = v.sign('POST', url);
-  const signed = (await import('../../shared/vessel-auth.js')).signVesselRequest(v.key, v.id, 'POST', url, Date.now(), raw);
-  return hub.app.inject({ method: 'POST', url, headers: { ...headers, ...signed, 'content-type': TYPE, 'content-encoding': encoding }, payload: raw });
+  const signed = (await import('../../shared/vessel-auth.js')).signVesselRequest(
+    v.key,
+    v.id,
+    'POST',
+    url,
+    Date.now(),
+    raw,
+  );
+  return hub.app.inject({
+    method: 'POST',
+    url,
+    headers: { ...headers, ...signed, 'content-type': TYPE, 'content-encoding': encoding },
+    payload: raw,
+  });
 }
 
 async function logs(hub: TestHub, name: string, q = '') {
-  const r = await hub.app.inject({ url: `/api/v1/vessels/${name}/logs?limit=10000${q}`, headers: { authorization: `Bearer ${hub.token('viewer')}` } });
+  const r = await hub.app.inject({
+    url: `/api/v1/vessels/${name}/logs?limit=10000${q}`,
+    headers: { authorization: `Bearer ${hub.token('viewer')}` },
+  });
   return r.json().logs as { line: string; at: string }[];
 }
 
@@ -51,7 +74,14 @@ describe('hub: telemetry ingest', () => {
     expect(all.map((l) => l.at)).toEqual(['2019-01-01T00:00:00.000Z', '2031-01-01T00:00:00.000Z']);
     expect((await logs(hub, 'ship-a', '&grep=temperature')).map((l) => l.line)).toEqual(['engine temperature high']);
     // FTS syntax in user text is treated as words, not operators.
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/logs?grep=%22OR%20*', headers: { authorization: `Bearer ${hub.token('viewer')}` } })).statusCode).toBe(200);
+    expect(
+      (
+        await hub.app.inject({
+          url: '/api/v1/vessels/ship-a/logs?grep=%22OR%20*',
+          headers: { authorization: `Bearer ${hub.token('viewer')}` },
+        })
+      ).statusCode,
+    ).toBe(200);
   });
 
   it('refuses a gzip bomb with 413 and a truncated body with 400', async () => {
@@ -76,7 +106,12 @@ describe('hub: telemetry ingest', () => {
     await enrolVessel(hub, 'ship-b');
     const raw = gzipSync(Buffer.from(JSON.stringify(batch([1]))));
     expect((await post(hub, a, raw, 'gzip', 'ship-b')).statusCode).toBe(404);
-    const ops = await hub.app.inject({ method: 'POST', url: '/api/v1/vessels/ship-a/telemetry', headers: { authorization: `Bearer ${hub.token('admin')}`, 'content-type': TYPE, 'content-encoding': 'gzip' }, payload: raw });
+    const ops = await hub.app.inject({
+      method: 'POST',
+      url: '/api/v1/vessels/ship-a/telemetry',
+      headers: { authorization: `Bearer ${hub.token('admin')}`, 'content-type': TYPE, 'content-encoding': 'gzip' },
+      payload: raw,
+    });
     expect(ops.statusCode).toBe(403);
     expect(await logs(hub, 'ship-b')).toEqual([]);
   });

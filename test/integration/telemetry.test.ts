@@ -2,7 +2,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
-import { enrolVessel, eventuallyOrReport, publishAndRollout, startShore, vesselReport, type Shore, type Vessel } from '../helpers/fleet.js';
+import {
+  enrolVessel,
+  eventuallyOrReport,
+  publishAndRollout,
+  startShore,
+  vesselReport,
+  type Shore,
+  type Vessel,
+} from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { LinkSim } from '../link-sim.js';
@@ -46,7 +54,9 @@ services:
 }
 
 async function hubLines(vessel: string): Promise<string[]> {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel}/logs?service=chatter&limit=10000`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
+  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel}/logs?service=chatter&limit=10000`, {
+    headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+  });
   const body = (await r.json()) as { logs: { line: string }[] };
   return body.logs.map((l) => l.line);
 }
@@ -80,7 +90,11 @@ describe('telemetry: every line stored once ashore', () => {
       await v.agent!.stop('SIGKILL');
       v.startAgent();
     }
-    await eventually(async () => (await hubLines('tele-kill')).filter((l) => l.startsWith('line ')).length >= N, 120_000, 1000);
+    await eventually(
+      async () => (await hubLines('tele-kill')).filter((l) => l.startsWith('line ')).length >= N,
+      120_000,
+      1000,
+    );
     await new Promise((r) => setTimeout(r, 2000));
     expectExactlyOnce(await hubLines('tele-kill'), N);
   }, 200_000);
@@ -121,18 +135,28 @@ describe('telemetry: every line stored once ashore', () => {
     // The clock jumps back a day under a running ship: restart the agent with its clock a day behind.
     await v.agent!.stop('SIGKILL');
     v.startAgent({ TENDER_CLOCK_OFFSET_MS: String(-86_400_000) });
-    await eventually(async () => (await hubLines('tele-clock')).filter((l) => l.startsWith('line ')).length >= N, 90_000, 1000);
+    await eventually(
+      async () => (await hubLines('tele-clock')).filter((l) => l.startsWith('line ')).length >= N,
+      90_000,
+      1000,
+    );
     expectExactlyOnce(await hubLines('tele-clock'), N);
     // Events written after the jump carry the vessel's (earlier) time but come later in sequence.
-    const ev = await fetch(`${shore.url}/api/v1/vessels/tele-clock/events?limit=100`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
-    const starts = ((await ev.json()) as { events: { type: string; at: string; seq: number }[] }).events.filter((e) => e.type === 'agent.started').sort((a, b) => a.seq - b.seq);
+    const ev = await fetch(`${shore.url}/api/v1/vessels/tele-clock/events?limit=100`, {
+      headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+    });
+    const starts = ((await ev.json()) as { events: { type: string; at: string; seq: number }[] }).events
+      .filter((e) => e.type === 'agent.started')
+      .sort((a, b) => a.seq - b.seq);
     expect(starts.length).toBeGreaterThanOrEqual(2);
     expect(Date.parse(starts.at(-1)!.at)).toBeLessThan(Date.parse(starts[0]!.at));
   }, 200_000);
 
   it('with the hub down, fills its cap and drops exactly the lowest class, oldest first, and reports the count', async () => {
     const N = 8000;
-    const v = await vesselWith('tele-cap', { telemetry: { outboxCapBytes: 1024 * 1024, freeDiskFloorBytes: 0, statsIntervalSeconds: 3600 } });
+    const v = await vesselWith('tele-cap', {
+      telemetry: { outboxCapBytes: 1024 * 1024, freeDiskFloorBytes: 0, statsIntervalSeconds: 3600 },
+    });
     await publishAndRollout(shore, chatterCompose('telecap', N, 10, '0', 'x'.repeat(120)), 'p1', 'vessel:tele-cap');
     v.startAgent();
     await eventually(async () => (await v.status()).release.current === 'p1', 60_000);
@@ -141,21 +165,34 @@ describe('telemetry: every line stored once ashore', () => {
     await v.agent!.stop();
     writeFileSync(v.config, JSON.stringify({ ...cfg, hub: 'http://127.0.0.1:9' }));
     v.startAgent();
-    await eventually(async () => {
-      const r = await tender(['logs', 'chatter', '--config', v.config, '--limit', '2', '--json']);
-      return (JSON.parse(r.stdout).logs as { line: string }[]).some((l) => l.line.startsWith(`line ${N - 1} `));
-    }, 90_000, 1000);
+    await eventually(
+      async () => {
+        const r = await tender(['logs', 'chatter', '--config', v.config, '--limit', '2', '--json']);
+        return (JSON.parse(r.stdout).logs as { line: string }[]).some((l) => l.line.startsWith(`line ${N - 1} `));
+      },
+      90_000,
+      1000,
+    );
     await v.agent!.stop();
     writeFileSync(v.config, JSON.stringify(cfg));
     v.startAgent();
     // Everything that was not dropped arrives; what arrives plus what was counted dropped is all of it.
-    const settled = await eventually(async () => {
-      const r = await fetch(`${shore.url}/api/v1/vessels/tele-cap/events?limit=1`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
-      const t = ((await r.json()) as { telemetry: { backlog: number; drops: Record<string, { records: number }> } }).telemetry;
-      return t && t.backlog === 0 && t.drops.info && t;
-    }, 90_000, 1000);
+    const settled = await eventually(
+      async () => {
+        const r = await fetch(`${shore.url}/api/v1/vessels/tele-cap/events?limit=1`, {
+          headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+        });
+        const t = ((await r.json()) as { telemetry: { backlog: number; drops: Record<string, { records: number }> } })
+          .telemetry;
+        return t && t.backlog === 0 && t.drops.info && t;
+      },
+      90_000,
+      1000,
+    );
     await new Promise((r) => setTimeout(r, 2000));
-    const lines = (await hubLines('tele-cap')).filter((l) => l.startsWith('line ')).map((l) => l.split(' ').slice(0, 2).join(' '));
+    const lines = (await hubLines('tele-cap'))
+      .filter((l) => l.startsWith('line '))
+      .map((l) => l.split(' ').slice(0, 2).join(' '));
     const droppedInfo = settled.drops.info!.records;
     expect(droppedInfo).toBeGreaterThan(1000);
     // The drops are the oldest lines: what arrived is one contiguous run ending with the last line.

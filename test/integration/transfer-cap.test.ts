@@ -28,7 +28,11 @@ describe('release transfer: bandwidth cap', () => {
       services: {},
       images: { [id]: { refs: [], layers: [stored.layer] } },
     };
-    const { release } = hub.deps.releases.add(hub.deps.roots.latest()!.root, envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])), 'test');
+    const { release } = hub.deps.releases.add(
+      hub.deps.roots.latest()!.root,
+      envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])),
+      'test',
+    );
     hub.deps.rollouts.start(release, 'vessel:ship-a', 'test');
     const url = new URL(await hub.listen());
     const link = new LinkSim({ host: '127.0.0.1', port: Number(url.port) }, { latencyMs: 100 });
@@ -38,7 +42,14 @@ describe('release transfer: bandwidth cap', () => {
     const RATE = 100_000;
     const store = createChunkStore(tempDir());
     const stats = await fetchRelease(
-      { client: new HubClient(`http://127.0.0.1:${linkPort}`, v.id, v.key), vesselName: 'ship-a', chunks: store, dir: tempDir(), log: createLogger('t', 'silent'), bytesPerSecond: RATE },
+      {
+        client: new HubClient(`http://127.0.0.1:${linkPort}`, v.id, v.key),
+        vesselName: 'ship-a',
+        chunks: store,
+        dir: tempDir(),
+        log: createLogger('t', 'silent'),
+        bytesPerSecond: RATE,
+      },
       m,
     );
     clearInterval(sampler);

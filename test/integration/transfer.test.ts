@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
@@ -20,7 +20,9 @@ function rmi(tag: string) {
 function partBytes(vessel: Vessel): number {
   const dir = join(vessel.dataDir, 'fetch');
   try {
-    return readdirSync(dir).filter((f) => f.endsWith('.part')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.part'))
+      .reduce((a, f) => a + statSync(join(dir, f)).size, 0);
   } catch {
     return 0;
   }
@@ -51,7 +53,19 @@ describe('release transfer', () => {
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
-    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'x1', tag, port, app), '--key', shore.releaseKey, '--version', '1'], shore.env);
+    const pub = await tender(
+      [
+        'release',
+        'publish',
+        '--compose',
+        composeFile(shore.dir, 'x1', tag, port, app),
+        '--key',
+        shore.releaseKey,
+        '--version',
+        '1',
+      ],
+      shore.env,
+    );
     expect(pub.code, pub.stderr).toBe(0);
     // The shore engine and the vessel engine are the same here: remove the image so the vessel must fetch it.
     rmi(tag);
@@ -63,7 +77,9 @@ describe('release transfer', () => {
     expect(link.stats.cuts).toBeGreaterThanOrEqual(10);
     expect(tampered).toBe(true);
     // The small manifest rode in the desired state: the vessel never asked the release route for it.
-    const asked = shore.hub.lines.filter((l) => l.includes('"incoming request"')).map((l) => JSON.parse(l).req.url as string);
+    const asked = shore.hub.lines
+      .filter((l) => l.includes('"incoming request"'))
+      .map((l) => JSON.parse(l).req.url as string);
     expect(asked.some((u) => u.startsWith('/api/v1/vessels/ship-x/desired?with=manifest'))).toBe(true);
     expect(asked.filter((u) => u.startsWith('/api/v1/vessels/ship-x/releases/'))).toEqual([]);
     await link.close();
@@ -86,7 +102,20 @@ describe('release transfer: restarts and refusals', () => {
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
-    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'r1', tag, port, app), '--key', shore.releaseKey, '--version', '1', '--json'], shore.env);
+    const pub = await tender(
+      [
+        'release',
+        'publish',
+        '--compose',
+        composeFile(shore.dir, 'r1', tag, port, app),
+        '--key',
+        shore.releaseKey,
+        '--version',
+        '1',
+        '--json',
+      ],
+      shore.env,
+    );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(tag);
     expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
@@ -121,7 +150,20 @@ describe('release transfer: restarts and refusals', () => {
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
-    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 's1', tag, port, app), '--key', shore.releaseKey, '--version', '1', '--json'], shore.env);
+    const pub = await tender(
+      [
+        'release',
+        'publish',
+        '--compose',
+        composeFile(shore.dir, 's1', tag, port, app),
+        '--key',
+        shore.releaseKey,
+        '--version',
+        '1',
+        '--json',
+      ],
+      shore.env,
+    );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(tag);
     expect((await tender(['rollout', 'start', 'xfer5@1', '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
@@ -151,7 +193,9 @@ describe('release transfer: restarts and refusals', () => {
     vessel.startAgent();
     const okTag = `tender-test/xfer3:ok${Date.now()}`;
     buildBusyboxImage({ tag: okTag, body: 'trusted\n' });
-    await (await import('../helpers/fleet.js')).publishAndRollout(shore, composeFile(shore.dir, 'ok', okTag, port, app), '1', 'vessel:ship-b');
+    await (
+      await import('../helpers/fleet.js')
+    ).publishAndRollout(shore, composeFile(shore.dir, 'ok', okTag, port, app), '1', 'vessel:ship-b');
     await waitServing(port, 'trusted', vessel);
     // The hub is made to hold a release signed by keys the vessel does not trust (a compromised hub):
     // the hub's root is swapped for another fleet's.
@@ -159,10 +203,25 @@ describe('release transfer: restarts and refusals', () => {
     buildBusyboxImage({ tag: badTag, body: 'untrusted\n' });
     const hubPort = new URL(shore.url).port;
     await shore.hub.stop();
-    execFileSync('sqlite3', [join(shore.dir, 'hub', 'hub.db'), `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), '2099-01-01T00:00:00Z', 0);`]);
+    execFileSync('sqlite3', [
+      join(shore.dir, 'hub', 'hub.db'),
+      `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), '2099-01-01T00:00:00Z', 0);`,
+    ]);
     writeFileSync(join(shore.dir, 'keys', 'root.json'), readFileSync(join(other.dir, 'keys', 'root.json')));
     await shore.start(`127.0.0.1:${hubPort}`);
-    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'bad', badTag, port, app), '--key', other.releaseKey, '--version', '2'], shore.env);
+    const pub = await tender(
+      [
+        'release',
+        'publish',
+        '--compose',
+        composeFile(shore.dir, 'bad', badTag, port, app),
+        '--key',
+        other.releaseKey,
+        '--version',
+        '2',
+      ],
+      shore.env,
+    );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(badTag);
     expect((await tender(['rollout', 'start', 'xfer3@2', '--target', 'vessel:ship-b'], shore.env)).code).toBe(0);
@@ -174,11 +233,10 @@ describe('release transfer: restarts and refusals', () => {
     expect(st.release.current).toBe('1');
     expect(await (await import('../helpers/fleet.js')).getBody(port)).toBe('trusted');
     // Only the manifest was downloaded (and dropped once refused): no pack, no chunk.
-    const fs = require('node:fs') as typeof import('node:fs');
     const fetchDir = join(vessel.dataDir, 'fetch');
-    expect(fs.existsSync(fetchDir) ? fs.readdirSync(fetchDir) : []).toEqual([]);
+    expect(existsSync(fetchDir) ? readdirSync(fetchDir) : []).toEqual([]);
     const chunkDir = join(vessel.dataDir, 'chunks');
-    expect(fs.existsSync(chunkDir) ? fs.readdirSync(chunkDir) : []).toEqual([]);
+    expect(existsSync(chunkDir) ? readdirSync(chunkDir) : []).toEqual([]);
     removeAppContainers(app);
   }, 180_000);
 
@@ -193,7 +251,19 @@ describe('release transfer: restarts and refusals', () => {
     vessel.startAgent();
     const tag = `tender-test/xfer4:${Date.now()}`;
     buildBusyboxImage({ tag, body: 'never fetched\n' });
-    const pub = await tender(['release', 'publish', '--compose', composeFile(shore.dir, 'd', tag, port, app), '--key', shore.releaseKey, '--version', '1'], shore.env);
+    const pub = await tender(
+      [
+        'release',
+        'publish',
+        '--compose',
+        composeFile(shore.dir, 'd', tag, port, app),
+        '--key',
+        shore.releaseKey,
+        '--version',
+        '1',
+      ],
+      shore.env,
+    );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(tag);
     expect((await tender(['rollout', 'start', 'xfer4@1', '--target', 'vessel:ship-d'], shore.env)).code).toBe(0);
@@ -205,15 +275,20 @@ describe('release transfer: restarts and refusals', () => {
     expect(st.release.current).toBeNull();
     // The event reached shore; no pack was asked for and no chunk landed on board.
     const events = await eventually(async () => {
-      const r = await fetch(`${shore.url}/api/v1/vessels/ship-d/events?limit=100`, { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } });
-      const ev = ((await r.json()) as { events: { type: string; data: { reason?: string } }[] }).events.filter((e) => e.type === 'transfer.refused');
+      const r = await fetch(`${shore.url}/api/v1/vessels/ship-d/events?limit=100`, {
+        headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+      });
+      const ev = ((await r.json()) as { events: { type: string; data: { reason?: string } }[] }).events.filter(
+        (e) => e.type === 'transfer.refused',
+      );
       return ev.length > 0 && ev;
     }, 30_000);
     expect(events[0]!.data.reason).toMatch(/not enough disk/);
-    const packs = execFileSync('sqlite3', [join(shore.dir, 'hub', 'hub.db'), 'SELECT count(*) FROM packs']).toString().trim();
+    const packs = execFileSync('sqlite3', [join(shore.dir, 'hub', 'hub.db'), 'SELECT count(*) FROM packs'])
+      .toString()
+      .trim();
     expect(packs).toBe('0');
-    const fs = require('node:fs') as typeof import('node:fs');
     const chunkDir = join(vessel.dataDir, 'chunks');
-    expect(fs.existsSync(chunkDir) ? fs.readdirSync(chunkDir) : []).toEqual([]);
+    expect(existsSync(chunkDir) ? readdirSync(chunkDir) : []).toEqual([]);
   }, 120_000);
 });

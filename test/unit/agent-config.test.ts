@@ -5,7 +5,13 @@ import { loadAgentConfig } from '../../agent/config.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('agent config', () => {
-  const base = { version: 1, hub: 'http://127.0.0.1:1', vesselName: 'ship', vesselId: 'v_0123456789abcdef', dataDir: '/var/lib/tender' };
+  const base = {
+    version: 1,
+    hub: 'http://127.0.0.1:1',
+    vesselName: 'ship',
+    vesselId: 'v_0123456789abcdef',
+    dataDir: '/var/lib/tender',
+  };
 
   it('fills defaults for a minimal config', () => {
     const file = join(tempDir(), 'agent.json');
@@ -30,6 +36,8 @@ describe('agent config', () => {
   });
 
   it('says how to fix a missing config', () => {
-    expect(() => loadAgentConfig('/nonexistent/agent.json')).toThrow(/no such file \(enrol first: tender agent enroll\)/);
+    expect(() => loadAgentConfig('/nonexistent/agent.json')).toThrow(
+      /no such file \(enrol first: tender agent enroll\)/,
+    );
   });
 });

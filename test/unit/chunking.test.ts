@@ -37,7 +37,7 @@ describe('content-defined chunking', () => {
     const whole = chunkAll(data).map((c) => c.digest);
     const c = new Chunker();
     const pieces = [];
-    for (let off = 0; off < data.byteLength; ) {
+    for (let off = 0; off < data.byteLength;) {
       const n = 1 + Math.floor(Math.random() * 100_000);
       pieces.push(...c.push(data.subarray(off, off + n)));
       off += n;

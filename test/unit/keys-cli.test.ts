@@ -7,12 +7,21 @@ import { signEnvelope, envelopeBytes } from '../../shared/envelope.js';
 import { loadPrivateKey } from '../../shared/keys.js';
 
 function keyFiles(dir: string, role: string) {
-  return readdirSync(dir).filter((f) => f.startsWith(`${role}-`) && f.endsWith('.key')).map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${role}-`) && f.endsWith('.key'))
+    .map((f) => join(dir, f));
 }
 
 function signRelease(dir: string, keyFile = keyFiles(dir, 'release')[0]!) {
   const file = join(dir, 'release.json');
-  writeFileSync(file, envelopeBytes(signEnvelope('release', { _type: 'release', name: 'sms', version: '1.2.0', sequence: 7 }, [loadPrivateKey(keyFile)])));
+  writeFileSync(
+    file,
+    envelopeBytes(
+      signEnvelope('release', { _type: 'release', name: 'sms', version: '1.2.0', sequence: 7 }, [
+        loadPrivateKey(keyFile),
+      ]),
+    ),
+  );
   return file;
 }
 
@@ -24,8 +33,16 @@ describe('tender keys and release verify', () => {
     expect(r.stdout).toMatch(/root v1 written/);
     expect(r.stdout.match(/^\s+root\s+[0-9a-f]{64}/gm)).toHaveLength(3);
     expect(r.stdout.match(/^\s+release\s+[0-9a-f]{64}/gm)).toHaveLength(1);
-    for (const f of [...keyFiles(dir, 'root'), ...keyFiles(dir, 'release')]) expect(statSync(f).mode & 0o777).toBe(0o600);
-    const json = await runCli(['release', 'verify', join(dir, 'root.json'), '--root', join(dir, 'root.json'), '--json']);
+    for (const f of [...keyFiles(dir, 'root'), ...keyFiles(dir, 'release')])
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+    const json = await runCli([
+      'release',
+      'verify',
+      join(dir, 'root.json'),
+      '--root',
+      join(dir, 'root.json'),
+      '--json',
+    ]);
     expect(JSON.parse(json.stdout)).toMatchObject({ type: 'root', ok: true });
   });
 
@@ -46,7 +63,9 @@ describe('tender keys and release verify', () => {
     const ok = await runCli(['release', 'verify', file, '--root', join(dir, 'root.json')]);
     expect(ok.stdout).toMatch(/^OK: release sms 1.2.0 #7 signed by 1 of 1 required release keys/);
     const env = JSON.parse(readFileSync(file, 'utf8'));
-    env.payload = Buffer.from(Buffer.from(env.payload, 'base64').toString().replace('1.2.0', '6.6.6')).toString('base64');
+    env.payload = Buffer.from(Buffer.from(env.payload, 'base64').toString().replace('1.2.0', '6.6.6')).toString(
+      'base64',
+    );
     writeFileSync(file, JSON.stringify(env));
     const bad = await runCli(['release', 'verify', file, '--root', join(dir, 'root.json')]);
     expect(bad.code).toBe(1);
@@ -59,8 +78,18 @@ describe('tender keys and release verify', () => {
     await runCli(['keys', 'init', '--out', dir]);
     const file = signRelease(dir, keyFiles(dir, 'root')[0]);
     const r = await runCli(['release', 'verify', file, '--root', join(dir, 'root.json')]);
-    expect(r.stderr).toMatch(/release threshold not met: 0 of 1 required valid signatures \(signed by unknown or unauthorised keys\)/);
-    const t = await runCli(['release', 'verify', join(dir, 'root.json'), '--root', join(dir, 'root.json'), '--type', 'release']);
+    expect(r.stderr).toMatch(
+      /release threshold not met: 0 of 1 required valid signatures \(signed by unknown or unauthorised keys\)/,
+    );
+    const t = await runCli([
+      'release',
+      'verify',
+      join(dir, 'root.json'),
+      '--root',
+      join(dir, 'root.json'),
+      '--type',
+      'release',
+    ]);
     expect(t.stderr).toMatch(/expected a release document, got a root document/);
   });
 
@@ -76,13 +105,21 @@ describe('tender keys and release verify', () => {
     const rev = await runCli(['keys', 'revoke', oldId.slice(0, 12), '--dir', dir]);
     expect(rev.code, rev.stderr).toBe(0);
     // v2 and v3 each verify as rotations from their predecessor.
-    expect((await runCli(['release', 'verify', join(dir, 'root.2.json'), '--root', v1])).stdout).toMatch(/root v2 is a valid rotation of v1/);
-    expect((await runCli(['release', 'verify', join(dir, 'root.3.json'), '--root', join(dir, 'root.2.json')])).code).toBe(0);
+    expect((await runCli(['release', 'verify', join(dir, 'root.2.json'), '--root', v1])).stdout).toMatch(
+      /root v2 is a valid rotation of v1/,
+    );
+    expect(
+      (await runCli(['release', 'verify', join(dir, 'root.3.json'), '--root', join(dir, 'root.2.json')])).code,
+    ).toBe(0);
     // Skipping v2 is refused.
-    expect((await runCli(['release', 'verify', join(dir, 'root.3.json'), '--root', v1])).stderr).toMatch(/root v3 offered where v2 is next/);
+    expect((await runCli(['release', 'verify', join(dir, 'root.3.json'), '--root', v1])).stderr).toMatch(
+      /root v3 offered where v2 is next/,
+    );
     const file = signRelease(dir, oldRelease);
     expect((await runCli(['release', 'verify', file, '--root', v1])).code).toBe(0);
-    expect((await runCli(['release', 'verify', file, '--root', join(dir, 'root.3.json')])).stderr).toMatch(/release threshold not met/);
+    expect((await runCli(['release', 'verify', file, '--root', join(dir, 'root.3.json')])).stderr).toMatch(
+      /release threshold not met/,
+    );
   });
 
   it('keys rotate fails without a threshold of the old root keys and writes nothing', async () => {
@@ -118,7 +155,17 @@ describe('tender CLI', () => {
 
   it('--help lists the commands that exist', async () => {
     const r = await runCli(['--help']);
-    for (const c of ['keys init', 'release verify', 'hub serve', 'vessel add', 'vessel list', 'vessel revoke', 'agent enroll', 'agent run', 'status']) {
+    for (const c of [
+      'keys init',
+      'release verify',
+      'hub serve',
+      'vessel add',
+      'vessel list',
+      'vessel revoke',
+      'agent enroll',
+      'agent run',
+      'status',
+    ]) {
       expect(r.stdout).toContain(`tender ${c}`);
     }
   });
@@ -143,6 +190,9 @@ describe('tender CLI', () => {
   it('--json errors are machine-readable', async () => {
     const r = await runCli(['release', 'verify', '/nonexistent', '--root', '/nonexistent', '--json']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ error: 'error', message: expect.stringMatching(/cannot read \/nonexistent: ENOENT/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      error: 'error',
+      message: expect.stringMatching(/cannot read \/nonexistent: ENOENT/),
+    });
   });
 });

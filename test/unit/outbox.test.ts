@@ -45,7 +45,10 @@ describe('outbox', () => {
     expect(s.byClass.event.records).toBe(1);
     expect(s.byClass.warn.records).toBe(50);
     // What is left of info is the newest, contiguous to the end.
-    const rest = o.nextBatch(10_000, 1e9).filter((r) => r.body.startsWith('info')).map((r) => Number(r.body.split(' ')[1]));
+    const rest = o
+      .nextBatch(10_000, 1e9)
+      .filter((r) => r.body.startsWith('info'))
+      .map((r) => Number(r.body.split(' ')[1]));
     expect(rest.at(-1)).toBe(199);
     expect(rest.length + s.drops.info.records).toBe(200);
     o.close();
@@ -103,11 +106,23 @@ describe('shipper', () => {
     const client = {
       async request() {
         calls.push(1);
-        return { status: calls.length === 1 ? 400 : 200, headers: new Headers(), body: Buffer.from('{"message":"batch: columns differ"}') };
+        return {
+          status: calls.length === 1 ? 400 : 200,
+          headers: new Headers(),
+          body: Buffer.from('{"message":"batch: columns differ"}'),
+        };
       },
     };
     const ac = new AbortController();
-    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, maxBackoffMs: 60_000 });
+    const done = shipLoop({
+      client: () => client as never,
+      outbox: o,
+      vesselName: 'v',
+      log: createLogger('t', 'silent'),
+      signal: ac.signal,
+      maxBytesPerSecond: 0,
+      maxBackoffMs: 60_000,
+    });
     await new Promise((r) => setTimeout(r, 300));
     o.append([log('next')]);
     await new Promise((r) => setTimeout(r, 1500));
@@ -138,7 +153,17 @@ describe('shipper', () => {
     const bell = new Wakeup();
     const ac = new AbortController();
     // A first retry no sooner than 30 s: only the bell can make it sooner.
-    const done = shipLoop({ client: () => client as never, outbox: o, vesselName: 'v', log: createLogger('t', 'silent'), signal: ac.signal, maxBytesPerSecond: 0, backoffBaseMs: 60_000, maxBackoffMs: 60_000, linkUp: bell });
+    const done = shipLoop({
+      client: () => client as never,
+      outbox: o,
+      vesselName: 'v',
+      log: createLogger('t', 'silent'),
+      signal: ac.signal,
+      maxBytesPerSecond: 0,
+      backoffBaseMs: 60_000,
+      maxBackoffMs: 60_000,
+      linkUp: bell,
+    });
     await eventually(async () => calls === 1);
     linkUp = true;
     bell.ring();

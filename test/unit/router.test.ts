@@ -21,7 +21,14 @@ async function read(port: number): Promise<string> {
   });
 }
 
-const route = (port: number, target: number, release = '1'): Route => ({ port, target: { host: '127.0.0.1', port: target }, app: 'a', service: 'web', release, colour: 'blue' });
+const route = (port: number, target: number, release = '1'): Route => ({
+  port,
+  target: { host: '127.0.0.1', port: target },
+  app: 'a',
+  service: 'web',
+  release,
+  colour: 'blue',
+});
 
 describe('router proxy', () => {
   it('forwards to the current target and switches new connections at the flip', async () => {
@@ -49,9 +56,9 @@ describe('router proxy', () => {
     const proxy = new RouterProxy('127.0.0.1');
     try {
       await proxy.apply([route(port, a.port)]);
-      await expect(proxy.apply([route(port, a.port), { ...route(taken.port, a.port), service: 'api' }])).rejects.toThrow(
-        `cannot hold port ${taken.port} on 127.0.0.1 for api: already in use on this host`,
-      );
+      await expect(
+        proxy.apply([route(port, a.port), { ...route(taken.port, a.port), service: 'api' }]),
+      ).rejects.toThrow(`cannot hold port ${taken.port} on 127.0.0.1 for api: already in use on this host`);
       expect(proxy.routes().map((r) => r.port)).toEqual([port]);
       expect(await read(port)).toBe('A');
     } finally {

@@ -42,27 +42,38 @@ describe('signed documents', () => {
   it('refuses a document signed by an unknown key', () => {
     const { root } = setup();
     const stranger = generateKey().key;
-    expect(() => verifySignedDocument(root, signEnvelope('release', release(), [stranger]), 'release')).toThrow(/unknown or unauthorised keys/);
+    expect(() => verifySignedDocument(root, signEnvelope('release', release(), [stranger]), 'release')).toThrow(
+      /unknown or unauthorised keys/,
+    );
   });
 
   it('refuses a release signed by a root key (wrong role)', () => {
     const { keys, root } = setup();
-    expect(() => verifySignedDocument(root, signEnvelope('release', release(), keys.root), 'release')).toThrow(/release threshold not met/);
+    expect(() => verifySignedDocument(root, signEnvelope('release', release(), keys.root), 'release')).toThrow(
+      /release threshold not met/,
+    );
   });
 
   it('counts one key once however many signatures it adds', () => {
     const keys = makeKeys(3, 2);
     const root = verifyInitialRoot(signedRoot(rootPayloadFor(1, keys, { releaseThreshold: 2 }), keys.root));
     const env = signEnvelope('release', release(), [keys.release[0]!]);
-    const doubled: Envelope = { ...env, signatures: [env.signatures[0]!, env.signatures[0]!, { ...env.signatures[0]! }] };
+    const doubled: Envelope = {
+      ...env,
+      signatures: [env.signatures[0]!, env.signatures[0]!, { ...env.signatures[0]! }],
+    };
     expect(() => verifySignedDocument(root, doubled, 'release')).toThrow(/1 of 2 required/);
-    expect(verifySignedDocument(root, signEnvelope('release', release(), keys.release), 'release').signers).toHaveLength(2);
+    expect(
+      verifySignedDocument(root, signEnvelope('release', release(), keys.release), 'release').signers,
+    ).toHaveLength(2);
   });
 
   it('refuses a document of the wrong type (a root where a release is expected)', () => {
     const { keys, root } = setup();
     const rootEnv = readEnvelope(signedRoot(rootPayloadFor(1, keys), keys.root));
-    expect(() => verifySignedDocument(root, rootEnv, 'release')).toThrow(/expected a release document, got a root document/);
+    expect(() => verifySignedDocument(root, rootEnv, 'release')).toThrow(
+      /expected a release document, got a root document/,
+    );
     // The payload's own _type must agree with the signed type too.
     const lying = signEnvelope('release', { ...release(), _type: 'policy' }, [keys.release[0]!]);
     expect(() => verifySignedDocument(root, lying, 'release')).toThrow(/_type "policy"/);
@@ -74,14 +85,20 @@ describe('signed documents', () => {
     // Sign the exact bytes of a payload with a duplicate key: the signature is genuine, the JSON is not.
     const bytes = Buffer.from('{"_type":"release","sequence":9,"sequence":1}');
     const sig = signBytes(keys.release[0]!, pae(env.payloadType, bytes)).toString('base64');
-    const dup: Envelope = { payloadType: env.payloadType, payload: bytes.toString('base64'), signatures: [{ keyid: keys.release[0]!.keyid, sig }] };
+    const dup: Envelope = {
+      payloadType: env.payloadType,
+      payload: bytes.toString('base64'),
+      signatures: [{ keyid: keys.release[0]!.keyid, sig }],
+    };
     expect(() => verifySignedDocument(root, dup, 'release')).toThrow(/duplicate key "sequence"/);
   });
 
   it('refuses an oversized or malformed envelope before any signature work', () => {
     const big = Buffer.from(JSON.stringify({ payloadType: 'x', payload: 'A'.repeat(2 * 1024 * 1024), signatures: [] }));
     expect(() => readEnvelope(big)).toThrow(/over the 1048576-byte limit/);
-    expect(() => readEnvelope(Buffer.from('{"payloadType":"x","payload":"","signatures":[],"extra":1}'))).toThrow(/not a signed document/);
+    expect(() => readEnvelope(Buffer.from('{"payloadType":"x","payload":"","signatures":[],"extra":1}'))).toThrow(
+      /not a signed document/,
+    );
   });
 });
 
@@ -122,14 +139,22 @@ describe('root documents', () => {
     const { keys, root } = setup();
     const fresh = { root: [generateKey().key, generateKey().key, generateKey().key], release: keys.release };
     const payload = rootPayloadFor(2, fresh);
-    expect(() => verifyNextRoot(root, signedRoot(payload, fresh.root))).toThrow(/root v1 \(old keys\) threshold not met/);
-    expect(() => verifyNextRoot(root, signedRoot(payload, keys.root))).toThrow(/root v2 \(new keys\) threshold not met/);
+    expect(() => verifyNextRoot(root, signedRoot(payload, fresh.root))).toThrow(
+      /root v1 \(old keys\) threshold not met/,
+    );
+    expect(() => verifyNextRoot(root, signedRoot(payload, keys.root))).toThrow(
+      /root v2 \(new keys\) threshold not met/,
+    );
   });
 
   it('refuses a rotation that skips or repeats a version', () => {
     const { keys, root } = setup();
-    expect(() => verifyNextRoot(root, signedRoot(rootPayloadFor(3, keys), keys.root))).toThrow(/root v3 offered where v2 is next/);
-    expect(() => verifyNextRoot(root, signedRoot(rootPayloadFor(1, keys), keys.root))).toThrow(/root v1 offered where v2 is next/);
+    expect(() => verifyNextRoot(root, signedRoot(rootPayloadFor(3, keys), keys.root))).toThrow(
+      /root v3 offered where v2 is next/,
+    );
+    expect(() => verifyNextRoot(root, signedRoot(rootPayloadFor(1, keys), keys.root))).toThrow(
+      /root v1 offered where v2 is next/,
+    );
   });
 
   it('refuses a release signed only by a key that root v2 removed', () => {
@@ -150,7 +175,9 @@ describe('root documents', () => {
     expect(walked.steps).toHaveLength(4);
 
     const endless = async (v: number) => signedRoot(rootPayloadFor(v, keys), keys.root);
-    await expect(walkRootChain(root, endless)).rejects.toThrow(new RegExp(`more than ${MAX_ROOT_ROTATIONS_PER_UPDATE} root rotations`));
+    await expect(walkRootChain(root, endless)).rejects.toThrow(
+      new RegExp(`more than ${MAX_ROOT_ROTATIONS_PER_UPDATE} root rotations`),
+    );
   });
 
   it('reports an expired root', () => {

@@ -51,7 +51,9 @@ describe('staging a release (before docker load)', () => {
     const { layer } = storeLayer(tarOf([{ name: 'app/a.txt', data: Buffer.from('hello') }]), store);
     const loads: unknown[] = [];
     const m = manifest(store, [{ ...layer, diffId: `sha256:${'0'.repeat(64)}` }]);
-    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(/layer 000000000000 reassembled from chunks does not match sha256:000000000000; nothing loaded/);
+    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(
+      /layer 000000000000 reassembled from chunks does not match sha256:000000000000; nothing loaded/,
+    );
     expect(loads).toHaveLength(0);
   });
 
@@ -63,10 +65,21 @@ describe('staging a release (before docker load)', () => {
     const pad = Buffer.alloc(512 - body.byteLength);
     const tar = Buffer.concat([header, body, pad, Buffer.alloc(1024)]);
     const content = put(store, body);
-    const index = put(store, encodeLayerIndex({ meta: Buffer.concat([header, pad, Buffer.alloc(1024)]), contentSize: body.byteLength, chunks: [[content[0], content[1]]] }));
+    const index = put(
+      store,
+      encodeLayerIndex({
+        meta: Buffer.concat([header, pad, Buffer.alloc(1024)]),
+        contentSize: body.byteLength,
+        chunks: [[content[0], content[1]]],
+      }),
+    );
     const loads: unknown[] = [];
-    const m = manifest(store, [{ diffId: `sha256:${createHash('sha256').update(tar).digest('hex')}`, size: tar.byteLength, index }]);
-    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(/refused: tar entry "..\/..\/etc\/cron.d\/x" climbs out of the image root; nothing loaded/);
+    const m = manifest(store, [
+      { diffId: `sha256:${createHash('sha256').update(tar).digest('hex')}`, size: tar.byteLength, index },
+    ]);
+    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(
+      /refused: tar entry "..\/..\/etc\/cron.d\/x" climbs out of the image root; nothing loaded/,
+    );
     expect(loads).toHaveLength(0);
   });
 
@@ -89,7 +102,9 @@ describe('staging a release (before docker load)', () => {
     const victim = content[0]![0];
     writeFileSync(join(dir, victim.slice(0, 2), victim), 'bit rot');
     const loads: unknown[] = [];
-    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(`chunk ${victim.slice(0, 12)} on board is damaged`);
+    await expect(stageRelease(emptyEngine(loads), m, store)).rejects.toThrow(
+      `chunk ${victim.slice(0, 12)} on board is damaged`,
+    );
     expect(store.has(victim)).toBe(false);
     expect(loads).toHaveLength(0);
     // A damaged index is reported missing (and dropped), never trusted.

@@ -55,7 +55,9 @@ describe('strict JSON', () => {
 
 describe('canonical JSON', () => {
   it('sorts keys and drops whitespace so equal values give equal bytes', () => {
-    expect(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1, y: 2 } })).toBe('{"a":[true,null,"x"],"b":1,"c":{"y":2,"z":1}}');
+    expect(canonicalJson({ b: 1, a: [true, null, 'x'], c: { z: 1, y: 2 } })).toBe(
+      '{"a":[true,null,"x"],"b":1,"c":{"y":2,"z":1}}',
+    );
   });
 
   it('refuses floats and unsafe integers', () => {

@@ -16,8 +16,13 @@ function fakeHub(release: { app: string; version: string; sequence: number; roll
       calls.push(`${method} ${path}`);
       if (path.includes('/desired')) {
         const etag = `"${release?.version ?? 'none'}"`;
-        if (opts.headers?.['if-none-match'] === etag) return { status: 304, headers: new Headers({ etag }), body: Buffer.alloc(0) };
-        return { status: 200, headers: new Headers({ etag: `"${release?.version ?? 'none'}"` }), body: Buffer.from(JSON.stringify({ vessel: 'ship', release, rootVersion: 1 })) };
+        if (opts.headers?.['if-none-match'] === etag)
+          return { status: 304, headers: new Headers({ etag }), body: Buffer.alloc(0) };
+        return {
+          status: 200,
+          headers: new Headers({ etag: `"${release?.version ?? 'none'}"` }),
+          body: Buffer.from(JSON.stringify({ vessel: 'ship', release, rootVersion: 1 })),
+        };
       }
       await statusGate;
       return { status: 204, headers: new Headers(), body: Buffer.alloc(0) };
@@ -30,7 +35,14 @@ describe('sync with the hub', () => {
   it('starts on a new target without waiting for its status report; otherwise reports before returning', async () => {
     const store = openStateStore(vesselPaths(tempDir()));
     const root = { version: 1 } as TrustedRoot;
-    const deps = (client: unknown) => ({ client: client as never, store, vesselName: 'ship', rootPath: '/nonexistent', root, log: createLogger('t', 'silent') });
+    const deps = (client: unknown) => ({
+      client: client as never,
+      store,
+      vesselName: 'ship',
+      rootPath: '/nonexistent',
+      root,
+      log: createLogger('t', 'silent'),
+    });
     const hub = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
     // The status route hangs: a new target is returned regardless, the report still on its way.
     const first = await syncOnce(deps(hub.client));

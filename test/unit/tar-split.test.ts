@@ -3,7 +3,15 @@ import { linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeLayerIndex, encodeLayerIndex, LayerIndexError } from '../../shared/layer-index.js';
-import { joinTar, looksLikeTar, MAX_ENTRIES, TarFormatError, TarPolicyError, TarSplitter, TarWalker } from '../../shared/tar-split.js';
+import {
+  joinTar,
+  looksLikeTar,
+  MAX_ENTRIES,
+  TarFormatError,
+  TarPolicyError,
+  TarSplitter,
+  TarWalker,
+} from '../../shared/tar-split.js';
 import { paxEntry, tarHeader, tarOf, type TarEntrySpec } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -104,12 +112,21 @@ describe('tar-split', () => {
     refusedBothWays([{ name: '/etc/passwd', data: Buffer.from('root::0:0::/:/bin/sh\n') }], /absolute/);
     refusedBothWays([{ name: 'a/../../b', data: Buffer.from('x') }], /climbs out/);
     // A pax record may carry the name instead of the header.
-    refusedBothWays([paxEntry({ path: '../../etc/shadow' }), { name: 'harmless', data: Buffer.from('x') }], /climbs out/);
+    refusedBothWays(
+      [paxEntry({ path: '../../etc/shadow' }), { name: 'harmless', data: Buffer.from('x') }],
+      /climbs out/,
+    );
   });
 
   // ATTACKS.md 15
   it('refuses a path through a symlink of the same layer, a hardlink to an absolute path, and links out of the root', () => {
-    refusedBothWays([{ name: 'l', type: '2', linkname: '/etc' }, { name: 'l/passwd', data: Buffer.from('x') }], /passes through the symlink/);
+    refusedBothWays(
+      [
+        { name: 'l', type: '2', linkname: '/etc' },
+        { name: 'l/passwd', data: Buffer.from('x') },
+      ],
+      /passes through the symlink/,
+    );
     refusedBothWays([{ name: 'h', type: '1', linkname: '/etc/shadow' }], /absolute path/);
     refusedBothWays([{ name: 'h', type: '1', linkname: '../etc/shadow' }], /climbs out/);
     refusedBothWays([{ name: 'a/l', type: '2', linkname: '../../etc' }], /outside the image root/);
@@ -133,8 +150,14 @@ describe('tar-split', () => {
   });
 
   it('refuses 4096-deep directories and more entries than a layer may have', () => {
-    refusedBothWays([paxEntry({ path: Array(300).fill('d').join('/') }), { name: 'x', type: '5' }], /300 directories deep/);
-    refusedBothWays([paxEntry({ path: Array(4096).fill('d').join('/') }), { name: 'x', type: '5' }], /longer than 4096 bytes/);
+    refusedBothWays(
+      [paxEntry({ path: Array(300).fill('d').join('/') }), { name: 'x', type: '5' }],
+      /300 directories deep/,
+    );
+    refusedBothWays(
+      [paxEntry({ path: Array(4096).fill('d').join('/') }), { name: 'x', type: '5' }],
+      /longer than 4096 bytes/,
+    );
     const w = new TarWalker();
     const h = tarHeader({ name: 'dir', type: '5' }, 0);
     for (let i = 0; i < MAX_ENTRIES; i++) w.header(h);
@@ -143,7 +166,14 @@ describe('tar-split', () => {
 });
 
 describe('layer index', () => {
-  const sample = { meta: Buffer.from('headers'), contentSize: 30, chunks: [['a'.repeat(64), 10], ['b'.repeat(64), 20]] as [string, number][] };
+  const sample = {
+    meta: Buffer.from('headers'),
+    contentSize: 30,
+    chunks: [
+      ['a'.repeat(64), 10],
+      ['b'.repeat(64), 20],
+    ] as [string, number][],
+  };
 
   it('round-trips', () => {
     const back = decodeLayerIndex(encodeLayerIndex(sample));

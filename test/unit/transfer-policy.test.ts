@@ -23,15 +23,27 @@ describe('transfer policy', () => {
   });
 
   it('waits for a link marked cheap when asked to', () => {
-    expect(transferAllowed({ downloadWindows: [], onlyWhenCheap: true }, false, at('03:00'))).toMatch(/link marked cheap/);
+    expect(transferAllowed({ downloadWindows: [], onlyWhenCheap: true }, false, at('03:00'))).toMatch(
+      /link marked cheap/,
+    );
     expect(transferAllowed({ downloadWindows: [], onlyWhenCheap: true }, true, at('03:00'))).toBeUndefined();
-    expect(transferAllowed({ downloadWindows: ['02:00-04:00'], onlyWhenCheap: false }, false, at('05:00'))).toMatch(/outside the download windows 02:00-04:00/);
+    expect(transferAllowed({ downloadWindows: ['02:00-04:00'], onlyWhenCheap: false }, false, at('05:00'))).toMatch(
+      /outside the download windows 02:00-04:00/,
+    );
   });
 
   it('the disk guard refuses a release that would not fit with the margin', () => {
-    const m = { version: '9', images: { x: { refs: [], layers: [{ diffId: 'sha256:x', size: 10 * 1024 ** 4 }] } } } as unknown as ReleaseManifest;
-    expect(() => checkDisk(mkdtempSync(join(tmpdir(), 'd-')), m, 0)).toThrow(/not enough disk for release 9: needs \d+ MB .* MB free/);
-    const small = { version: '1', images: { x: { refs: [], layers: [{ diffId: 'sha256:x', size: 1000 }] } } } as unknown as ReleaseManifest;
+    const m = {
+      version: '9',
+      images: { x: { refs: [], layers: [{ diffId: 'sha256:x', size: 10 * 1024 ** 4 }] } },
+    } as unknown as ReleaseManifest;
+    expect(() => checkDisk(mkdtempSync(join(tmpdir(), 'd-')), m, 0)).toThrow(
+      /not enough disk for release 9: needs \d+ MB .* MB free/,
+    );
+    const small = {
+      version: '1',
+      images: { x: { refs: [], layers: [{ diffId: 'sha256:x', size: 1000 }] } },
+    } as unknown as ReleaseManifest;
     expect(() => checkDisk(tmpdir(), small, 0)).not.toThrow();
   });
 
