@@ -143,7 +143,7 @@ class Parser {
         this.pos = keyStart;
         this.fail(`forbidden key ${JSON.stringify(key)}`);
       }
-       
+
       if (this.opts.asciiKeysOnly && /[^\x20-\x7e]/.test(key)) {
         this.pos = keyStart;
         this.fail(`non-ASCII key ${JSON.stringify(key)}`);
