@@ -3,11 +3,11 @@ import { requiredOpt, stringOpt, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR, loadAgentConfig } from './config.js';
-import { generatePassword, hashPassword } from '../shared/password.js';
+import { generatePassword, hashPassword } from './crew/password.js';
 import { enrolFromFile, enrolOnline } from './enrol.js';
 import { runAgent } from './run.js';
 import { buildStatus, formatStatus, type StatusView } from './status.js';
-import { configPathOf } from './crew-commands.js';
+import { configPathOf } from './crew/crew-commands.js';
 
 const CONFIG_OPTION = {
   config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },

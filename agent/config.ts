@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { DISK_MARGIN_BYTES } from './fetcher.js';
+import { DISK_MARGIN_BYTES } from './release/fetcher.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
-import { windowSchema } from './transfer-policy.js';
+import { windowSchema } from './release/transfer-policy.js';
 import { DEFAULT_CAP_BYTES as DEFAULT_OUTBOX_CAP_BYTES, DEFAULT_FREE_DISK_FLOOR_BYTES } from './telemetry/outbox.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tender/agent.json';

@@ -1,7 +1,7 @@
 import { TenderError } from '../shared/errors.js';
-import type { PrivateKey } from '../shared/keys.js';
-import { signVesselRequest } from '../shared/vessel-auth.js';
-import { vesselNow } from './fault.js';
+import type { PrivateKey } from '../shared/trust/keys.js';
+import { signVesselRequest } from '../shared/protocol/vessel-auth.js';
+import { vesselNow } from './clock.js';
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
 export class HubUnreachableError extends TenderError {

@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
-import type { DesiredState } from '../shared/api.js';
-import type { ReleaseManifest } from '../shared/manifest.js';
+import type { DesiredState } from '../shared/protocol/bodies.js';
+import type { ReleaseManifest } from '../shared/protocol/manifest.js';
 import { createDockerEngine } from '../shared/docker.js';
 import { vesselPaths, type AgentConfig } from './config.js';
 import { loadTrustedRoot } from './enrol.js';
 import { openStateStore, type LinkState } from './state-store.js';
-import { createBoardReleases } from './board-releases.js';
-import { createJournal } from './journal.js';
-import { containerName } from './runtime.js';
+import { createBoardReleases } from './release/board-releases.js';
+import { createJournal } from './release/journal.js';
+import { containerName } from './release/runtime.js';
 
 /** What `tender status` and the local console show: all from local state, no hub needed. */
 export interface StatusView {

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import { desiredStateSchema, type DesiredState, type VesselStatusReport } from '../shared/api.js';
-import { parseStrictJson } from '../shared/strict-json.js';
-import { walkRootChain, type TrustedRoot } from '../shared/root.js';
+import { desiredStateSchema, type DesiredState, type VesselStatusReport } from '../shared/protocol/bodies.js';
+import { parseStrictJson } from '../shared/trust/strict-json.js';
+import { walkRootChain, type TrustedRoot } from '../shared/trust/root.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
-import { canonicalJson } from '../shared/canonical-json.js';
+import { canonicalJson } from '../shared/trust/canonical-json.js';
 import { bootId, type StateStore } from './state-store.js';
 import { expectOk, HubRefusedError, type HubClient } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';

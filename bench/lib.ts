@@ -1,8 +1,8 @@
 import { request, Agent } from 'node:http';
 import { cpus, totalmem } from 'node:os';
-import type { ChunkStore } from '../shared/chunk-store.js';
-import type { ReleaseManifest } from '../shared/manifest.js';
-import { contentChunks, namedChunks } from '../shared/release-chunks.js';
+import type { ChunkStore } from '../shared/content/chunk-store.js';
+import type { ReleaseManifest } from '../shared/protocol/manifest.js';
+import { contentChunks, namedChunks } from '../shared/content/release-chunks.js';
 
 export function machine(): string {
   const c = cpus();

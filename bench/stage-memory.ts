@@ -20,9 +20,9 @@ const peakMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 if (process.argv[2] === '--stage') {
   // The child: stage one manifest, report peak RSS per phase as one JSON line.
-  const { readEnvelope } = await import('../shared/envelope.js');
-  const { createChunkStore } = await import('../shared/chunk-store.js');
-  const { stageRelease } = await import('../agent/stage.js');
+  const { readEnvelope } = await import('../shared/trust/envelope.js');
+  const { createChunkStore } = await import('../shared/content/chunk-store.js');
+  const { stageRelease } = await import('../agent/release/stage.js');
   const manifest = JSON.parse(
     Buffer.from(readEnvelope(readFileSync(process.argv[3]!), 64 * 1024 * 1024).payload, 'base64').toString(),
   );

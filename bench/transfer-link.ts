@@ -13,10 +13,10 @@ import { eventually, tender } from '../test/helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { removeAppContainers } from '../test/helpers/images.js';
 import { LinkSim } from '../test/link-sim.js';
-import { readEnvelope } from '../shared/envelope.js';
-import type { ReleaseManifest } from '../shared/manifest.js';
+import { readEnvelope } from '../shared/trust/envelope.js';
+import type { ReleaseManifest } from '../shared/protocol/manifest.js';
 import { imageChunks, machine } from './lib.js';
-import { createChunkStore } from '../shared/chunk-store.js';
+import { createChunkStore } from '../shared/content/chunk-store.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const RATE = 512_000 / 8;

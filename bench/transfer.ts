@@ -11,9 +11,9 @@ import { execFileSync, execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDockerEngine } from '../shared/docker.js';
-import { createChunkStore } from '../shared/chunk-store.js';
-import { canonicalBytes } from '../shared/canonical-json.js';
-import { chunkImage } from '../hub/image-chunker.js';
+import { createChunkStore } from '../shared/content/chunk-store.js';
+import { canonicalBytes } from '../shared/trust/canonical-json.js';
+import { chunkImage } from '../publisher/image-chunker.js';
 import { imageChunks, machine } from './lib.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';

@@ -1,11 +1,11 @@
 import { Cli } from '../shared/cli.js';
-import { keysInit, keysRevoke, keysRotate } from '../shared/commands/keys.js';
-import { releaseVerify } from '../shared/commands/verify.js';
-import { HUB_COMMANDS } from '../hub/commands.js';
-import { RELEASE_COMMANDS } from '../hub/release-commands.js';
+import { keysInit, keysRevoke, keysRotate } from '../publisher/keys-commands.js';
+import { releaseVerify } from '../publisher/verify-command.js';
+import { HUB_COMMANDS } from '../hub/commands/hub-commands.js';
+import { RELEASE_COMMANDS } from '../publisher/release-commands.js';
 import { AGENT_COMMANDS } from '../agent/commands.js';
-import { CREW_COMMANDS } from '../agent/crew-commands.js';
-import { logsCommand } from '../agent/logs-command.js';
+import { CREW_COMMANDS } from '../agent/crew/crew-commands.js';
+import { logsCommand } from './logs-command.js';
 import { AGENT_VERSION } from '../agent/version.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */

@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TenderError } from '../shared/errors.js';
-import { publicKeyFromBase64 } from '../shared/keys.js';
-import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/vessel-auth.js';
-import { roleAtLeast, type OpsTokenStore, type Role } from './ops-token-store.js';
-import type { Vessel, VesselStore } from './vessel-store.js';
+import { publicKeyFromBase64 } from '../shared/trust/keys.js';
+import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/protocol/vessel-auth.js';
+import { roleAtLeast, type OpsTokenStore, type Role } from './store/ops-token-store.js';
+import type { Vessel, VesselStore } from './store/vessel-store.js';
 
 /**
  * Who is calling: an ops token (bearer, with a role) or a vessel (signed request). Ownership of vessel

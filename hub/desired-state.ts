@@ -1,9 +1,9 @@
-import { canonicalJson } from '../shared/canonical-json.js';
-import { sha256Hex } from '../shared/secrets.js';
-import { EMBEDDED_MANIFEST_MAX_BYTES, type DesiredState } from '../shared/api.js';
-import type { Vessel } from './vessel-store.js';
-import type { RolloutStore } from './rollout-store.js';
-import type { ReleaseStore } from './release-store.js';
+import { canonicalJson } from '../shared/trust/canonical-json.js';
+import { sha256Hex } from '../shared/trust/secrets.js';
+import { EMBEDDED_MANIFEST_MAX_BYTES, type DesiredState } from '../shared/protocol/bodies.js';
+import type { Vessel } from './store/vessel-store.js';
+import type { RolloutStore } from './store/rollout-store.js';
+import type { ReleaseStore } from './store/release-store.js';
 
 /**
  * What a vessel should be running. Releases and rollouts fill `release` in; the ETag is a digest of the

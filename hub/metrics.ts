@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Counter } from 'prom-client';
-import type { VesselStore } from './vessel-store.js';
-import type { TelemetryStore } from './telemetry-store.js';
+import type { VesselStore } from './store/vessel-store.js';
+import type { TelemetryStore } from './store/telemetry-store.js';
 
 /**
  * The hub's Prometheus registry: process metrics plus fleet gauges. Gauges read the database at scrape

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { desiredStateSchema, enrolResponseSchema, vesselStatusReportSchema } from '../shared/api.js';
+import { desiredStateSchema, enrolResponseSchema, vesselStatusReportSchema } from '../shared/protocol/bodies.js';
 import { enrolRequestSchema } from './routes/enrol.js';
-import { telemetryBatchSchema } from '../shared/telemetry-wire.js';
+import { telemetryBatchSchema } from '../shared/protocol/telemetry-wire.js';
 
 /**
  * The OpenAPI document served at /api/v1/openapi.json. Body schemas are generated from the same zod

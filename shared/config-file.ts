@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { TenderError } from './errors.js';
-import { parseStrictJson, StrictJsonError } from './strict-json.js';
+import { parseStrictJson, StrictJsonError } from './trust/strict-json.js';
 
 export class ConfigError extends TenderError {}
 

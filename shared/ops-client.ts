@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TenderError, UsageError } from './errors.js';
-import { parseStrictJson } from './strict-json.js';
+import { parseStrictJson } from './trust/strict-json.js';
 import { stringOpt, type CommandContext } from './cli.js';
 
 export class HubRequestError extends TenderError {}

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, unlinkSync, chmodSync } from 'node:fs';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../../shared/fs-atomic.js';
-import { parseStrictJson } from '../../shared/strict-json.js';
+import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { TenderError, errorMessage } from '../../shared/errors.js';
 import { RouterProxy, type Route } from './proxy.js';
 

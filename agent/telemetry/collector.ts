@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors.js';
 import { tsNanos, type DockerEngine } from '../../shared/docker.js';
 import { sleep } from '../backoff.js';
-import { LABELS } from '../runtime.js';
+import { LABELS } from '../release/runtime.js';
 import { CLASS, type NewRecord, type Outbox } from './outbox.js';
 
 // Lines are written to the outbox in groups: one transaction per line would cost 4x-40x more.

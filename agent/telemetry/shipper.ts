@@ -1,7 +1,7 @@
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../shared/errors.js';
-import { encodeBatch } from '../../shared/telemetry-wire.js';
+import { encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { backoffDelayMs, sleep, Wakeup } from '../backoff.js';
 import type { HubClient } from '../hub-client.js';
 import type { Outbox } from './outbox.js';

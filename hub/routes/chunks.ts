@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
-import { parseUploadPack, ChunkError } from '../../shared/chunk-store.js';
+import { parseUploadPack, ChunkError } from '../../shared/content/chunk-store.js';
 import { parseBody, RequestValidationError } from './validate.js';
 
 // One upload request: large enough that a publish is a handful of requests, small enough to retry whole.

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
-import { parseEnrolmentToken, EnrolmentError } from '../enrolment-store.js';
+import { parseEnrolmentToken, EnrolmentError } from '../store/enrolment-store.js';
 import { createRateLimiter } from '../rate-limit.js';
-import { publicKeyFromBase64 } from '../../shared/keys.js';
+import { publicKeyFromBase64 } from '../../shared/trust/keys.js';
 import { parseBody } from './validate.js';
 
 export const enrolRequestSchema = z.strictObject({

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
-import { ROLES } from '../ops-token-store.js';
+import { ROLES } from '../store/ops-token-store.js';
 import { OPENAPI_DOCUMENT } from '../openapi.js';
 import { parseBody } from './validate.js';
 import { audit } from '../audit.js';

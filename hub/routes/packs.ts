@@ -4,11 +4,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
 import { vesselInScope } from '../auth.js';
-import { vesselNameSchema } from '../vessel-store.js';
-import { verifyManifest } from '../release-store.js';
-import { contentChunks, namedChunks } from '../../shared/release-chunks.js';
+import { vesselNameSchema } from '../store/vessel-store.js';
+import { verifyManifest } from '../store/release-store.js';
+import { contentChunks, namedChunks } from '../../shared/content/release-chunks.js';
 import { parseBody, RequestValidationError } from './validate.js';
-import { PACK_MEDIA_TYPE } from '../../shared/chunk-store.js';
+import { PACK_MEDIA_TYPE } from '../../shared/content/chunk-store.js';
 
 // Per pack entry: 32-byte digest + 4-byte compressed length, then the compressed chunk.
 export const PACK_ENTRY_HEADER = 36;

@@ -3,9 +3,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
 import { vesselInScope } from '../auth.js';
-import { MAX_MANIFEST_BYTES } from '../../shared/manifest.js';
-import { vesselNameSchema } from '../vessel-store.js';
-import { releaseVersionSchema } from '../../shared/manifest.js';
+import { MAX_MANIFEST_BYTES } from '../../shared/protocol/manifest.js';
+import { vesselNameSchema } from '../store/vessel-store.js';
+import { releaseVersionSchema } from '../../shared/protocol/manifest.js';
 import { parseBody, RequestValidationError } from './validate.js';
 import { audit } from '../audit.js';
 

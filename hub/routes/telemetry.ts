@@ -3,10 +3,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
 import { vesselInScope } from '../auth.js';
-import { vesselNameSchema } from '../vessel-store.js';
+import { vesselNameSchema } from '../store/vessel-store.js';
 import { createRateLimiter } from '../rate-limit.js';
-import { parseStrictJson } from '../../shared/strict-json.js';
-import { decodeBatch, telemetryBatchSchema } from '../../shared/telemetry-wire.js';
+import { parseStrictJson } from '../../shared/trust/strict-json.js';
+import { decodeBatch, telemetryBatchSchema } from '../../shared/protocol/telemetry-wire.js';
 import { TenderError } from '../../shared/errors.js';
 import { parseBody, RequestValidationError } from './validate.js';
 

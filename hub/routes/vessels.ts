@@ -2,10 +2,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { HubDeps } from '../app.js';
 import { vesselInScope } from '../auth.js';
-import { groupNameSchema, vesselNameSchema, type Vessel } from '../vessel-store.js';
-import { OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../enrolment-store.js';
+import { groupNameSchema, vesselNameSchema, type Vessel } from '../store/vessel-store.js';
+import { OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../store/enrolment-store.js';
 import { desiredStateOf } from '../desired-state.js';
-import { vesselStatusReportSchema } from '../../shared/api.js';
+import { vesselStatusReportSchema } from '../../shared/protocol/bodies.js';
 import { parseBody, RequestValidationError } from './validate.js';
 import { audit } from '../audit.js';
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { onTestFinished } from 'vitest';
 import { buildHub, type HubDeps, type HubOptions } from '../../hub/app.js';
-import type { Role } from '../../hub/ops-token-store.js';
-import { generateKey, type PrivateKey } from '../../shared/keys.js';
-import { signVesselRequest } from '../../shared/vessel-auth.js';
+import type { Role } from '../../hub/store/ops-token-store.js';
+import { generateKey, type PrivateKey } from '../../shared/trust/keys.js';
+import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
 import { makeKeys, rootPayloadFor, signedRoot, type TestKeys } from './keys.js';
 import { tempDir } from './tmp.js';
 

@@ -1,6 +1,6 @@
-import { generateKey, type PrivateKey } from '../../shared/keys.js';
-import { envelopeBytes, signEnvelope } from '../../shared/envelope.js';
-import type { RootPayload } from '../../shared/root.js';
+import { generateKey, type PrivateKey } from '../../shared/trust/keys.js';
+import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
+import type { RootPayload } from '../../shared/trust/root.js';
 
 export interface TestKeys {
   root: PrivateKey[];

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { brotliCompressSync } from 'node:zlib';
-import { chunkAll } from '../../shared/chunking.js';
-import type { ChunkStore } from '../../shared/chunk-store.js';
-import { encodeLayerIndex } from '../../shared/layer-index.js';
-import type { ChunkRef, ReleaseManifest } from '../../shared/manifest.js';
-import { TarSplitter } from '../../shared/tar-split.js';
+import { chunkAll } from '../../shared/content/chunking.js';
+import type { ChunkStore } from '../../shared/content/chunk-store.js';
+import { encodeLayerIndex } from '../../shared/content/layer-index.js';
+import type { ChunkRef, ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { TarSplitter } from '../../shared/content/tar-split.js';
 
 export interface TarEntrySpec {
   name: string;

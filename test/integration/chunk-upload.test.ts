@@ -1,7 +1,7 @@
 import { brotliCompressSync, constants } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { chunkAll } from '../../shared/chunking.js';
-import { encodeUploadPack } from '../../shared/chunk-store.js';
+import { chunkAll } from '../../shared/content/chunking.js';
+import { encodeUploadPack } from '../../shared/content/chunk-store.js';
 import { startHub, enrolVessel } from '../helpers/hub.js';
 
 const br = (b: Buffer) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });

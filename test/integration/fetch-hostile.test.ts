@@ -4,12 +4,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, constants } from 'node:zlib';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { HubClient } from '../../agent/hub-client.js';
-import { fetchRelease, type FetchStats } from '../../agent/fetcher.js';
-import { fetchManifestResumable } from '../../agent/manifest-fetch.js';
-import { createChunkStore, type ChunkStore } from '../../shared/chunk-store.js';
-import { generateKey } from '../../shared/keys.js';
+import { fetchRelease, type FetchStats } from '../../agent/release/fetcher.js';
+import { fetchManifestResumable } from '../../agent/release/manifest-fetch.js';
+import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
+import { generateKey } from '../../shared/trust/keys.js';
 import { createLogger } from '../../shared/log.js';
-import { MAX_MANIFEST_BYTES, type ReleaseManifest } from '../../shared/manifest.js';
+import { MAX_MANIFEST_BYTES, type ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { storeLayer, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { OPENAPI_DOCUMENT } from '../../hub/openapi.js';
-import { generateKey } from '../../shared/keys.js';
+import { generateKey } from '../../shared/trust/keys.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../helpers/keys.js';
 

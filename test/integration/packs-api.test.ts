@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { envelopeBytes, signEnvelope } from '../../shared/envelope.js';
-import type { ReleaseManifest } from '../../shared/manifest.js';
+import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
 import { storeLayer, tarOf } from '../helpers/tar.js';
 

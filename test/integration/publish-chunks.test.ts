@@ -7,12 +7,12 @@ import { buildBusyboxImage } from '../helpers/images.js';
 import { startShore } from '../helpers/fleet.js';
 import { tender } from '../helpers/proc.js';
 import { tempDir } from '../helpers/tmp.js';
-import { readEnvelope } from '../../shared/envelope.js';
-import type { ReleaseManifest } from '../../shared/manifest.js';
-import { createChunkStore } from '../../shared/chunk-store.js';
-import { loadLayerIndex } from '../../shared/release-chunks.js';
-import { joinTar } from '../../shared/tar-split.js';
-import { uploadMissingChunks } from '../../hub/chunk-upload.js';
+import { readEnvelope } from '../../shared/trust/envelope.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { createChunkStore } from '../../shared/content/chunk-store.js';
+import { loadLayerIndex } from '../../shared/content/release-chunks.js';
+import { joinTar } from '../../shared/content/tar-split.js';
+import { uploadMissingChunks } from '../../publisher/chunk-upload.js';
 
 function compose(dir: string, name: string, image: string): string {
   const file = join(dir, `${name}.yml`);

@@ -1,6 +1,6 @@
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { encodeBatch } from '../../shared/telemetry-wire.js';
+import { encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
 
 const TYPE = 'application/vnd.tender.telemetry+json';
@@ -25,7 +25,7 @@ function batch(seqs: number[], body = (s: number) => `line ${s}`) {
 async function post(hub: TestHub, v: TestVessel, raw: Buffer, encoding: string, name = v.name) {
   const url = `/api/v1/vessels/${name}/telemetry`;
   const { headers } = v.sign('POST', url);
-  const signed = (await import('../../shared/vessel-auth.js')).signVesselRequest(
+  const signed = (await import('../../shared/protocol/vessel-auth.js')).signVesselRequest(
     v.key,
     v.id,
     'POST',

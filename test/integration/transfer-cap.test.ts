@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { storeLayer, tarOf } from '../helpers/tar.js';
-import { envelopeBytes, signEnvelope } from '../../shared/envelope.js';
-import { createChunkStore } from '../../shared/chunk-store.js';
-import type { ReleaseManifest } from '../../shared/manifest.js';
+import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
+import { createChunkStore } from '../../shared/content/chunk-store.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { HubClient } from '../../agent/hub-client.js';
-import { fetchRelease } from '../../agent/fetcher.js';
+import { fetchRelease } from '../../agent/release/fetcher.js';
 import { createLogger } from '../../shared/log.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chunkAll, Chunker, CHUNK_MAX, CHUNK_MIN, MASK_BITS } from '../../shared/chunking.js';
+import { chunkAll, Chunker, CHUNK_MAX, CHUNK_MIN, MASK_BITS } from '../../shared/content/chunking.js';
 
 function pseudoRandom(n: number, seed: number): Buffer {
   const out = Buffer.alloc(n);
@@ -58,7 +58,7 @@ describe('content-defined chunking', () => {
 
 describe('chunk store', () => {
   it('says which chunks it lacks, in the order asked, whether it lists a shard or stats each file', async () => {
-    const { createChunkStore } = await import('../../shared/chunk-store.js');
+    const { createChunkStore } = await import('../../shared/content/chunk-store.js');
     const { brotliCompressSync } = await import('node:zlib');
     const { tempDir } = await import('../helpers/tmp.js');
     const { mkdirSync, writeFileSync } = await import('node:fs');

@@ -3,8 +3,8 @@ import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { signEnvelope, envelopeBytes } from '../../shared/envelope.js';
-import { loadPrivateKey } from '../../shared/keys.js';
+import { signEnvelope, envelopeBytes } from '../../shared/trust/envelope.js';
+import { loadPrivateKey } from '../../shared/trust/keys.js';
 
 function keyFiles(dir: string, role: string) {
   return readdirSync(dir)

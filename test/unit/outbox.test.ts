@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLASS, MAX_LINE_BYTES, openOutbox, type NewRecord } from '../../agent/telemetry/outbox.js';
-import { decodeBatch, encodeBatch } from '../../shared/telemetry-wire.js';
+import { decodeBatch, encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/proc.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeStep, planSwap, planUndo, type ReleaseView } from '../../agent/plan.js';
-import type { ServiceSpec } from '../../shared/release-spec.js';
+import { describeStep, planSwap, planUndo, type ReleaseView } from '../../agent/release/plan.js';
+import type { ServiceSpec } from '../../shared/protocol/release-spec.js';
 
 const svc = (over: Partial<ServiceSpec> = {}): ServiceSpec => ({
   imageRef: 'x:1',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCompose, startOrder } from '../../shared/release-spec.js';
+import { parseCompose, startOrder } from '../../shared/protocol/release-spec.js';
 
 const base = `name: sms
 services:

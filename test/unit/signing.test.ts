@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { envelopeBytes, pae, readEnvelope, signEnvelope, type Envelope } from '../../shared/envelope.js';
-import { generateKey, signBytes } from '../../shared/keys.js';
+import { envelopeBytes, pae, readEnvelope, signEnvelope, type Envelope } from '../../shared/trust/envelope.js';
+import { generateKey, signBytes } from '../../shared/trust/keys.js';
 import {
   assertRootFresh,
   MAX_ROOT_ROTATIONS_PER_UPDATE,
@@ -8,7 +8,7 @@ import {
   verifyNextRoot,
   verifySignedDocument,
   walkRootChain,
-} from '../../shared/root.js';
+} from '../../shared/trust/root.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../helpers/keys.js';
 
 const release = (sequence = 1) => ({ _type: 'release', name: 'sms', version: '1.0.0', sequence });

@@ -3,12 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { brotliCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { stageRelease } from '../../agent/stage.js';
-import { createChunkStore, type ChunkStore } from '../../shared/chunk-store.js';
+import { stageRelease } from '../../agent/release/stage.js';
+import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
 import type { DockerEngine } from '../../shared/docker.js';
-import { encodeLayerIndex } from '../../shared/layer-index.js';
-import { contentChunks } from '../../shared/release-chunks.js';
-import type { ChunkRef, ReleaseManifest } from '../../shared/manifest.js';
+import { encodeLayerIndex } from '../../shared/content/layer-index.js';
+import { contentChunks } from '../../shared/content/release-chunks.js';
+import type { ChunkRef, ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { storeLayer, tarHeader, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 

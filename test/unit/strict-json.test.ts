@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseStrictJson } from '../../shared/strict-json.js';
-import { canonicalJson } from '../../shared/canonical-json.js';
+import { parseStrictJson } from '../../shared/trust/strict-json.js';
+import { canonicalJson } from '../../shared/trust/canonical-json.js';
 
 describe('strict JSON', () => {
   it('parses ordinary documents like JSON.parse', () => {

@@ -3,7 +3,7 @@ import { syncOnce } from '../../agent/sync.js';
 import { openStateStore } from '../../agent/state-store.js';
 import { vesselPaths } from '../../agent/config.js';
 import { createLogger } from '../../shared/log.js';
-import type { TrustedRoot } from '../../shared/root.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** A hub whose desired state is fixed and whose status route answers only when the test lets it. */

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeLayerIndex, encodeLayerIndex, LayerIndexError } from '../../shared/layer-index.js';
+import { decodeLayerIndex, encodeLayerIndex, LayerIndexError } from '../../shared/content/layer-index.js';
 import {
   joinTar,
   looksLikeTar,
@@ -11,7 +11,7 @@ import {
   TarPolicyError,
   TarSplitter,
   TarWalker,
-} from '../../shared/tar-split.js';
+} from '../../shared/content/tar-split.js';
 import { paxEntry, tarHeader, tarOf, type TarEntrySpec } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -2,12 +2,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { inWindow, transferAllowed } from '../../agent/transfer-policy.js';
-import { checkDisk } from '../../agent/fetcher.js';
-import { createChunkStore } from '../../shared/chunk-store.js';
+import { inWindow, transferAllowed } from '../../agent/release/transfer-policy.js';
+import { checkDisk } from '../../agent/release/fetcher.js';
+import { createChunkStore } from '../../shared/content/chunk-store.js';
 import { brotliCompressSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import type { ReleaseManifest } from '../../shared/manifest.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const at = (hhmm: string) => new Date(`2026-11-26T${hhmm}:00Z`);

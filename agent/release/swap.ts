@@ -1,0 +1,320 @@
+import type { Logger } from 'pino';
+import { TenderError, errorMessage } from '../../shared/errors.js';
+import type { DockerEngine } from '../../shared/docker.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { planSwap, planUndo, describeStep, type Colour, type ReleaseView, type Step } from './plan.js';
+import { containerName, containerSpec, LABELS, volumeName } from './runtime.js';
+import { waitHealthy } from './health-gate.js';
+import { pidAlive, type Journal, type JournalStep, type UpdateKind } from './journal.js';
+import type { BoardReleases } from './board-releases.js';
+import type { StateStore } from '../state-store.js';
+import { routerRequest } from '../router/control.js';
+import type { Route } from '../router/proxy.js';
+import { faultPoint } from '../fault.js';
+import { allReleaseChunks } from '../../shared/content/release-chunks.js';
+import type { ChunkStore } from '../../shared/content/chunk-store.js';
+
+export class SwapError extends TenderError {}
+
+// Old colours get this long to stop cleanly before Docker kills them.
+const STOP_TIMEOUT_S = 10;
+
+export interface SwapDeps {
+  vessel: string;
+  /** The vessel's chunk store: chunks of releases no longer on board are collected at prune. */
+  chunks?: ChunkStore;
+  docker: DockerEngine;
+  journal: Journal;
+  releases: BoardReleases;
+  store: StateStore;
+  routerSocket: string;
+  root: () => TrustedRoot;
+  keepReleases: number;
+  log: Logger;
+}
+
+function view(m: ReleaseManifest): ReleaseView {
+  return { app: m.app, version: m.version, services: m.services };
+}
+
+/**
+ * Carry out a swap from the live release to `to`, one journaled step at a time. A failure before the
+ * router flips undoes what was started (the old release never stopped serving); after the flip the new
+ * release serves and the remaining steps only tidy up.
+ */
+export async function swapTo(
+  deps: SwapDeps,
+  to: string,
+  kind: UpdateKind,
+  actor: string,
+  reason: string | null = null,
+): Promise<void> {
+  await recoverInterrupted(deps);
+  const root = deps.root();
+  const target = deps.releases.manifest(to, root);
+  const live = deps.releases.live();
+  if (live?.version === to) throw new SwapError(`release ${to} is already live`);
+  const from = live ? deps.releases.manifest(live.version, root) : null;
+  const colours = from ? await liveColours(deps, from) : {};
+  const forward = planSwap(from && view(from), view(target), colours);
+  const id = deps.journal.begin(kind, from?.version ?? null, to, actor, forward);
+  deps.log.info(
+    { update: id, kind, from: from?.version ?? null, to, steps: forward.map(describeStep) },
+    'update started',
+  );
+  deps.store.event(`${kind}.started`, { from: from?.version ?? null, to, actor, reason });
+  const ctx = { deps, from, to: target, id };
+  const steps = deps.journal.steps(id);
+  try {
+    await runSteps(ctx, steps);
+  } catch (err) {
+    const why = errorMessage(err);
+    if (steps.some((s) => s.step.kind === 'flip' && s.done)) {
+      // The new release serves; a failure while tidying up is worth a warning, not an undo.
+      deps.log.warn({ update: id, reason: why }, 'update finished with a tidy-up failure');
+      deps.journal.finish(id, 'done', `tidy-up: ${why}`);
+      return;
+    }
+    await undo(ctx, why);
+    throw new SwapError(`${kind} to ${to} failed and was undone: ${why}`);
+  }
+  deps.journal.finish(id, 'done', reason);
+  deps.store.event(`${kind}.done`, { from: from?.version ?? null, to, actor, reason });
+  deps.log.info({ update: id, to }, 'update done');
+}
+
+interface Ctx {
+  deps: SwapDeps;
+  from: ReleaseManifest | null;
+  to: ReleaseManifest;
+  id: number;
+}
+
+async function runSteps(ctx: Ctx, steps: JournalStep[]): Promise<void> {
+  for (const s of steps) {
+    if (s.done) continue;
+    faultPoint(s.step.kind, 'before');
+    await execStep(ctx, s.step);
+    ctx.deps.journal.markDone(ctx.id, s.idx);
+    s.done = true;
+    faultPoint(s.step.kind, 'after');
+  }
+}
+
+async function undo(ctx: Ctx, why: string): Promise<void> {
+  const { deps } = ctx;
+  // Steps done, plus the first not marked done: a crash may have come after it acted but before its mark.
+  const all = deps.journal.steps(ctx.id).filter((s) => s.phase === 'forward');
+  const firstOpen = all.findIndex((s) => !s.done);
+  const forward = (firstOpen < 0 ? all : all.slice(0, firstOpen + 1)).map((s) => s.step);
+  const undoSteps = deps.journal.addUndo(ctx.id, planUndo(ctx.from && view(ctx.from), view(ctx.to), forward));
+  deps.log.warn({ update: ctx.id, reason: why, steps: undoSteps.map((s) => describeStep(s.step)) }, 'undoing update');
+  for (const s of undoSteps) {
+    try {
+      await execStep(ctx, s.step);
+      deps.journal.markDone(ctx.id, s.idx);
+    } catch (err) {
+      // Keep going: every undo step is independent, and leaving the old release half-started is worse.
+      deps.log.error({ update: ctx.id, step: describeStep(s.step), reason: errorMessage(err) }, 'undo step failed');
+    }
+  }
+  deps.journal.finish(ctx.id, 'failed', why);
+  deps.releases.markFailed(ctx.to.version, why);
+  deps.store.event('update.failed', { from: ctx.from?.version ?? null, to: ctx.to.version, reason: why });
+}
+
+function manifestOf(ctx: Ctx, release: string): ReleaseManifest {
+  if (release === ctx.to.version) return ctx.to;
+  if (ctx.from && release === ctx.from.version) return ctx.from;
+  throw new SwapError(`step names release ${release}, which is neither side of this update`);
+}
+
+async function execStep(ctx: Ctx, step: Step): Promise<void> {
+  const { deps } = ctx;
+  switch (step.kind) {
+    case 'start': {
+      const m = manifestOf(ctx, step.release);
+      const spec = m.services[step.service]!;
+      const name = containerName(m.app, step.service, m.version);
+      let info = await deps.docker.inspectContainer(name);
+      if (!info) {
+        if (!(await deps.docker.imageInspect(spec.imageId)))
+          throw new SwapError(
+            `image ${spec.imageId.slice(7, 19)} of ${step.service}@${m.version} is not in the engine`,
+          );
+        for (const v of spec.volumes)
+          if (v.kind === 'volume') await deps.docker.ensureVolume(volumeName(m.app, v.source), { [LABELS.app]: m.app });
+        await deps.docker.createContainer(
+          containerSpec(deps.vessel, m.app, step.service, m.version, step.colour, spec),
+        );
+        info = await deps.docker.inspectContainer(name);
+      }
+      if (!info!.running) await deps.docker.startContainer(name);
+      return;
+    }
+    case 'gate': {
+      const m = manifestOf(ctx, step.release);
+      const name = containerName(m.app, step.service, m.version);
+      await waitHealthy({
+        service: step.service,
+        release: m.version,
+        gate: m.services[step.service]!.gate,
+        inspect: () => deps.docker.inspectContainer(name),
+      });
+      return;
+    }
+    case 'stop': {
+      const m = manifestOf(ctx, step.release);
+      await deps.docker.stopContainer(containerName(m.app, step.service, m.version), STOP_TIMEOUT_S);
+      return;
+    }
+    case 'remove': {
+      const m = manifestOf(ctx, step.release);
+      await deps.docker.removeContainer(containerName(m.app, step.service, m.version));
+      return;
+    }
+    case 'flip': {
+      const m = step.release ? manifestOf(ctx, step.release) : null;
+      await routerRequest(deps.routerSocket, { op: 'set', routes: m ? await routesFor(deps, m) : [] });
+      return;
+    }
+    case 'commit': {
+      deps.releases.setLive(step.release);
+      deps.store.setMany({
+        'release.current': step.release,
+        'release.previous': ctx.from?.version ?? null,
+        'release.pending': null,
+      });
+      return;
+    }
+    case 'drain':
+      await new Promise((r) => setTimeout(r, step.ms));
+      return;
+    case 'prune':
+      await prune(deps);
+      return;
+  }
+}
+
+export async function routesFor(deps: Pick<SwapDeps, 'docker'>, m: ReleaseManifest): Promise<Route[]> {
+  const routes: Route[] = [];
+  for (const [service, spec] of Object.entries(m.services)) {
+    if (spec.ports.length === 0) continue;
+    const info = await deps.docker.inspectContainer(containerName(m.app, service, m.version));
+    if (!info) throw new SwapError(`no container for ${service}@${m.version} to route to`);
+    for (const p of spec.ports) {
+      const hostPort = info.ports[p.target];
+      if (!hostPort) throw new SwapError(`${service}@${m.version} has no host port for ${p.target}`);
+      routes.push({
+        port: p.published,
+        target: { host: '127.0.0.1', port: hostPort },
+        app: m.app,
+        service,
+        release: m.version,
+        colour: info.labels[LABELS.colour] ?? 'blue',
+      });
+    }
+  }
+  return routes;
+}
+
+async function liveColours(deps: SwapDeps, m: ReleaseManifest): Promise<Record<string, Colour>> {
+  const out: Record<string, Colour> = {};
+  for (const service of Object.keys(m.services)) {
+    const info = await deps.docker.inspectContainer(containerName(m.app, service, m.version));
+    const c = info?.labels[LABELS.colour];
+    if (c === 'blue' || c === 'green') out[service] = c;
+  }
+  return out;
+}
+
+/** Keep the live release and the most recent others up to keepReleases; remove the rest from the engine. */
+async function prune(deps: SwapDeps): Promise<void> {
+  const all = deps.releases.list();
+  const keep = new Set(
+    all
+      .filter((r) => r.state === 'live' || r.state === 'kept')
+      .sort((a, b) => (b.lastLiveAt ?? 0) - (a.lastLiveAt ?? 0))
+      .slice(0, deps.keepReleases)
+      .map((r) => r.version),
+  );
+  const root = deps.root();
+  const keptImages = new Set<string>();
+  for (const v of keep)
+    for (const s of Object.values(deps.releases.manifest(v, root).services)) keptImages.add(s.imageId);
+  for (const r of all) {
+    if (keep.has(r.version) || r.state === 'staged') continue;
+    // A failed release keeps its row (so the shore target is not retried) but loses its containers.
+    const keepRow = r.state === 'failed';
+    let m: ReleaseManifest | undefined;
+    try {
+      m = deps.releases.manifest(r.version, root);
+    } catch {
+      m = undefined;
+    }
+    if (m) {
+      for (const service of Object.keys(m.services))
+        await deps.docker.removeContainer(containerName(m.app, service, m.version));
+      for (const s of Object.values(m.services))
+        if (!keptImages.has(s.imageId)) await deps.docker.removeImage(s.imageId);
+    }
+    if (keepRow) continue;
+    deps.releases.remove(r.version);
+    deps.log.info({ release: r.version }, 'release pruned from board');
+  }
+  if (deps.chunks) {
+    const referenced = new Set<string>();
+    try {
+      for (const r of deps.releases.list()) {
+        if (r.state === 'failed') continue;
+        for (const d of allReleaseChunks(deps.releases.manifest(r.version, root), deps.chunks).keys())
+          referenced.add(d);
+      }
+    } catch (err) {
+      // A damaged index leaves the kept set unknown: collect nothing rather than something still needed.
+      deps.log.warn({ reason: errorMessage(err) }, 'chunk collection skipped: a layer index on board does not verify');
+      return;
+    }
+    const gone = deps.chunks.gc(referenced);
+    if (gone.files) deps.log.info(gone, 'chunks of releases no longer on board collected');
+  }
+}
+
+/**
+ * After a kill -9 or power cut mid-update: if the router had not flipped, undo (the old release still
+ * serves); if it had, finish the remaining steps. Either way exactly one complete release serves.
+ */
+export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
+  const u = deps.journal.running();
+  if (!u) return;
+  if (u.pid !== process.pid && pidAlive(u.pid, u.pidStart)) return;
+  deps.journal.adopt(u.id);
+  const root = deps.root();
+  const to = deps.releases.manifest(u.to, root);
+  const from = u.from ? deps.releases.manifest(u.from, root) : null;
+  const ctx: Ctx = { deps, from, to, id: u.id };
+  const steps = deps.journal.steps(u.id);
+  const flipped = steps.some((s) => s.phase === 'forward' && s.step.kind === 'flip' && s.done);
+  const undoing = steps.some((s) => s.phase === 'undo');
+  deps.log.warn({ update: u.id, to: u.to, flipped }, 'recovering an interrupted update');
+  if (flipped && !undoing) {
+    // Drain time has passed by now; the rest (commit, stop old, prune) is idempotent.
+    await runSteps(
+      ctx,
+      steps.filter((s) => s.phase === 'forward').map((s) => (s.step.kind === 'drain' ? { ...s, done: true } : s)),
+    );
+    deps.journal.finish(u.id, 'done', 'completed after an interruption');
+    // A crew rollback cut short still means the crew chose this release: hold it as the command would have.
+    if (u.kind === 'rollback')
+      deps.store.setMany({ 'release.held': true, 'hold.sequence': deps.releases.maxSequence() });
+    deps.store.event(`${u.kind}.done`, {
+      from: u.from,
+      to: u.to,
+      actor: u.actor,
+      reason: 'completed after an interruption',
+    });
+    return;
+  }
+  await undo(ctx, 'interrupted before the switch (agent stopped mid-update)');
+}

@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs';
+import { listOpt, positional, requiredOpt, stringOpt, type Command } from '../../shared/cli.js';
+import { UsageError } from '../../shared/errors.js';
+import { writeFileAtomic } from '../../shared/fs-atomic.js';
+import { createLogger } from '../../shared/log.js';
+import { HUB_OPTIONS, opsRequest, resolveHubTarget } from '../../shared/ops-client.js';
+import { parseDuration } from '../../shared/duration.js';
+import type { EnrolmentFile } from '../../shared/protocol/enrolment-file.js';
+import { openHubState } from '../app.js';
+import { createOpsTokenStore, ROLES, type Role } from '../store/ops-token-store.js';
+import { serveHub } from '../server.js';
+import { ago } from '../page/status-page.js';
+
+// Loopback by default: exposing the hub is a decision for the operator (or a reverse proxy with TLS).
+export const DEFAULT_HUB_LISTEN = '127.0.0.1:8420';
+
+export const hubServe: Command = {
+  path: ['hub', 'serve'],
+  summary: 'run the shore hub (API, status page, metrics)',
+  options: {
+    data: { type: 'string', description: 'data directory (SQLite database and chunk store)' },
+    listen: { type: 'string', description: 'HOST:PORT to listen on', default: DEFAULT_HUB_LISTEN },
+    root: { type: 'string', description: 'a signed root document to trust (first start) or rotate to' },
+  },
+  async run(ctx) {
+    await serveHub({
+      dataDir: requiredOpt(ctx, 'data'),
+      listen: stringOpt(ctx, 'listen') ?? DEFAULT_HUB_LISTEN,
+      rootFile: stringOpt(ctx, 'root'),
+      logger: createLogger('hub'),
+    });
+    return undefined;
+  },
+};
+
+export const hubTokenCreate: Command = {
+  path: ['hub', 'token', 'create'],
+  summary: 'create an ops token directly in the hub database (bootstrap; later use the API)',
+  options: {
+    data: { type: 'string', description: 'hub data directory' },
+    role: { type: 'string', description: `one of ${ROLES.join(', ')}` },
+    name: { type: 'string', description: 'who or what the token is for', default: 'cli' },
+  },
+  async run(ctx) {
+    const role = requiredOpt(ctx, 'role');
+    if (!(ROLES as readonly string[]).includes(role))
+      throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+    const db = openHubState(requiredOpt(ctx, 'data'));
+    try {
+      const t = createOpsTokenStore(db).create(role as Role, stringOpt(ctx, 'name') ?? 'cli');
+      return { id: t.id, role, token: t.token };
+    } finally {
+      db.close();
+    }
+  },
+  human: (r: { token: string }) => r.token,
+};
+
+export const hubRootPush: Command = {
+  path: ['hub', 'root', 'push'],
+  args: 'FILE',
+  summary: 'upload the next signed root document to the hub (admin)',
+  options: HUB_OPTIONS,
+  async run(ctx) {
+    const file = positional(ctx, 0, 'FILE');
+    const raw = readFileSync(file);
+    return opsRequest(resolveHubTarget(ctx), 'PUT', '/api/v1/roots', undefined, {
+      raw,
+      contentType: 'application/vnd.tender.envelope+json',
+    });
+  },
+  human: (r: { version: number; expires: string }) => `hub now serves root v${r.version} (expires ${r.expires})`,
+};
+
+interface IssuedToken {
+  vessel: string;
+  token: string;
+  expiresAt: string;
+  root?: string;
+}
+
+function writeOfflineFile(path: string, hub: string, issued: IssuedToken): void {
+  const file: EnrolmentFile = {
+    kind: 'tender-enrolment',
+    version: 1,
+    hub,
+    vessel: issued.vessel,
+    token: issued.token,
+    expiresAt: issued.expiresAt,
+    root: issued.root!,
+  };
+  writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+}
+
+export const vesselAdd: Command = {
+  path: ['vessel', 'add'],
+  args: 'NAME',
+  summary: 'register a vessel and print its one-time enrolment token (or write an offline enrolment file)',
+  options: {
+    ...HUB_OPTIONS,
+    group: { type: 'string', multiple: true, description: 'group the vessel belongs to' },
+    'offline-file': {
+      type: 'string',
+      description: 'write an enrolment file for a vessel with no link instead of printing a token',
+    },
+    'vessel-hub': { type: 'string', description: 'hub URL as the vessel will reach it (default: --hub)' },
+    expires: { type: 'string', description: 'token lifetime', default: '7d online, 90d offline' },
+  },
+  async run(ctx) {
+    const name = positional(ctx, 0, 'NAME');
+    const target = resolveHubTarget(ctx);
+    const offlineFile = stringOpt(ctx, 'offline-file');
+    const expires = stringOpt(ctx, 'expires');
+    const issued = await opsRequest<IssuedToken>(target, 'POST', '/api/v1/vessels', {
+      name,
+      groups: listOpt(ctx, 'group'),
+      offline: offlineFile !== undefined,
+      ttlSeconds: expires ? parseDuration(expires, '--expires') / 1000 : undefined,
+    });
+    if (offlineFile) {
+      writeOfflineFile(offlineFile, stringOpt(ctx, 'vessel-hub') ?? target.hub, issued);
+      return { vessel: name, offlineFile, expiresAt: issued.expiresAt };
+    }
+    return { vessel: name, token: issued.token, expiresAt: issued.expiresAt };
+  },
+  human: (r: { vessel: string; token?: string; offlineFile?: string; expiresAt: string }) =>
+    r.offlineFile
+      ? `enrolment file for ${r.vessel} written to ${r.offlineFile} (valid until ${r.expiresAt}); on the vessel: tender agent enroll --file ${r.offlineFile}`
+      : `${r.token}\n# one-time token for ${r.vessel}, valid until ${r.expiresAt}; on the vessel: tender agent enroll --hub URL --token TOKEN`,
+};
+
+interface VesselRow {
+  name: string;
+  groups: string[];
+  state: string;
+  currentRelease: string | null;
+  lastContact: string | null;
+  status: { backlog?: number } | null;
+}
+
+export const vesselList: Command = {
+  path: ['vessel', 'list'],
+  summary: 'the fleet in a table',
+  options: { ...HUB_OPTIONS, group: { type: 'string', description: 'only this group' } },
+  async run(ctx) {
+    const group = stringOpt(ctx, 'group');
+    return opsRequest<{ vessels: VesselRow[] }>(
+      resolveHubTarget(ctx),
+      'GET',
+      `/api/v1/vessels${group ? `?group=${encodeURIComponent(group)}` : ''}`,
+    );
+  },
+  human: (r: { vessels: VesselRow[] }) => {
+    const now = Date.now();
+    const rows = r.vessels.map((v) => [
+      v.name,
+      v.groups.join(',') || '-',
+      v.currentRelease ?? '-',
+      v.state,
+      v.lastContact ? ago(Date.parse(v.lastContact), now) : 'never',
+      String(v.status?.backlog ?? '-'),
+    ]);
+    return table(['NAME', 'GROUP', 'RELEASE', 'STATE', 'LAST CONTACT', 'BACKLOG'], rows);
+  },
+};
+
+export const vesselRevoke: Command = {
+  path: ['vessel', 'revoke'],
+  args: 'NAME',
+  summary: "revoke a vessel's credential: every later request from it is refused (admin)",
+  options: HUB_OPTIONS,
+  async run(ctx) {
+    const name = positional(ctx, 0, 'NAME');
+    return opsRequest(resolveHubTarget(ctx), 'POST', `/api/v1/vessels/${encodeURIComponent(name)}/revoke`, {});
+  },
+  human: (r: { name: string }) => `vessel ${r.name} revoked`,
+};
+
+export const vesselToken: Command = {
+  path: ['vessel', 'token'],
+  args: 'NAME',
+  summary: 'a new one-time enrolment token for an existing vessel (re-enrolment after a server swap)',
+  options: {
+    ...HUB_OPTIONS,
+    'offline-file': vesselAdd.options!['offline-file']!,
+    expires: vesselAdd.options!.expires!,
+  },
+  async run(ctx) {
+    const name = positional(ctx, 0, 'NAME');
+    const target = resolveHubTarget(ctx);
+    const offlineFile = stringOpt(ctx, 'offline-file');
+    const expires = stringOpt(ctx, 'expires');
+    const issued = await opsRequest<IssuedToken>(target, 'POST', `/api/v1/vessels/${encodeURIComponent(name)}/tokens`, {
+      offline: offlineFile !== undefined,
+      ttlSeconds: expires ? parseDuration(expires, '--expires') / 1000 : undefined,
+    });
+    if (offlineFile) {
+      writeOfflineFile(offlineFile, target.hub, issued);
+      return { vessel: name, offlineFile, expiresAt: issued.expiresAt };
+    }
+    return { vessel: name, token: issued.token, expiresAt: issued.expiresAt };
+  },
+  human: vesselAdd.human!,
+};
+
+export function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+export const HUB_COMMANDS = [hubServe, hubTokenCreate, hubRootPush, vesselAdd, vesselList, vesselRevoke, vesselToken];

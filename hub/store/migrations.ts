@@ -1,0 +1,164 @@
+import type { Migration } from '../../shared/sqlite.js';
+
+export const HUB_MIGRATIONS: Migration[] = [
+  {
+    id: 1,
+    name: 'vessels, tokens, roots',
+    sql: `
+      CREATE TABLE vessels (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        groups TEXT NOT NULL DEFAULT '[]',
+        public_key TEXT,
+        created_at INTEGER NOT NULL,
+        enrolled_at INTEGER,
+        revoked_at INTEGER,
+        last_contact INTEGER,
+        last_address TEXT,
+        current_release TEXT,
+        agent_version TEXT,
+        status TEXT
+      );
+      CREATE TABLE enrolment_tokens (
+        token_hash TEXT PRIMARY KEY,
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        kind TEXT NOT NULL CHECK (kind IN ('online', 'offline')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        used_by TEXT
+      );
+      CREATE INDEX enrolment_tokens_vessel ON enrolment_tokens(vessel_id);
+      CREATE TABLE ops_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE TABLE roots (
+        version INTEGER PRIMARY KEY,
+        envelope BLOB NOT NULL,
+        expires TEXT NOT NULL,
+        added_at INTEGER NOT NULL
+      );
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+    `,
+  },
+  {
+    id: 2,
+    name: 'releases and rollouts',
+    sql: `
+      CREATE TABLE releases (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        published_by TEXT NOT NULL,
+        UNIQUE (app, version),
+        UNIQUE (app, sequence)
+      );
+      CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL
+      );
+      -- The release each vessel should run now.
+      CREATE TABLE vessel_targets (
+        vessel_id TEXT PRIMARY KEY REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        set_at INTEGER NOT NULL
+      );
+      -- Every release ever targeted at a vessel: what it may download.
+      CREATE TABLE vessel_releases (
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        PRIMARY KEY (vessel_id, release_id)
+      );
+    `,
+  },
+  {
+    id: 3,
+    name: 'telemetry',
+    sql: `
+      CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        level TEXT NOT NULL,
+        line TEXT NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        boot_id TEXT NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX logs_vessel_time ON logs (vessel_id, ts_vessel);
+      CREATE VIRTUAL TABLE logs_fts USING fts5 (line, content = 'logs', content_rowid = 'id');
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX events_vessel ON events (vessel_id, id);
+      CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY,
+        vessel_id TEXT NOT NULL,
+        epoch TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        value REAL NOT NULL,
+        ts_vessel INTEGER NOT NULL,
+        ts_received INTEGER NOT NULL,
+        UNIQUE (vessel_id, epoch, seq)
+      );
+      CREATE INDEX metrics_vessel_name_time ON metrics (vessel_id, name, ts_vessel);
+      CREATE INDEX metrics_received ON metrics (ts_received);
+      CREATE TABLE vessel_telemetry (
+        vessel_id TEXT PRIMARY KEY REFERENCES vessels(id),
+        backlog INTEGER NOT NULL DEFAULT 0,
+        drops TEXT NOT NULL DEFAULT '{}',
+        records_received INTEGER NOT NULL DEFAULT 0,
+        bytes_received INTEGER NOT NULL DEFAULT 0,
+        last_batch_at INTEGER
+      );
+    `,
+  },
+  {
+    id: 4,
+    name: 'packs',
+    sql: `
+      -- A pack is a fixed list of chunks for one vessel: its bytes are stable, so a cut download resumes
+      -- at any byte, across restarts of either side.
+      CREATE TABLE packs (
+        id TEXT PRIMARY KEY,
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        digests BLOB NOT NULL,
+        length INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
+];

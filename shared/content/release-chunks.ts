@@ -1,0 +1,65 @@
+import { ChunkError, verifyCompressedChunk, type ChunkStore } from './chunk-store.js';
+import { decodeLayerIndex, LayerIndexError, type LayerIndex } from './layer-index.js';
+import type { ChunkRef, ReleaseManifest } from '../protocol/manifest.js';
+
+/**
+ * The chunks a release is made of, in two tiers: the ones its signed manifest names directly (image
+ * configs and layer index blobs), and the content chunks those indexes list. A vessel fetches the first
+ * tier, then works out from the indexes which content it lacks.
+ */
+export function namedChunks(m: ReleaseManifest): Map<string, { raw: number; comp: number }> {
+  const out = new Map<string, { raw: number; comp: number }>();
+  const add = (c: ChunkRef) => out.set(c[0], { raw: c[1], comp: c[2] });
+  for (const img of Object.values(m.images)) {
+    for (const c of img.config?.chunks ?? []) add(c);
+    for (const l of img.layers) if (l.index) add(l.index);
+  }
+  return out;
+}
+
+/** Read and verify a layer index from a chunk store (its digest and size come from the signed manifest). */
+export function loadLayerIndex(store: ChunkStore, ref: ChunkRef): LayerIndex {
+  return decodeLayerIndex(verifyCompressedChunk(ref[0], store.get(ref[0]), ref[1]));
+}
+
+/**
+ * Content chunks (digest → raw size) listed by the release's layer indexes that `store` holds. Indexes
+ * not in the store are skipped and reported, so callers decide whether that is an error.
+ */
+export function contentChunks(
+  m: ReleaseManifest,
+  store: ChunkStore,
+): { chunks: Map<string, number>; missingIndexes: string[] } {
+  const chunks = new Map<string, number>();
+  const missingIndexes: string[] = [];
+  const seen = new Set<string>();
+  for (const img of Object.values(m.images)) {
+    for (const l of img.layers) {
+      if (!l.index || seen.has(l.index[0])) continue;
+      seen.add(l.index[0]);
+      let ix;
+      try {
+        ix = store.has(l.index[0]) ? loadLayerIndex(store, l.index) : undefined;
+      } catch (err) {
+        if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+        // Damaged on disk (verification is against the signed digest, so this is never the publisher's
+        // fault): drop it; it is missing now and gets fetched again.
+        store.remove(l.index[0]);
+      }
+      if (!ix) {
+        missingIndexes.push(l.index[0]);
+        continue;
+      }
+      for (const [d, raw] of ix.chunks) chunks.set(d, raw);
+    }
+  }
+  return { chunks, missingIndexes };
+}
+
+/** Every chunk digest of the release that `store` can know about (named plus content). */
+export function allReleaseChunks(m: ReleaseManifest, store: ChunkStore): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [d, s] of namedChunks(m)) out.set(d, s.raw);
+  for (const [d, raw] of contentChunks(m, store).chunks) out.set(d, raw);
+  return out;
+}
