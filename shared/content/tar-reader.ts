@@ -1,5 +1,8 @@
 import { TenderError } from '../errors.js';
 
+// Hand-written on purpose: the tar bytes must be reproduced exactly (layer diff IDs) and every entry
+// checked against our path rules before anything is written; tar libraries normalise or extract.
+
 export class TarError extends TenderError {}
 
 export interface TarEntry {

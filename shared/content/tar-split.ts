@@ -1,5 +1,7 @@
 import { TenderError } from '../errors.js';
 
+// Hand-written on purpose (see tar-reader.ts): exact bytes and our entry rules, not a library's.
+
 /**
  * A layer tar split in two (as tar-split does): the *meta* stream (every header block, pax and long-name
  * data, padding and the end-of-archive blocks, byte for byte) and the *content* stream (the bodies of

@@ -1,5 +1,8 @@
 import { TenderError } from '../errors.js';
 
+// Hand-written on purpose, not a library: no maintained JSON parser refuses duplicate keys and reports
+// where, and a verifier that parses differently from its consumer is the attack (ATTACKS.md 18).
+
 /**
  * A JSON parser for bytes that cross a trust boundary. `JSON.parse` keeps the last of two duplicate keys
  * silently, accepts `1e400` as Infinity, `__proto__` as a key and any nesting depth until the stack
