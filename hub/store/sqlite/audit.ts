@@ -29,15 +29,13 @@ export function sqliteAudit(db: Db): { records: AuditRecords; write: AuditWriter
         return append(entry, now);
       },
       async list(q) {
-        return list
-          .all(q.after ?? 0, q.since ?? Number.MIN_SAFE_INTEGER, q.limit)
-          .map((r): AuditRecord => ({
-            id: r.id,
-            at: r.at,
-            actor: r.actor,
-            action: r.action,
-            detail: parseJson(r.detail),
-          }));
+        return list.all(q.after ?? 0, q.since ?? Number.MIN_SAFE_INTEGER, q.limit).map((r): AuditRecord => ({
+          id: r.id,
+          at: r.at,
+          actor: r.actor,
+          action: r.action,
+          detail: parseJson(r.detail),
+        }));
       },
     },
   };
