@@ -4,8 +4,10 @@ import type { Role } from './ops-token-store.js';
 
 /**
  * Everything the hub stores, behind one asynchronous interface: SQLite and a chunk folder on one machine
- * today (sqlite-hub-store.ts, file-chunk-store.ts), PostgreSQL and an S3-compatible object store for
- * several hub processes next. Routes, the rollout engine and the commands talk to this and nothing else.
+ * today (sqlite/sqlite-hub-store.ts, file-chunk-store.ts), PostgreSQL and an S3-compatible object store
+ * for several hub processes next. Routes, the rollout engine and the commands are to talk to this and
+ * nothing else (until they move, the routes still use the synchronous *-store.ts modules beside it, on
+ * the same database).
  *
  * Atomicity: every multi-step change the hub needs is ONE method here, not a `transaction(async (tx) =>
  * ...)` handed to callers. Why:
@@ -39,7 +41,8 @@ import type { Role } from './ops-token-store.js';
  * Callers pass `now` (the hub's clock, corrected or faked in tests), so every engine records the same time.
  * Trust is checked by callers before they store (manifest and root signatures need the trusted root and
  * belong to shared/trust); the store keeps the storage invariants: uniqueness, order, exactly once.
- * Lists have a fixed order (stated per method) and bounded limits.
+ * Lists have a fixed order (stated per method) and bounded limits; names sort in byte order (COLLATE "C"
+ * on PostgreSQL, whose default collation would sort 'ship-b' and 'shipa' differently).
  */
 export interface HubStore {
   readonly vessels: VesselRecords;
@@ -54,6 +57,7 @@ export interface HubStore {
   readonly chunks: HubChunkStore;
   /** Resolves when the store can serve (the readiness probe); rejects with the reason. */
   ping(): Promise<void>;
+  /** Releases the connections; closing twice is harmless. */
   close(): Promise<void>;
 }
 

@@ -111,8 +111,12 @@ export function chunkTests(open: OpenStore): void {
   });
 
   describe('the store itself', () => {
-    it('answers the readiness probe', async () => {
-      const { store } = await open();
+    it('answers the readiness probe while open, and refuses once closed', async () => {
+      const { store, another } = await open();
+      const other = await another();
+      await expect(store.ping()).resolves.toBeUndefined();
+      await other.close();
+      await expect(other.ping()).rejects.toThrow();
       await expect(store.ping()).resolves.toBeUndefined();
     });
   });

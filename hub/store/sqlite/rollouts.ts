@@ -49,7 +49,12 @@ export function sqliteRollouts(db: Db, audit: AuditWriter): RolloutRecords {
 
   return {
     async start(r, now, entry) {
-      const target = parseTarget(r.target);
+      let target: ReturnType<typeof parseTarget>;
+      try {
+        target = parseTarget(r.target);
+      } catch (err) {
+        throw new HubStoreError((err as Error).message, 'bad_target', 400);
+      }
       return db
         .transaction(() => {
           const chosen =
