@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { StateStore } from './state-store.js';
+import { createBoardReleases } from './release/board-releases.js';
 import { CLASS_NAMES } from './telemetry/outbox.js';
 import type { ShipStats } from './telemetry/shipper.js';
 
@@ -11,6 +12,7 @@ import type { ShipStats } from './telemetry/shipper.js';
  */
 export function createAgentMetrics(store: StateStore, ship: ShipStats) {
   const registry = new Registry();
+  const releases = createBoardReleases(store.db);
   collectDefaultMetrics({ register: registry });
   new Gauge({
     name: 'tender_agent_outbox_records',
@@ -45,7 +47,7 @@ export function createAgentMetrics(store: StateStore, ship: ShipStats) {
     help: '1 when the last exchange with the hub succeeded',
     registers: [registry],
     collect() {
-      this.set(store.get<string>('link.state') === 'up' ? 1 : 0);
+      this.set(store.get('link.state') === 'up' ? 1 : 0);
     },
   });
   new Gauge({
@@ -55,8 +57,8 @@ export function createAgentMetrics(store: StateStore, ship: ShipStats) {
     registers: [registry],
     collect() {
       this.reset();
-      const r = store.get<string>('release.current');
-      if (r) this.set({ release: r, held: String(store.get<boolean>('release.held') ?? false) }, 1);
+      const r = releases.serving()?.version;
+      if (r) this.set({ release: r, held: String(store.get('crew.hold') !== undefined) }, 1);
     },
   });
   new Counter({

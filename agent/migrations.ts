@@ -64,4 +64,48 @@ export const AGENT_MIGRATIONS: Migration[] = [
     name: 'update owner identity survives pid reuse',
     sql: "ALTER TABLE updates ADD COLUMN pid_start TEXT NOT NULL DEFAULT '';",
   },
+  {
+    id: 5,
+    name: 'the releases table says which release serves (the kv copy release.current is dropped)',
+    // Serving is apart from state: a release that fails its watch window with nothing to go back to is
+    // marked failed and still serves. Old databases: the live row, else what release.current named.
+    sql: `
+      ALTER TABLE releases ADD COLUMN serving INTEGER NOT NULL DEFAULT 0;
+      UPDATE releases SET serving = 1 WHERE state = 'live';
+      UPDATE releases SET serving = 1
+        WHERE NOT EXISTS (SELECT 1 FROM releases WHERE state = 'live')
+          AND version = (SELECT CASE WHEN json_valid(value) THEN json_extract(value, '$') END
+                           FROM kv WHERE key = 'release.current');
+      DELETE FROM kv WHERE key = 'release.current';
+    `,
+  },
+  {
+    id: 6,
+    name: 'a crew hold is one key (was release.held and hold.sequence)',
+    sql: `
+      INSERT INTO kv (key, value, updated_at)
+        SELECT 'crew.hold', json_object('sequence', COALESCE((
+            SELECT json_extract(value, '$') FROM kv
+             WHERE key = 'hold.sequence' AND (CASE WHEN json_valid(value) THEN json_type(value) END) = 'integer'
+          ), 0)), updated_at
+          FROM kv WHERE key = 'release.held' AND value = 'true';
+      DELETE FROM kv WHERE key IN ('release.held', 'hold.sequence');
+    `,
+  },
+  {
+    id: 7,
+    name: 'manifests refused, one row each (were kv keys refused.manifest.<app>@<version>#<sequence>)',
+    sql: `
+      CREATE TABLE refused_manifests (
+        release TEXT PRIMARY KEY,       -- app@version#sequence
+        reason TEXT NOT NULL,
+        refused_at INTEGER NOT NULL
+      );
+      INSERT INTO refused_manifests (release, reason, refused_at)
+        SELECT substr(key, 18), COALESCE(CASE WHEN json_valid(value) THEN json_extract(value, '$') ELSE value END, ''),
+               updated_at
+          FROM kv WHERE substr(key, 1, 17) = 'refused.manifest.';
+      DELETE FROM kv WHERE substr(key, 1, 17) = 'refused.manifest.';
+    `,
+  },
 ];

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import { loadPrivateKey } from '../shared/trust/keys.js';
 import { errorMessage } from '../shared/errors.js';
 import { createDockerEngine } from '../shared/docker.js';
-import type { DesiredState } from '../shared/protocol/bodies.js';
 import type { TrustedRoot } from '../shared/trust/root.js';
 import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
@@ -59,7 +58,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
       const blocked = transferAllowed(
         { downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap },
-        store.get<boolean>('link.cheap') ?? false,
+        store.get('link.cheap') ?? false,
         new Date(),
       );
       if (blocked) throw new TransferDeferred(blocked);
@@ -84,7 +83,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     },
     fetchManifest: async (app, version) => {
       // Carried by the desired state when small; verified by the controller exactly as a fetched one.
-      const d = store.get<DesiredState>('desired');
+      const d = store.get('desired');
       if (d?.manifest && d.release?.app === app && d.release.version === version)
         return Buffer.from(d.manifest, 'base64');
       if (!client) throw new HubUnreachableError('not connected to the hub yet');
@@ -186,7 +185,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       }
       // The target is applied from local state too: a crew `resume` works with the link down.
       try {
-        await controller.reconcile(store.get<DesiredState>('desired'));
+        await controller.reconcile(store.get('desired'));
       } catch (err) {
         if (err instanceof HubUnreachableError)
           log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');
@@ -210,7 +209,7 @@ async function watchLoop(controller: Controller, signal: AbortSignal, log: Logge
 
 function makeClient(config: AgentConfig, store: StateStore): HubClient {
   const key = loadPrivateKey(vesselPaths(config.dataDir).key);
-  return new HubClient(config.hub, config.vesselId!, key, store.get<number>('hub.skewMs') ?? 0, (skew) =>
+  return new HubClient(config.hub, config.vesselId!, key, store.get('hub.skewMs') ?? 0, (skew) =>
     store.set('hub.skewMs', skew),
   );
 }

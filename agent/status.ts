@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import type { DesiredState } from '../shared/protocol/bodies.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
 import { createDockerEngine } from '../shared/docker.js';
 import { vesselPaths, type AgentConfig } from './config.js';
 import { loadTrustedRoot } from './enrol.js';
-import { openStateStore, type LinkState } from './state-store.js';
+import { openStateStore } from './state-store.js';
+import type { LinkState, ReleaseResult } from './state-schema.js';
 import { createBoardReleases } from './release/board-releases.js';
 import { createJournal } from './release/journal.js';
 import { containerName } from './release/runtime.js';
@@ -26,7 +26,7 @@ export interface StatusView {
   backlog: number;
   rootVersion: number;
   services: { name: string; state: string; detail?: string }[];
-  lastResult: { version: string; result: string; reason: string | null; at: string } | null;
+  lastResult: ReleaseResult | null;
   lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
 }
 
@@ -54,28 +54,27 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
     const live = releases.live();
     const services = live ? await serviceHealth(live.version, releases.manifest(live.version, root)) : [];
     const last = createJournal(store.db).recent(1)[0];
-    const g = <T>(k: string) => store.get<T>(k) ?? null;
     return {
       vessel: config.vesselName,
       hub: config.hub,
       enrolment: config.pendingToken ? 'pending first contact' : 'complete',
       release: {
-        current: g<string>('release.current'),
-        previous: g<string>('release.previous'),
-        pending: g<string>('release.pending'),
-        held: g<boolean>('release.held') ?? false,
-        desired: g<DesiredState>('desired')?.release?.version ?? null,
+        current: releases.serving()?.version ?? null,
+        previous: store.get('release.previous') ?? null,
+        pending: store.get('release.pending') ?? null,
+        held: store.get('crew.hold') !== undefined,
+        desired: store.get('desired')?.release?.version ?? null,
       },
       link: {
-        state: g<LinkState>('link.state') ?? 'unknown',
-        lastOk: g<string>('link.lastOk'),
-        lastError: g<string>('link.lastError'),
+        state: store.get('link.state') ?? 'unknown',
+        lastOk: store.get('link.lastOk') ?? null,
+        lastError: store.get('link.lastError') ?? null,
       },
-      lastSync: g<string>('sync.lastAt'),
+      lastSync: store.get('sync.lastAt') ?? null,
       backlog: store.backlog(),
       rootVersion: root.version,
       services,
-      lastResult: g('release.lastResult'),
+      lastResult: store.get('release.lastResult') ?? null,
       lastUpdate: last
         ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason }
         : null,

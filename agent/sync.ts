@@ -7,6 +7,7 @@ import { canonicalJson } from '../shared/trust/canonical-json.js';
 import { bootId, type StateStore } from './state-store.js';
 import { expectOk, HubRefusedError, type HubClient } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';
+import { createBoardReleases } from './release/board-releases.js';
 import { errorMessage, TenderError } from '../shared/errors.js';
 
 export class SyncError extends TenderError {}
@@ -35,12 +36,13 @@ export interface SyncResult {
  */
 export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   const { client, store, vesselName, log } = deps;
-  const etag = store.get<string>('desired.etag');
+  let desired = store.get('desired');
+  // A target that no longer reads (it did not fit its schema) is asked for again in full.
+  const etag = desired && store.get('desired.etag');
   // With the manifest when it is small: a new release costs one round trip fewer.
   const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(vesselName)}/desired?with=manifest`, {
     headers: etag ? { 'if-none-match': etag } : {},
   });
-  let desired = store.get<DesiredState>('desired');
   let changed = false;
   if (res.status !== 304) {
     expectOk(res, 'desired state');
@@ -90,10 +92,10 @@ async function updateRoot(deps: SyncDeps): Promise<TrustedRoot> {
 export function currentStatus(store: StateStore, root: TrustedRoot): VesselStatusReport {
   return {
     agentVersion: AGENT_VERSION,
-    current: store.get<string>('release.current') ?? null,
-    previous: store.get<string>('release.previous') ?? null,
-    pending: store.get<string>('release.pending') ?? null,
-    held: store.get<boolean>('release.held') ?? false,
+    current: createBoardReleases(store.db).serving()?.version ?? null,
+    previous: store.get('release.previous') ?? null,
+    pending: store.get('release.pending') ?? null,
+    held: store.get('crew.hold') !== undefined,
     rootVersion: root.version,
     backlog: store.backlog(),
     services: [],
@@ -107,7 +109,7 @@ async function reportStatus(deps: SyncDeps, root: TrustedRoot): Promise<void> {
   const status = currentStatus(store, root);
   const { reportedAt: _ignored, ...comparable } = status;
   const fingerprint = canonicalJson(comparable);
-  const last = store.get<{ fingerprint: string; at: number }>('status.lastReport');
+  const last = store.get('status.lastReport');
   if (last && last.fingerprint === fingerprint && Date.now() - last.at < STATUS_REPORT_EVERY_MS) return;
   const res = await client.request('POST', `/api/v1/vessels/${encodeURIComponent(vesselName)}/status`, {
     body: status,

@@ -88,7 +88,7 @@ export const releasesCommand: Command = {
   options: CONFIG_OPTION,
   async run(ctx): Promise<ReleasesView> {
     return withController(ctx, async (c, store) => ({
-      held: store.get<boolean>('release.held') ?? false,
+      held: store.get('crew.hold') !== undefined,
       releases: c.releases.list().map((r) => ({
         version: r.version,
         app: r.app,

@@ -65,8 +65,12 @@ export function createBoardReleases(db: Db) {
   );
   const setState = db.prepare('UPDATE releases SET state = ?, failed_reason = ? WHERE version = ?');
   const demoteLive = db.prepare("UPDATE releases SET state = 'kept' WHERE state = 'live'");
+  const stopServing = db.prepare('UPDATE releases SET serving = 0 WHERE serving = 1');
   const makeLive = db.prepare(
-    "UPDATE releases SET state = 'live', last_live_at = ?, failed_reason = NULL WHERE version = ?",
+    "UPDATE releases SET state = 'live', serving = 1, last_live_at = ?, failed_reason = NULL WHERE version = ?",
+  );
+  const serving = db.prepare<[], Row>(
+    'SELECT version, app, sequence, state, installed_at, last_live_at, failed_reason FROM releases WHERE serving = 1',
   );
   const del = db.prepare('DELETE FROM releases WHERE version = ?');
   const maxSeq = db.prepare<[], { s: number | null }>(
@@ -101,6 +105,14 @@ export function createBoardReleases(db: Db) {
     live(): BoardRelease | undefined {
       return api.list().find((r) => r.state === 'live');
     },
+    /**
+     * The release that serves: the one last made live. Usually live() too; it stays serving when marked
+     * failed with nothing to roll back to. The one record of what runs (status, reports, metrics read it).
+     */
+    serving(): BoardRelease | undefined {
+      const r = serving.get();
+      return r && fromRow(r);
+    },
     /** The release that was live most recently before the current one. */
     previous(): BoardRelease | undefined {
       return api
@@ -111,6 +123,7 @@ export function createBoardReleases(db: Db) {
     setLive(version: string, now = Date.now()): void {
       db.transaction(() => {
         demoteLive.run();
+        stopServing.run();
         makeLive.run(now, version);
       })();
     },

@@ -12,6 +12,8 @@ import { probe } from './health-gate.js';
 import { DiskGuardError, TransferDeferred } from './fetcher.js';
 import type { ChunkStore } from '../../shared/content/chunk-store.js';
 import type { StateStore } from '../state-store.js';
+import type { ReleaseResult } from '../state-schema.js';
+import { createRefusedManifests, refusedManifestKey } from './refused-manifests.js';
 
 export class ControllerError extends TenderError {}
 
@@ -19,12 +21,6 @@ export class ControllerError extends TenderError {}
 const WATCH_TICK_MS = 2_000;
 // Probe failures in a row that count as "failing health" (one slow answer is not a failure).
 const WATCH_PROBE_FAILURES = 3;
-
-interface Watch {
-  version: string;
-  until: number;
-  restarts: Record<string, number>;
-}
 
 export interface ControllerDeps {
   vessel: string;
@@ -50,6 +46,7 @@ export interface ControllerDeps {
 export function createController(deps: ControllerDeps) {
   const releases: BoardReleases = createBoardReleases(deps.store.db);
   const journal: Journal = createJournal(deps.store.db);
+  const refused = createRefusedManifests(deps.store.db);
   const swapDeps: SwapDeps = {
     vessel: deps.vessel,
     chunks: deps.chunks,
@@ -72,13 +69,13 @@ export function createController(deps: ControllerDeps) {
 
   /** Time never goes back below the newest signed time seen (a clock set to 2020 cannot revive stale metadata). */
   function trustedNow(): Date {
-    const floor = deps.store.get<number>('time.floor') ?? 0;
+    const floor = deps.store.get('time.floor') ?? 0;
     return new Date(Math.max(Date.now(), floor));
   }
 
   function noteSignedTime(m: ReleaseManifest): void {
     const t = Date.parse(m.createdAt);
-    if (t > (deps.store.get<number>('time.floor') ?? 0)) deps.store.set('time.floor', t);
+    if (t > (deps.store.get('time.floor') ?? 0)) deps.store.set('time.floor', t);
   }
 
   async function afterUpdate(version: string): Promise<void> {
@@ -86,15 +83,10 @@ export function createController(deps: ControllerDeps) {
     const restarts: Record<string, number> = {};
     for (const s of Object.keys(m.services))
       restarts[s] = (await deps.docker.inspectContainer(containerName(m.app, s, version)))?.restartCount ?? 0;
-    if (deps.watchMs > 0)
-      deps.store.set('watch', { version, until: Date.now() + deps.watchMs, restarts } satisfies Watch);
+    if (deps.watchMs > 0) deps.store.set('watch', { version, until: Date.now() + deps.watchMs, restarts });
   }
 
-  function setResult(
-    version: string,
-    result: 'live' | 'failed' | 'rolled-back' | 'refused' | 'waiting',
-    reason: string | null,
-  ): void {
+  function setResult(version: string, result: ReleaseResult['result'], reason: string | null): void {
     deps.store.set('release.lastResult', { version, result, reason, at: new Date().toISOString() });
   }
 
@@ -115,13 +107,13 @@ export function createController(deps: ControllerDeps) {
           deps.store.set('release.pending', null);
           return;
         }
-        const held = deps.store.get<boolean>('release.held') ?? false;
-        if (held && d.sequence <= (deps.store.get<number>('hold.sequence') ?? 0)) return;
+        const hold = deps.store.get('crew.hold');
+        if (hold && d.sequence <= hold.sequence) return;
         const onBoard = releases.get(d.version);
         if (onBoard?.state === 'failed') return;
         if (!onBoard && d.sequence <= releases.maxSequence()) {
           const reason = `release ${d.version} (#${d.sequence}) is older than what this vessel has installed (#${releases.maxSequence()}); refused as a rollback attack`;
-          if (deps.store.get<string>('refused.version') !== d.version) {
+          if (deps.store.get('refused.version') !== d.version) {
             deps.store.event('update.refused', { release: d.version, reason });
             deps.store.set('refused.version', d.version);
             deps.log.warn({ release: d.version }, reason);
@@ -135,8 +127,8 @@ export function createController(deps: ControllerDeps) {
           const root = deps.root();
           // New installs need fresh trust metadata; what is already on board keeps running regardless.
           assertRootFresh(root, trustedNow());
-          const refusedKey = `refused.manifest.${d.app}@${d.version}#${d.sequence}`;
-          if (deps.store.get<string>(refusedKey)) return;
+          const refusedKey = refusedManifestKey(d.app, d.version, d.sequence);
+          if (refused.reason(refusedKey) !== undefined) return;
           const bytes = await deps.fetchManifest(d.app, d.version);
           let m: ReleaseManifest;
           try {
@@ -144,7 +136,7 @@ export function createController(deps: ControllerDeps) {
           } catch (err) {
             // Refused once, remembered: the same manifest is not fetched again on every poll.
             const reason = `release ${d.version} refused: ${errorMessage(err)}`;
-            deps.store.set(refusedKey, reason);
+            refused.refuse(refusedKey, reason);
             deps.store.event('update.refused', { release: d.version, reason });
             setResult(d.version, 'refused', reason);
             deps.log.warn({ release: d.version, reason }, 'release manifest refused');
@@ -173,7 +165,7 @@ export function createController(deps: ControllerDeps) {
             const why = errorMessage(err);
             setResult(d.version, 'waiting', why);
             if (err instanceof TransferDeferred) return;
-            if (err instanceof DiskGuardError && deps.store.get<string>('disk.refused') !== d.version) {
+            if (err instanceof DiskGuardError && deps.store.get('disk.refused') !== d.version) {
               deps.store.set('disk.refused', d.version);
               deps.store.event('transfer.refused', { release: d.version, reason: why });
             }
@@ -186,7 +178,7 @@ export function createController(deps: ControllerDeps) {
           setResult(d.version, 'failed', errorMessage(err));
           throw err;
         }
-        if (held) deps.store.setMany({ 'release.held': false, 'hold.sequence': null });
+        if (hold) deps.store.set('crew.hold', null);
         setResult(d.version, 'live', null);
         await afterUpdate(d.version);
       }),
@@ -210,12 +202,8 @@ export function createController(deps: ControllerDeps) {
         if (live?.version === to.version) throw new ControllerError(`release ${to.version} is already live`);
         const t0 = Date.now();
         await swapTo(swapDeps, to.version, 'rollback', actor, 'crew rollback');
-        const desiredSeq = deps.store.get<DesiredState>('desired')?.release?.sequence ?? 0;
-        deps.store.setMany({
-          'release.held': true,
-          'hold.sequence': Math.max(desiredSeq, releases.maxSequence()),
-          watch: null,
-        });
+        const desiredSeq = deps.store.get('desired')?.release?.sequence ?? 0;
+        deps.store.setMany({ 'crew.hold': { sequence: Math.max(desiredSeq, releases.maxSequence()) }, watch: null });
         deps.store.event('rollback', {
           from: live?.version ?? null,
           to: to.version,
@@ -228,8 +216,8 @@ export function createController(deps: ControllerDeps) {
       }),
 
     resume(actor: string): { held: boolean } {
-      const held = deps.store.get<boolean>('release.held') ?? false;
-      deps.store.setMany({ 'release.held': false, 'hold.sequence': null });
+      const held = deps.store.get('crew.hold') !== undefined;
+      deps.store.set('crew.hold', null);
       if (held) deps.store.event('resume', { by: actor, at: new Date().toISOString() });
       return { held: false };
     },
@@ -237,7 +225,7 @@ export function createController(deps: ControllerDeps) {
     /** One tick of the watch window; rolls back by itself on a crash loop or failing health. */
     watchTick: () =>
       serial(async () => {
-        const w = deps.store.get<Watch>('watch');
+        const w = deps.store.get('watch');
         if (!w) return;
         const live = releases.live();
         if (Date.now() > w.until || live?.version !== w.version) {

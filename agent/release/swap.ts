@@ -180,12 +180,10 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
       return;
     }
     case 'commit': {
-      deps.releases.setLive(step.release);
-      deps.store.setMany({
-        'release.current': step.release,
-        'release.previous': ctx.from?.version ?? null,
-        'release.pending': null,
-      });
+      deps.store.db.transaction(() => {
+        deps.releases.setLive(step.release);
+        deps.store.setMany({ 'release.previous': ctx.from?.version ?? null, 'release.pending': null });
+      })();
       return;
     }
     case 'drain':
@@ -306,8 +304,7 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
     );
     deps.journal.finish(u.id, 'done', 'completed after an interruption');
     // A crew rollback cut short still means the crew chose this release: hold it as the command would have.
-    if (u.kind === 'rollback')
-      deps.store.setMany({ 'release.held': true, 'hold.sequence': deps.releases.maxSequence() });
+    if (u.kind === 'rollback') deps.store.set('crew.hold', { sequence: deps.releases.maxSequence() });
     deps.store.event(`${u.kind}.done`, {
       from: u.from,
       to: u.to,

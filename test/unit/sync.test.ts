@@ -5,6 +5,8 @@ import { vesselPaths } from '../../agent/config.js';
 import { createLogger } from '../../shared/log.js';
 import type { TrustedRoot } from '../../shared/trust/root.js';
 import { tempDir } from '../helpers/tmp.js';
+import { createBoardReleases } from '../../agent/release/board-releases.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 
 /** A hub whose desired state is fixed and whose status route answers only when the test lets it. */
 function fakeHub(release: { app: string; version: string; sequence: number; rolloutId: number } | null) {
@@ -52,7 +54,9 @@ describe('sync with the hub', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(store.get('status.lastReport')).toBeTruthy();
     // Nothing new, a status that changed: the report is part of the exchange.
-    store.set('release.current', '2.0.0');
+    const board = createBoardReleases(store.db);
+    board.add({ app: 'sms', version: '2.0.0', sequence: 2 } as ReleaseManifest, Buffer.alloc(0));
+    board.setLive('2.0.0');
     const quiet = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
     let done = false;
     const second = syncOnce(deps(quiet.client)).then((r) => ((done = true), r));

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { desiredStateSchema } from '../shared/protocol/bodies.js';
+
+/** How the last exchange with the hub went; `unknown` only in views, before the first attempt. */
+export const linkStateSchema = z.enum(['up', 'down', 'refused']);
+export type LinkState = z.infer<typeof linkStateSchema> | 'unknown';
+
+/** The crew rolled back: the shore target is not applied until a release newer than `sequence` or a resume. */
+export const crewHoldSchema = z.strictObject({ sequence: z.number().int().min(0) });
+export type CrewHold = z.infer<typeof crewHoldSchema>;
+
+/** A release just made live, watched until `until`; a crash loop or failing health rolls it back. */
+export const watchSchema = z.strictObject({
+  version: z.string(),
+  until: z.number(),
+  /** Each service's restart count at the flip: more restarts than this within the window is a crash loop. */
+  restarts: z.record(z.string(), z.number().int().min(0)),
+});
+export type Watch = z.infer<typeof watchSchema>;
+
+export const releaseResultSchema = z.strictObject({
+  version: z.string(),
+  result: z.enum(['live', 'failed', 'rolled-back', 'refused', 'waiting']),
+  reason: z.string().nullable(),
+  at: z.string(),
+});
+export type ReleaseResult = z.infer<typeof releaseResultSchema>;
+
+const isoTime = z.string().max(40);
+
+/**
+ * Every key of the agent's key-value state (the `kv` table) with the schema of its value, in one place.
+ * A read is typed by its key; a stored value that does not fit (written by another version, altered on
+ * disk) reads as absent and is logged once. Facts that are rows live in tables of their own, each with
+ * its module: the releases on board and which of them serves (release/board-releases.ts), the update
+ * journal (release/journal.ts), manifests refused (release/refused-manifests.ts).
+ */
+export const STATE_SCHEMA = {
+  /** The shore target as last received, and its validator: an unchanged target costs a 304. */
+  desired: desiredStateSchema,
+  'desired.etag': z.string(),
+  /** Offset of the hub's clock from ours (its Date header), applied to request signatures. */
+  'hub.skewMs': z.number(),
+  'link.state': linkStateSchema,
+  'link.lastOk': isoTime,
+  'link.lastError': z.string(),
+  /** Set by the crew (`tender link cheap|metered`): downloads may be limited to a cheap link. */
+  'link.cheap': z.boolean(),
+  'sync.lastAt': isoTime,
+  /** Fingerprint of the last status report the hub accepted, and when: unchanged reports wait. */
+  'status.lastReport': z.strictObject({ fingerprint: z.string(), at: z.number() }),
+  /** The release live before the current one, as of the last switch (the current one: the releases table). */
+  'release.previous': z.string(),
+  /** The shore target not live yet. */
+  'release.pending': z.string(),
+  'release.lastResult': releaseResultSchema,
+  'crew.hold': crewHoldSchema,
+  watch: watchSchema,
+  /** The newest signed time seen (ms): the trusted clock never goes below it. */
+  'time.floor': z.number(),
+  /** The last target refused as older than what is on board (its event is sent once). */
+  'refused.version': z.string(),
+  /** The last release refused for want of disk (its event is sent once). */
+  'disk.refused': z.string(),
+} satisfies Record<string, z.ZodType>;
+
+export type StateKey = keyof typeof STATE_SCHEMA;
+export type StateValue<K extends StateKey> = z.infer<(typeof STATE_SCHEMA)[K]>;
+/** Several keys written together; null removes a key. */
+export type StateValues = { [K in StateKey]?: StateValue<K> | null };
