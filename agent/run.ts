@@ -10,13 +10,10 @@ import { openStateStore, type StateStore } from './state-store.js';
 import { backoffDelayMs, pollDelayMs, sleep, Wakeup } from './backoff.js';
 import { syncOnce } from './sync.js';
 import { createController, type Controller } from './release/controller.js';
+import { createInstallSource } from './release/install-source.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './crew/console.js';
 import { vesselNow } from './clock.js';
-import { fetchRelease, TransferDeferred } from './release/fetcher.js';
-import { transferAllowed } from './release/transfer-policy.js';
-import { stageRelease } from './release/stage.js';
-import { fetchManifestResumable } from './release/manifest-fetch.js';
 import { createChunkStore } from '../shared/content/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
 import { shipLoop, type ShipStats } from './telemetry/shipper.js';
@@ -54,42 +51,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     keepReleases: config.keepReleases,
     watchMs: config.watchSeconds * 1000,
     log,
-    transfer: async (m) => {
-      if (!client) throw new HubUnreachableError('not connected to the hub yet');
-      const blocked = transferAllowed(
-        { downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap },
-        store.get('link.cheap') ?? false,
-        new Date(),
-      );
-      if (blocked) throw new TransferDeferred(blocked);
-      const t0 = Date.now();
-      const stats = await fetchRelease(
-        {
-          client,
-          vesselName: config.vesselName,
-          chunks,
-          dir: `${config.dataDir}/fetch`,
-          log,
-          signal,
-          bytesPerSecond: config.releaseBytesPerSecond,
-          diskMarginBytes: config.diskMarginBytes,
-          stall: { ms: config.stallSeconds * 1000 },
-        },
-        m,
-      );
-      log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
-      const loaded = await stageRelease(docker, m, chunks);
-      log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');
-    },
-    fetchManifest: async (app, version) => {
-      // Carried by the desired state when small; verified by the controller exactly as a fetched one.
-      const d = store.get('desired');
-      if (d?.manifest && d.release?.app === app && d.release.version === version)
-        return Buffer.from(d.manifest, 'base64');
-      if (!client) throw new HubUnreachableError('not connected to the hub yet');
-      const path = `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`;
-      return fetchManifestResumable(client, path, `${config.dataDir}/fetch`, `${app}@${version}`);
-    },
+    source: createInstallSource({ client: () => client, store, docker, chunks, config, log, signal }),
   });
   try {
     store.event('agent.started', { vessel: config.vesselName });

@@ -10,6 +10,7 @@ import { recoverInterrupted, swapTo, type SwapDeps } from './swap.js';
 import { containerName } from './runtime.js';
 import { probe } from './health-gate.js';
 import { DiskGuardError, TransferDeferred } from './fetcher.js';
+import type { InstallSource } from './install-source.js';
 import type { ChunkStore } from '../../shared/content/chunk-store.js';
 import type { StateStore } from '../state-store.js';
 import type { ReleaseResult } from '../state-schema.js';
@@ -32,10 +33,8 @@ export interface ControllerDeps {
   keepReleases: number;
   watchMs: number;
   log: Logger;
-  /** Bring the release's missing images on board (fetch chunks, verify, docker load). */
-  transfer?: (m: ReleaseManifest) => Promise<void>;
-  /** Fetch the signed manifest of a release targeted at this vessel; undefined offline. */
-  fetchManifest?: (app: string, version: string) => Promise<Buffer>;
+  /** Where releases come from (the hub); absent for crew commands, which install only what is on board. */
+  source?: InstallSource;
 }
 
 /**
@@ -123,13 +122,13 @@ export function createController(deps: ControllerDeps) {
         }
         deps.store.set('release.pending', d.version);
         if (!onBoard) {
-          if (!deps.fetchManifest) return;
+          if (!deps.source) return;
           const root = deps.root();
           // New installs need fresh trust metadata; what is already on board keeps running regardless.
           assertRootFresh(root, trustedNow());
           const refusedKey = refusedManifestKey(d.app, d.version, d.sequence);
           if (refused.reason(refusedKey) !== undefined) return;
-          const bytes = await deps.fetchManifest(d.app, d.version);
+          const bytes = await deps.source.fetchManifest(d.app, d.version);
           let m: ReleaseManifest;
           try {
             m = verifyManifestBytes(root, bytes);
@@ -155,12 +154,12 @@ export function createController(deps: ControllerDeps) {
         for (const id of new Set(Object.values(m.services).map((s) => s.imageId)))
           if (!(await deps.docker.imageInspect(id))) missing.push(id);
         if (missing.length > 0) {
-          if (!deps.transfer) {
+          if (!deps.source) {
             setResult(d.version, 'waiting', `${missing.length} image(s) not on board yet`);
             return;
           }
           try {
-            await deps.transfer(m);
+            await deps.source.transfer(m);
           } catch (err) {
             const why = errorMessage(err);
             setResult(d.version, 'waiting', why);

@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import type { ChunkStore } from '../../shared/content/chunk-store.js';
+import type { DockerEngine } from '../../shared/docker.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import type { AgentConfig } from '../config.js';
+import { HubUnreachableError, type HubClient } from '../hub-client.js';
+import type { StateStore } from '../state-store.js';
+import { fetchRelease, TransferDeferred } from './fetcher.js';
+import { fetchManifestResumable } from './manifest-fetch.js';
+import { stageRelease } from './stage.js';
+import { transferAllowed } from './transfer-policy.js';
+
+/**
+ * Where the controller gets a release from: its signed manifest, and its images (fetch → verify → stage).
+ * The controller verifies what this returns; with no hub connection yet, both throw HubUnreachableError.
+ */
+export interface InstallSource {
+  /** The signed manifest of a release targeted at this vessel (envelope bytes, not yet verified). */
+  fetchManifest(app: string, version: string): Promise<Buffer>;
+  /** Bring the release's missing images on board: fetch chunks, verify each, load into the engine. */
+  transfer(m: ReleaseManifest): Promise<void>;
+}
+
+export interface InstallSourceDeps {
+  client: () => HubClient | undefined;
+  store: Pick<StateStore, 'get'>;
+  docker: DockerEngine;
+  chunks: ChunkStore;
+  config: Pick<
+    AgentConfig,
+    | 'vesselName'
+    | 'dataDir'
+    | 'downloadWindows'
+    | 'downloadOnlyWhenCheap'
+    | 'releaseBytesPerSecond'
+    | 'diskMarginBytes'
+    | 'stallSeconds'
+  >;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** Releases from the hub, under the download policy (windows, cheap link, bandwidth cap, disk margin). */
+export function createInstallSource(deps: InstallSourceDeps): InstallSource {
+  const { config, log } = deps;
+  const fetchDir = `${config.dataDir}/fetch`;
+  const connected = (): HubClient => {
+    const client = deps.client();
+    if (!client) throw new HubUnreachableError('not connected to the hub yet');
+    return client;
+  };
+
+  return {
+    async fetchManifest(app, version) {
+      // Carried by the desired state when small; verified by the controller exactly as a fetched one.
+      const d = deps.store.get('desired');
+      if (d?.manifest && d.release?.app === app && d.release.version === version)
+        return Buffer.from(d.manifest, 'base64');
+      const client = connected();
+      const path = `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`;
+      return fetchManifestResumable(client, path, fetchDir, `${app}@${version}`);
+    },
+
+    async transfer(m) {
+      const client = connected();
+      const blocked = transferAllowed(
+        { downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap },
+        deps.store.get('link.cheap') ?? false,
+        new Date(),
+      );
+      if (blocked) throw new TransferDeferred(blocked);
+      const t0 = Date.now();
+      const stats = await fetchRelease(
+        {
+          client,
+          vesselName: config.vesselName,
+          chunks: deps.chunks,
+          dir: fetchDir,
+          log,
+          signal: deps.signal,
+          bytesPerSecond: config.releaseBytesPerSecond,
+          diskMarginBytes: config.diskMarginBytes,
+          stall: { ms: config.stallSeconds * 1000 },
+        },
+        m,
+      );
+      log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
+      const loaded = await stageRelease(deps.docker, m, deps.chunks);
+      log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');
+    },
+  };
+}
