@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DISK_MARGIN_BYTES } from './release/fetcher.js';
+import { DISK_MARGIN_BYTES } from './release/transfer/disk-guard.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
 import { windowSchema } from './release/transfer-policy.js';

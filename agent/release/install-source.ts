@@ -1,14 +1,18 @@
 import type { Logger } from 'pino';
+import { TenderError } from '../../shared/errors.js';
 import type { ChunkStore } from '../../shared/content/chunk-store.js';
 import type { DockerEngine } from '../../shared/docker.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import type { AgentConfig } from '../config.js';
 import { HubUnreachableError, type HubClient } from '../hub-client.js';
 import type { StateStore } from '../state-store.js';
-import { fetchRelease, TransferDeferred } from './fetcher.js';
+import { fetchRelease } from './transfer/fetch-loop.js';
 import { fetchManifestResumable } from './manifest-fetch.js';
 import { stageRelease } from './stage.js';
 import { transferAllowed } from './transfer-policy.js';
+
+/** Not an error: the policy says not now (download window, metered link). */
+export class TransferDeferred extends TenderError {}
 
 /**
  * Where the controller gets a release from: its signed manifest, and its images (fetch → verify → stage).

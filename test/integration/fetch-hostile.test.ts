@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, constants } from 'node:zlib';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { HubClient } from '../../agent/hub-client.js';
-import { fetchRelease, type FetchStats } from '../../agent/release/fetcher.js';
+import { fetchRelease, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
 import { fetchManifestResumable } from '../../agent/release/manifest-fetch.js';
 import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
 import { generateKey } from '../../shared/trust/keys.js';

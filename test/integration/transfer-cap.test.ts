@@ -5,7 +5,7 @@ import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import { createChunkStore } from '../../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { HubClient } from '../../agent/hub-client.js';
-import { fetchRelease } from '../../agent/release/fetcher.js';
+import { fetchRelease } from '../../agent/release/transfer/fetch-loop.js';
 import { createLogger } from '../../shared/log.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
 import { tempDir } from '../helpers/tmp.js';

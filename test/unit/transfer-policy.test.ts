@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inWindow, transferAllowed } from '../../agent/release/transfer-policy.js';
-import { checkDisk } from '../../agent/release/fetcher.js';
+import { checkDisk } from '../../agent/release/transfer/disk-guard.js';
 import { createChunkStore } from '../../shared/content/chunk-store.js';
 import { brotliCompressSync } from 'node:zlib';
 import { createHash } from 'node:crypto';

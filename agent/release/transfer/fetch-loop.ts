@@ -1,0 +1,185 @@
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { TenderError, errorMessage } from '../../../shared/errors.js';
+import type { ChunkStore } from '../../../shared/content/chunk-store.js';
+import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
+import { contentChunks, namedChunks } from '../../../shared/content/release-chunks.js';
+import { HubUnreachableError, type HubClient } from '../../hub-client.js';
+import { checkDisk, DISK_MARGIN_BYTES } from './disk-guard.js';
+import { createPack, openNewPack, openPackRange, PackRangeError, type PackHub } from './pack-requests.js';
+import { PackSink, type SinkCounters } from './pack-sink.js';
+import { packsUnderWay, savePackState, type PackState } from './pack-state.js';
+import { Pacer } from './pacer.js';
+import { planPacks } from './planner.js';
+import { streamResponse, type StallLimits } from './watchdog.js';
+
+/** A release could not be completed: an index missing after fetching, chunks failing verification. */
+export class FetchError extends TenderError {}
+
+// Rounds of "fetch what is missing" per tier: a chunk refused by its digest is asked for again.
+const ROUNDS = 5;
+// Pause before asking again for a pack range that was cut.
+const RESUME_PAUSE_MS = 500;
+
+export interface FetchDeps {
+  client: HubClient;
+  vesselName: string;
+  chunks: ChunkStore;
+  dir: string;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Bytes per second for release transfers; 0 = no cap. */
+  bytesPerSecond?: number;
+  /** Free space to keep beyond what a release needs. */
+  diskMarginBytes?: number;
+  stall?: StallLimits;
+}
+
+export interface FetchStats extends SinkCounters {
+  requests: number;
+}
+
+/** One release's transfer: what every step needs. */
+interface Run {
+  deps: FetchDeps;
+  m: ReleaseManifest;
+  release: string;
+  stats: FetchStats;
+  pacer: Pacer;
+  hub: PackHub;
+}
+
+/**
+ * Fetch what the vessel lacks of a release, in two tiers: first the configs and layer indexes the signed
+ * manifest names (one pack), then the content chunks those indexes list and the local store lacks
+ * (chunks of every release kept on board count). Packs resume at the byte where a cut stopped them, across
+ * restarts (offset and validator live on disk); every chunk is verified against its digest as it lands,
+ * and a bad one is dropped and fetched again in a later round.
+ */
+export async function fetchRelease(
+  deps: FetchDeps,
+  m: ReleaseManifest,
+  stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 },
+): Promise<FetchStats> {
+  mkdirSync(deps.dir, { recursive: true });
+  const named = new Map([...namedChunks(m)].map(([d, s]) => [d, s.raw]));
+  const margin = deps.diskMarginBytes ?? DISK_MARGIN_BYTES;
+  // Before a byte moves: the indexes plus the images they unpack to must fit with the margin.
+  checkDisk(
+    deps.dir,
+    m,
+    [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0),
+    margin,
+  );
+  const hub: PackHub = { client: deps.client, vesselName: deps.vesselName, stats };
+  const run: Run = {
+    deps,
+    m,
+    release: `${m.app}@${m.version}`,
+    stats,
+    pacer: new Pacer(deps.bytesPerSecond ?? 0),
+    hub,
+  };
+  await fetchTier(run, named);
+  let content = contentChunks(m, deps.chunks);
+  // An index found damaged on disk was dropped: fetch it again, once.
+  if (content.missingIndexes.length) {
+    await fetchTier(run, named);
+    content = contentChunks(m, deps.chunks);
+  }
+  if (content.missingIndexes.length)
+    throw new FetchError(
+      `release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`,
+    );
+  // The link waits while this runs: the store is asked once, and the answer serves both the disk check
+  // and the first round of the tier.
+  const missing = deps.chunks.missing(content.chunks.keys());
+  // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
+  checkDisk(
+    deps.dir,
+    m,
+    missing.reduce((a, d) => a + content.chunks.get(d)!, 0),
+    margin,
+  );
+  await fetchTier(run, content.chunks, missing);
+  return stats;
+}
+
+async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: string[]): Promise<void> {
+  const { deps } = run;
+  for (let round = 0; round < ROUNDS; round++) {
+    const missing = round === 0 && knownMissing ? knownMissing : deps.chunks.missing(needed.keys());
+    if (missing.length === 0) return;
+    const { resumed, groups } = planPacks(packsUnderWay(deps.dir), run.release, missing, needed);
+    for (const state of resumed) await downloadPack(run, state, needed);
+    for (const g of groups) {
+      if (run.pacer.capped) {
+        const pack = await createPack(run.hub, run.m, g, needed);
+        await downloadPack(run, savePackState(deps.dir, run.release, pack, g), needed);
+      } else await streamNewPack(run, g, needed);
+    }
+  }
+  throw new FetchError(`release ${run.m.version}: chunks still failing verification after ${ROUNDS} rounds`);
+}
+
+/**
+ * Fix a pack and receive its bytes in the same round trip (no cap to pace). Its state is on disk before
+ * the first byte is, so a cut resumes with range requests like any other pack.
+ */
+async function streamNewPack(run: Run, digests: string[], sizes: Map<string, number>): Promise<void> {
+  const { deps } = run;
+  let sink: PackSink | undefined;
+  try {
+    await streamResponse(
+      deps,
+      async (signal) => {
+        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal);
+        sink = new PackSink(deps, savePackState(deps.dir, run.release, pack, digests), sizes, run.stats);
+        return res;
+      },
+      (piece) => sink!.write(piece),
+    );
+  } catch (err) {
+    if (!sink || !(err instanceof HubUnreachableError) || deps.signal?.aborted) {
+      sink?.flush();
+      throw err;
+    }
+    deps.log.info(
+      { pack: sink.state.id, at: sink.have, of: sink.state.length, reason: errorMessage(err) },
+      'pack download cut; resuming',
+    );
+  }
+  const done = sink!;
+  done.flush();
+  // Whole in one response (the usual case): nothing to resume, and the part file need not be read again.
+  if (done.have >= done.state.length) done.finish();
+  else await downloadPack(run, done.state, sizes);
+}
+
+/** Download (or resume) one pack with range requests, paced under a cap. */
+async function downloadPack(run: Run, state: PackState, sizes: Map<string, number>): Promise<void> {
+  const { deps } = run;
+  const sink = new PackSink(deps, state, sizes, run.stats);
+  while (sink.have < state.length) {
+    const offset = sink.have;
+    const last = offset + (await run.pacer.grant(state.length - offset)) - 1;
+    try {
+      await streamResponse(
+        deps,
+        (signal) => openPackRange(run.hub, state, offset, last, signal),
+        (piece) => sink.write(piece),
+      );
+      sink.flush();
+    } catch (err) {
+      sink.flush();
+      if (!(err instanceof HubUnreachableError || err instanceof PackRangeError)) throw err;
+      deps.log.info(
+        { pack: state.id, at: sink.have, of: state.length, reason: errorMessage(err) },
+        'pack download cut; resuming',
+      );
+      if (deps.signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, RESUME_PAUSE_MS));
+    }
+  }
+  sink.finish();
+}
