@@ -7,11 +7,9 @@ import { generateKey, loadPrivateKey, type PrivateKey } from '../shared/trust/ke
 import { verifyInitialRoot, type TrustedRoot } from '../shared/trust/root.js';
 import { parseEnrolmentToken, rootPinOf } from '../shared/protocol/enrolment-token.js';
 import { enrolmentFileSchema } from '../shared/protocol/enrolment-file.js';
-import { enrolResponseSchema } from '../shared/protocol/bodies.js';
 import { loadJsonConfig } from '../shared/config-file.js';
-import { parseStrictJson } from '../shared/trust/strict-json.js';
 import { agentConfigSchema, vesselPaths, writeAgentConfig, type AgentConfig } from './config.js';
-import { describeFetchError, HubRefusedError, HubUnreachableError } from './hub-client.js';
+import { enrol } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';
 
 export class EnrolError extends TenderError {}
@@ -49,36 +47,17 @@ function checkPinnedRoot(token: string, rootBytes: Buffer): TrustedRoot {
 }
 
 /** POST the enrolment: claims the one-time token and registers our public key. */
-export async function postEnrolment(hub: string, token: string, key: PrivateKey) {
-  let res: Response;
-  try {
-    res = await fetch(`${hub}/api/v1/enroll`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        token: token.trim(),
-        publicKey: key.publicRaw.toString('base64'),
-        hostname: hostname().slice(0, 253),
-        agentVersion: AGENT_VERSION,
-      }),
-      signal: AbortSignal.timeout(ENROL_TIMEOUT_MS),
-    });
-  } catch (err) {
-    throw new HubUnreachableError(`cannot reach the hub at ${hub}: ${describeFetchError(err)}`);
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let message = text.slice(0, 200);
-    try {
-      message = (JSON.parse(text) as { message?: string }).message ?? message;
-    } catch {
-      /* keep text */
-    }
-    throw new HubRefusedError(`enrolment refused by the hub (${res.status}): ${message}`, res.status);
-  }
-  const parsed = enrolResponseSchema.safeParse(parseStrictJson(text));
-  if (!parsed.success) throw new EnrolError('the hub sent a malformed enrolment response');
-  return parsed.data;
+export function postEnrolment(hub: string, token: string, key: PrivateKey) {
+  return enrol(
+    hub,
+    {
+      token: token.trim(),
+      publicKey: key.publicRaw.toString('base64'),
+      hostname: hostname().slice(0, 253),
+      agentVersion: AGENT_VERSION,
+    },
+    ENROL_TIMEOUT_MS,
+  );
 }
 
 export async function enrolOnline(opts: {

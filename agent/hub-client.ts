@@ -1,6 +1,21 @@
+import type { z } from 'zod';
 import { TenderError } from '../shared/errors.js';
 import type { PrivateKey } from '../shared/trust/keys.js';
+import { parseStrictJson } from '../shared/trust/strict-json.js';
+import { describeZodError } from '../shared/validation.js';
 import { signVesselRequest } from '../shared/protocol/vessel-auth.js';
+import { HEADER, MEDIA } from '../shared/protocol/http.js';
+import { paths } from '../shared/protocol/routes.js';
+import {
+  desiredStateSchema,
+  enrolResponseSchema,
+  packCreatedSchema,
+  type DesiredState,
+  type EnrolRequest,
+  type EnrolResponse,
+  type PackCreated,
+  type VesselStatusReport,
+} from '../shared/protocol/bodies.js';
 import { vesselNow } from './clock.js';
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
@@ -20,10 +35,15 @@ export class HubRefusedError extends TenderError {
   }
 }
 
+/** The hub answered something that is not what the protocol says it answers. */
+export class HubProtocolError extends TenderError {}
+
 // Control requests carry a few KB; over a 0.2 Mbit/s link with 1.5 s round trips this is still generous.
 export const CONTROL_REQUEST_TIMEOUT_MS = 30_000;
 // A Date header is rounded to the second; smaller offsets are noise and not worth correcting.
 const SKEW_NOISE_MS = 2_000;
+// A desired state is a few hundred bytes, or up to ~22 KB with an embedded manifest.
+const DESIRED_MAX_BYTES = 64 * 1024;
 
 export interface RequestOptions {
   body?: unknown;
@@ -118,6 +138,81 @@ export class HubClient {
     }
   }
 
+  // ---- the hub API, one method per route the vessel calls (paths and bodies from shared/protocol)
+
+  /** The desired state; with the ETag of the last one, `undefined` when nothing changed (a 304). */
+  async getDesired(vessel: string, etag?: string): Promise<{ state: DesiredState; etag: string } | undefined> {
+    // With the manifest when it is small: a new release costs one round trip fewer.
+    const res = await this.request('GET', paths.vesselDesired(vessel, { with: 'manifest' }), {
+      headers: etag ? { 'if-none-match': etag } : {},
+    });
+    if (res.status === 304) return undefined;
+    expectOk(res, 'desired state');
+    const state = parseAnswer(desiredStateSchema, res.body, 'desired state', DESIRED_MAX_BYTES);
+    return { state, etag: res.headers.get('etag') ?? '' };
+  }
+
+  async postStatus(vessel: string, report: VesselStatusReport): Promise<void> {
+    const res = await this.request('POST', paths.vesselStatus(vessel), { body: report });
+    if (res.status !== 204) throw new HubRefusedError(`status report: hub answered ${res.status}`, res.status);
+  }
+
+  /** A signed root document, or null when the hub has no such version. */
+  async getRoot(version: number): Promise<Buffer | null> {
+    const res = await this.request('GET', paths.root(version));
+    if (res.status === 404) return null;
+    return expectOk(res, `root v${version}`).body;
+  }
+
+  /** The manifest of a release, streamed; from byte `from.offset` when its ETag still matches. */
+  openManifest(
+    vessel: string,
+    app: string,
+    version: string,
+    from: { offset: number; etag: string } | undefined,
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const headers: Record<string, string> = from ? { range: `bytes=${from.offset}-`, 'if-range': from.etag } : {};
+    return this.stream(paths.vesselManifest(vessel, app, version), headers, signal);
+  }
+
+  /** Fix a list of chunks of a release as a pack on the hub: its id and length. */
+  async createPack(vessel: string, release: string, digests: string[]): Promise<PackCreated> {
+    const res = await this.request('POST', paths.vesselPacks(vessel), { body: { release, digests } });
+    return parseAnswer(packCreatedSchema, expectOk(res, 'pack').body, 'pack');
+  }
+
+  /**
+   * Fix a pack and receive its bytes in the same answer (its id and length in the headers, see
+   * packHeaders); the caller reads the stream.
+   */
+  createAndOpenPack(vessel: string, release: string, digests: string[], signal: AbortSignal): Promise<Response> {
+    return this.stream(paths.vesselPacks(vessel), { accept: MEDIA.pack }, signal, { release, digests });
+  }
+
+  /** Bytes first..last (inclusive) of a pack, if it is still the one `etag` names. */
+  openPack(
+    vessel: string,
+    id: string,
+    range: { first: number; last: number; etag: string },
+    signal: AbortSignal,
+  ): Promise<Response> {
+    return this.stream(
+      paths.vesselPack(vessel, id),
+      { range: `bytes=${range.first}-${range.last}`, 'if-range': range.etag },
+      signal,
+    );
+  }
+
+  /** A compressed telemetry batch; the answer as it came (the shipper decides on 413, 429, 400). */
+  postTelemetry(vessel: string, body: Buffer, encoding: 'gzip' | 'br', timeoutMs: number): Promise<HubResponse> {
+    return this.request('POST', paths.vesselTelemetry(vessel), {
+      raw: body,
+      headers: { 'content-type': MEDIA.telemetry, 'content-encoding': encoding },
+      timeoutMs,
+    });
+  }
+
   private learnSkew(headers: Headers, force: boolean): void {
     const date = headers.get('date');
     if (!date) return;
@@ -147,4 +242,53 @@ export function expectOk(res: HubResponse, what: string): HubResponse {
     /* not JSON */
   }
   throw new HubRefusedError(`${what}: hub answered ${res.status}: ${message}`, res.status);
+}
+
+/** The id and length of a pack whose bytes ride in the answer that created it (undefined: not given). */
+export function packHeaders(res: Response): { id: string; length: number; etag: string } | undefined {
+  const id = res.headers.get(HEADER.packId) ?? '';
+  const length = Number(res.headers.get(HEADER.packLength) ?? NaN);
+  if (!/^[0-9a-f]{32}$/.test(id) || !Number.isSafeInteger(length)) return undefined;
+  return { id, length, etag: res.headers.get('etag') ?? `"${id}"` };
+}
+
+function parseAnswer<S extends z.ZodType>(schema: S, body: Buffer, what: string, maxBytes?: number): z.output<S> {
+  let json: unknown;
+  try {
+    json = parseStrictJson(body, maxBytes ? { maxBytes } : {});
+  } catch (err) {
+    throw new HubProtocolError(`hub sent a malformed ${what}: ${(err as Error).message}`);
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw new HubProtocolError(`hub sent a malformed ${what}: ${describeZodError(r.error, what)}`);
+  return r.data;
+}
+
+/**
+ * Enrol: claim a one-time token with this vessel's public key. Unsigned (the hub knows no key of ours
+ * yet); the only call a vessel makes before it has an identity.
+ */
+export async function enrol(hub: string, request: EnrolRequest, timeoutMs: number): Promise<EnrolResponse> {
+  let res: Response;
+  try {
+    res = await fetch(`${hub}${paths.enrol()}`, {
+      method: 'POST',
+      headers: { 'content-type': MEDIA.json },
+      body: JSON.stringify(request),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new HubUnreachableError(`cannot reach the hub at ${hub}: ${describeFetchError(err)}`);
+  }
+  const body = Buffer.from(await res.arrayBuffer());
+  if (!res.ok) {
+    let message = body.toString('utf8').slice(0, 200);
+    try {
+      message = (JSON.parse(message) as { message?: string }).message ?? message;
+    } catch {
+      /* keep text */
+    }
+    throw new HubRefusedError(`enrolment refused by the hub (${res.status}): ${message}`, res.status);
+  }
+  return parseAnswer(enrolResponseSchema, body, 'enrolment response');
 }

@@ -1,16 +1,13 @@
 import type { Logger } from 'pino';
-import { desiredStateSchema, type DesiredState, type VesselStatusReport } from '../shared/protocol/bodies.js';
-import { parseStrictJson } from '../shared/trust/strict-json.js';
+import type { DesiredState, VesselStatusReport } from '../shared/protocol/bodies.js';
 import { walkRootChain, type TrustedRoot } from '../shared/trust/root.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { canonicalJson } from '../shared/trust/canonical-json.js';
 import { bootId, type StateStore } from './state-store.js';
-import { expectOk, HubRefusedError, type HubClient } from './hub-client.js';
+import type { HubClient } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';
 import { createBoardReleases } from './release/board-releases.js';
-import { errorMessage, TenderError } from '../shared/errors.js';
-
-export class SyncError extends TenderError {}
+import { errorMessage } from '../shared/errors.js';
 
 // Even when nothing changes, tell shore we are alive and what we run this often.
 const STATUS_REPORT_EVERY_MS = 15 * 60 * 1000;
@@ -38,19 +35,12 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   const { client, store, vesselName, log } = deps;
   let desired = store.get('desired');
   // A target that no longer reads (it did not fit its schema) is asked for again in full.
-  const etag = desired && store.get('desired.etag');
-  // With the manifest when it is small: a new release costs one round trip fewer.
-  const res = await client.request('GET', `/api/v1/vessels/${encodeURIComponent(vesselName)}/desired?with=manifest`, {
-    headers: etag ? { 'if-none-match': etag } : {},
-  });
+  const fresh = await client.getDesired(vesselName, (desired && store.get('desired.etag')) || undefined);
   let changed = false;
-  if (res.status !== 304) {
-    expectOk(res, 'desired state');
-    const parsed = desiredStateSchema.safeParse(parseStrictJson(res.body, { maxBytes: 64 * 1024 }));
-    if (!parsed.success) throw new SyncError(`hub sent a malformed desired state: ${parsed.error.issues[0]?.message}`);
-    desired = parsed.data;
+  if (fresh) {
+    desired = fresh.state;
     changed = true;
-    store.setMany({ desired, 'desired.etag': res.headers.get('etag') ?? '' });
+    store.setMany({ desired, 'desired.etag': fresh.etag });
     log.info({ release: desired.release }, 'desired state changed');
   }
   let root = deps.root;
@@ -75,11 +65,7 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
 async function updateRoot(deps: SyncDeps): Promise<TrustedRoot> {
   const { client, store, log } = deps;
   const from = deps.root.version;
-  const { root, steps } = await walkRootChain(deps.root, async (version) => {
-    const res = await client.request('GET', `/api/v1/roots/${version}`);
-    if (res.status === 404) return null;
-    return expectOk(res, `root v${version}`).body;
-  });
+  const { root, steps } = await walkRootChain(deps.root, (version) => client.getRoot(version));
   if (steps.length > 0) {
     // Only the newest verified root is kept: old or new on disk, never torn.
     writeFileAtomic(deps.rootPath, steps[steps.length - 1]!, 0o644);
@@ -111,9 +97,6 @@ async function reportStatus(deps: SyncDeps, root: TrustedRoot): Promise<void> {
   const fingerprint = canonicalJson(comparable);
   const last = store.get('status.lastReport');
   if (last && last.fingerprint === fingerprint && Date.now() - last.at < STATUS_REPORT_EVERY_MS) return;
-  const res = await client.request('POST', `/api/v1/vessels/${encodeURIComponent(vesselName)}/status`, {
-    body: status,
-  });
-  if (res.status !== 204) throw new HubRefusedError(`status report: hub answered ${res.status}`, res.status);
+  await client.postStatus(vesselName, status);
   store.set('status.lastReport', { fingerprint, at: Date.now() });
 }

@@ -6,65 +6,62 @@ import Fastify, {
 } from 'fastify';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import rateLimit from '@fastify/rate-limit';
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { TenderError } from '../shared/errors.js';
 import { ensureDir } from '../shared/fs-atomic.js';
 import { openDatabase, type Db } from '../shared/sqlite.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
-import { BODY_DIGEST_HEADER, bodyDigest } from '../shared/protocol/vessel-auth.js';
+import { describeIssue } from '../shared/validation.js';
+import { bodyDigest } from '../shared/protocol/vessel-auth.js';
+import { HEADER, MEDIA } from '../shared/protocol/http.js';
 import { createLogger } from '../shared/log.js';
 import { createAuthenticator, UNAUTHORIZED_BODY } from './auth.js';
-import { createEnrolmentStore, type EnrolmentStore } from './store/enrolment-store.js';
+import { createEnrolmentStore } from './store/enrolment-store.js';
 import { HUB_MIGRATIONS } from './store/migrations.js';
-import { createOpsTokenStore, type OpsTokenStore } from './store/ops-token-store.js';
-import { createRootStore, type RootStore } from './store/root-store.js';
-import { createVesselStore, type VesselStore } from './store/vessel-store.js';
-import { createHubMetrics, type HubMetrics } from './metrics.js';
-import { createReleaseStore, type ReleaseStore } from './store/release-store.js';
-import { createRolloutStore, type RolloutStore } from './store/rollout-store.js';
+import { createOpsTokenStore } from './store/ops-token-store.js';
+import { createRootStore } from './store/root-store.js';
+import { createVesselStore } from './store/vessel-store.js';
+import { createHubMetrics } from './metrics.js';
+import { createReleaseStore } from './store/release-store.js';
+import { createRolloutStore } from './store/rollout-store.js';
 import { releaseRoutes } from './routes/releases.js';
 import { telemetryRoutes } from './routes/telemetry.js';
-import { chunkRoutes, PACK_CONTENT_TYPE } from './routes/chunks.js';
+import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
-import { createChunkStore, type ChunkStore } from '../shared/content/chunk-store.js';
-import { createTelemetryStore, type TelemetryStore } from './store/telemetry-store.js';
+import { createChunkStore } from '../shared/content/chunk-store.js';
+import { createTelemetryStore } from './store/telemetry-store.js';
 import * as limits from './limits.js';
-import type { HubLimits } from './limits.js';
+import type { HubDeps, HubLimits, HubOptions } from './deps.js';
+import { registerOpenApi } from './openapi.js';
 import { healthRoutes } from './routes/health.js';
 import { enrolRoutes } from './routes/enrol.js';
 import { vesselRoutes } from './routes/vessels.js';
 import { rootRoutes } from './routes/roots.js';
 import { opsRoutes } from './routes/ops.js';
+import { docsRoutes } from './routes/docs.js';
 import { pageRoutes } from './page/page-routes.js';
 
-export interface HubOptions {
-  dataDir: string;
-  logger?: Logger;
-  /** Overrides for tests (short timeouts); production uses the named defaults in limits.ts. */
-  limits?: Partial<HubLimits>;
-  now?: () => number;
-}
-
-export interface HubDeps {
-  db: Db;
-  vessels: VesselStore;
-  opsTokens: OpsTokenStore;
-  enrolments: EnrolmentStore;
-  roots: RootStore;
-  metrics: HubMetrics;
-  releases: ReleaseStore;
-  telemetry: TelemetryStore;
-  chunks: ChunkStore;
-  rollouts: RolloutStore;
-  limits: HubLimits;
-  now: () => number;
-}
+export type { HubDeps, HubOptions } from './deps.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: Buffer;
   }
 }
+
+// Addresses and vessels the rate limiter remembers at once (least recently seen go first).
+const RATE_LIMIT_KEYS = 100_000;
+// Status codes the edge answers itself, with the code its error body carries.
+const ERROR_CODES: Record<number, string> = {
+  401: 'unauthorized',
+  404: 'not_found',
+  413: 'too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+};
+// Where a schema failure was, as the message names it when the whole part is wrong.
+const PART_NAMES: Record<string, string> = { body: 'body', params: 'path', querystring: 'query', headers: 'headers' };
 
 /** Open the hub's state under dataDir: the SQLite database (WAL) and the chunk store folder. */
 export function openHubState(dataDir: string): Db {
@@ -133,20 +130,20 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     return503OnClosing: true,
   });
 
+  // Parameters, queries and JSON bodies are validated with the routes' zod schemas, and every JSON answer
+  // is checked against its response schema (an answer that does not match is a 500, never sent).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
-    [
-      'application/json',
-      'application/vnd.tender.envelope+json',
-      'application/vnd.tender.telemetry+json',
-      PACK_CONTENT_TYPE,
-    ],
+    [MEDIA.json, MEDIA.envelope, MEDIA.telemetry, MEDIA.uploadPack],
     { parseAs: 'buffer' },
     (req, body, done) => {
       const buf = body as Buffer;
       if (req.principal?.kind === 'vessel') {
         // The signature covered the declared digest; the body must be what was declared.
-        const declared = req.headers[BODY_DIGEST_HEADER];
+        const declared = req.headers[HEADER.bodyDigest];
         if (bodyDigest(buf) !== declared) {
           done(
             Object.assign(new Error(UNAUTHORIZED_BODY.message), { statusCode: 401, code: 'unauthorized' }),
@@ -156,10 +153,9 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
         }
       }
       req.rawBody = buf;
-      // Telemetry arrives compressed; its route decompresses under a cap and parses it.
+      // Telemetry arrives compressed (its route decompresses under a cap and parses it); packs are binary.
       const type = req.headers['content-type'] ?? '';
-      if (type.startsWith('application/vnd.tender.telemetry+json') || type.startsWith(PACK_CONTENT_TYPE))
-        return done(null, undefined);
+      if (type.startsWith(MEDIA.telemetry) || type.startsWith(MEDIA.uploadPack)) return done(null, undefined);
       try {
         done(
           null,
@@ -179,18 +175,18 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
       if (err.status >= 500) req.log.error({ err }, 'request failed');
       return reply.code(err.status).send({ error: err.code, message: err.message });
     }
-    const status = err.statusCode ?? 500;
-    if (status < 500) {
-      const code =
-        status === 401
-          ? 'unauthorized'
-          : status === 413
-            ? 'too_large'
-            : status === 415
-              ? 'unsupported_media_type'
-              : 'bad_request';
-      return reply.code(status).send({ error: code, message: err.message });
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const first = err.validation[0]!;
+      const keys = first.keyword === 'unrecognized_keys' ? (first.params as { keys?: string[] }).keys : undefined;
+      const path = first.instancePath.split('/').filter(Boolean);
+      const part = PART_NAMES[err.validationContext ?? 'body'] ?? 'body';
+      return reply
+        .code(400)
+        .send({ error: 'bad_request', message: describeIssue(path, first.message ?? 'invalid', part, keys) });
     }
+    const status = err.statusCode ?? 500;
+    if (status < 500)
+      return reply.code(status).send({ error: ERROR_CODES[status] ?? 'bad_request', message: err.message });
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
   });
@@ -202,6 +198,10 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
   });
+  // Limits are set per route (enrolment per address, telemetry per vessel); the store is an LRU, so a
+  // scan from many addresses cannot grow memory without bound.
+  await app.register(rateLimit, { global: false, cache: RATE_LIMIT_KEYS });
+  await registerOpenApi(app);
   await app.register(healthRoutes(deps));
   await app.register(enrolRoutes(deps));
   await app.register(vesselRoutes(deps));
@@ -211,6 +211,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(telemetryRoutes(deps));
   await app.register(chunkRoutes(deps));
   await app.register(packRoutes(deps));
+  await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {
     db.close();

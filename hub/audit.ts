@@ -1,4 +1,4 @@
-import type { HubDeps } from './app.js';
+import type { HubDeps } from './deps.js';
 import type { Principal } from './auth.js';
 
 /** Record who changed what on the hub (vessel added, revoked, release published, rollout started, ...). */

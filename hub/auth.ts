@@ -2,7 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TenderError } from '../shared/errors.js';
 import { publicKeyFromBase64 } from '../shared/trust/keys.js';
 import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/protocol/vessel-auth.js';
-import { roleAtLeast, type OpsTokenStore, type Role } from './store/ops-token-store.js';
+import type { Role } from '../shared/protocol/names.js';
+import type { RouteAuth } from '../shared/protocol/routes.js';
+import { roleAtLeast, type OpsTokenStore } from './store/ops-token-store.js';
 import type { Vessel, VesselStore } from './store/vessel-store.js';
 
 /**
@@ -11,9 +13,7 @@ import type { Vessel, VesselStore } from './store/vessel-store.js';
  */
 export type Principal = { kind: 'ops'; tokenId: string; role: Role; name: string } | { kind: 'vessel'; vessel: Vessel };
 
-/** What a route accepts; routes declare it in `config.auth`. */
-export type RouteAuth =
-  { kind: 'public' } | { kind: 'ops'; role: Role } | { kind: 'vessel-or-ops'; role: Role } | { kind: 'vessel' };
+export type { RouteAuth };
 
 export class AuthError extends TenderError {}
 
@@ -91,4 +91,15 @@ export function vesselInScope(req: FastifyRequest, vessels: VesselStore, name: s
   const v = vessels.getByName(name);
   if (!v) throw new AuthError(`no vessel named ${name}`, 'not_found', 1, 404);
   return v;
+}
+
+/**
+ * preValidation hook of per-vessel routes: a vessel naming any vessel but itself gets 404 before its
+ * body is even looked at, so a malformed body sent to another vessel's path tells it nothing either.
+ */
+export async function ownVesselOnly(req: FastifyRequest): Promise<void> {
+  const p = req.principal;
+  const name = (req.params as { name?: unknown }).name;
+  if (p?.kind === 'vessel' && name !== p.vessel.name)
+    throw new AuthError(`no vessel named ${String(name)}`, 'not_found', 1, 404);
 }

@@ -21,5 +21,3 @@ export const MAX_CONNECTIONS = 20_000;
 export const ENROL_ATTEMPTS_PER_MINUTE = 10;
 // Page size caps for list routes.
 export const MAX_LIST_LIMIT = 1000;
-
-export type HubLimits = { [K in keyof typeof import('./limits.js')]: number };

@@ -1,6 +1,9 @@
-import { encodeUploadPack, UPLOAD_ENTRY_HEADER_BYTES, type ChunkStore } from '../shared/content/chunk-store.js';
+import type { ChunkStore } from '../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
-import { opsRequest, type HubTarget } from '../shared/ops-client.js';
+import { encodeUploadPack, UPLOAD_ENTRY_HEADER_BYTES } from '../shared/protocol/pack.js';
+import { MEDIA } from '../shared/protocol/http.js';
+import { paths, ROUTES } from '../shared/protocol/routes.js';
+import { opsCall, type HubTarget } from '../shared/ops-client.js';
 import { allReleaseChunks } from '../shared/content/release-chunks.js';
 
 // One upload request carries up to this much: a handful of requests per publish, each small enough to
@@ -18,9 +21,7 @@ export async function uploadMissingChunks(
   progress: (done: number, total: number) => void = () => {},
 ): Promise<{ chunks: number; missing: number; uploadedBytes: number; requests: number }> {
   const all = allReleaseChunks(m, cache);
-  const { missing } = await opsRequest<{ missing: string[] }>(target, 'POST', '/api/v1/chunks/missing', {
-    digests: [...all.keys()],
-  });
+  const { missing } = await opsCall(target, ROUTES.chunksMissing, paths.chunksMissing(), { digests: [...all.keys()] });
   // What the packs will weigh: each entry is its compressed bytes behind its header.
   const total = missing.reduce((a, d) => a + cache.size(d) + UPLOAD_ENTRY_HEADER_BYTES, 0);
   let uploaded = 0;
@@ -30,10 +31,7 @@ export async function uploadMissingChunks(
   const send = async () => {
     if (pack.length === 0) return;
     const body = encodeUploadPack(pack);
-    await opsRequest(target, 'POST', '/api/v1/chunks', undefined, {
-      raw: body,
-      contentType: 'application/vnd.tender.pack',
-    });
+    await opsCall(target, ROUTES.uploadChunks, paths.chunks(), undefined, { raw: body, contentType: MEDIA.uploadPack });
     requests++;
     uploaded += body.byteLength;
     progress(uploaded, total);

@@ -1,12 +1,13 @@
-import { stringOpt, positional, requiredOpt, type Command } from '../shared/cli.js';
+import { stringOpt, positional, requiredOpt, table, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { envelopeBytes, signEnvelope } from '../shared/trust/envelope.js';
 import { loadPrivateKey } from '../shared/trust/keys.js';
 import { createDockerEngine } from '../shared/docker.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
-import { HUB_OPTIONS, opsRequest, resolveHubTarget } from '../shared/ops-client.js';
+import { HUB_OPTIONS, opsCall, resolveHubTarget } from '../shared/ops-client.js';
+import { MEDIA } from '../shared/protocol/http.js';
+import { paths, ROUTES } from '../shared/protocol/routes.js';
 import { buildManifest, defaultVersion } from './publish.js';
-import { table } from '../hub/commands/hub-commands.js';
 import { createChunkStore } from '../shared/content/chunk-store.js';
 import { uploadMissingChunks } from './chunk-upload.js';
 import { homedir } from 'node:os';
@@ -60,8 +61,7 @@ export const releasePublish: Command = {
     if (seqText !== undefined && !/^\d{1,15}$/.test(seqText)) throw new UsageError('--sequence must be a whole number');
     const sequence = seqText
       ? Number(seqText)
-      : (await opsRequest<{ sequence: number }>(target, 'GET', `/api/v1/releases/next-sequence?app=${draft.app}`))
-          .sequence;
+      : (await opsCall(target, ROUTES.nextSequence, paths.nextSequence(draft.app))).sequence;
     const manifest = { ...draft, sequence };
     const upload = await uploadMissingChunks(target, manifest, cache, (done, total) => {
       const line = `uploading chunks: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
@@ -71,16 +71,10 @@ export const releasePublish: Command = {
     const bytes = envelopeBytes(signEnvelope('release', manifest, [key]));
     const out = stringOpt(ctx, 'out');
     if (out) writeFileAtomic(out, bytes, 0o644);
-    const res = await opsRequest<{ app: string; version: string; sequence: number; created: boolean }>(
-      target,
-      'PUT',
-      '/api/v1/releases',
-      undefined,
-      {
-        raw: bytes,
-        contentType: 'application/vnd.tender.envelope+json',
-      },
-    );
+    const res = await opsCall(target, ROUTES.publishRelease, paths.releases(), undefined, {
+      raw: bytes,
+      contentType: MEDIA.envelope,
+    });
     return {
       ...res,
       services: Object.keys(manifest.services),
@@ -108,7 +102,7 @@ export const releaseList: Command = {
   summary: 'releases published on the hub',
   options: HUB_OPTIONS,
   async run(ctx) {
-    return opsRequest(resolveHubTarget(ctx), 'GET', '/api/v1/releases');
+    return opsCall(resolveHubTarget(ctx), ROUTES.listReleases, paths.releases());
   },
   human: (r: {
     releases: { app: string; version: string; sequence: number; createdAt: number; publishedBy: string }[];
@@ -140,7 +134,7 @@ export const rolloutStart: Command = {
     if (stringOpt(ctx, 'waves') !== undefined || stringOpt(ctx, 'max-failures') !== undefined) {
       throw new UsageError('--waves and --max-failures are not implemented yet; start the rollout without them');
     }
-    return opsRequest(resolveHubTarget(ctx), 'POST', '/api/v1/rollouts', {
+    return opsCall(resolveHubTarget(ctx), ROUTES.startRollout, paths.rollouts(), {
       release,
       target: requiredOpt(ctx, 'target'),
     });
@@ -154,7 +148,7 @@ export const rolloutList: Command = {
   summary: 'rollouts, newest first',
   options: HUB_OPTIONS,
   async run(ctx) {
-    return opsRequest(resolveHubTarget(ctx), 'GET', '/api/v1/rollouts');
+    return opsCall(resolveHubTarget(ctx), ROUTES.listRollouts, paths.rollouts());
   },
   human: (r: {
     rollouts: { id: number; releaseId: number; target: string; state: string; vessels: number; createdAt: number }[];

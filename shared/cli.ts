@@ -208,3 +208,14 @@ function usageOf(c: Command): string {
 function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ').slice(0, 2000);
 }
+
+/** Rows as a plain text table, columns padded to their widest cell. */
+export function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}

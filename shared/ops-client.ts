@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TenderError, UsageError } from './errors.js';
 import { parseStrictJson } from './trust/strict-json.js';
+import { describeZodError } from './validation.js';
 import { stringOpt, type CommandContext } from './cli.js';
+import { MEDIA } from './protocol/http.js';
+import type { RouteDef } from './protocol/routes.js';
 
 export class HubRequestError extends TenderError {}
 
@@ -28,10 +31,7 @@ export function resolveHubTarget(ctx: CommandContext): HubTarget {
   let file: z.infer<typeof cliConfigSchema> = {};
   if (existsSync(path)) {
     const parsed = cliConfigSchema.safeParse(parseStrictJson(readFileSync(path)));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new UsageError(`${path}: ${issue.path.join('.') || 'file'}: ${issue.message}`);
-    }
+    if (!parsed.success) throw new UsageError(`${path}: ${describeZodError(parsed.error, 'file')}`);
     file = parsed.data;
   }
   const hub = stringOpt(ctx, 'hub') ?? ctx.env.TENDER_HUB ?? file.hub;
@@ -56,7 +56,7 @@ export async function opsRequest<T = unknown>(
   if (target.token) headers.authorization = `Bearer ${target.token}`;
   let payload: Buffer | undefined = init.raw;
   if (body !== undefined) payload = Buffer.from(JSON.stringify(body));
-  if (payload) headers['content-type'] = init.contentType ?? 'application/json';
+  if (payload) headers['content-type'] = init.contentType ?? MEDIA.json;
   let res: Response;
   try {
     res = await fetch(`${target.hub}${path}`, {
@@ -82,4 +82,34 @@ export async function opsRequest<T = unknown>(
     throw new HubRequestError(`hub answered ${res.status}: ${message}`);
   }
   return (text ? JSON.parse(text) : undefined) as T;
+}
+
+type JsonAnswer<S> = S extends { content: { 'application/json': { schema: infer Z extends z.ZodType } } }
+  ? z.output<Z>
+  : never;
+/** What a route answers on success, as its catalogue entry types it. */
+export type RouteAnswer<R extends RouteDef> =
+  | (R['response'] extends Record<200, infer S> ? JsonAnswer<S> : never)
+  | (R['response'] extends Record<201, infer S> ? JsonAnswer<S> : never);
+
+/**
+ * Call a route of the catalogue (its method; `path` from `paths`), and check the answer against the
+ * route's response schema: a hub that answers something else is refused here, with the field named.
+ */
+export async function opsCall<R extends RouteDef>(
+  target: HubTarget,
+  route: R,
+  path: string,
+  body?: unknown,
+  init: { raw?: Buffer; contentType?: string } = {},
+): Promise<RouteAnswer<R>> {
+  const answer = await opsRequest<unknown>(target, route.method, path, body, init);
+  const schema = Object.entries(route.response as Record<string, { content?: Record<string, { schema: z.ZodType }> }>)
+    .filter(([code]) => code.startsWith('2'))
+    .map(([, r]) => r.content?.[MEDIA.json]?.schema)
+    .find((s) => s !== undefined);
+  if (!schema) return answer as RouteAnswer<R>;
+  const r = schema.safeParse(answer);
+  if (!r.success) throw new HubRequestError(`hub sent a malformed answer: ${describeZodError(r.error, 'body')}`);
+  return r.data as RouteAnswer<R>;
 }

@@ -1,13 +1,9 @@
-import { MAX_MANIFEST_BYTES } from '../../shared/protocol/manifest.js';
 import type { Db } from '../../shared/sqlite.js';
 import { TenderError } from '../../shared/errors.js';
-import { readEnvelope } from '../../shared/trust/envelope.js';
-import { verifySignedDocument, type TrustedRoot } from '../../shared/trust/root.js';
-import { releaseManifestSchema, type ReleaseManifest } from '../../shared/protocol/manifest.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
+import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
 
 export class BoardReleaseError extends TenderError {}
-
-// Manifests list every chunk of every layer; 64 MB covers a multi-gigabyte image set.
 
 export type BoardState = 'staged' | 'live' | 'kept' | 'failed';
 
@@ -39,18 +35,6 @@ const fromRow = (r: Row): BoardRelease => ({
   lastLiveAt: r.last_live_at,
   failedReason: r.failed_reason,
 });
-
-/** Verify a signed manifest under the trusted root. Expiry is not checked here: see the callers. */
-export function verifyManifestBytes(root: TrustedRoot, bytes: Uint8Array): ReleaseManifest {
-  const env = readEnvelope(bytes, MAX_MANIFEST_BYTES);
-  const doc = verifySignedDocument(root, env, 'release');
-  const r = releaseManifestSchema.safeParse(doc.payload);
-  if (!r.success)
-    throw new BoardReleaseError(
-      `release manifest invalid: ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}`,
-    );
-  return r.data;
-}
 
 /** The releases kept on board: their signed manifests, which is live, which failed. */
 export type BoardReleases = ReturnType<typeof createBoardReleases>;
@@ -91,7 +75,7 @@ export function createBoardReleases(db: Db) {
       if (!r) throw new BoardReleaseError(`release ${version} is not kept on board`);
       let m: ReleaseManifest;
       try {
-        m = verifyManifestBytes(root, r.envelope);
+        m = verifyManifest(root, r.envelope);
       } catch (err) {
         throw new BoardReleaseError(`release ${version} kept on board no longer verifies: ${(err as Error).message}`);
       }

@@ -3,8 +3,8 @@ import { TenderError, errorMessage } from '../../shared/errors.js';
 import { assertRootFresh, type TrustedRoot } from '../../shared/trust/root.js';
 import type { DockerEngine } from '../../shared/docker.js';
 import type { DesiredState } from '../../shared/protocol/bodies.js';
-import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
-import { createBoardReleases, verifyManifestBytes, type BoardReleases } from './board-releases.js';
+import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { createBoardReleases, type BoardReleases } from './board-releases.js';
 import { createJournal, type Journal } from './journal.js';
 import { recoverInterrupted, swapTo, type SwapDeps } from './swap.js';
 import { containerName } from './runtime.js';
@@ -131,7 +131,7 @@ export function createController(deps: ControllerDeps) {
           const bytes = await deps.source.fetchManifest(d.app, d.version);
           let m: ReleaseManifest;
           try {
-            m = verifyManifestBytes(root, bytes);
+            m = verifyManifest(root, bytes);
           } catch (err) {
             // Refused once, remembered: the same manifest is not fetched again on every poll.
             const reason = `release ${d.version} refused: ${errorMessage(err)}`;

@@ -61,8 +61,7 @@ export function createInstallSource(deps: InstallSourceDeps): InstallSource {
       if (d?.manifest && d.release?.app === app && d.release.version === version)
         return Buffer.from(d.manifest, 'base64');
       const client = connected();
-      const path = `/api/v1/vessels/${encodeURIComponent(config.vesselName)}/releases/${encodeURIComponent(`${app}@${version}`)}`;
-      return fetchManifestResumable(client, path, fetchDir, `${app}@${version}`);
+      return fetchManifestResumable(client, config.vesselName, { app, version }, fetchDir);
     },
 
     async transfer(m) {

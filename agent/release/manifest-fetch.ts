@@ -13,19 +13,20 @@ export class ManifestFetchError extends TenderError {}
  */
 export async function fetchManifestResumable(
   client: HubClient,
-  path: string,
+  vessel: string,
+  release: { app: string; version: string },
   dir: string,
-  name: string,
 ): Promise<Buffer> {
+  const name = `${release.app}@${release.version}`;
   mkdirSync(dir, { recursive: true });
   const part = join(dir, `${name}.manifest.part`);
   const meta = join(dir, `${name}.manifest.etag`);
   for (let attempt = 0; attempt < 1000; attempt++) {
     const offset = existsSync(part) ? statSync(part).size : 0;
     const etag = existsSync(meta) ? readFileSync(meta, 'utf8') : '';
-    const headers: Record<string, string> = offset > 0 && etag ? { range: `bytes=${offset}-`, 'if-range': etag } : {};
     const ac = new AbortController();
-    const res = await client.stream(path, headers, ac.signal);
+    const from = offset > 0 && etag ? { offset, etag } : undefined;
+    const res = await client.openManifest(vessel, release.app, release.version, from, ac.signal);
     if (res.status === 416 && offset > 0) break;
     if (res.status !== 200 && res.status !== 206) {
       const text = await res.text().catch(() => '');

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { openDatabase, type Db, type Migration } from '../../shared/sqlite.js';
 import { errorMessage } from '../../shared/errors.js';
+import { CLASS, CLASS_NAMES, type RecordClass } from '../../shared/protocol/telemetry-wire.js';
 
 /**
  * The telemetry outbox: one SQLite file (WAL) holding every log line, metric and event until the hub has
@@ -12,10 +13,8 @@ import { errorMessage } from '../../shared/errors.js';
  * themselves reported. A full disk never throws into the agent or the apps.
  */
 
-/** Lower classes are dropped first. */
-export const CLASS = { debug: 0, info: 1, warn: 2, metric: 3, event: 4 } as const;
-export type RecordClass = (typeof CLASS)[keyof typeof CLASS];
-export const CLASS_NAMES = ['debug', 'info', 'warn', 'metric', 'event'] as const;
+// Lower classes are dropped first; the classes are part of the telemetry wire.
+export { CLASS, CLASS_NAMES, type RecordClass } from '../../shared/protocol/telemetry-wire.js';
 
 export type RecordKind = 'log' | 'metric' | 'event';
 

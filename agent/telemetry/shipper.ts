@@ -21,8 +21,6 @@ const BACKOFF_BASE_MS = 2_000;
 // A batch may take this long over a slow link: 1 MB at 256 kbit/s is about 33 s.
 const SHIP_TIMEOUT_MS = 5 * 60_000;
 
-export const TELEMETRY_CONTENT_TYPE = 'application/vnd.tender.telemetry+json';
-
 export function compressBatch(json: Buffer, records: number): { body: Buffer; encoding: 'gzip' | 'br' } {
   if (records <= LIVE_BATCH_RECORDS) return { body: gzipSync(json, { level: 6 }), encoding: 'gzip' };
   return {
@@ -74,7 +72,6 @@ export async function shipLoop(opts: {
   const throttle = makeThrottle(opts.maxBytesPerSecond);
   let maxRecords = MAX_BATCH_RECORDS;
   let failures = 0;
-  const path = `/api/v1/vessels/${encodeURIComponent(opts.vesselName)}/telemetry`;
   while (!opts.signal.aborted) {
     const client = opts.client();
     const records = client ? opts.outbox.nextBatch(maxRecords, MAX_BATCH_RAW_BYTES) : [];
@@ -91,11 +88,7 @@ export async function shipLoop(opts: {
     await throttle(body.byteLength, opts.signal);
     const seqs = records.map((r) => r.seq);
     try {
-      const res = await client!.request('POST', path, {
-        raw: body,
-        headers: { 'content-type': TELEMETRY_CONTENT_TYPE, 'content-encoding': encoding },
-        timeoutMs: SHIP_TIMEOUT_MS,
-      });
+      const res = await client!.postTelemetry(opts.vesselName, body, encoding, SHIP_TIMEOUT_MS);
       if (res.status >= 200 && res.status < 300) {
         opts.outbox.ack(seqs);
         failures = 0;

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { listOpt, positional, requiredOpt, stringOpt, type Command } from '../../shared/cli.js';
+import { listOpt, positional, requiredOpt, stringOpt, table, type Command } from '../../shared/cli.js';
 import { UsageError } from '../../shared/errors.js';
 import { writeFileAtomic } from '../../shared/fs-atomic.js';
 import { createLogger } from '../../shared/log.js';
-import { HUB_OPTIONS, opsRequest, resolveHubTarget } from '../../shared/ops-client.js';
+import { HUB_OPTIONS, opsCall, resolveHubTarget } from '../../shared/ops-client.js';
+import { MEDIA } from '../../shared/protocol/http.js';
+import { paths, ROUTES } from '../../shared/protocol/routes.js';
 import { parseDuration } from '../../shared/duration.js';
 import type { EnrolmentFile } from '../../shared/protocol/enrolment-file.js';
 import { openHubState } from '../app.js';
@@ -64,9 +66,9 @@ export const hubRootPush: Command = {
   async run(ctx) {
     const file = positional(ctx, 0, 'FILE');
     const raw = readFileSync(file);
-    return opsRequest(resolveHubTarget(ctx), 'PUT', '/api/v1/roots', undefined, {
+    return opsCall(resolveHubTarget(ctx), ROUTES.pushRoot, paths.roots(), undefined, {
       raw,
-      contentType: 'application/vnd.tender.envelope+json',
+      contentType: MEDIA.envelope,
     });
   },
   human: (r: { version: number; expires: string }) => `hub now serves root v${r.version} (expires ${r.expires})`,
@@ -111,7 +113,7 @@ export const vesselAdd: Command = {
     const target = resolveHubTarget(ctx);
     const offlineFile = stringOpt(ctx, 'offline-file');
     const expires = stringOpt(ctx, 'expires');
-    const issued = await opsRequest<IssuedToken>(target, 'POST', '/api/v1/vessels', {
+    const issued = await opsCall(target, ROUTES.addVessel, paths.vessels(), {
       name,
       groups: listOpt(ctx, 'group'),
       offline: offlineFile !== undefined,
@@ -144,11 +146,7 @@ export const vesselList: Command = {
   options: { ...HUB_OPTIONS, group: { type: 'string', description: 'only this group' } },
   async run(ctx) {
     const group = stringOpt(ctx, 'group');
-    return opsRequest<{ vessels: VesselRow[] }>(
-      resolveHubTarget(ctx),
-      'GET',
-      `/api/v1/vessels${group ? `?group=${encodeURIComponent(group)}` : ''}`,
-    );
+    return opsCall(resolveHubTarget(ctx), ROUTES.listVessels, paths.vessels({ group }));
   },
   human: (r: { vessels: VesselRow[] }) => {
     const now = Date.now();
@@ -171,7 +169,7 @@ export const vesselRevoke: Command = {
   options: HUB_OPTIONS,
   async run(ctx) {
     const name = positional(ctx, 0, 'NAME');
-    return opsRequest(resolveHubTarget(ctx), 'POST', `/api/v1/vessels/${encodeURIComponent(name)}/revoke`, {});
+    return opsCall(resolveHubTarget(ctx), ROUTES.revokeVessel, paths.vesselRevoke(name), {});
   },
   human: (r: { name: string }) => `vessel ${r.name} revoked`,
 };
@@ -190,7 +188,7 @@ export const vesselToken: Command = {
     const target = resolveHubTarget(ctx);
     const offlineFile = stringOpt(ctx, 'offline-file');
     const expires = stringOpt(ctx, 'expires');
-    const issued = await opsRequest<IssuedToken>(target, 'POST', `/api/v1/vessels/${encodeURIComponent(name)}/tokens`, {
+    const issued = await opsCall(target, ROUTES.issueToken, paths.vesselTokens(name), {
       offline: offlineFile !== undefined,
       ttlSeconds: expires ? parseDuration(expires, '--expires') / 1000 : undefined,
     });
@@ -202,15 +200,5 @@ export const vesselToken: Command = {
   },
   human: vesselAdd.human!,
 };
-
-export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
-}
 
 export const HUB_COMMANDS = [hubServe, hubTokenCreate, hubRootPush, vesselAdd, vesselList, vesselRevoke, vesselToken];

@@ -1,12 +1,9 @@
-import { opsRequest, resolveHubTarget } from '../../shared/ops-client.js';
+import { opsCall, resolveHubTarget } from '../../shared/ops-client.js';
 import type { CommandContext } from '../../shared/cli.js';
+import type { LogLine } from '../../shared/protocol/bodies.js';
+import { paths, ROUTES } from '../../shared/protocol/routes.js';
 
-export interface LogLine {
-  service: string;
-  level: string;
-  line: string;
-  at: string;
-}
+export type { LogLine };
 
 export interface LogQuery {
   service?: string;
@@ -17,13 +14,5 @@ export interface LogQuery {
 
 /** `tender logs --vessel NAME`: the lines a vessel shipped ashore, read from the hub. */
 export function shoreLogs(ctx: CommandContext, vessel: string, q: LogQuery): Promise<{ logs: LogLine[] }> {
-  const params = new URLSearchParams({ limit: String(q.limit) });
-  if (q.service) params.set('service', q.service);
-  if (q.since) params.set('since', q.since);
-  if (q.grep) params.set('grep', q.grep);
-  return opsRequest<{ logs: LogLine[] }>(
-    resolveHubTarget(ctx),
-    'GET',
-    `/api/v1/vessels/${encodeURIComponent(vessel)}/logs?${params}`,
-  );
+  return opsCall(resolveHubTarget(ctx), ROUTES.getLogs, paths.vesselLogs(vessel, q));
 }

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { HubDeps } from '../app.js';
+import type { HubDeps } from '../deps.js';
 import { roleAtLeast } from '../store/ops-token-store.js';
 import { vesselNameSchema } from '../store/vessel-store.js';
 import { renderFleetPage, renderLoginPage, renderVesselPage } from './status-page.js';

@@ -1,15 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { z } from 'zod';
-import type { HubDeps } from '../app.js';
-import { parseUploadPack, ChunkError } from '../../shared/content/chunk-store.js';
-import { parseBody, RequestValidationError } from './validate.js';
+import type { HubDeps } from '../deps.js';
+import { ChunkError } from '../../shared/content/chunk-store.js';
+import { decodeUploadPack } from '../../shared/protocol/pack.js';
+import { ROUTES } from '../../shared/protocol/routes.js';
+import { RequestValidationError } from './validate.js';
+import { addRoute } from './register.js';
 
 // One upload request: large enough that a publish is a handful of requests, small enough to retry whole.
 export const CHUNK_UPLOAD_LIMIT = 64 * 1024 * 1024;
-// Digests in one "which do you lack" question: a multi-gigabyte image set at 16 KB chunks.
-const MAX_DIGESTS_PER_QUERY = 500_000;
-
-export const PACK_CONTENT_TYPE = 'application/vnd.tender.pack';
+// The "which do you lack" question: 500,000 digests as JSON.
+const MISSING_QUERY_LIMIT = 48 * 1024 * 1024;
 
 /**
  * The shore side of chunk transfer from the publisher: which chunks the hub lacks (one request), and
@@ -17,26 +17,21 @@ export const PACK_CONTENT_TYPE = 'application/vnd.tender.pack';
  */
 export function chunkRoutes(deps: HubDeps): FastifyPluginAsync {
   return async (app) => {
-    app.post(
-      '/api/v1/chunks/missing',
-      { config: { auth: { kind: 'ops', role: 'operator' } }, bodyLimit: 48 * 1024 * 1024 },
-      async (req) => {
-        const { digests } = parseBody(
-          z.strictObject({ digests: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(MAX_DIGESTS_PER_QUERY) }),
-          req.body,
-        );
-        return { missing: [...new Set(digests)].filter((d) => !deps.chunks.has(d)) };
-      },
+    addRoute(
+      app,
+      ROUTES.chunksMissing,
+      async (req) => ({ missing: [...new Set(req.body.digests)].filter((d) => !deps.chunks.has(d)) }),
+      { bodyLimit: MISSING_QUERY_LIMIT },
     );
 
-    app.post(
-      '/api/v1/chunks',
-      { config: { auth: { kind: 'ops', role: 'operator' } }, bodyLimit: CHUNK_UPLOAD_LIMIT },
+    addRoute(
+      app,
+      ROUTES.uploadChunks,
       async (req) => {
         if (!req.rawBody) throw new RequestValidationError('body: a chunk pack is required');
         let entries;
         try {
-          entries = parseUploadPack(req.rawBody);
+          entries = decodeUploadPack(req.rawBody);
         } catch (err) {
           throw new RequestValidationError((err as Error).message);
         }
@@ -58,6 +53,7 @@ export function chunkRoutes(deps: HubDeps): FastifyPluginAsync {
         }
         return { stored, present };
       },
+      { bodyLimit: CHUNK_UPLOAD_LIMIT },
     );
   };
 }

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { HubDeps } from '../app.js';
+import type { HubDeps } from '../deps.js';
+import { ROUTES } from '../../shared/protocol/routes.js';
+import { addRoute } from './register.js';
 
 export function healthRoutes(deps: HubDeps): FastifyPluginAsync {
   return async (app) => {
-    const open = { config: { auth: { kind: 'public' as const } } };
-    app.get('/health', open, async () => ({ status: 'ok' }));
-    app.get('/ready', open, async (_req, reply) => {
+    addRoute(app, ROUTES.health, async () => ({ status: 'ok' as const }));
+    addRoute(app, ROUTES.ready, async (_req, reply) => {
       try {
         deps.db.prepare('SELECT 1').get();
       } catch (err) {
@@ -13,9 +14,9 @@ export function healthRoutes(deps: HubDeps): FastifyPluginAsync {
       }
       if (!deps.roots.latest())
         return reply.code(503).send({ status: 'unavailable', reason: 'no root document (start with --root FILE)' });
-      return { status: 'ready' };
+      return { status: 'ready' as const };
     });
-    app.get('/metrics', open, async (_req, reply) => {
+    addRoute(app, ROUTES.metrics, async (_req, reply) => {
       const r = deps.metrics.registry;
       return reply.type(r.contentType).send(await r.metrics());
     });

@@ -1,19 +1,18 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
-import { z } from 'zod';
-import type { HubDeps } from '../app.js';
+import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
-import { vesselNameSchema } from '../store/vessel-store.js';
-import { verifyManifest } from '../store/release-store.js';
+import { verifyManifest } from '../../shared/protocol/manifest.js';
 import { contentChunks, namedChunks } from '../../shared/content/release-chunks.js';
-import { parseBody, RequestValidationError } from './validate.js';
-import { PACK_MEDIA_TYPE } from '../../shared/content/chunk-store.js';
+import { downloadEntryBytes, encodeDownloadEntry } from '../../shared/protocol/pack.js';
+import { HEADER, MEDIA } from '../../shared/protocol/http.js';
+import { ROUTES } from '../../shared/protocol/routes.js';
+import { RequestValidationError } from './validate.js';
+import { addRoute } from './register.js';
 
-// Per pack entry: 32-byte digest + 4-byte compressed length, then the compressed chunk.
-export const PACK_ENTRY_HEADER = 36;
-// Chunks in one pack: a few large responses per release, each resumable at any byte.
-const MAX_PACK_CHUNKS = 100_000;
+// A pack request names up to MAX_PACK_CHUNKS digests as JSON.
+const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
 
 /**
  * Packs for vessels: a vessel names the chunks it lacks (of a release targeted at it), the hub fixes that
@@ -44,22 +43,13 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
   );
 
   return async (app) => {
-    app.post(
-      '/api/v1/vessels/:name/packs',
-      { config: { auth: { kind: 'vessel' } }, bodyLimit: 8 * 1024 * 1024 },
+    addRoute(
+      app,
+      ROUTES.createPack,
       async (req, reply) => {
-        const { name } = parseBody(z.strictObject({ name: vesselNameSchema }), req.params, 'path');
+        const { name } = req.params;
         const v = vesselInScope(req, deps.vessels, name);
-        const body = parseBody(
-          z.strictObject({
-            release: z.string().max(130),
-            digests: z
-              .array(z.string().regex(/^[0-9a-f]{64}$/))
-              .min(1)
-              .max(MAX_PACK_CHUNKS),
-          }),
-          req.body,
-        );
+        const body = req.body;
         const release = deps.releases.find(body.release);
         if (!release || !deps.rollouts.mayFetch(v.id, release.id))
           return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
@@ -79,65 +69,58 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
           });
         const digests = Buffer.concat(body.digests.map((d) => Buffer.from(d, 'hex')));
         const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
-        const length = body.digests.reduce((a, d) => a + PACK_ENTRY_HEADER + deps.chunks.size(d), 0);
+        const length = body.digests.reduce((a, d) => a + downloadEntryBytes(deps.chunks.size(d)), 0);
         insert.run(id, v.id, release.id, digests, length, deps.now());
         // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
         // with Range on GET .../packs/:id like any other.
         // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
-        if (req.headers.accept === PACK_MEDIA_TYPE) {
+        if (req.headers.accept === MEDIA.pack) {
           reply
             .code(201)
-            .header('tender-pack-id', id)
-            .header('tender-pack-length', String(length))
+            .header(HEADER.packId, id)
+            .header(HEADER.packLength, String(length))
             .header('etag', `"${id}"`)
             .header('content-length', String(length))
-            .type(PACK_MEDIA_TYPE);
+            .type(MEDIA.pack);
           return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
         }
         return reply.code(201).send({ id, length, etag: `"${id}"` });
       },
+      { bodyLimit: PACK_REQUEST_LIMIT },
     );
 
-    app.get(
-      '/api/v1/vessels/:name/packs/:id',
-      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
-      async (req, reply) => {
-        const p = parseBody(
-          z.strictObject({ name: vesselNameSchema, id: z.string().regex(/^[0-9a-f]{32}$/) }),
-          req.params,
-          'path',
-        );
-        const v = vesselInScope(req, deps.vessels, p.name);
-        const pack = get.get(p.id, v.id);
-        if (!pack) return reply.code(404).send({ error: 'not_found', message: `no pack ${p.id}` });
-        const etag = `"${p.id}"`;
-        let start = 0;
-        let end = pack.length - 1;
-        const range = req.headers.range;
-        const ifRange = req.headers['if-range'];
-        if (range && (!ifRange || ifRange === etag)) {
-          const m = /^bytes=(\d+)-(\d*)$/.exec(range);
-          if (!m || Number(m[1]) >= pack.length) {
-            return reply
-              .code(416)
-              .header('content-range', `bytes */${pack.length}`)
-              .send({ error: 'range_not_satisfiable', message: `pack is ${pack.length} bytes` });
-          }
-          start = Number(m[1]);
-          end = m[2] ? Math.min(Number(m[2]), pack.length - 1) : pack.length - 1;
-          reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
+    addRoute(app, ROUTES.getPack, async (req, reply) => {
+      const p = req.params;
+      const v = vesselInScope(req, deps.vessels, p.name);
+      const pack = get.get(p.id, v.id);
+      if (!pack) return reply.code(404).send({ error: 'not_found', message: `no pack ${p.id}` });
+      const etag = `"${p.id}"`;
+      let start = 0;
+      let end = pack.length - 1;
+      const range = req.headers.range;
+      const ifRange = req.headers['if-range'];
+      if (range && (!ifRange || ifRange === etag)) {
+        const m = /^bytes=(\d+)-(\d*)$/.exec(range);
+        if (!m || Number(m[1]) >= pack.length) {
+          return reply
+            .code(416)
+            .header('content-range', `bytes */${pack.length}`)
+            .send({ error: 'range_not_satisfiable', message: `pack is ${pack.length} bytes` });
         }
-        const digests: string[] = [];
-        for (let i = 0; i < pack.digests.byteLength; i += 32)
-          digests.push(pack.digests.subarray(i, i + 32).toString('hex'));
-        reply
-          .header('etag', etag)
-          .header('accept-ranges', 'bytes')
-          .header('content-length', String(end - start + 1))
-          .type('application/octet-stream');
-        return reply.send(Readable.from(packBytes(deps, digests, start, end + 1)));
-      },
-    );
+        start = Number(m[1]);
+        end = m[2] ? Math.min(Number(m[2]), pack.length - 1) : pack.length - 1;
+        reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
+      }
+      const digests: string[] = [];
+      for (let i = 0; i < pack.digests.byteLength; i += 32)
+        digests.push(pack.digests.subarray(i, i + 32).toString('hex'));
+      reply
+        .header('etag', etag)
+        .header('accept-ranges', 'bytes')
+        .header('content-length', String(end - start + 1))
+        .type(MEDIA.pack);
+      return reply.send(Readable.from(packBytes(deps, digests, start, end + 1)));
+    });
   };
 }
 
@@ -146,13 +129,9 @@ function* packBytes(deps: HubDeps, digests: string[], from: number, to: number):
   let off = 0;
   for (const d of digests) {
     if (off >= to) return;
-    const size = deps.chunks.size(d);
-    const entryEnd = off + PACK_ENTRY_HEADER + size;
+    const entryEnd = off + downloadEntryBytes(deps.chunks.size(d));
     if (entryEnd > from) {
-      const h = Buffer.alloc(PACK_ENTRY_HEADER);
-      Buffer.from(d, 'hex').copy(h, 0);
-      h.writeUInt32BE(size, 32);
-      const entry = Buffer.concat([h, deps.chunks.get(d)]);
+      const entry = encodeDownloadEntry(d, deps.chunks.get(d));
       yield entry.subarray(Math.max(0, from - off), Math.min(entry.byteLength, to - off));
     }
     off = entryEnd;

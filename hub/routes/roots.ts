@@ -1,37 +1,25 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { z } from 'zod';
-import type { HubDeps } from '../app.js';
-import { parseBody } from './validate.js';
+import type { HubDeps } from '../deps.js';
+import { ROUTES } from '../../shared/protocol/routes.js';
+import { MEDIA } from '../../shared/protocol/http.js';
 import { audit } from '../audit.js';
+import { addRoute } from './register.js';
 
 export function rootRoutes(deps: HubDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/api/v1/roots', { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } }, async () => ({
-      roots: deps.roots.list(),
-    }));
+    addRoute(app, ROUTES.listRoots, async () => ({ roots: deps.roots.list() }));
 
-    app.get(
-      '/api/v1/roots/:version',
-      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
-      async (req, reply) => {
-        const { version } = parseBody(
-          z.strictObject({ version: z.coerce.number().int().min(1).max(1_000_000_000) }),
-          req.params,
-          'path',
-        );
-        const bytes = deps.roots.get(version);
-        if (!bytes) return reply.code(404).send({ error: 'not_found', message: `no root v${version}` });
-        // Immutable once published: a cache on a ship's side of the link can keep it forever.
-        return reply
-          .type('application/vnd.tender.envelope+json')
-          .header('cache-control', 'public, max-age=31536000, immutable')
-          .send(bytes);
-      },
-    );
+    addRoute(app, ROUTES.getRoot, async (req, reply) => {
+      const { version } = req.params;
+      const bytes = deps.roots.get(version);
+      if (!bytes) return reply.code(404).send({ error: 'not_found', message: `no root v${version}` });
+      // Immutable once published: a cache on a ship's side of the link can keep it forever.
+      return reply.type(MEDIA.envelope).header('cache-control', 'public, max-age=31536000, immutable').send(bytes);
+    });
 
-    app.put(
-      '/api/v1/roots',
-      { config: { auth: { kind: 'ops', role: 'admin' } }, bodyLimit: deps.limits.ROOT_BODY_LIMIT },
+    addRoute(
+      app,
+      ROUTES.pushRoot,
       async (req, reply) => {
         if (!req.rawBody)
           return reply.code(400).send({ error: 'bad_request', message: 'body: a signed root document is required' });
@@ -40,6 +28,7 @@ export function rootRoutes(deps: HubDeps): FastifyPluginAsync {
         req.log.info({ version: root.version }, 'root document accepted');
         return { version: root.version, expires: root.payload.expires };
       },
+      { bodyLimit: deps.limits.ROOT_BODY_LIMIT },
     );
   };
 }

@@ -1,14 +1,15 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
-import { z } from 'zod';
-import type { HubDeps } from '../app.js';
+import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
-import { vesselNameSchema } from '../store/vessel-store.js';
-import { createRateLimiter } from '../rate-limit.js';
 import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { decodeBatch, telemetryBatchSchema } from '../../shared/protocol/telemetry-wire.js';
+import { ROUTES } from '../../shared/protocol/routes.js';
 import { TenderError } from '../../shared/errors.js';
-import { parseBody, RequestValidationError } from './validate.js';
+import { describeZodError } from '../../shared/validation.js';
+import { RequestValidationError } from './validate.js';
+import { addRoute } from './register.js';
+import { perMinute } from './rate-limit.js';
 
 export class TelemetryIngestError extends TenderError {}
 
@@ -46,39 +47,25 @@ function decompress(body: Buffer, encoding: string | undefined): Buffer {
   );
 }
 
-const logsQuery = z.strictObject({
-  service: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
-    .optional(),
-  since: z.iso.datetime().optional(),
-  until: z.iso.datetime().optional(),
-  grep: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(200),
-});
-
 export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
-  const limiter = createRateLimiter(TELEMETRY_BATCHES_PER_MINUTE);
-  const nameParams = z.strictObject({ name: vesselNameSchema });
   return async (app) => {
-    app.post(
-      '/api/v1/vessels/:name/telemetry',
-      { config: { auth: { kind: 'vessel' } }, bodyLimit: TELEMETRY_BODY_LIMIT },
-      async (req, reply) => {
-        const { name } = parseBody(nameParams, req.params, 'path');
-        const v = vesselInScope(req, deps.vessels, name);
-        const wait = limiter.take(v.id, deps.now());
-        if (wait > 0)
-          return reply
-            .code(429)
-            .header('retry-after', String(wait))
-            .send({ error: 'rate_limited', message: `telemetry rate limit; retry in ${wait}s` });
+    // Per vessel (its credential, not its address): one vessel flooding cannot starve the others.
+    const rateLimit = perMinute(TELEMETRY_BATCHES_PER_MINUTE, 'telemetry rate limit', {
+      hook: 'preHandler',
+      keyGenerator: (req) => (req.principal?.kind === 'vessel' ? req.principal.vessel.id : req.ip),
+    });
+    addRoute(
+      app,
+      ROUTES.postTelemetry,
+      async (req) => {
+        const v = vesselInScope(req, deps.vessels, req.params.name);
         if (!req.rawBody) throw new RequestValidationError('body: a telemetry batch is required');
         const json = decompress(req.rawBody, req.headers['content-encoding']);
-        const batch = parseBody(
-          telemetryBatchSchema,
+        const parsed = telemetryBatchSchema.safeParse(
           parseStrictJson(json, { maxBytes: TELEMETRY_MAX_DECOMPRESSED, maxDepth: 8 }),
         );
+        if (!parsed.success) throw new RequestValidationError(describeZodError(parsed.error, 'body'));
+        const batch = parsed.data;
         let records;
         try {
           records = decodeBatch(batch);
@@ -89,68 +76,44 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
         deps.metrics.telemetryReceived(req.rawBody.byteLength, r.stored);
         return { stored: r.stored, duplicates: r.duplicates };
       },
+      { bodyLimit: TELEMETRY_BODY_LIMIT, config: { rateLimit } },
     );
 
-    app.get(
-      '/api/v1/vessels/:name/logs',
-      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
-      async (req) => {
-        const { name } = parseBody(nameParams, req.params, 'path');
-        const v = vesselInScope(req, deps.vessels, name);
-        const q = parseBody(logsQuery, req.query, 'query');
-        return {
-          vessel: name,
-          logs: deps.telemetry.logs(v.id, {
-            service: q.service,
-            since: q.since ? Date.parse(q.since) : undefined,
-            until: q.until ? Date.parse(q.until) : undefined,
-            grep: q.grep,
-            limit: q.limit,
-          }),
-        };
-      },
-    );
+    addRoute(app, ROUTES.getLogs, async (req) => {
+      const { name } = req.params;
+      const v = vesselInScope(req, deps.vessels, name);
+      const q = req.query;
+      return {
+        vessel: name,
+        logs: deps.telemetry.logs(v.id, {
+          service: q.service,
+          since: q.since ? Date.parse(q.since) : undefined,
+          until: q.until ? Date.parse(q.until) : undefined,
+          grep: q.grep,
+          limit: q.limit,
+        }),
+      };
+    });
 
-    app.get(
-      '/api/v1/vessels/:name/events',
-      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
-      async (req) => {
-        const { name } = parseBody(nameParams, req.params, 'path');
-        const v = vesselInScope(req, deps.vessels, name);
-        const q = parseBody(
-          z.strictObject({ limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
-          req.query,
-          'query',
-        );
-        return {
-          vessel: name,
-          events: deps.telemetry.events(v.id, q.limit),
-          telemetry: deps.telemetry.vesselTelemetry(v.id) ?? null,
-        };
-      },
-    );
+    addRoute(app, ROUTES.getEvents, async (req) => {
+      const { name } = req.params;
+      const v = vesselInScope(req, deps.vessels, name);
+      return {
+        vessel: name,
+        events: deps.telemetry.events(v.id, req.query.limit),
+        telemetry: deps.telemetry.vesselTelemetry(v.id) ?? null,
+      };
+    });
 
-    app.get(
-      '/api/v1/vessels/:name/metrics',
-      { config: { auth: { kind: 'vessel-or-ops', role: 'viewer' } } },
-      async (req) => {
-        const { name } = parseBody(nameParams, req.params, 'path');
-        const v = vesselInScope(req, deps.vessels, name);
-        const q = parseBody(
-          z.strictObject({
-            name: z.string().regex(/^[a-z_][a-z0-9_]{0,100}$/),
-            since: z.iso.datetime().optional(),
-            limit: z.coerce.number().int().min(1).max(100_000).default(1000),
-          }),
-          req.query,
-          'query',
-        );
-        return {
-          vessel: name,
-          metric: q.name,
-          points: deps.telemetry.metrics(v.id, q.name, q.since ? Date.parse(q.since) : 0, q.limit),
-        };
-      },
-    );
+    addRoute(app, ROUTES.getMetrics, async (req) => {
+      const { name } = req.params;
+      const v = vesselInScope(req, deps.vessels, name);
+      const q = req.query;
+      return {
+        vessel: name,
+        metric: q.name,
+        points: deps.telemetry.metrics(v.id, q.name, q.since ? Date.parse(q.since) : 0, q.limit),
+      };
+    });
   };
 }

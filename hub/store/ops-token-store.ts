@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../../shared/sqlite.js';
 import { newSecret, sameHex, sha256Hex } from '../../shared/trust/secrets.js';
+import { ROLES, type Role } from '../../shared/protocol/names.js';
 
-export const ROLES = ['viewer', 'operator', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+// The roles are part of the API contract (a token's role travels in bodies).
+export { ROLES, type Role };
 
 export function roleAtLeast(have: Role, need: Role): boolean {
   return ROLES.indexOf(have) >= ROLES.indexOf(need);

@@ -1,13 +1,9 @@
-import { MAX_MANIFEST_BYTES } from '../../shared/protocol/manifest.js';
 import type { Db } from '../../shared/sqlite.js';
 import { TenderError } from '../../shared/errors.js';
-import { readEnvelope } from '../../shared/trust/envelope.js';
-import { verifySignedDocument, type TrustedRoot } from '../../shared/trust/root.js';
-import { releaseManifestSchema, type ReleaseManifest } from '../../shared/protocol/manifest.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
+import { verifyManifest } from '../../shared/protocol/manifest.js';
 
 export class ReleaseStoreError extends TenderError {}
-
-// Manifests list every chunk of every layer; 64 MB covers a multi-gigabyte image set.
 
 export interface StoredRelease {
   id: number;
@@ -34,18 +30,6 @@ const fromRow = (r: Row): StoredRelease => ({
   createdAt: r.created_at,
   publishedBy: r.published_by,
 });
-
-/** Parse and verify a signed manifest under a root; the hub checks what vessels will check, as a first line. */
-export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseManifest {
-  const env = readEnvelope(bytes, MAX_MANIFEST_BYTES);
-  const doc = verifySignedDocument(root, env, 'release');
-  const r = releaseManifestSchema.safeParse(doc.payload);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new ReleaseStoreError(`release manifest invalid: ${issue.path.join('.')}: ${issue.message}`);
-  }
-  return r.data;
-}
 
 export type ReleaseStore = ReturnType<typeof createReleaseStore>;
 

@@ -1,7 +1,6 @@
 import type { Db } from '../../shared/sqlite.js';
-import type { TelemetryBatch, WireRecord } from '../../shared/protocol/telemetry-wire.js';
+import { className, type TelemetryBatch, type WireRecord } from '../../shared/protocol/telemetry-wire.js';
 
-const LEVELS = ['debug', 'info', 'warn', 'metric', 'event'];
 // Metrics are kept this long; logs and events until an operator prunes them (they are the record).
 export const METRICS_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
@@ -56,7 +55,7 @@ export function createTelemetryStore(db: Db) {
               batch.epoch,
               r.seq,
               r.source,
-              LEVELS[r.cls] ?? 'info',
+              className(r.cls),
               r.body,
               r.ts,
               now,

@@ -1,17 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import type { Db } from '../../shared/sqlite.js';
 import { TenderError } from '../../shared/errors.js';
 
 export class VesselStoreError extends TenderError {}
 
-export const vesselNameSchema = z
-  .string()
-  .regex(
-    /^[a-z0-9][a-z0-9-]{0,62}$/,
-    'must be 1-63 lower-case letters, digits or dashes, starting with a letter or digit',
-  );
-export const groupNameSchema = vesselNameSchema;
+// The name patterns are part of the hub<->vessel contract.
+export { groupNameSchema, vesselNameSchema } from '../../shared/protocol/names.js';
 
 // A vessel counts as active when it has been heard from this recently (the definition).
 export const ACTIVE_WINDOW_MS = 15 * 60 * 1000;

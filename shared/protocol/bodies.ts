@@ -1,9 +1,152 @@
 import { z } from 'zod';
+import {
+  appNameSchema,
+  appVersionSchema,
+  chunkDigestSchema,
+  groupNameSchema,
+  releaseRefSchema,
+  ROLES,
+  vesselIdSchema,
+  vesselNameSchema,
+} from './names.js';
+import { CLASS_NAMES } from './telemetry-wire.js';
 
-/** Bodies both sides speak over /api/v1, as zod schemas so the types come from one place. */
+/**
+ * Bodies, path parameters and queries of /api/v1, as zod schemas: the hub validates with them, the
+ * OpenAPI document is generated from them, the clients type and check what they receive with them.
+ */
 
 /** Manifests up to this size ride in the desired state (most do: the bench's is 2.3 KB). */
 export const EMBEDDED_MANIFEST_MAX_BYTES = 16 * 1024;
+// Chunks in one pack: a few large responses per release, each resumable at any byte.
+export const MAX_PACK_CHUNKS = 100_000;
+// Digests in one "which do you lack" question: a multi-gigabyte image set at 16 KB chunks.
+export const MAX_DIGESTS_PER_QUERY = 500_000;
+
+const isoTime = z.iso.datetime();
+const count = z.number().int().min(0);
+
+export const errorBodySchema = z
+  .strictObject({
+    error: z.string().describe('a stable code: bad_request, unauthorized, forbidden, not_found, rate_limited, ...'),
+    message: z.string().describe('one line for people, naming the field or the thing and the limit'),
+  })
+  .meta({ id: 'Error' });
+
+// ---- path parameters
+
+export const vesselParams = z.strictObject({ name: vesselNameSchema });
+export const vesselReleaseParams = z.strictObject({ name: vesselNameSchema, version: appVersionSchema });
+export const packParams = z.strictObject({
+  name: vesselNameSchema,
+  id: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 hex digits'),
+});
+export const rootVersionParams = z.strictObject({ version: z.coerce.number().int().min(1).max(1_000_000_000) });
+
+// ---- health
+
+export const healthSchema = z.strictObject({ status: z.literal('ok') });
+export const readySchema = z.strictObject({ status: z.literal('ready') });
+export const notReadySchema = z.strictObject({ status: z.literal('unavailable'), reason: z.string() });
+
+// ---- enrolment
+
+export const enrolRequestSchema = z.strictObject({
+  token: z.string().max(200).describe('the one-time token tne_<secret>.<root version>.<root pin>'),
+  publicKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 Ed25519 public key'),
+  hostname: z.string().max(253).optional(),
+  agentVersion: z.string().max(64).optional(),
+});
+export type EnrolRequest = z.infer<typeof enrolRequestSchema>;
+
+export const enrolResponseSchema = z.strictObject({
+  vesselId: vesselIdSchema,
+  name: z.string(),
+  groups: z.array(z.string()),
+  root: z.string().describe('base64 of the signed root document the token pins'),
+});
+export type EnrolResponse = z.infer<typeof enrolResponseSchema>;
+
+// ---- vessels
+
+const tokenLifetime = z
+  .number()
+  .int()
+  .min(60)
+  .max(365 * 24 * 3600)
+  .describe('token lifetime in seconds (default 7 days online, 90 days offline)');
+
+export const addVesselRequestSchema = z.strictObject({
+  name: vesselNameSchema,
+  groups: z.array(groupNameSchema).max(32).default([]),
+  offline: z.boolean().default(false).describe('issue a token for an offline enrolment file (carries the root)'),
+  ttlSeconds: tokenLifetime.optional(),
+});
+
+export const issueTokenRequestSchema = z
+  .strictObject({ offline: z.boolean().default(false), ttlSeconds: tokenLifetime.optional() })
+  .prefault({});
+
+export const issuedTokenSchema = z.strictObject({
+  vessel: z.string(),
+  token: z.string(),
+  expiresAt: isoTime,
+  root: z.string().optional().describe('base64 of the signed root, for an offline enrolment file'),
+});
+export type IssuedToken = z.infer<typeof issuedTokenSchema>;
+
+export const listVesselsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+  group: groupNameSchema.optional(),
+});
+
+/** Nothing, or an empty object: the route takes no arguments beyond its path. */
+export const emptyBodySchema = z.strictObject({}).optional();
+
+export const serviceHealthSchema = z.strictObject({
+  name: z.string().max(128),
+  state: z.enum(['healthy', 'unhealthy', 'starting', 'stopped', 'unknown']),
+  detail: z.string().max(512).optional(),
+});
+
+export const vesselStatusReportSchema = z.strictObject({
+  agentVersion: z.string().max(64),
+  current: z.string().max(128).nullable(),
+  previous: z.string().max(128).nullable(),
+  pending: z.string().max(128).nullable(),
+  held: z.boolean(),
+  rootVersion: z.number().int().min(1),
+  backlog: count,
+  services: z.array(serviceHealthSchema).max(256),
+  bootId: z.string().max(64),
+  reportedAt: z.string().max(40),
+});
+export type VesselStatusReport = z.infer<typeof vesselStatusReportSchema>;
+
+export const vesselViewSchema = z.strictObject({
+  name: z.string(),
+  groups: z.array(z.string()),
+  state: z.enum(['pending', 'enrolled', 'revoked']),
+  createdAt: isoTime,
+  enrolledAt: isoTime.nullable(),
+  revokedAt: isoTime.nullable(),
+  lastContact: isoTime.nullable(),
+  lastContactAgeSeconds: z.number().int().nullable(),
+  currentRelease: z.string().nullable(),
+  agentVersion: z.string().nullable(),
+  status: vesselStatusReportSchema.nullable().describe("the vessel's last status report"),
+});
+export type VesselView = z.infer<typeof vesselViewSchema>;
+
+export const vesselListSchema = z.strictObject({ vessels: z.array(vesselViewSchema) });
+
+export const desiredQuerySchema = z.strictObject({
+  with: z
+    .enum(['manifest'])
+    .optional()
+    .describe("'manifest': carry the release's signed manifest when it is small (one round trip fewer)"),
+});
 
 export const desiredStateSchema = z.strictObject({
   vessel: z.string(),
@@ -24,30 +167,137 @@ export const desiredStateSchema = z.strictObject({
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 
-export const serviceHealthSchema = z.strictObject({
-  name: z.string().max(128),
-  state: z.enum(['healthy', 'unhealthy', 'starting', 'stopped', 'unknown']),
-  detail: z.string().max(512).optional(),
+// ---- roots
+
+export const rootListSchema = z.strictObject({
+  roots: z.array(z.strictObject({ version: z.number().int(), expires: z.string(), addedAt: z.number().int() })),
+});
+export const rootPushedSchema = z.strictObject({ version: z.number().int(), expires: z.string() });
+
+// ---- releases and rollouts
+
+export const storedReleaseSchema = z.strictObject({
+  id: z.number().int(),
+  app: z.string(),
+  version: z.string(),
+  sequence: z.number().int(),
+  createdAt: z.number().int().describe('unix ms'),
+  publishedBy: z.string(),
+});
+export const publishedReleaseSchema = storedReleaseSchema.extend({
+  created: z.boolean().describe('false when this exact manifest was already published'),
+});
+export const releaseListSchema = z.strictObject({ releases: z.array(storedReleaseSchema) });
+
+export const nextSequenceQuerySchema = z.strictObject({ app: appNameSchema });
+export const nextSequenceSchema = z.strictObject({ app: z.string(), sequence: z.number().int() });
+
+export const rolloutStartRequestSchema = z.strictObject({
+  release: releaseRefSchema,
+  target: z.string().max(80).describe('all, group:NAME or vessel:NAME'),
+  waves: z.array(z.number().int()).optional().describe('not implemented yet: refused'),
+  maxFailuresPercent: z.number().int().optional().describe('not implemented yet: refused'),
+});
+export const rolloutStartedSchema = z.strictObject({
+  id: z.number().int(),
+  release: z.strictObject({ app: z.string(), version: z.string(), sequence: z.number().int() }),
+  target: z.string(),
+  vessels: z.array(z.string()),
+});
+export const rolloutListSchema = z.strictObject({
+  rollouts: z.array(
+    z.strictObject({
+      id: z.number().int(),
+      releaseId: z.number().int(),
+      target: z.string(),
+      state: z.string(),
+      createdAt: z.number().int().describe('unix ms'),
+      createdBy: z.string(),
+      vessels: count,
+    }),
+  ),
 });
 
-export const vesselStatusReportSchema = z.strictObject({
-  agentVersion: z.string().max(64),
-  current: z.string().max(128).nullable(),
-  previous: z.string().max(128).nullable(),
-  pending: z.string().max(128).nullable(),
-  held: z.boolean(),
-  rootVersion: z.number().int().min(1),
-  backlog: z.number().int().min(0),
-  services: z.array(serviceHealthSchema).max(256),
-  bootId: z.string().max(64),
-  reportedAt: z.string().max(40),
-});
-export type VesselStatusReport = z.infer<typeof vesselStatusReportSchema>;
+// ---- telemetry
 
-export const enrolResponseSchema = z.strictObject({
-  vesselId: z.string().regex(/^v_[0-9a-f]{16}$/),
-  name: z.string(),
-  groups: z.array(z.string()),
-  root: z.string(),
+export const telemetryStoredSchema = z.strictObject({ stored: count, duplicates: count });
+
+export const logsQuerySchema = z.strictObject({
+  service: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/)
+    .optional(),
+  since: isoTime.optional(),
+  until: isoTime.optional(),
+  grep: z.string().max(200).optional().describe('words that must all appear in the line'),
+  limit: z.coerce.number().int().min(1).max(10_000).default(200),
 });
-export type EnrolResponse = z.infer<typeof enrolResponseSchema>;
+export const logsSchema = z.strictObject({
+  vessel: z.string(),
+  logs: z.array(
+    z.strictObject({
+      service: z.string(),
+      level: z.enum(CLASS_NAMES),
+      line: z.string(),
+      at: isoTime,
+      receivedAt: isoTime,
+      seq: z.number().int(),
+    }),
+  ),
+});
+export type LogLine = z.infer<typeof logsSchema>['logs'][number];
+
+export const eventsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+});
+export const eventsSchema = z.strictObject({
+  vessel: z.string(),
+  events: z.array(
+    z.strictObject({ type: z.string(), data: z.unknown(), at: isoTime, receivedAt: isoTime, seq: z.number().int() }),
+  ),
+  telemetry: z
+    .strictObject({
+      backlog: count,
+      drops: z.record(z.string(), z.strictObject({ records: count, bytes: count })),
+      recordsReceived: count,
+      bytesReceived: count,
+      lastBatchAt: z.number().int().nullable(),
+    })
+    .nullable()
+    .describe("the vessel's telemetry backlog and drop counters as of its last batch"),
+});
+
+export const metricsQuerySchema = z.strictObject({
+  name: z.string().regex(/^[a-z_][a-z0-9_]{0,100}$/),
+  since: isoTime.optional(),
+  limit: z.coerce.number().int().min(1).max(100_000).default(1000),
+});
+export const metricsSchema = z.strictObject({
+  vessel: z.string(),
+  metric: z.string(),
+  points: z.array(z.strictObject({ labels: z.record(z.string(), z.string()), value: z.number(), at: isoTime })),
+});
+
+// ---- chunks and packs
+
+export const chunksMissingRequestSchema = z.strictObject({
+  digests: z.array(chunkDigestSchema).max(MAX_DIGESTS_PER_QUERY),
+});
+export const chunksMissingSchema = z.strictObject({ missing: z.array(z.string()) });
+export const chunksStoredSchema = z.strictObject({ stored: count, present: count });
+
+export const createPackRequestSchema = z.strictObject({
+  release: z.string().max(130).describe('APP@VERSION of a release targeted at this vessel'),
+  digests: z.array(chunkDigestSchema).min(1).max(MAX_PACK_CHUNKS).describe('the chunks, in pack order'),
+});
+export const packCreatedSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  length: z.number().int().min(0),
+  etag: z.string(),
+});
+export type PackCreated = z.infer<typeof packCreatedSchema>;
+
+// ---- ops tokens
+
+export const createTokenRequestSchema = z.strictObject({ role: z.enum(ROLES), name: z.string().min(1).max(64) });
+export const tokenCreatedSchema = z.strictObject({ id: z.string(), role: z.enum(ROLES), token: z.string() });

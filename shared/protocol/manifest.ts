@@ -1,5 +1,12 @@
 import { z } from 'zod';
+import { TenderError } from '../errors.js';
+import { readEnvelope } from '../trust/envelope.js';
+import { verifySignedDocument, type TrustedRoot } from '../trust/root.js';
+import { describeZodError } from '../validation.js';
+import { appNameSchema, chunkDigestSchema, releaseVersionSchema } from './names.js';
 import { serviceSpecSchema } from './release-spec.js';
+
+export { releaseVersionSchema };
 
 /**
  * The signed release manifest: services normalised from the compose file, the images they run, and a
@@ -9,16 +16,8 @@ import { serviceSpecSchema } from './release-spec.js';
 // and small enough to refuse while streaming (ATTACKS.md 12).
 export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 
-export const releaseVersionSchema = z
-  .string()
-  .regex(/^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/, 'must be 1-64 letters, digits, . _ + -');
-
 /** [sha256 of the raw chunk, raw size, compressed size]: the vessel fetches by digest, checks by size. */
-export const chunkRefSchema = z.tuple([
-  z.string().regex(/^[0-9a-f]{64}$/),
-  z.number().int().min(0),
-  z.number().int().min(0),
-]);
+export const chunkRefSchema = z.tuple([chunkDigestSchema, z.number().int().min(0), z.number().int().min(0)]);
 export type ChunkRef = z.infer<typeof chunkRefSchema>;
 
 export const layerSchema = z.strictObject({
@@ -42,7 +41,7 @@ export const imageSchema = z.strictObject({
 export const releaseManifestSchema = z.strictObject({
   _type: z.literal('release'),
   spec: z.literal(1),
-  app: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+  app: appNameSchema,
   version: releaseVersionSchema,
   sequence: z.number().int().min(1),
   createdAt: z.iso.datetime(),
@@ -50,3 +49,19 @@ export const releaseManifestSchema = z.strictObject({
   images: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/), imageSchema),
 });
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
+
+export class ManifestError extends TenderError {}
+
+/**
+ * The manifest trust check both sides run: the envelope read under the size cap, its signatures checked
+ * against the release keys of `root`, its payload against the schema. The hub runs it as a first line at
+ * publish; the vessel runs it before it acts on a manifest, and again on every kept one it goes back to.
+ * Expiry is not checked here: what may still be installed after expiry is the caller's rule.
+ */
+export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseManifest {
+  const env = readEnvelope(bytes, MAX_MANIFEST_BYTES);
+  const doc = verifySignedDocument(root, env, 'release');
+  const r = releaseManifestSchema.safeParse(doc.payload);
+  if (!r.success) throw new ManifestError(`release manifest invalid: ${describeZodError(r.error, 'payload')}`);
+  return r.data;
+}

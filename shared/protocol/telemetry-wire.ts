@@ -7,6 +7,20 @@ import { z } from 'zod';
  */
 export const KIND_CODES = { log: 'l', metric: 'm', event: 'e' } as const;
 
+/**
+ * Record classes by rank: the outbox drops the lowest first when full, and the hub stores a log line's
+ * class name as its level. A batch carries the rank (`cls`); drop counters are keyed by name.
+ */
+export const CLASS_NAMES = ['debug', 'info', 'warn', 'metric', 'event'] as const;
+export type ClassName = (typeof CLASS_NAMES)[number];
+export const CLASS = { debug: 0, info: 1, warn: 2, metric: 3, event: 4 } as const satisfies Record<ClassName, number>;
+export type RecordClass = (typeof CLASS)[ClassName];
+
+/** The class name of a rank as it arrived (an unknown rank reads as info, so one odd record stores). */
+export function className(cls: number): ClassName {
+  return CLASS_NAMES[cls] ?? 'info';
+}
+
 export const telemetryBatchSchema = z.strictObject({
   epoch: z.string().regex(/^[0-9a-f]{16}$/),
   /** First sequence number; `seq` holds the deltas from the previous record (first delta 0). */
@@ -15,7 +29,15 @@ export const telemetryBatchSchema = z.strictObject({
   /** Vessel time of the first record (ms); `ts` holds deltas. */
   ts0: z.number().int(),
   ts: z.array(z.number().int()).max(100_000),
-  cls: z.array(z.number().int().min(0).max(4)).max(100_000),
+  cls: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(CLASS_NAMES.length - 1),
+    )
+    .max(100_000),
   kind: z.array(z.enum(['l', 'm', 'e'])).max(100_000),
   sources: z.array(z.string().max(256)).max(10_000),
   src: z.array(z.number().int().min(0)).max(100_000),
@@ -23,7 +45,10 @@ export const telemetryBatchSchema = z.strictObject({
   boots: z.array(z.string().max(64)).max(100),
   boot: z.array(z.number().int().min(0)).max(100_000),
   /** Cumulative drop counters of the outbox, per class name. */
-  drops: z.record(z.string(), z.strictObject({ records: z.number().int().min(0), bytes: z.number().int().min(0) })),
+  drops: z.partialRecord(
+    z.enum(CLASS_NAMES),
+    z.strictObject({ records: z.number().int().min(0), bytes: z.number().int().min(0) }),
+  ),
   /** Records still queued on board after this batch. */
   backlog: z.number().int().min(0),
 });

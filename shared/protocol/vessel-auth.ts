@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { signBytes, verifyBytes, type PrivateKey, type PublicKey } from '../trust/keys.js';
+import { HEADER } from './http.js';
 
 /**
  * How a vessel proves who it is on every request: an Ed25519 signature by the key it generated at
@@ -8,7 +9,7 @@ import { signBytes, verifyBytes, type PrivateKey, type PublicKey } from '../trus
  * header, so a ship whose clock is years off still authenticates.
  */
 export const VESSEL_AUTH_SCHEME = 'Tender-Vessel';
-export const BODY_DIGEST_HEADER = 'x-tender-content-sha256';
+export const BODY_DIGEST_HEADER = HEADER.bodyDigest;
 // Wide enough for a 1.5 s satellite round trip and a Date header rounded to the second, narrow enough
 // that a captured request cannot be replayed tomorrow.
 export const VESSEL_CLOCK_WINDOW_MS = 5 * 60 * 1000;

@@ -1,7 +1,8 @@
 import { brotliCompressSync, constants } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { chunkAll } from '../../shared/content/chunking.js';
-import { encodeUploadPack } from '../../shared/content/chunk-store.js';
+import { encodeUploadPack } from '../../shared/protocol/pack.js';
+import { MEDIA } from '../../shared/protocol/http.js';
 import { startHub, enrolVessel } from '../helpers/hub.js';
 
 const br = (b: Buffer) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
@@ -29,7 +30,7 @@ describe('hub: chunk upload from the publisher', () => {
     const up = await hub.app.inject({
       method: 'POST',
       url: '/api/v1/chunks',
-      headers: { ...auth, 'content-type': 'application/vnd.tender.pack' },
+      headers: { ...auth, 'content-type': MEDIA.uploadPack },
       payload: encodeUploadPack(e),
     });
     expect(up.statusCode, up.body).toBe(200);
@@ -38,7 +39,7 @@ describe('hub: chunk upload from the publisher', () => {
     const again = await hub.app.inject({
       method: 'POST',
       url: '/api/v1/chunks',
-      headers: { ...auth, 'content-type': 'application/vnd.tender.pack' },
+      headers: { ...auth, 'content-type': MEDIA.uploadPack },
       payload: encodeUploadPack(e),
     });
     expect(again.json()).toEqual({ stored: 0, present: e.length });
@@ -46,7 +47,7 @@ describe('hub: chunk upload from the publisher', () => {
 
   it('refuses a chunk whose bytes do not match its digest, a bomb past its declared size, and a truncated pack', async () => {
     const hub = await startHub();
-    const headers = { authorization: `Bearer ${hub.token('operator')}`, 'content-type': 'application/vnd.tender.pack' };
+    const headers = { authorization: `Bearer ${hub.token('operator')}`, 'content-type': MEDIA.uploadPack };
     const [good] = entries(Buffer.alloc(5000, 7));
     const lying = { ...good!, compressed: br(Buffer.alloc(5000, 8)) };
     const r1 = await hub.app.inject({

@@ -248,7 +248,7 @@ describe('fetching a manifest from a hostile hub', () => {
   it('refuses a manifest that never ends once it passes the cap, without buffering it', async () => {
     const hub = await endless();
     const client = new HubClient(hub.url, 'v-1', generateKey().key);
-    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(
+    await expect(fetchManifestResumable(client, 'x', { app: 'a', version: '1' }, tempDir())).rejects.toThrow(
       `passed the ${MAX_MANIFEST_BYTES}-byte cap while streaming`,
     );
     expect(hub.sent()).toBeLessThan(MAX_MANIFEST_BYTES + 16 * 1024 * 1024);
@@ -257,7 +257,7 @@ describe('fetching a manifest from a hostile hub', () => {
   it('refuses a manifest declared larger than the cap before reading it', async () => {
     const hub = await endless(50 * 1024 * 1024);
     const client = new HubClient(hub.url, 'v-1', generateKey().key);
-    await expect(fetchManifestResumable(client, '/api/v1/vessels/x/releases/a@1', tempDir(), 'a@1')).rejects.toThrow(
+    await expect(fetchManifestResumable(client, 'x', { app: 'a', version: '1' }, tempDir())).rejects.toThrow(
       /is 52428800 bytes, over the 8388608-byte cap/,
     );
   });

@@ -5,6 +5,7 @@ import { CLASS, MAX_LINE_BYTES, openOutbox, type NewRecord } from '../../agent/t
 import { decodeBatch, encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/proc.js';
+import { fakeHubClient } from '../helpers/fake-hub-client.js';
 
 const log = (body: string, cls: 0 | 1 | 2 = CLASS.info): NewRecord => ({ kind: 'log', cls, source: 'web', body });
 
@@ -103,16 +104,14 @@ describe('shipper', () => {
     const o = openOutbox({ path: join(tempDir(), 'o.db'), bootId: 'b1' });
     o.append([log('bad'), log('worse')]);
     const calls: number[] = [];
-    const client = {
-      async request() {
-        calls.push(1);
-        return {
-          status: calls.length === 1 ? 400 : 200,
-          headers: new Headers(),
-          body: Buffer.from('{"message":"batch: columns differ"}'),
-        };
-      },
-    };
+    const client = fakeHubClient(async () => {
+      calls.push(1);
+      return {
+        status: calls.length === 1 ? 400 : 200,
+        headers: new Headers(),
+        body: Buffer.from('{"message":"batch: columns differ"}'),
+      };
+    });
     const ac = new AbortController();
     const done = shipLoop({
       client: () => client as never,
@@ -143,13 +142,11 @@ describe('shipper', () => {
     o.append([log('queued at sea')]);
     let linkUp = false;
     let calls = 0;
-    const client = {
-      async request() {
-        calls++;
-        if (!linkUp) throw new Error('connect ECONNREFUSED');
-        return { status: 200, headers: new Headers(), body: Buffer.from('{}') };
-      },
-    };
+    const client = fakeHubClient(async () => {
+      calls++;
+      if (!linkUp) throw new Error('connect ECONNREFUSED');
+      return { status: 200, headers: new Headers(), body: Buffer.from('{}') };
+    });
     const bell = new Wakeup();
     const ac = new AbortController();
     // A first retry no sooner than 30 s: only the bell can make it sooner.

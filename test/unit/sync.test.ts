@@ -7,29 +7,28 @@ import type { TrustedRoot } from '../../shared/trust/root.js';
 import { tempDir } from '../helpers/tmp.js';
 import { createBoardReleases } from '../../agent/release/board-releases.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { fakeHubClient } from '../helpers/fake-hub-client.js';
 
 /** A hub whose desired state is fixed and whose status route answers only when the test lets it. */
 function fakeHub(release: { app: string; version: string; sequence: number; rolloutId: number } | null) {
   let letStatusThrough!: () => void;
   const statusGate = new Promise<void>((r) => (letStatusThrough = r));
   const calls: string[] = [];
-  const client = {
-    async request(method: string, path: string, opts: { headers?: Record<string, string> } = {}) {
-      calls.push(`${method} ${path}`);
-      if (path.includes('/desired')) {
-        const etag = `"${release?.version ?? 'none'}"`;
-        if (opts.headers?.['if-none-match'] === etag)
-          return { status: 304, headers: new Headers({ etag }), body: Buffer.alloc(0) };
-        return {
-          status: 200,
-          headers: new Headers({ etag: `"${release?.version ?? 'none'}"` }),
-          body: Buffer.from(JSON.stringify({ vessel: 'ship', release, rootVersion: 1 })),
-        };
-      }
-      await statusGate;
-      return { status: 204, headers: new Headers(), body: Buffer.alloc(0) };
-    },
-  };
+  const client = fakeHubClient(async (method, path, opts) => {
+    calls.push(`${method} ${path}`);
+    if (path.includes('/desired')) {
+      const etag = `"${release?.version ?? 'none'}"`;
+      if (opts.headers?.['if-none-match'] === etag)
+        return { status: 304, headers: new Headers({ etag }), body: Buffer.alloc(0) };
+      return {
+        status: 200,
+        headers: new Headers({ etag: `"${release?.version ?? 'none'}"` }),
+        body: Buffer.from(JSON.stringify({ vessel: 'ship', release, rootVersion: 1 })),
+      };
+    }
+    await statusGate;
+    return { status: 204, headers: new Headers(), body: Buffer.alloc(0) };
+  });
   return { client, calls, letStatusThrough };
 }
 

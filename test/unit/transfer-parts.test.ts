@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PACK_ENTRY_HEADER, PackDecoder, maxPackLength } from '../../agent/release/transfer/pack-decoder.js';
+import { PackDecoder, maxPackLength } from '../../agent/release/transfer/pack-decoder.js';
+import { DOWNLOAD_ENTRY_HEADER_BYTES as PACK_ENTRY_HEADER } from '../../shared/protocol/pack.js';
 import { planPacks } from '../../agent/release/transfer/planner.js';
 import type { PackState } from '../../agent/release/transfer/pack-state.js';
 

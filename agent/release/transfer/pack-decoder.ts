@@ -1,10 +1,9 @@
-/*
- * The download pack as the hub sends it: entries back to back, each a 32-byte sha256 digest, a 4-byte
- * big-endian length, and that many bytes of the compressed chunk. Kept here until the pack codec has its
- * home in shared/protocol.
- */
+import { decodeDownloadEntries, DOWNLOAD_ENTRY_HEADER_BYTES } from '../../../shared/protocol/pack.js';
 
-export const PACK_ENTRY_HEADER = 36;
+/*
+ * The download pack as it arrives: its layout and codec are shared/protocol's (pack.ts); here, what the
+ * vessel believes of a pack's length and the decoder that keeps only a partial entry in memory.
+ */
 
 // Brotli never grows data by more than a few bytes per 64 KB block (it falls back to stored blocks).
 const BROTLI_WORST_CASE = (raw: number) => raw + 16 + Math.ceil(raw / 65536) * 8;
@@ -14,7 +13,7 @@ const BROTLI_WORST_CASE = (raw: number) => raw + 16 + Math.ceil(raw / 65536) * 8
  * the entry headers. A hub that declares more is not believed.
  */
 export function maxPackLength(digests: string[], rawSizes: Map<string, number>): number {
-  return digests.reduce((a, d) => a + PACK_ENTRY_HEADER + BROTLI_WORST_CASE(rawSizes.get(d) ?? 0), 0);
+  return digests.reduce((a, d) => a + DOWNLOAD_ENTRY_HEADER_BYTES + BROTLI_WORST_CASE(rawSizes.get(d) ?? 0), 0);
 }
 
 export interface PackEntry {
@@ -30,19 +29,9 @@ export class PackDecoder {
   /** The entries these bytes complete; a partial entry waits for the rest. */
   push(data: Buffer): PackEntry[] {
     const tail = this.tail.byteLength ? Buffer.concat([this.tail, data]) : data;
-    const entries: PackEntry[] = [];
-    let parsed = 0;
-    while (tail.byteLength - parsed >= PACK_ENTRY_HEADER) {
-      const len = tail.readUInt32BE(parsed + 32);
-      if (tail.byteLength - parsed - PACK_ENTRY_HEADER < len) break;
-      entries.push({
-        digest: tail.subarray(parsed, parsed + 32).toString('hex'),
-        body: tail.subarray(parsed + PACK_ENTRY_HEADER, parsed + PACK_ENTRY_HEADER + len),
-      });
-      parsed += PACK_ENTRY_HEADER + len;
-    }
+    const { entries, consumed } = decodeDownloadEntries(tail);
     // A copy: the rest of a large buffer is not kept alive by its last few bytes.
-    this.tail = Buffer.from(tail.subarray(parsed));
-    return entries;
+    this.tail = Buffer.from(tail.subarray(consumed));
+    return entries.map((e) => ({ digest: e.digest, body: e.compressed }));
   }
 }

@@ -1,8 +1,6 @@
-import { z } from 'zod';
 import { TenderError } from '../../../shared/errors.js';
-import { PACK_MEDIA_TYPE } from '../../../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
-import { expectOk, type HubClient } from '../../hub-client.js';
+import { packHeaders, type HubClient } from '../../hub-client.js';
 import { maxPackLength } from './pack-decoder.js';
 import type { PackHandle, PackState } from './pack-state.js';
 
@@ -13,17 +11,12 @@ export class PackRangeError extends TenderError {}
 
 type ReleaseRef = Pick<ReleaseManifest, 'app' | 'version'>;
 
-const PACK_ID = /^[0-9a-f]{32}$/;
-const packHandleSchema = z.strictObject({ id: z.string().regex(PACK_ID), length: z.number().int(), etag: z.string() });
-
 /** The hub side of a transfer: which vessel asks, and a count of the requests made. */
 export interface PackHub {
   client: HubClient;
   vesselName: string;
   stats: { requests: number };
 }
-
-const packsPath = (hub: PackHub) => `/api/v1/vessels/${encodeURIComponent(hub.vesselName)}/packs`;
 
 /** A pack cannot be longer than its chunks can encode to: a hub that declares more is not believed. */
 function checkPackLength(length: number, digests: string[], sizes: Map<string, number>): void {
@@ -39,9 +32,8 @@ export async function createPack(
   digests: string[],
   sizes: Map<string, number>,
 ): Promise<PackHandle> {
-  const res = await hub.client.request('POST', packsPath(hub), { body: { release: `${m.app}@${m.version}`, digests } });
+  const p = await hub.client.createPack(hub.vesselName, `${m.app}@${m.version}`, digests);
   hub.stats.requests++;
-  const p = packHandleSchema.parse(JSON.parse(expectOk(res, 'pack').body.toString()));
   checkPackLength(p.length, digests, sizes);
   return p;
 }
@@ -54,21 +46,16 @@ export async function openNewPack(
   sizes: Map<string, number>,
   signal: AbortSignal,
 ): Promise<{ res: Response; pack: PackHandle }> {
-  const res = await hub.client.stream(packsPath(hub), { accept: PACK_MEDIA_TYPE }, signal, {
-    release: `${m.app}@${m.version}`,
-    digests,
-  });
+  const res = await hub.client.createAndOpenPack(hub.vesselName, `${m.app}@${m.version}`, digests, signal);
   hub.stats.requests++;
   if (res.status !== 201)
     throw new FetchRefused(
       `pack for ${m.version}: hub answered ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`,
     );
-  const id = res.headers.get('tender-pack-id') ?? '';
-  const length = Number(res.headers.get('tender-pack-length') ?? NaN);
-  if (!PACK_ID.test(id) || !Number.isSafeInteger(length))
-    throw new FetchRefused('hub answered a pack without its id or length');
-  checkPackLength(length, digests, sizes);
-  return { res, pack: { id, length, etag: res.headers.get('etag') ?? `"${id}"` } };
+  const pack = packHeaders(res);
+  if (!pack) throw new FetchRefused('hub answered a pack without its id or length');
+  checkPackLength(pack.length, digests, sizes);
+  return { res, pack };
 }
 
 /** Open bytes offset..last of a pack under way; If-Range, so a pack changed on the hub is not spliced. */
@@ -79,11 +66,7 @@ export async function openPackRange(
   last: number,
   signal: AbortSignal,
 ): Promise<Response> {
-  const res = await hub.client.stream(
-    `${packsPath(hub)}/${state.id}`,
-    { range: `bytes=${offset}-${last}`, 'if-range': state.etag },
-    signal,
-  );
+  const res = await hub.client.openPack(hub.vesselName, state.id, { first: offset, last, etag: state.etag }, signal);
   hub.stats.requests++;
   if (res.status === 200 && offset > 0)
     throw new PackRangeError(`pack ${state.id} changed on the hub (no 206); starting it again`);

@@ -1,4 +1,4 @@
-import { PACK_ENTRY_HEADER } from './pack-decoder.js';
+import { DOWNLOAD_ENTRY_HEADER_BYTES } from '../../../shared/protocol/pack.js';
 import type { PackState } from './pack-state.js';
 
 // A few large packs per release: each costs one round trip to create and one to start downloading.
@@ -31,7 +31,7 @@ export function planPacks(
   for (const d of missing) {
     if (covered.has(d)) continue;
     group.push(d);
-    bytes += sizes.get(d)! + PACK_ENTRY_HEADER;
+    bytes += sizes.get(d)! + DOWNLOAD_ENTRY_HEADER_BYTES;
     if (bytes >= PACK_MAX_BYTES) {
       groups.push(group);
       group = [];
