@@ -3,7 +3,8 @@ import { TenderError } from '../shared/errors.js';
 import { parseCompose } from '../shared/protocol/release-spec.js';
 import type { DockerEngine } from '../shared/docker.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
-import { releaseVersionSchema } from '../shared/protocol/manifest.js';
+import { releaseVersionSchema } from '../shared/protocol/names.js';
+import { describeZodError } from '../shared/validation.js';
 import type { ChunkStore } from '../shared/content/chunk-store.js';
 import { chunkImage } from './image-chunker.js';
 
@@ -30,7 +31,7 @@ export async function buildManifest(
   },
 ): Promise<ReleaseManifest> {
   const v = releaseVersionSchema.safeParse(opts.version);
-  if (!v.success) throw new PublishError(`--version ${JSON.stringify(opts.version)} ${v.error.issues[0]!.message}`);
+  if (!v.success) throw new PublishError(`--version ${describeZodError(v.error, JSON.stringify(opts.version))}`);
   let text: string;
   try {
     text = readFileSync(composeFile, 'utf8');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { TenderError } from './errors.js';
 import { parseStrictJson, StrictJsonError } from './trust/strict-json.js';
+import { describeZodError } from './validation.js';
 
 export class ConfigError extends TenderError {}
 
@@ -24,9 +25,6 @@ export function loadJsonConfig<S extends z.ZodType>(path: string, schema: S): z.
     throw err;
   }
   const r = schema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new ConfigError(`${path}: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new ConfigError(`${path}: field ${describeZodError(r.error, '(root)')}`);
   return r.data;
 }

@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../../shared/fs-atomic.js';
 import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { TenderError, errorMessage } from '../../shared/errors.js';
 import { RouterProxy, type Route } from './proxy.js';
+import { describeZodError } from '../../shared/validation.js';
 
 export class RouterControlError extends TenderError {}
 
@@ -47,10 +48,7 @@ export async function runRouter(opts: {
   const proxy = new RouterProxy(opts.bind);
   if (existsSync(paths.state)) {
     const r = stateSchema.safeParse(parseStrictJson(readFileSync(paths.state)));
-    if (!r.success)
-      throw new RouterControlError(
-        `${paths.state}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`,
-      );
+    if (!r.success) throw new RouterControlError(`${paths.state}: ${describeZodError(r.error, '(root)')}`);
     await proxy.apply(r.data.routes);
     opts.log.info({ routes: r.data.routes.length }, 'routes restored');
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { TenderError } from '../errors.js';
+import { describeZodError } from '../validation.js';
 
 /**
  * The release file ops write: a docker-compose subset (image, ports, environment, volumes, command,
@@ -171,16 +172,7 @@ export function parseCompose(text: string, file: string): ParsedCompose {
     fail(file, `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const r = composeSchema.safeParse(doc);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
-      fail(
-        file,
-        `${issue.path.join('.') || '(top level)'}: unsupported key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`,
-      );
-    }
-    fail(file, `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
-  }
+  if (!r.success) fail(file, describeZodError(r.error, '(top level)'));
   const c = r.data;
   const app = c['x-tender']?.app ?? c.name ?? fail(file, 'name the app with a top-level `name:`');
   const services: ParsedCompose['services'] = {};

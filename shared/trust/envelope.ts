@@ -3,6 +3,7 @@ import { TenderError } from '../errors.js';
 import { canonicalBytes } from './canonical-json.js';
 import { parseStrictJson, StrictJsonError } from './strict-json.js';
 import { signBytes, verifyBytes, type PrivateKey, type PublicKey } from './keys.js';
+import { describeZodError } from '../validation.js';
 
 /**
  * Signed documents travel in a DSSE envelope: the signature covers the exact payload bytes and their type
@@ -81,12 +82,7 @@ export function readEnvelope(bytes: Uint8Array, maxBytes = DEFAULT_ENVELOPE_MAX_
     throw err;
   }
   const parsed = envelopeSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new SignatureError(
-      `not a signed document: ${issue?.path.join('.') || 'envelope'} ${issue?.message ?? ''}`.trim(),
-    );
-  }
+  if (!parsed.success) throw new SignatureError(`not a signed document: ${describeZodError(parsed.error, 'envelope')}`);
   return parsed.data;
 }
 

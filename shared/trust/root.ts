@@ -9,6 +9,7 @@ import {
   type DocumentType,
   type Envelope,
 } from './envelope.js';
+import { describeZodError } from '../validation.js';
 
 /**
  * The root document says which keys may sign what. Root keys (offline, k-of-n) sign the root itself;
@@ -66,10 +67,7 @@ function fail(msg: string): never {
 export function parseRootPayload(env: Envelope): TrustedRoot {
   expectType(env, 'root');
   const parsed = rootPayloadSchema.safeParse(parsePayload(env));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    fail(`root document invalid: ${issue?.path.join('.') || 'payload'} ${issue?.message ?? ''}`.trim());
-  }
+  if (!parsed.success) fail(`root document invalid: ${describeZodError(parsed.error, 'payload')}`);
   const payload = parsed.data;
   const keys = new Map<string, PublicKey>();
   for (const [id, k] of Object.entries(payload.keys)) {

@@ -6,6 +6,7 @@ import { generateKey, type PrivateKey } from '../../shared/trust/keys.js';
 import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
 import { makeKeys, rootPayloadFor, signedRoot, type TestKeys } from './keys.js';
 import { tempDir } from './tmp.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 export interface TestHub {
   app: FastifyInstance;
@@ -66,7 +67,7 @@ export interface TestVessel {
 export async function enrolVessel(hub: TestHub, name: string, groups: string[] = []): Promise<TestVessel> {
   const add = await hub.app.inject({
     method: 'POST',
-    url: '/api/v1/vessels',
+    url: paths.vessels(),
     headers: { authorization: `Bearer ${hub.token('operator')}` },
     payload: { name, groups },
   });
@@ -74,7 +75,7 @@ export async function enrolVessel(hub: TestHub, name: string, groups: string[] =
   const key = generateKey().key;
   const enrol = await hub.app.inject({
     method: 'POST',
-    url: '/api/v1/enroll',
+    url: paths.enrol(),
     payload: { token: add.json().token, publicKey: key.publicRaw.toString('base64') },
   });
   if (enrol.statusCode !== 200) throw new Error(`enrol: ${enrol.statusCode} ${enrol.body}`);

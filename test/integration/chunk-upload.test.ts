@@ -4,6 +4,7 @@ import { chunkAll } from '../../shared/content/chunking.js';
 import { encodeUploadPack } from '../../shared/protocol/pack.js';
 import { MEDIA } from '../../shared/protocol/http.js';
 import { startHub, enrolVessel } from '../helpers/hub.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 const br = (b: Buffer) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
 const entries = (data: Buffer) =>
@@ -21,7 +22,7 @@ describe('hub: chunk upload from the publisher', () => {
       (
         await hub.app.inject({
           method: 'POST',
-          url: '/api/v1/chunks/missing',
+          url: paths.chunksMissing(),
           headers: auth,
           payload: { digests: e.map((x) => x.digest) },
         })
@@ -29,7 +30,7 @@ describe('hub: chunk upload from the publisher', () => {
     expect(await missing()).toHaveLength(new Set(e.map((x) => x.digest)).size);
     const up = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks',
+      url: paths.chunks(),
       headers: { ...auth, 'content-type': MEDIA.uploadPack },
       payload: encodeUploadPack(e),
     });
@@ -38,7 +39,7 @@ describe('hub: chunk upload from the publisher', () => {
     expect(await missing()).toEqual([]);
     const again = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks',
+      url: paths.chunks(),
       headers: { ...auth, 'content-type': MEDIA.uploadPack },
       payload: encodeUploadPack(e),
     });
@@ -52,7 +53,7 @@ describe('hub: chunk upload from the publisher', () => {
     const lying = { ...good!, compressed: br(Buffer.alloc(5000, 8)) };
     const r1 = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks',
+      url: paths.chunks(),
       headers,
       payload: encodeUploadPack([lying]),
     });
@@ -61,7 +62,7 @@ describe('hub: chunk upload from the publisher', () => {
     const bomb = { ...good!, compressed: br(Buffer.alloc(50 * 1024 * 1024)) };
     const r2 = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks',
+      url: paths.chunks(),
       headers,
       payload: encodeUploadPack([bomb]),
     });
@@ -70,7 +71,7 @@ describe('hub: chunk upload from the publisher', () => {
     const whole = encodeUploadPack([good!]);
     const r3 = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks',
+      url: paths.chunks(),
       headers,
       payload: whole.subarray(0, whole.byteLength - 3),
     });
@@ -83,14 +84,14 @@ describe('hub: chunk upload from the publisher', () => {
     const v = await enrolVessel(hub, 'ship-a');
     const viewer = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/chunks/missing',
+      url: paths.chunksMissing(),
       headers: { authorization: `Bearer ${hub.token('viewer')}` },
       payload: { digests: [] },
     });
     expect(viewer.statusCode).toBe(403);
-    const s = v.sign('POST', '/api/v1/chunks/missing', { digests: [] });
+    const s = v.sign('POST', paths.chunksMissing(), { digests: [] });
     expect(
-      (await hub.app.inject({ method: 'POST', url: '/api/v1/chunks/missing', headers: s.headers, payload: s.payload }))
+      (await hub.app.inject({ method: 'POST', url: paths.chunksMissing(), headers: s.headers, payload: s.payload }))
         .statusCode,
     ).toBe(403);
   });

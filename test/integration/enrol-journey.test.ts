@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { daemon, eventually, tender } from '../helpers/proc.js';
 import { startShore, type Shore } from '../helpers/fleet.js';
 import { tempDir } from '../helpers/tmp.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /**
  * The foundation journey with real processes talking real HTTP: keys, hub, ops token, vessel add, agent
@@ -22,7 +23,7 @@ async function status(config: string) {
 }
 
 async function hubVessel(shore: Shore, name: string) {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${name}`, {
+  const r = await fetch(`${shore.url}${paths.vessel(name)}`, {
     headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
   });
   return r.json();

@@ -12,6 +12,7 @@ import { createLogger } from '../../shared/log.js';
 import { MAX_MANIFEST_BYTES, type ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { storeLayer, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
+import { encodeDownloadEntry } from '../../shared/protocol/pack.js';
 
 /**
  * The vessel against a hub that misbehaves (a compromised hub or a man in the middle answers its
@@ -21,15 +22,7 @@ import { tempDir } from '../helpers/tmp.js';
 type Behaviour = (req: IncomingMessage, res: ServerResponse, pack: Buffer, n: number) => void;
 
 function packOf(store: ChunkStore, digests: string[]): Buffer {
-  return Buffer.concat(
-    digests.flatMap((d) => {
-      const comp = store.get(d);
-      const h = Buffer.alloc(36);
-      Buffer.from(d, 'hex').copy(h);
-      h.writeUInt32BE(comp.byteLength, 32);
-      return [h, comp];
-    }),
-  );
+  return Buffer.concat(digests.map((d) => encodeDownloadEntry(d, store.get(d))));
 }
 
 /** A fake hub serving one release's packs with `behave` deciding how each pack request is answered. */

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../shared/trust/keys.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../helpers/keys.js';
+import { paths, ROUTES } from '../../shared/protocol/routes.js';
 
 const UNAUTHORIZED = { error: 'unauthorized', message: 'missing, invalid or expired credentials' };
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
@@ -115,12 +116,12 @@ describe('hub: credentials and roles', () => {
     }
     expect(undescribed).toEqual([]);
     // Bytes on the wire are named by their media type, one per layout.
-    expect(Object.keys(openapi.paths['/api/v1/chunks']!.post!.requestBody!.content!)).toEqual([
+    expect(Object.keys(openapi.paths[paths.chunks()]!.post!.requestBody!.content!)).toEqual([
       'application/vnd.tender.upload-pack',
     ]);
-    expect(Object.keys(openapi.paths['/api/v1/vessels/{name}/packs/{id}']!.get!.responses!['200']!.content!)).toEqual([
-      'application/vnd.tender.pack',
-    ]);
+    expect(
+      Object.keys(openapi.paths[ROUTES.getPack.url.replace(/:(\w+)/g, '{$1}')]!.get!.responses!['200']!.content!),
+    ).toEqual(['application/vnd.tender.pack']);
     expect(openapi.openapi).toBe('3.1.0');
     // The reference for people, from the same document, also without a token.
     const page = await hub.app.inject('/api/v1/docs');
@@ -134,24 +135,24 @@ describe('hub: credentials and roles', () => {
     await enrolVessel(hub, 'ship-a');
     const viewer = bearer(hub.token('viewer'));
     const operator = bearer(hub.token('operator'));
-    expect((await hub.app.inject({ url: '/api/v1/vessels', headers: viewer })).statusCode).toBe(200);
+    expect((await hub.app.inject({ url: paths.vessels(), headers: viewer })).statusCode).toBe(200);
     const add = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels',
+      url: paths.vessels(),
       headers: viewer,
       payload: { name: 'ship-b' },
     });
     expect(add.statusCode).toBe(403);
     expect(add.json().message).toBe('needs the operator role, token has viewer');
     expect(
-      (await hub.app.inject({ method: 'POST', url: '/api/v1/vessels/ship-a/revoke', headers: operator, payload: {} }))
+      (await hub.app.inject({ method: 'POST', url: paths.vesselRevoke('ship-a'), headers: operator, payload: {} }))
         .statusCode,
     ).toBe(403);
     expect(
       (
         await hub.app.inject({
           method: 'POST',
-          url: '/api/v1/tokens',
+          url: paths.opsTokens(),
           headers: operator,
           payload: { role: 'admin', name: 'x' },
         })
@@ -165,11 +166,11 @@ describe('hub: credentials and roles', () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
     const calls: [string, string, unknown?][] = [
-      ['GET', '/api/v1/vessels'],
-      ['POST', '/api/v1/vessels', { name: 'evil' }],
-      ['POST', '/api/v1/vessels/ship-a/revoke', {}],
-      ['POST', '/api/v1/vessels/ship-a/tokens', {}],
-      ['POST', '/api/v1/tokens', { role: 'admin', name: 'x' }],
+      ['GET', paths.vessels()],
+      ['POST', paths.vessels(), { name: 'evil' }],
+      ['POST', paths.vesselRevoke('ship-a'), {}],
+      ['POST', paths.vesselTokens('ship-a'), {}],
+      ['POST', paths.opsTokens(), { role: 'admin', name: 'x' }],
     ];
     for (const [method, url, body] of calls) {
       const s = a.sign(method, url, body);
@@ -184,26 +185,27 @@ describe('hub: credentials and roles', () => {
     const a = await enrolVessel(hub, 'ship-a');
     await enrolVessel(hub, 'ship-b');
     for (const [method, url, body] of [
-      ['GET', '/api/v1/vessels/ship-b'],
-      ['GET', '/api/v1/vessels/ship-b/desired'],
-      ['POST', '/api/v1/vessels/ship-b/status', { agentVersion: 'x' }],
-      ['GET', '/api/v1/vessels/nobody/desired'],
+      ['GET', paths.vessel('ship-b')],
+      ['GET', paths.vesselDesired('ship-b')],
+      ['POST', paths.vesselStatus('ship-b'), { agentVersion: 'x' }],
+      ['GET', paths.vesselDesired('nobody')],
     ] as const) {
       const s = a.sign(method, url, body);
       const res = await hub.app.inject({ method, url, headers: s.headers, payload: s.payload });
       expect(res.statusCode, `${method} ${url}`).toBe(404);
       expect(res.json().message).toMatch(/no vessel named (ship-b|nobody)/);
     }
-    const own = a.sign('GET', '/api/v1/vessels/ship-a/desired');
-    expect(
-      (await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: own.headers })).json(),
-    ).toMatchObject({ vessel: 'ship-a', release: null });
+    const own = a.sign('GET', paths.vesselDesired('ship-a'));
+    expect((await hub.app.inject({ url: paths.vesselDesired('ship-a'), headers: own.headers })).json()).toMatchObject({
+      vessel: 'ship-a',
+      release: null,
+    });
   });
 
   it('refuses a vessel request whose body differs from the signed digest, or whose timestamp is stale', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
-    const url = '/api/v1/vessels/ship-a/status';
+    const url = paths.vesselStatus('ship-a');
     const s = a.sign('POST', url, { agentVersion: '1' });
     const swapped = await hub.app.inject({
       method: 'POST',
@@ -212,32 +214,28 @@ describe('hub: credentials and roles', () => {
       payload: JSON.stringify({ agentVersion: '2' }),
     });
     expect(swapped.statusCode).toBe(401);
-    const old = a.sign('GET', '/api/v1/vessels/ship-a/desired', undefined, Date.now() - 3600_000);
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: old.headers })).statusCode).toBe(
-      401,
-    );
+    const old = a.sign('GET', paths.vesselDesired('ship-a'), undefined, Date.now() - 3600_000);
+    expect((await hub.app.inject({ url: paths.vesselDesired('ship-a'), headers: old.headers })).statusCode).toBe(401);
     // A signature for one path does not authorise another.
-    const other = a.sign('GET', '/api/v1/vessels/ship-a');
-    expect((await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: other.headers })).statusCode).toBe(
-      401,
-    );
+    const other = a.sign('GET', paths.vessel('ship-a'));
+    expect((await hub.app.inject({ url: paths.vesselDesired('ship-a'), headers: other.headers })).statusCode).toBe(401);
   });
 
   it('refuses a captured vessel request replayed after the vessel was revoked', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
-    const captured = a.sign('GET', '/api/v1/vessels/ship-a/desired');
-    expect(
-      (await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: captured.headers })).statusCode,
-    ).toBe(200);
+    const captured = a.sign('GET', paths.vesselDesired('ship-a'));
+    expect((await hub.app.inject({ url: paths.vesselDesired('ship-a'), headers: captured.headers })).statusCode).toBe(
+      200,
+    );
     const rev = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels/ship-a/revoke',
+      url: paths.vesselRevoke('ship-a'),
       headers: bearer(hub.token('admin')),
       payload: {},
     });
     expect(rev.json().state).toBe('revoked');
-    const replay = await hub.app.inject({ url: '/api/v1/vessels/ship-a/desired', headers: captured.headers });
+    const replay = await hub.app.inject({ url: paths.vesselDesired('ship-a'), headers: captured.headers });
     expect(replay.statusCode).toBe(401);
     expect(replay.json()).toEqual(UNAUTHORIZED);
   });
@@ -245,7 +243,7 @@ describe('hub: credentials and roles', () => {
   it('answers 304 to a poll whose If-None-Match matches the desired state', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
-    const url = '/api/v1/vessels/ship-a/desired';
+    const url = paths.vesselDesired('ship-a');
     const first = await hub.app.inject({ url, headers: a.sign('GET', url).headers });
     const etag = first.headers.etag as string;
     expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
@@ -263,7 +261,7 @@ describe('hub: enrolment tokens', () => {
   ) {
     const r = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels',
+      url: paths.vessels(),
       headers: bearer(hub.token('operator')),
       payload: { name, ...extra },
     });
@@ -273,7 +271,7 @@ describe('hub: enrolment tokens', () => {
   const enrol = (hub: Awaited<ReturnType<typeof startHub>>, token: string) =>
     hub.app.inject({
       method: 'POST',
-      url: '/api/v1/enroll',
+      url: paths.enrol(),
       payload: { token, publicKey: generateKey().key.publicRaw.toString('base64') },
     });
 
@@ -307,7 +305,7 @@ describe('hub: enrolment tokens', () => {
     const token = await addVessel(hub, 'ship-a');
     const results = await Promise.all(
       Array.from({ length: 8 }, () =>
-        fetch(`${url}/api/v1/enroll`, {
+        fetch(`${url}${paths.enrol()}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ token, publicKey: generateKey().key.publicRaw.toString('base64') }),
@@ -341,7 +339,7 @@ describe('hub: enrolment tokens', () => {
     for (const name of ["x' OR 1=1--", 'A', '', 'a'.repeat(64), '../etc']) {
       const r = await hub.app.inject({
         method: 'POST',
-        url: '/api/v1/vessels',
+        url: paths.vessels(),
         headers: bearer(hub.token('operator')),
         payload: { name },
       });
@@ -349,17 +347,18 @@ describe('hub: enrolment tokens', () => {
       expect(r.json().message).toMatch(/^name: /);
     }
     const q = await hub.app.inject({
-      url: '/api/v1/vessels?limit=1;DROP TABLE vessels',
+      url: `${paths.vessels()}?limit=1;DROP TABLE vessels`,
       headers: bearer(hub.token('viewer')),
     });
     expect(q.statusCode).toBe(400);
     expect(
-      (await hub.app.inject({ url: '/api/v1/vessels?limit=100000', headers: bearer(hub.token('viewer')) })).statusCode,
+      (await hub.app.inject({ url: paths.vessels({ limit: 100000 }), headers: bearer(hub.token('viewer')) }))
+        .statusCode,
     ).toBe(400);
     expect(
       (
         await hub.app.inject({
-          url: `/api/v1/vessels/${encodeURIComponent("x' OR '1'='1")}`,
+          url: paths.vessel("x' OR '1'='1"),
           headers: bearer(hub.token('viewer')),
         })
       ).statusCode,
@@ -375,7 +374,7 @@ describe('hub: bad bodies and slow clients', () => {
   ) =>
     hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels',
+      url: paths.vessels(),
       headers: { ...bearer(hub.token('operator')), 'content-type': 'application/json', ...headers },
       payload,
     });
@@ -496,7 +495,7 @@ describe('hub: root documents', () => {
     const push = (bytes: Buffer, token = hub.token('admin')) =>
       hub.app.inject({
         method: 'PUT',
-        url: '/api/v1/roots',
+        url: paths.roots(),
         headers: { ...bearer(token), 'content-type': 'application/vnd.tender.envelope+json' },
         payload: bytes,
       });
@@ -513,7 +512,7 @@ describe('hub: root documents', () => {
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().version).toBe(2);
     expect((await push(hub.rootBytes)).statusCode).toBe(409);
-    const served = await hub.app.inject({ url: '/api/v1/roots/2', headers: bearer(hub.token('viewer')) });
+    const served = await hub.app.inject({ url: paths.root(2), headers: bearer(hub.token('viewer')) });
     expect(served.rawPayload).toEqual(v2);
   });
 });
@@ -522,11 +521,11 @@ describe('hub: status page', () => {
   it('asks for a token, then lists each vessel with its group, enrolment, last contact and release', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a', ['north']);
-    const url = '/api/v1/vessels/ship-a/desired';
+    const url = paths.vesselDesired('ship-a');
     await hub.app.inject({ url, headers: a.sign('GET', url).headers });
     await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels',
+      url: paths.vessels(),
       headers: bearer(hub.token('operator')),
       payload: { name: 'ship-<b>' },
     });

@@ -4,6 +4,7 @@ import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
 import { storeLayer, tarOf } from '../helpers/tar.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /** A release of one random layer, published on the hub and rolled out to `target`. */
 function release(hub: TestHub, app: string, target: string, refs: string[] = []) {
@@ -34,7 +35,7 @@ function release(hub: TestHub, app: string, target: string, refs: string[] = [])
 }
 
 async function post(hub: TestHub, v: TestVessel, body: unknown, accept?: string) {
-  const path = `/api/v1/vessels/${v.name}/packs`;
+  const path = paths.vesselPacks(v.name);
   const s = v.sign('POST', path, body);
   return hub.app.inject({
     method: 'POST',
@@ -45,7 +46,7 @@ async function post(hub: TestHub, v: TestVessel, body: unknown, accept?: string)
 }
 
 async function get(hub: TestHub, v: TestVessel, id: string, extra: Record<string, string> = {}, name = v.name) {
-  const path = `/api/v1/vessels/${name}/packs/${id}`;
+  const path = paths.vesselPack(name, id);
   return hub.app.inject({ method: 'GET', url: path, headers: { ...v.sign('GET', path).headers, ...extra } });
 }
 
@@ -111,13 +112,13 @@ describe('hub packs', () => {
     const b = await enrolVessel(hub, 'ship-b');
     release(hub, 'mine', 'vessel:ship-a');
     const desired = async (v: TestVessel, query = '?with=manifest') => {
-      const path = `/api/v1/vessels/${v.name}/desired${query}`;
+      const path = `${paths.vesselDesired(v.name)}${query}`;
       return (await hub.app.inject({ url: path, headers: v.sign('GET', path).headers })).json() as {
         release: { version: string } | null;
         manifest?: string;
       };
     };
-    const path = '/api/v1/vessels/ship-a/releases/mine@1';
+    const path = paths.vesselManifest('ship-a', 'mine', '1');
     const served = (await hub.app.inject({ url: path, headers: a.sign('GET', path).headers })).rawPayload;
     const withManifest = await desired(a);
     expect(withManifest.release?.version).toBe('1');

@@ -41,7 +41,7 @@ describe('single executable', () => {
     expect(execFileSync(exe, ['--version'], { cwd: '/' }).toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const shore = await startShore();
     const auth = { headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` } };
-    for (const path of ['/api/v1/openapi.json', '/health', '/login']) {
+    for (const path of ['/api/v1/openapi.json', '/api/v1/docs', '/health', '/login']) {
       const r = await fetch(`${shore.url}${path}`, auth);
       expect(r.status, path).toBeLessThan(400);
     }
@@ -49,6 +49,8 @@ describe('single executable', () => {
       ((await (await fetch(`${shore.url}/api/v1/openapi.json`, auth)).json()) as { openapi: string }).openapi,
     ).toMatch(/^3\./);
     expect(await (await fetch(`${shore.url}/login`)).text()).toContain('<form');
+    // The API reference renders from the executable alone, without a token.
+    expect(await (await fetch(`${shore.url}/api/v1/docs`)).text()).toContain('{name}/desired');
     const vessel = await enrolVessel(shore, 'sea-1');
     await vessel.startRouter();
     vessel.startAgent();

@@ -16,6 +16,7 @@ import {
 import { eventually, tender } from '../helpers/proc.js';
 import { startLoad } from '../helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /**
  * Journey 3 and the swap: real hub, router and agent processes, the real Docker engine, busybox images
@@ -36,7 +37,7 @@ function runningContainers(): string[] {
 }
 
 async function hubEvents(): Promise<{ type: string; data: Record<string, unknown> }[]> {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel.name}/events?limit=1000`, {
+  const r = await fetch(`${shore.url}${paths.vesselEvents(vessel.name, { limit: 1000 })}`, {
     headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
   });
   return ((await r.json()) as { events: { type: string; data: Record<string, unknown> }[] }).events;

@@ -2,6 +2,7 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 const TYPE = 'application/vnd.tender.telemetry+json';
 
@@ -23,7 +24,7 @@ function batch(seqs: number[], body = (s: number) => `line ${s}`) {
 }
 
 async function post(hub: TestHub, v: TestVessel, raw: Buffer, encoding: string, name = v.name) {
-  const url = `/api/v1/vessels/${name}/telemetry`;
+  const url = paths.vesselTelemetry(name);
   const { headers } = v.sign('POST', url);
   const signed = (await import('../../shared/protocol/vessel-auth.js')).signVesselRequest(
     v.key,
@@ -43,7 +44,7 @@ async function post(hub: TestHub, v: TestVessel, raw: Buffer, encoding: string, 
 
 async function logs(hub: TestHub, name: string, q = '') {
   const r = await hub.app.inject({
-    url: `/api/v1/vessels/${name}/logs?limit=10000${q}`,
+    url: `${paths.vesselLogs(name, { limit: 10000 })}${q}`,
     headers: { authorization: `Bearer ${hub.token('viewer')}` },
   });
   return r.json().logs as { line: string; at: string }[];
@@ -77,7 +78,7 @@ describe('hub: telemetry ingest', () => {
     expect(
       (
         await hub.app.inject({
-          url: '/api/v1/vessels/ship-a/logs?grep=%22OR%20*',
+          url: `${paths.vesselLogs('ship-a')}?grep=%22OR%20*`,
           headers: { authorization: `Bearer ${hub.token('viewer')}` },
         })
       ).statusCode,
@@ -108,7 +109,7 @@ describe('hub: telemetry ingest', () => {
     expect((await post(hub, a, raw, 'gzip', 'ship-b')).statusCode).toBe(404);
     const ops = await hub.app.inject({
       method: 'POST',
-      url: '/api/v1/vessels/ship-a/telemetry',
+      url: paths.vesselTelemetry('ship-a'),
       headers: { authorization: `Bearer ${hub.token('admin')}`, 'content-type': TYPE, 'content-encoding': 'gzip' },
       payload: raw,
     });

@@ -14,6 +14,7 @@ import {
 import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { LinkSim } from '../link-sim.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /**
  * Store-and-forward with real hub and agent processes and a real container writing numbered lines:
@@ -54,7 +55,7 @@ services:
 }
 
 async function hubLines(vessel: string): Promise<string[]> {
-  const r = await fetch(`${shore.url}/api/v1/vessels/${vessel}/logs?service=chatter&limit=10000`, {
+  const r = await fetch(`${shore.url}${paths.vesselLogs(vessel, { service: 'chatter', limit: 10000 })}`, {
     headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
   });
   const body = (await r.json()) as { logs: { line: string }[] };
@@ -142,7 +143,7 @@ describe('telemetry: every line stored once ashore', () => {
     );
     expectExactlyOnce(await hubLines('tele-clock'), N);
     // Events written after the jump carry the vessel's (earlier) time but come later in sequence.
-    const ev = await fetch(`${shore.url}/api/v1/vessels/tele-clock/events?limit=100`, {
+    const ev = await fetch(`${shore.url}${paths.vesselEvents('tele-clock', { limit: 100 })}`, {
       headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
     });
     const starts = ((await ev.json()) as { events: { type: string; at: string; seq: number }[] }).events
@@ -179,7 +180,7 @@ describe('telemetry: every line stored once ashore', () => {
     // Everything that was not dropped arrives; what arrives plus what was counted dropped is all of it.
     const settled = await eventually(
       async () => {
-        const r = await fetch(`${shore.url}/api/v1/vessels/tele-cap/events?limit=1`, {
+        const r = await fetch(`${shore.url}${paths.vesselEvents('tele-cap', { limit: 1 })}`, {
           headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
         });
         const t = ((await r.json()) as { telemetry: { backlog: number; drops: Record<string, { records: number }> } })

@@ -6,6 +6,7 @@ import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
 import { composeFile, enrolVessel, freePort, startShore, waitServing, type Vessel } from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { LinkSim } from '../link-sim.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /**
  * A release travels from the publisher through the hub to a vessel that does not have its images: the
@@ -80,8 +81,8 @@ describe('release transfer', () => {
     const asked = shore.hub.lines
       .filter((l) => l.includes('"incoming request"'))
       .map((l) => JSON.parse(l).req.url as string);
-    expect(asked.some((u) => u.startsWith('/api/v1/vessels/ship-x/desired?with=manifest'))).toBe(true);
-    expect(asked.filter((u) => u.startsWith('/api/v1/vessels/ship-x/releases/'))).toEqual([]);
+    expect(asked.some((u) => u.startsWith(paths.vesselDesired('ship-x', { with: 'manifest' })))).toBe(true);
+    expect(asked.filter((u) => u.startsWith(`${paths.vessel('ship-x')}/releases/`))).toEqual([]);
     await link.close();
     removeAppContainers(app);
   }, 180_000);
@@ -275,7 +276,7 @@ describe('release transfer: restarts and refusals', () => {
     expect(st.release.current).toBeNull();
     // The event reached shore; no pack was asked for and no chunk landed on board.
     const events = await eventually(async () => {
-      const r = await fetch(`${shore.url}/api/v1/vessels/ship-d/events?limit=100`, {
+      const r = await fetch(`${shore.url}${paths.vesselEvents('ship-d', { limit: 100 })}`, {
         headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
       });
       const ev = ((await r.json()) as { events: { type: string; data: { reason?: string } }[] }).events.filter(

@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { createBoardReleases } from '../../agent/release/board-releases.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { fakeHubClient } from '../helpers/fake-hub-client.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 /** A hub whose desired state is fixed and whose status route answers only when the test lets it. */
 function fakeHub(release: { app: string; version: string; sequence: number; rolloutId: number } | null) {
@@ -48,7 +49,10 @@ describe('sync with the hub', () => {
     // The status route hangs: a new target is returned regardless, the report still on its way.
     const first = await syncOnce(deps(hub.client));
     expect(first.changed).toBe(true);
-    expect(hub.calls).toEqual(['GET /api/v1/vessels/ship/desired?with=manifest', 'POST /api/v1/vessels/ship/status']);
+    expect(hub.calls).toEqual([
+      `GET ${paths.vesselDesired('ship', { with: 'manifest' })}`,
+      `POST ${paths.vesselStatus('ship')}`,
+    ]);
     hub.letStatusThrough();
     await new Promise((r) => setTimeout(r, 10));
     expect(store.get('status.lastReport')).toBeTruthy();
