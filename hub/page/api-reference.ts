@@ -54,17 +54,16 @@ function refName(ref: string): string {
 }
 
 /** A schema as a nested list of fields: name, type, constraints, description. */
-function renderSchema(s: Schema | undefined, doc: Document, depth = 0, seen = new Set<string>()): string {
+function renderSchema(s: Schema | undefined, doc: Document): string {
   if (!s) return '<span class="muted">any</span>';
+  // Shared schemas (the error body) are named and linked, described once at the end of the page.
   if (s.$ref) {
     const name = refName(s.$ref);
-    const target = doc.components?.schemas?.[name];
-    if (!target || seen.has(name) || depth > 6) return `<span class="t">${escapeHtml(name)}</span>`;
-    return renderSchema(target, doc, depth, new Set([...seen, name]));
+    return `<a class="t" href="#schema-${escapeHtml(name)}">${escapeHtml(name)}</a>`;
   }
   const alts = s.anyOf ?? s.oneOf;
   if (alts) {
-    return `one of:<ul class="s">${alts.map((a) => `<li>${renderSchema(a, doc, depth + 1, seen)}</li>`).join('')}</ul>`;
+    return `one of:<ul class="s">${alts.map((a) => `<li>${renderSchema(a, doc)}</li>`).join('')}</ul>`;
   }
   const desc = s.description ? ` <span class="muted">${escapeHtml(s.description)}</span>` : '';
   if (s.properties) {
@@ -72,18 +71,18 @@ function renderSchema(s: Schema | undefined, doc: Document, depth = 0, seen = ne
     const fields = Object.entries(s.properties)
       .map(
         ([k, v]) =>
-          `<li><code>${escapeHtml(k)}</code>${req.has(k) ? '' : '<span class="muted">?</span>'}: ${renderSchema(v, doc, depth + 1, seen)}</li>`,
+          `<li><code>${escapeHtml(k)}</code>${req.has(k) ? '' : '<span class="muted">?</span>'}: ${renderSchema(v, doc)}</li>`,
       )
       .join('');
     return `<span class="t">object</span>${desc}<ul class="s">${fields}</ul>`;
   }
   if (s.prefixItems) {
-    const items = s.prefixItems.map((i) => renderSchema(i, doc, depth + 1, seen)).join(', ');
+    const items = s.prefixItems.map((i) => renderSchema(i, doc)).join(', ');
     return `<span class="t">[${items}]</span>${desc}`;
   }
-  if (s.items) return `<span class="t">array of</span> ${renderSchema(s.items, doc, depth + 1, seen)}${desc}`;
+  if (s.items) return `<span class="t">array of</span> ${renderSchema(s.items, doc)}${desc}`;
   if (typeof s.additionalProperties === 'object')
-    return `<span class="t">map of</span> ${renderSchema(s.additionalProperties, doc, depth + 1, seen)}${desc}`;
+    return `<span class="t">map of</span> ${renderSchema(s.additionalProperties, doc)}${desc}`;
   return `<span class="t">${escapeHtml(typeText(s))}</span>${desc}`;
 }
 
@@ -93,7 +92,8 @@ function typeText(s: Schema): string {
   const type = Array.isArray(s.type) ? s.type.join(' | ') : (s.type ?? 'any');
   const notes: string[] = [];
   for (const k of ['format', 'pattern', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'maxItems']) {
-    if (s[k] !== undefined) notes.push(`${k} ${String(s[k])}`);
+    // A format says what a pattern spells out (a date-time's regex helps nobody reading).
+    if (s[k] !== undefined && !(k === 'pattern' && s.format)) notes.push(`${k} ${String(s[k])}`);
   }
   if (s.default !== undefined) notes.push(`default ${JSON.stringify(s.default)}`);
   return notes.length ? `${type} (${notes.join(', ')})` : type;
@@ -144,11 +144,22 @@ export function renderApiReference(doc: Document): string {
     .map(([tag, ops]) => `<h2 id="tag-${escapeHtml(tag)}">${escapeHtml(tag)}</h2>${ops.join('\n')}`)
     .join('\n');
   const title = doc.info?.title ?? 'API';
+  const intro = (doc.info?.description ?? '')
+    .split(/\n\s*\n/)
+    .map((p) => `<p>${escapeHtml(p.replace(/\s*\n\s*/g, ' '))}</p>`)
+    .join('');
+  const shared = Object.entries(doc.components?.schemas ?? {})
+    .map(
+      ([name, s]) =>
+        `<section class="op" id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${renderSchema(s, doc)}</section>`,
+    )
+    .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body>
 <header><h1>${escapeHtml(title)}</h1></header><main>
-<pre>${escapeHtml(doc.info?.description ?? '')}</pre>
+${intro}
 <p>The same document as JSON: <a href="openapi.json"><code>openapi.json</code></a>.</p>
 <nav>${nav}</nav>
-${sections}</main></body></html>`;
+${sections}
+${shared ? `<h2 id="schemas">shared schemas</h2>${shared}` : ''}</main></body></html>`;
 }
