@@ -405,6 +405,31 @@ describe('hub: bad bodies and slow clients', () => {
     }
   });
 
+  it('answers 400 naming the part that is wrong to bad path parameters and queries, never 500', async () => {
+    const hub = await startHub();
+    const a = await enrolVessel(hub, 'ship-a');
+    const admin = bearer(hub.token('admin'));
+    const cases: [string, RegExp][] = [
+      [paths.vesselManifest('ship-a', 'sms', '!'), /^version: must be APP@VERSION/],
+      [`${paths.vessel('ship-a')}/releases/sms@!`, /^version: /],
+      [paths.vesselPack('ship-a', 'not-hex'), /^id: /],
+      [paths.root(0), /^version: /],
+      [paths.vesselLogs('ship-a', { limit: 0 }), /^limit: /],
+      [`${paths.vesselEvents('ship-a')}?surprise=1`, /^query: unsupported key "surprise"/],
+      [paths.vesselMetrics('ship-a', { name: 'Bad Name' }), /^name: /],
+      [paths.nextSequence('Not An App'), /^app: /],
+      [paths.vesselDesired('ship-a', { with: 'everything' as 'manifest' }), /^with: /],
+    ];
+    for (const [url, message] of cases) {
+      const res = await hub.app.inject({ url, headers: admin });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json(), url).toEqual({ error: 'bad_request', message: expect.stringMatching(message) });
+    }
+    // A vessel asking about another vessel learns nothing, however it spells the name.
+    const other = paths.vesselDesired('Not_A_Name');
+    expect((await hub.app.inject({ url: other, headers: a.sign('GET', other).headers })).statusCode).toBe(404);
+  });
+
   it('survives a fuzz run of random bodies on every route without a 500', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
