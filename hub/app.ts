@@ -200,7 +200,18 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   });
   // Limits are set per route (enrolment per address, telemetry per vessel); the store is an LRU, so a
   // scan from many addresses cannot grow memory without bound.
-  await app.register(rateLimit, { global: false, cache: RATE_LIMIT_KEYS });
+  // Only Retry-After, and only on a 429: a vessel's every telemetry answer crosses a metered link.
+  await app.register(rateLimit, {
+    global: false,
+    cache: RATE_LIMIT_KEYS,
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+    addHeaders: {
+      'x-ratelimit-limit': false,
+      'x-ratelimit-remaining': false,
+      'x-ratelimit-reset': false,
+      'retry-after': true,
+    },
+  });
   await registerOpenApi(app);
   await app.register(healthRoutes(deps));
   await app.register(enrolRoutes(deps));

@@ -8,9 +8,7 @@ import { MEDIA } from '../../shared/protocol/http.js';
 import { paths, ROUTES } from '../../shared/protocol/routes.js';
 import { parseDuration } from '../../shared/duration.js';
 import type { EnrolmentFile } from '../../shared/protocol/enrolment-file.js';
-import { openHubState } from '../app.js';
 import { createOpsTokenStore, ROLES, type Role } from '../store/ops-token-store.js';
-import { serveHub } from '../server.js';
 import { ago } from '../page/status-page.js';
 
 // Loopback by default: exposing the hub is a decision for the operator (or a reverse proxy with TLS).
@@ -25,6 +23,9 @@ export const hubServe: Command = {
     root: { type: 'string', description: 'a signed root document to trust (first start) or rotate to' },
   },
   async run(ctx) {
+    // The server (fastify, its plugins, every route) loads only for the command that runs it: every other
+    // `tender` command, on shore and on board, starts without it.
+    const { serveHub } = await import('../server.js');
     await serveHub({
       dataDir: requiredOpt(ctx, 'data'),
       listen: stringOpt(ctx, 'listen') ?? DEFAULT_HUB_LISTEN,
@@ -47,6 +48,7 @@ export const hubTokenCreate: Command = {
     const role = requiredOpt(ctx, 'role');
     if (!(ROLES as readonly string[]).includes(role))
       throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+    const { openHubState } = await import('../app.js');
     const db = openHubState(requiredOpt(ctx, 'data'));
     try {
       const t = createOpsTokenStore(db).create(role as Role, stringOpt(ctx, 'name') ?? 'cli');
