@@ -1,8 +1,5 @@
-import type { WireRecord } from '../../shared/protocol/telemetry-wire.js';
+import { className, type WireRecord } from '../../shared/protocol/telemetry-wire.js';
 import type { TelemetryRecord } from './hub-store.js';
-
-// The outbox's class numbers (cls on the wire) as stored level names.
-const LEVELS = ['debug', 'info', 'warn', 'metric', 'event'];
 
 /**
  * Decoded wire records as the store keeps them, the same for every engine: a log's source is its
@@ -18,7 +15,8 @@ export function telemetryRecordsFromWire(records: readonly WireRecord[]): Teleme
         seq: r.seq,
         ts: r.ts,
         service: r.source,
-        level: LEVELS[r.cls] ?? 'info',
+        // The class (cls on the wire) as its name.
+        level: className(r.cls),
         line: r.body,
         bootId: r.bootId,
       };

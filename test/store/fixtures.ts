@@ -3,6 +3,10 @@ import { brotliCompressSync } from 'node:zlib';
 import { expect } from 'vitest';
 import type { HubStore, Vessel } from '../../hub/store/hub-store.js';
 
+/** Opens a fresh store for one test; its handles close when the test ends (the suite's own type, kept here
+ * beside the other helpers every suite file imports, so the suite and its parts do not import each other). */
+export type OpenStore = () => Promise<{ store: HubStore; another(): Promise<HubStore> }>;
+
 /** A fixed clock start for the suite: every store gets explicit times. */
 export const T0 = 1_700_000_000_000;
 export const DAY = 24 * 3600 * 1000;

@@ -1,6 +1,7 @@
 import { describe } from 'vitest';
 import type { HubStore } from '../../hub/store/hub-store.js';
 import { cleanup } from '../helpers/cleanup.js';
+import type { OpenStore } from './fixtures.js';
 import { catalogueTests } from './suite-catalogue.js';
 import { chunkTests } from './suite-chunks.js';
 import { telemetryTests } from './suite-telemetry.js';
@@ -13,9 +14,6 @@ export interface HubStoreHarness {
   another(): Promise<HubStore>;
 }
 export type HubStoreFactory = () => Promise<HubStoreHarness>;
-
-/** Opens a fresh store for one test; its handles close when the test ends. */
-export type OpenStore = () => Promise<{ store: HubStore; another(): Promise<HubStore> }>;
 
 /**
  * The behaviour every HubStore backend must have, as one suite: SQLite runs it today

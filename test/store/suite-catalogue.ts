@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { HubStore } from '../../hub/store/hub-store.js';
 import { addVessel, race, rejectsWith, sha256, T0 } from './fixtures.js';
-import type { OpenStore } from './hub-store-suite.js';
+import type { OpenStore } from './fixtures.js';
 
 const audit = (action: string) => ({ actor: 'ops:ci:t9', action, detail: { n: 1 } });
 const root = (version: number) => ({

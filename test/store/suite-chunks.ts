@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { HubChunkStore } from '../../hub/store/hub-store.js';
 import { expectSameBytes, makeChunk, rejectsWith, sha256 } from './fixtures.js';
-import type { OpenStore } from './hub-store-suite.js';
+import type { OpenStore } from './fixtures.js';
 
 async function bytesOf(s: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

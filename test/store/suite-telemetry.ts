@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HubStore, TelemetryRecord } from '../../hub/store/hub-store.js';
 import { addVessel, race, T0 } from './fixtures.js';
-import type { OpenStore } from './hub-store-suite.js';
+import type { OpenStore } from './fixtures.js';
 
 const EPOCH = '0123456789abcdef';
 const meta = (backlog = 0, epoch = EPOCH) => ({ epoch, backlog, drops: { logs: { records: 3, bytes: 300 } } });

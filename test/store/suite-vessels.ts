@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addVessel, DAY, newToken, publicKey, race, rejectsWith, T0 } from './fixtures.js';
-import type { OpenStore } from './hub-store-suite.js';
+import type { OpenStore } from './fixtures.js';
 
 const ops = (action: string, detail: unknown = {}) => ({ actor: 'ops:alice:t1', action, detail });
 

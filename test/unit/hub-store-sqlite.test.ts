@@ -13,6 +13,7 @@ import { newToken, publicKey, T0 } from '../store/fixtures.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
 import { storeLayer, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
+import { paths } from '../../shared/protocol/routes.js';
 
 describeHubStore('sqlite', async () => {
   const dir = tempDir('tender-hub-store-');
@@ -63,7 +64,7 @@ describe('hub store (sqlite only)', () => {
     ];
     hub.deps.telemetry.ingest(v.id, encodeBatch('0123456789abcdef', records, {}, 4), records, 321, T0 + 3);
     const digests = [stored.index[0], ...stored.content.map((c) => c[0])];
-    const path = `/api/v1/vessels/ship-a/packs`;
+    const path = paths.vesselPacks('ship-a');
     const s = v.sign('POST', path, { release: 'sms@1.0', digests });
     const pack = await hub.app.inject({ method: 'POST', url: path, headers: s.headers, payload: s.payload });
     expect(pack.statusCode, pack.body).toBe(201);
