@@ -2,12 +2,13 @@ import { resolve } from 'node:path';
 import { requiredOpt, stringOpt, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
-import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR, loadAgentConfig } from './config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR } from './config.js';
 import { generatePassword, hashPassword } from './crew/password.js';
 import { enrolFromFile, enrolOnline } from './enrol.js';
 import { runAgent } from './run.js';
 import { buildStatus, formatStatus, type StatusView } from './status.js';
-import { configPathOf } from './crew/crew-commands.js';
+import { configPathOf, crewConfig } from './crew/crew-commands.js';
+import { actAsDataOwner } from './data-owner.js';
 
 const CONFIG_OPTION = {
   config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },
@@ -44,6 +45,8 @@ export const agentEnroll: Command = {
       passwordHash: hashPassword(password),
     };
     const shown = given ? undefined : password;
+    // Root enrolling after `apt install ./tender_*.deb` writes the key and config as the services' user.
+    actAsDataOwner(dataDir);
     if (file) {
       if (stringOpt(ctx, 'token')) throw new UsageError('pass either --file or --hub with --token, not both');
       const c = enrolFromFile({ file, configPath, dataDir, force, console: consoleCfg });
@@ -120,7 +123,7 @@ export const vesselStatus: Command = {
   summary: 'this vessel: current, previous and pending release, link state, backlog, last sync (no hub needed)',
   options: CONFIG_OPTION,
   async run(ctx): Promise<StatusView> {
-    return buildStatus(loadAgentConfig(configPathOf(ctx)));
+    return buildStatus(crewConfig(ctx));
   },
   human: formatStatus,
 };

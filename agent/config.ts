@@ -98,7 +98,9 @@ export function loadAgentConfig(path: string): AgentConfig {
 }
 
 export function writeAgentConfig(path: string, config: AgentConfig): void {
-  writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  // Group-readable: crew commands run by members of the `tender` group read it (no key is in it; the
+  // console password is a scrypt hash, and a pending enrolment token works only with the vessel's key).
+  writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`, 0o640);
 }
 
 /** Where the vessel keeps its own files under dataDir. */

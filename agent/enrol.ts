@@ -6,7 +6,7 @@ import { ensureDir, writeFileAtomic } from '../shared/fs-atomic.js';
 import { generateKey, loadPrivateKey, type PrivateKey } from '../shared/trust/keys.js';
 import { verifyInitialRoot, type TrustedRoot } from '../shared/trust/root.js';
 import { parseEnrolmentToken, rootPinOf } from '../shared/protocol/enrolment-token.js';
-import { enrolmentFileSchema } from '../shared/protocol/enrolment-file.js';
+import { enrolmentFileSchema, type EnrolmentFile } from '../shared/protocol/enrolment-file.js';
 import { loadJsonConfig } from '../shared/config-file.js';
 import { agentConfigSchema, vesselPaths, writeAgentConfig, type AgentConfig } from './config.js';
 import { enrol } from './hub-client.js';
@@ -92,6 +92,13 @@ export async function enrolOnline(opts: {
   return config;
 }
 
+/** An offline enrolment file, checked as enrolment checks it (the root its token pins), writing nothing. */
+export function readEnrolmentFile(path: string): EnrolmentFile {
+  const file = loadJsonConfig(path, enrolmentFileSchema);
+  checkPinnedRoot(file.token, Buffer.from(file.root, 'base64'));
+  return file;
+}
+
 export function enrolFromFile(opts: {
   file: string;
   configPath: string;
@@ -100,9 +107,8 @@ export function enrolFromFile(opts: {
   console?: AgentConfig['console'];
 }): AgentConfig {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
-  const file = loadJsonConfig(opts.file, enrolmentFileSchema);
+  const file = readEnrolmentFile(opts.file);
   const rootBytes = Buffer.from(file.root, 'base64');
-  checkPinnedRoot(file.token, rootBytes);
   makeVesselKey(opts.dataDir);
   writeFileAtomic(vesselPaths(opts.dataDir).root, rootBytes, 0o644);
   const config = agentConfigSchema.parse({

@@ -7,6 +7,7 @@ import { AGENT_COMMANDS } from '../agent/commands.js';
 import { CREW_COMMANDS } from '../agent/crew/crew-commands.js';
 import { logsCommand } from './logs-command.js';
 import { AGENT_VERSION } from '../agent/version.js';
+import { installCommand } from '../installer/install-command.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
@@ -20,6 +21,7 @@ export function buildCli(): Cli {
     ...AGENT_COMMANDS,
     ...CREW_COMMANDS,
     logsCommand,
+    installCommand,
   );
 }
 

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { TenderError } from './errors.js';
 
@@ -28,6 +29,10 @@ export function useSqliteAddon(addon: unknown): void {
 export function openDatabase(path: string, migrations: Migration[], options: { nativeBinding?: unknown } = {}): Db {
   let db: Db;
   try {
+    // SQLite makes a new file 0644 whatever the umask allows; made here, the file gets what the process's
+    // umask grants (the vessel's services share theirs with the `tender` group: UMask=0007), and SQLite
+    // gives its -wal and -shm files the same mode.
+    if (path !== ':memory:') closeSync(openSync(path, 'a', 0o666));
     const nativeBinding = options.nativeBinding ?? processNativeBinding;
     db = new Database(path, nativeBinding ? { nativeBinding: nativeBinding as string } : {});
   } catch (err) {

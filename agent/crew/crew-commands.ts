@@ -9,6 +9,7 @@ import { loadTrustedRoot } from '../enrol.js';
 import { openStateStore, type StateStore } from '../state-store.js';
 import { createController, type Controller } from '../release/controller.js';
 import { routerPaths, runRouter } from '../router/control.js';
+import { actAsDataOwner } from '../data-owner.js';
 
 const CONFIG_OPTION = {
   config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },
@@ -28,12 +29,23 @@ export function localActor(env: NodeJS.ProcessEnv): string {
   return `uid ${uid} (${name}${env.SUDO_USER ? `, via sudo by ${env.SUDO_USER}` : ''})`;
 }
 
-/** A controller for a crew command: the same code the agent runs, with no hub. */
+/** The vessel's config for a crew command; from here on the command acts as the owner of the state. */
+export function crewConfig(ctx: CommandContext): AgentConfig {
+  const config = loadAgentConfig(configPathOf(ctx));
+  actAsDataOwner(config.dataDir);
+  return config;
+}
+
+/**
+ * A controller for a crew command: the same code the agent runs, with no hub. `actor` is who typed the
+ * command, taken before acting as the owner of the state.
+ */
 export async function withController<T>(
   ctx: CommandContext,
-  fn: (c: Controller, store: StateStore, config: AgentConfig) => Promise<T>,
+  fn: (c: Controller, store: StateStore, config: AgentConfig, actor: string) => Promise<T>,
 ): Promise<T> {
-  const config = loadAgentConfig(configPathOf(ctx));
+  const actor = localActor(ctx.env);
+  const config = crewConfig(ctx);
   const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
   const root = loadTrustedRoot(config.dataDir);
   try {
@@ -48,7 +60,7 @@ export async function withController<T>(
       watchMs: config.watchSeconds * 1000,
       log: createLogger('crew', ctx.env.TENDER_LOG_LEVEL ?? 'warn'),
     });
-    return await fn(c, store, config);
+    return await fn(c, store, config, actor);
   } finally {
     store.close();
   }
@@ -117,7 +129,7 @@ export const rollbackCommand: Command = {
   options: CONFIG_OPTION,
   async run(ctx) {
     const target = ctx.positionals[0];
-    return withController(ctx, (c) => c.rollback(target, localActor(ctx.env)));
+    return withController(ctx, (c, _store, _config, actor) => c.rollback(target, actor));
   },
   human: (r: { from: string | null; to: string; tookMs: number }) =>
     `rolled back from ${r.from ?? 'nothing'} to ${r.to} in ${(r.tookMs / 1000).toFixed(1)}s; holding ${r.to} until \`tender resume\` or a newer release from shore`,
@@ -128,7 +140,7 @@ export const resumeCommand: Command = {
   summary: 'release the crew hold: follow the shore target again',
   options: CONFIG_OPTION,
   async run(ctx) {
-    return withController(ctx, async (c) => c.resume(localActor(ctx.env)));
+    return withController(ctx, async (c, _store, _config, actor) => c.resume(actor));
   },
   human: () => 'following the shore target again',
 };
@@ -142,11 +154,12 @@ export const linkCommand: Command = {
     const mode = ctx.positionals[0];
     if (mode !== 'cheap' && mode !== 'metered')
       throw new UsageError('say `tender link cheap` or `tender link metered`');
-    const config = loadAgentConfig(configPathOf(ctx));
+    const actor = localActor(ctx.env);
+    const config = crewConfig(ctx);
     const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
     try {
       store.set('link.cheap', mode === 'cheap');
-      store.event('link.marked', { cheap: mode === 'cheap', by: localActor(ctx.env) });
+      store.event('link.marked', { cheap: mode === 'cheap', by: actor });
     } finally {
       store.close();
     }

@@ -1,7 +1,7 @@
 import type { CommandContext } from '../../shared/cli.js';
-import { loadAgentConfig, vesselPaths } from '../config.js';
+import { vesselPaths } from '../config.js';
 import { openOutbox } from '../telemetry/outbox.js';
-import { configPathOf } from './crew-commands.js';
+import { crewConfig } from './crew-commands.js';
 import { bootId } from '../state-store.js';
 
 export interface LocalLogLine {
@@ -16,7 +16,7 @@ export function localLogs(
   ctx: CommandContext,
   q: { service?: string; since?: string; grep?: string; limit: number },
 ): { logs: LocalLogLine[] } {
-  const config = loadAgentConfig(configPathOf(ctx));
+  const config = crewConfig(ctx);
   const outbox = openOutbox({
     path: vesselPaths(config.dataDir).outbox,
     bootId: bootId(),

@@ -90,7 +90,8 @@ export async function runRouter(opts: {
     server.once('error', reject);
     server.listen(paths.socket, () => resolve());
   });
-  chmodSync(paths.socket, 0o600);
+  // The agent and crew commands (root, or members of the `tender` group) send routing tables here.
+  chmodSync(paths.socket, 0o660);
   opts.log.info({ socket: paths.socket, bind: opts.bind }, 'router running');
   await new Promise<void>((resolve) => opts.signal.addEventListener('abort', () => resolve(), { once: true }));
   server.close();
