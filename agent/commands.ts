@@ -4,7 +4,7 @@ import { UsageError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR } from './config.js';
 import { generatePassword, hashPassword } from './crew/password.js';
-import { enrolFromFile, enrolOnline } from './enrol.js';
+import { enrolFromFile, enrolOnline, readEnrolmentFile } from './enrol.js';
 import { runAgent } from './run.js';
 import { buildStatus, formatStatus, type StatusView } from './status.js';
 import { configPathOf, crewConfig } from './crew/crew-commands.js';
@@ -45,11 +45,13 @@ export const agentEnroll: Command = {
       passwordHash: hashPassword(password),
     };
     const shown = given ? undefined : password;
-    // Root enrolling after `apt install ./tender_*.deb` writes the key and config as the services' user.
+    if (file && stringOpt(ctx, 'token')) throw new UsageError('pass either --file or --hub with --token, not both');
+    // Read as the caller (the file is theirs, often 0600); then root enrolling after `apt install
+    // ./tender_*.deb` writes the key and the config as the services' user.
+    const enrolment = file ? readEnrolmentFile(file) : undefined;
     actAsDataOwner(dataDir);
-    if (file) {
-      if (stringOpt(ctx, 'token')) throw new UsageError('pass either --file or --hub with --token, not both');
-      const c = enrolFromFile({ file, configPath, dataDir, force, console: consoleCfg });
+    if (enrolment) {
+      const c = enrolFromFile({ file: enrolment, configPath, dataDir, force, console: consoleCfg });
       return {
         vessel: c.vesselName,
         hub: c.hub,

@@ -100,14 +100,15 @@ export function readEnrolmentFile(path: string): EnrolmentFile {
 }
 
 export function enrolFromFile(opts: {
-  file: string;
+  /** The file's path, or its contents already read (and checked) by readEnrolmentFile. */
+  file: string | EnrolmentFile;
   configPath: string;
   dataDir: string;
   force?: boolean;
   console?: AgentConfig['console'];
 }): AgentConfig {
   refuseIfEnrolled(opts.configPath, opts.force ?? false);
-  const file = readEnrolmentFile(opts.file);
+  const file = typeof opts.file === 'string' ? readEnrolmentFile(opts.file) : opts.file;
   const rootBytes = Buffer.from(file.root, 'base64');
   makeVesselKey(opts.dataDir);
   writeFileAtomic(vesselPaths(opts.dataDir).root, rootBytes, 0o644);
