@@ -100,9 +100,13 @@ function groupsOf(user: string): string[] {
 }
 
 /** `systemctl is-active` or `is-enabled` of every tender unit: one line per unit, in order. */
-function unitsAre(verb: 'is-active' | 'is-enabled', want: string, systemd: boolean): Partial<Record<UnitName, boolean>> {
+function unitsAre(
+  verb: 'is-active' | 'is-enabled',
+  want: string,
+  systemd: boolean,
+): Partial<Record<UnitName, boolean>> {
   if (!systemd) return {};
-  let out = '';
+  let out: string;
   try {
     out = execFileSync('systemctl', [verb, ...UNIT_NAMES], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch (err) {
@@ -255,7 +259,10 @@ export async function runStep(step: Step, out: StepOutput): Promise<void> {
       return;
     case 'enrol': {
       const password = step.console.password ?? generatePassword();
-      const consoleCfg = { listen: step.console.listen ?? DEFAULT_CONSOLE_LISTEN, passwordHash: hashPassword(password) };
+      const consoleCfg = {
+        listen: step.console.listen ?? DEFAULT_CONSOLE_LISTEN,
+        passwordHash: hashPassword(password),
+      };
       const where = { configPath: PATHS.agentConfig, dataDir: PATHS.data, console: consoleCfg };
       const config =
         step.enrol.mode === 'offline'

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { stringOpt, type Command, type CommandContext } from '../shared/cli.js';
 import { UsageError, errorMessage } from '../shared/errors.js';
 import { verifyInitialRoot } from '../shared/trust/root.js';
@@ -6,7 +6,7 @@ import { parseEnrolmentToken } from '../shared/protocol/enrolment-token.js';
 import { readEnrolmentFile } from '../agent/enrol.js';
 import { DEFAULT_HUB_LISTEN } from '../hub/commands/hub-commands.js';
 import { InstallStepError, readHostFacts, runStep, type StepOutput } from './host.js';
-import { PATHS, planInstall, type HostFacts, type InstallRequest } from './install-plan.js';
+import { PATHS, planInstall, requireRoot, type HostFacts, type InstallRequest } from './install-plan.js';
 import { UNIT_NAMES, unitText, type UnitName } from './unit-files.js';
 
 interface InstallResult {
@@ -29,6 +29,7 @@ function vesselRequest(ctx: CommandContext, notes: string[]): InstallRequest {
   if (file && (token || hub))
     throw new UsageError('pass either --file FILE or --hub URL --token T, not both (the file names its hub)');
   if (file) {
+    if (!existsSync(file)) throw new UsageError(`--file ${file}: no such file`);
     const f = readEnrolmentFile(file);
     if (Date.parse(f.expiresAt) < Date.now())
       notes.push(`the enrolment file expired at ${f.expiresAt} (by this clock): the hub will refuse it`);
@@ -60,7 +61,9 @@ function hubRequest(ctx: CommandContext): InstallRequest {
     try {
       bytes = readFileSync(rootFile);
     } catch (err) {
-      throw new UsageError(`cannot read --root ${rootFile}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+      throw new UsageError(
+        `cannot read --root ${rootFile}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+      );
     }
     try {
       verifyInitialRoot(bytes);
@@ -120,12 +123,15 @@ function nextSteps(req: InstallRequest, facts: HostFacts): string[] {
 
 async function install(ctx: CommandContext): Promise<InstallResult> {
   const notes: string[] = [];
+  requireRoot(process.getuid?.() === 0);
   const req = requestOf(ctx, notes);
   const facts = readHostFacts();
   const texts = Object.fromEntries(UNIT_NAMES.map((u) => [u, unitText(u)])) as Record<UnitName, string>;
   const steps = planInstall(facts, req, texts);
   if (req.kind === 'vessel' && facts.enrolled && req.enrol)
-    notes.push(`already enrolled as ${facts.enrolled.vessel}: enrolment left as it is (re-enrol: tender agent enroll --force)`);
+    notes.push(
+      `already enrolled as ${facts.enrolled.vessel}: enrolment left as it is (re-enrol: tender agent enroll --force)`,
+    );
   if (facts.packaged && req.kind !== 'uninstall')
     notes.push('the tender package owns the executable and the units: upgrade them with apt install ./tender_*.deb');
   const out: StepOutput = {};
@@ -176,17 +182,27 @@ export const installCommand: Command = {
   path: ['install'],
   summary: 'install this executable as the vessel services (or the shore hub), enrol, start; again to upgrade',
   options: {
-    file: { type: 'string', description: 'offline enrolment file from `tender vessel add --offline-file` (no link needed)' },
+    file: {
+      type: 'string',
+      description: 'offline enrolment file from `tender vessel add --offline-file` (no link needed)',
+    },
     hub: { type: 'string', description: 'hub URL (online enrolment, with --token)' },
     token: { type: 'string', description: 'one-time enrolment token from `tender vessel add`' },
     'console-listen': { type: 'string', description: 'HOST:PORT of the crew console', default: '127.0.0.1:8421' },
     'console-password': { type: 'string', description: 'crew console password (default: generated, shown once)' },
     'hub-server': { type: 'boolean', description: 'install the shore hub (tender-hub.service) instead' },
     root: { type: 'string', description: 'with --hub-server: the signed root document the hub trusts' },
-    listen: { type: 'string', description: 'with --hub-server: HOST:PORT the hub listens on', default: '127.0.0.1:8420' },
+    listen: {
+      type: 'string',
+      description: 'with --hub-server: HOST:PORT the hub listens on',
+      default: '127.0.0.1:8420',
+    },
     'no-start': { type: 'boolean', description: 'install and enable, but start nothing' },
     uninstall: { type: 'boolean', description: 'stop and remove the services, the executable and the tender user' },
-    purge: { type: 'boolean', description: "with --uninstall: also remove /etc/tender, the state and the vessel's containers" },
+    purge: {
+      type: 'boolean',
+      description: "with --uninstall: also remove /etc/tender, the state and the vessel's containers",
+    },
   },
   details: [
     `Installs ${PATHS.executable}, the units in ${PATHS.unitDir}, the system user tender (in group docker),`,
@@ -197,4 +213,3 @@ export const installCommand: Command = {
   run: install,
   human,
 };
-

@@ -63,8 +63,7 @@ export interface HostFacts {
 }
 
 export type Enrolment =
-  | { mode: 'offline'; file: string; vessel: string }
-  | { mode: 'online'; hub: string; token: string };
+  { mode: 'offline'; file: string; vessel: string } | { mode: 'online'; hub: string; token: string };
 
 export interface ConsoleChoice {
   listen?: string;
@@ -107,11 +106,15 @@ const VESSEL_UNITS: UnitName[] = ['tender-router.service', 'tender-agent.service
 const HUB_UNITS: UnitName[] = ['tender-hub.service'];
 const short = (u: UnitName) => u.replace(/\.service$/, '');
 
+/** Checked first, before any file named on the command line is read. */
+export function requireRoot(root: boolean): void {
+  if (!root) throw new InstallRefused('tender install must run as root (try: sudo tender install ...)');
+}
+
 /** Refusals that leave the host as it was: checked before the first step. */
 function preflight(facts: HostFacts, req: InstallRequest): void {
-  if (!facts.root) throw new InstallRefused('tender install must run as root (try: sudo tender install ...)');
-  if (!facts.systemd)
-    throw new InstallRefused('systemd is not running on this machine; the services need it (PID 1)');
+  requireRoot(facts.root);
+  if (!facts.systemd) throw new InstallRefused('systemd is not running on this machine; the services need it (PID 1)');
   if (req.kind === 'uninstall') {
     if (facts.packaged)
       throw new InstallRefused('Tender was installed from its package: apt remove tender (apt purge tender: data too)');
