@@ -40,7 +40,11 @@ cleanup() {
 trap cleanup EXIT
 
 started=$(date +%s)
-debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >&2
+# From Ubuntu (GitHub's runners) Debian's own keyring must be named (package debian-archive-keyring).
+keyring=()
+[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+  keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+debootstrap --variant=minbase "${keyring[@]}" --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >&2
 # The host's engine serves the agent through the mounted socket; a second engine would start otherwise.
 chroot "$ROOT" systemctl mask docker.service docker.socket containerd.service >&2
 # Nothing to log in on: no getty on a console the container does not have.

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -44,6 +45,36 @@ export function machineImage(): string {
     .pop()!;
 }
 
+// statfs type of a cgroup v2 (unified) hierarchy.
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/**
+ * What systemd as PID 1 needs of the engine: to mount, to make namespaces for the units' sandboxes, and a
+ * cgroup tree of its own it can write.
+ */
+function cgroupFlags(): string[] {
+  if (statfsSync('/sys/fs/cgroup').type === CGROUP2_SUPER_MAGIC)
+    // cgroup v2 (GitHub's runners): a private cgroup namespace makes the container's own cgroup the root
+    // systemd sees, and --privileged mounts it writable.
+    return ['--privileged', '--cgroupns=private'];
+  return [
+    // cgroup v1 (this machine): not --privileged, which asks for every capability, and this engine's
+    // bounding set lacks CAP_SYS_RESOURCE ("unable to apply caps"); everything but that one does the same.
+    '--cap-add',
+    'ALL',
+    '--cap-drop',
+    'SYS_RESOURCE',
+    '--security-opt',
+    'seccomp=unconfined',
+    '--security-opt',
+    'apparmor=unconfined',
+    // systemd keeps to the container's own cgroup (/docker/<id>) inside the host's tree.
+    '--cgroupns=host',
+    '--volume',
+    '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+  ];
+}
+
 export function startMachine(image: string, name: string): Machine {
   execFileSync(
     'docker',
@@ -54,21 +85,7 @@ export function startMachine(image: string, name: string): Machine {
       name,
       '--label',
       'io.tender.test=install',
-      // systemd needs to mount, make namespaces for the units' sandboxes and write its own cgroup. Not
-      // --privileged: it asks for every capability, and this engine's bounding set lacks CAP_SYS_RESOURCE
-      // ("unable to apply caps"); everything but that one does the same.
-      '--cap-add',
-      'ALL',
-      '--cap-drop',
-      'SYS_RESOURCE',
-      '--security-opt',
-      'seccomp=unconfined',
-      '--security-opt',
-      'apparmor=unconfined',
-      // cgroup v1 here: systemd keeps to the container's own cgroup (/docker/<id>) inside the host tree.
-      '--cgroupns=host',
-      '--volume',
-      '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+      ...cgroupFlags(),
       '--tmpfs',
       '/run',
       '--tmpfs',
