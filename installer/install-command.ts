@@ -115,7 +115,8 @@ function nextSteps(req: InstallRequest, facts: HostFacts): string[] {
   const next = ['check it: tender status', 'logs: journalctl -u tender-agent -u tender-router'];
   if (!facts.packaged)
     next.push(
-      'crew without sudo: group tender runs tender status; tender rollback needs group docker too (usermod -aG tender,docker NAME)',
+      'crew without sudo: group tender runs tender status; tender rollback needs group docker too ' +
+        '(usermod -aG tender,docker NAME)',
     );
   if (!req.start) next.push('start it: systemctl start tender-router tender-agent');
   return next;
@@ -169,10 +170,10 @@ function human(r: InstallResult): string {
   const lines = [r.changes.length ? `${what}:` : `${what}; nothing needed changing.`];
   lines.push(...r.changes.map((c) => `  ${c}`));
   lines.push(...r.notes.map((n) => `note: ${n}`));
-  if (r.consoleListen)
-    lines.push(
-      `crew console: http://${r.consoleListen}/${r.consolePassword ? ` (password, shown once: ${r.consolePassword})` : ''}`,
-    );
+  if (r.consoleListen) {
+    const password = r.consolePassword ? ` (password, shown once: ${r.consolePassword})` : '';
+    lines.push(`crew console: http://${r.consoleListen}/${password}`);
+  }
   if (r.adminToken) lines.push(`admin token (shown once): ${r.adminToken}`);
   lines.push(...r.next);
   return lines.join('\n');

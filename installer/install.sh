@@ -16,6 +16,8 @@ fail() {
 }
 [ "$(id -u)" = 0 ] || fail "run it as root (sudo $0 $*)"
 [ -f "$exe" ] || fail "$exe not found: put the tender executable beside this script (npm run build makes dist/tender)"
-[ -x "$exe" ] || chmod 0755 "$exe" 2>/dev/null || fail "$exe is not executable and cannot be made so (a noexec stick? copy it first)"
-"$exe" --version >/dev/null 2>&1 || fail "$exe does not run here (built for another machine than $(uname -m)? on a noexec mount?)"
+[ -x "$exe" ] || chmod 0755 "$exe" 2>/dev/null ||
+  fail "$exe is not executable and cannot be made so (a noexec stick? copy it first)"
+"$exe" --version >/dev/null 2>&1 ||
+  fail "$exe does not run here (built for another machine than $(uname -m)? on a noexec mount?)"
 exec "$exe" install "$@"

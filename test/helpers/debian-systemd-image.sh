@@ -3,15 +3,16 @@
 # as its init, Docker's packages installed as `apt install docker.io` leaves them (the docker group, the
 # CLI), but their services masked: the test mounts the host engine's socket instead of running a second
 # engine. Imported as a local image once and reused; the tag carries this script's digest, so editing the
-# script builds a new one. Prints the image tag on stdout; everything else goes to stderr.
-# Takes 3-6 minutes the first time (a ~250 MB download from the Debian mirror), nothing afterwards.
+# script's commands builds a new one. Prints the image tag on stdout; everything else goes to stderr.
+# Takes 1-2 minutes the first time here (debootstrap from deb.debian.org), longer on a slow mirror;
+# nothing afterwards. The tag follows the script's commands, not its comments.
 # Usage: bash test/helpers/debian-systemd-image.sh
 set -euo pipefail
 SUITE=bookworm
 MIRROR=${TENDER_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=systemd,systemd-sysv,dbus,docker.io,procps,iproute2,passwd,adduser
 REPO=tender-install-test/debian-systemd
-TAG="$REPO:$SUITE-$(sha256sum "$0" | cut -c1-12)"
+TAG="$REPO:$SUITE-$(grep -v '^[[:space:]]*#' "$0" | sha256sum | cut -c1-12)"
 
 have() { docker image inspect "$TAG" >/dev/null 2>&1; }
 if have; then

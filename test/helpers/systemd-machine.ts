@@ -34,15 +34,14 @@ const BOOT_TIMEOUT_S = 90;
 
 export function machineImage(): string {
   const script = join(import.meta.dirname, 'debian-systemd-image.sh');
-  // Built once per machine (3-6 minutes, a Debian mirror download), then reused from its tag.
-  return execFileSync('bash', [script], {
-    encoding: 'utf8',
-    timeout: 15 * 60_000,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-    .trim()
-    .split('\n')
-    .pop()!;
+  // Built once per machine (1-2 minutes from a near Debian mirror), then reused from its tag; debootstrap's
+  // chatter is shown only if the build fails.
+  const r = spawnSync('bash', [script], { encoding: 'utf8', timeout: 15 * 60_000 });
+  if (r.status !== 0)
+    throw new Error(
+      `${script} failed (${r.status ?? r.error}):\n${(r.stderr ?? '').split('\n').slice(-30).join('\n')}`,
+    );
+  return r.stdout.trim().split('\n').pop()!;
 }
 
 // statfs type of a cgroup v2 (unified) hierarchy.
