@@ -115,6 +115,8 @@ export const agentRun: Command = {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Root running the agent by hand (debugging a vessel) acts as the services' user, as crew commands do.
+    crewConfig(ctx);
     await runAgent({ configPath: configPathOf(ctx), log, signal: controller.signal });
     return undefined;
   },
