@@ -24,7 +24,6 @@ import { DEFAULT_CONSOLE_LISTEN } from '../agent/config.js';
 import { enrolFromFile, enrolOnline } from '../agent/enrol.js';
 import { generatePassword, hashPassword } from '../agent/crew/password.js';
 import { routerRequest } from '../agent/router/control.js';
-import { openHubState } from '../hub/app.js';
 import { createOpsTokenStore } from '../hub/store/ops-token-store.js';
 import { DEFAULT_HUB_LISTEN } from '../hub/commands/hub-commands.js';
 import { DOCKER_GROUP, PATHS, SERVICE_USER, type DirFacts, type HostFacts, type Step } from './install-plan.js';
@@ -280,6 +279,8 @@ export async function runStep(step: Step, out: StepOutput): Promise<void> {
       writeFileAtomic(PATHS.hubEnv, `TENDER_HUB_LISTEN=${step.listen}\n`, 0o644);
       return;
     case 'hub-token': {
+      // The hub's server code loads only when a hub is being set up (see hub serve).
+      const { openHubState } = await import('../hub/app.js');
       const db = openHubState(PATHS.hubData);
       try {
         out.adminToken = createOpsTokenStore(db).create('admin', 'installer').token;
