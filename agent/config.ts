@@ -3,6 +3,7 @@ import { DISK_MARGIN_BYTES } from './release/transfer/disk-guard.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { loadJsonConfig } from '../shared/config-file.js';
 import { windowSchema } from './release/transfer-policy.js';
+import { backupConfigSchema } from './backup/config.js';
 import { DEFAULT_CAP_BYTES as DEFAULT_OUTBOX_CAP_BYTES, DEFAULT_FREE_DISK_FLOOR_BYTES } from './telemetry/outbox.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/tender/agent.json';
@@ -83,6 +84,8 @@ export const agentConfigSchema = z.strictObject({
       maxBytesPerSecond: 0,
       metricsListen: DEFAULT_METRICS_LISTEN,
     }),
+  /** Backups by signed policy: where they live, the disk they leave free, how often schedules are checked. */
+  backup: backupConfigSchema.prefault({}),
   console: z
     .strictObject({
       listen: z.string().default(DEFAULT_CONSOLE_LISTEN),

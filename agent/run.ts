@@ -18,6 +18,8 @@ import { createChunkStore } from '../shared/content/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
 import { shipLoop, type ShipStats } from './telemetry/shipper.js';
 import { createAgentMetrics, serveAgentMetrics } from './metrics.js';
+import { openBackups } from './backup/setup.js';
+import { backupLoop } from './backup/scheduler.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
@@ -53,6 +55,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     log,
     source: createInstallSource({ client: () => client, store, docker, chunks, config, log, signal }),
   });
+  const backups = openBackups({ config, store, docker, root: () => root, log: log.child({ part: 'backup' }) });
   try {
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
@@ -100,12 +103,14 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           linkUp,
           stats: shipStats,
         }),
+        backupLoop(backups, { signal, tickMs: config.backup.tickSeconds * 1000 }),
       ]);
     } finally {
       consoleServer?.close();
       metricsServer?.close();
     }
   } finally {
+    backups.close();
     store.close();
     log.info('agent stopped');
   }

@@ -8,6 +8,7 @@ import type { LinkState, ReleaseResult } from './state-schema.js';
 import { createBoardReleases } from './release/board-releases.js';
 import { createJournal } from './release/journal.js';
 import { containerName } from './release/runtime.js';
+import { formatBackupStatus, readBackupStatus, type BackupStatus } from './backup/backup-status.js';
 
 /** What `tender status` and the local console show: all from local state, no hub needed. */
 export interface StatusView {
@@ -28,6 +29,7 @@ export interface StatusView {
   services: { name: string; state: string; detail?: string }[];
   lastResult: ReleaseResult | null;
   lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
+  backups: BackupStatus;
 }
 
 export async function buildStatus(config: AgentConfig): Promise<StatusView> {
@@ -46,6 +48,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
       services: [],
       lastResult: null,
       lastUpdate: null,
+      backups: readBackupStatus(config.dataDir),
     };
   }
   const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
@@ -78,6 +81,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
       lastUpdate: last
         ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason }
         : null,
+      backups: readBackupStatus(config.dataDir),
     };
   } finally {
     store.close();
@@ -117,5 +121,6 @@ export function formatStatus(s: StatusView): string {
     `trust      root v${s.rootVersion}`,
     `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
     `hub        ${s.hub}`,
+    ...formatBackupStatus(s.backups),
   ].join('\n');
 }

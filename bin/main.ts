@@ -8,6 +8,8 @@ import { CREW_COMMANDS } from '../agent/crew/crew-commands.js';
 import { logsCommand } from './logs-command.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import { installCommand } from '../installer/install-command.js';
+import { POLICY_COMMANDS } from '../publisher/policy-commands.js';
+import { BACKUP_COMMANDS } from '../agent/backup/commands.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
@@ -22,6 +24,8 @@ export function buildCli(): Cli {
     ...CREW_COMMANDS,
     logsCommand,
     installCommand,
+    ...POLICY_COMMANDS,
+    ...BACKUP_COMMANDS,
   );
 }
 

@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { Writable, type Readable } from 'node:stream';
 import { TenderError } from './errors.js';
 
 /**
@@ -16,6 +17,8 @@ export interface ContainerCreate {
   labels: Record<string, string>;
   env: Record<string, string>;
   command: string[] | null;
+  /** Replaces the image's entrypoint (backup helpers run a shell in a service's image). */
+  entrypoint?: string[];
   /** container port → host port on 127.0.0.1 (0 = any free port). */
   ports: { target: number; hostPort: number }[];
   mounts: { source: string; target: string; readOnly: boolean; kind: 'volume' | 'bind' }[];
@@ -163,6 +166,7 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
           Labels: spec.labels,
           Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
           ...(spec.command ? { Cmd: spec.command } : {}),
+          ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
           ExposedPorts: exposed,
           ...(spec.healthcheck
             ? {
@@ -372,5 +376,174 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
         }
       }
     },
+    /**
+     * Run a command in a running container (docker exec): stdin from `stdin` if given, stdout into
+     * `stdout` with backpressure (a slow disk slows the dump, memory stays flat), stderr kept (its last
+     * 4 KB) for the error message. Aborting the signal ends the stream and kills the process.
+     */
+    async exec(
+      id: string,
+      cmd: string[],
+      opts: { stdin?: Readable; stdout?: NodeJS.WritableStream; user?: string; signal?: AbortSignal } = {},
+    ): Promise<{ exitCode: number; stderr: string; stdout: Buffer }> {
+      let exec: Docker.Exec;
+      let stream: NodeJS.ReadWriteStream;
+      try {
+        exec = await docker.getContainer(id).exec({
+          Cmd: cmd,
+          AttachStdin: Boolean(opts.stdin),
+          AttachStdout: true,
+          AttachStderr: true,
+          ...(opts.user ? { User: opts.user } : {}),
+        });
+        stream = (await exec.start({ hijack: true, stdin: Boolean(opts.stdin) })) as unknown as NodeJS.ReadWriteStream;
+      } catch (err) {
+        wrap(`exec in ${id}`, err);
+      }
+      const collected: Buffer[] = [];
+      let collectedBytes = 0;
+      const sink =
+        opts.stdout ??
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            // Output we keep in memory (a check query's answer) is capped.
+            if (collectedBytes < EXEC_CAPTURE_MAX) collected.push(c.subarray(0, EXEC_CAPTURE_MAX - collectedBytes));
+            collectedBytes += c.byteLength;
+            cb();
+          },
+        });
+      let stderr = '';
+      const demux = new DockerDemux(sink, (c) => (stderr = (stderr + c.toString()).slice(-4096)));
+      const kill = async () => {
+        (stream as unknown as { destroy(): void }).destroy();
+        try {
+          const pid = (await exec.inspect()).Pid;
+          if (pid > 0) process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone already, or not ours to signal (the agent is not root): its pipe is closed either way */
+        }
+      };
+      const onAbort = () => void kill();
+      if (opts.signal?.aborted) void kill();
+      else opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          stream.on('error', (e) => (opts.signal?.aborted ? resolve() : reject(e)));
+          // A socket may close without an end; what was received is still written out first.
+          stream.on('close', () => (opts.signal?.aborted ? resolve() : demux.writableEnded || demux.end()));
+          opts.signal?.addEventListener('abort', () => resolve(), { once: true });
+          demux.on('error', reject);
+          demux.on('finish', resolve);
+          stream.pipe(demux);
+          if (opts.stdin) {
+            opts.stdin.on('error', reject);
+            opts.stdin.pipe(stream as unknown as NodeJS.WritableStream);
+          }
+        });
+      } catch (err) {
+        await kill();
+        throw new DockerError(`docker: exec ${cmd[0]} in ${id}: ${(err as Error).message}`);
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+      }
+      if (opts.signal?.aborted) return { exitCode: -1, stderr, stdout: Buffer.alloc(0) };
+      // The stream can end a moment before the engine records the exit code.
+      for (let i = 0; i < 100; i++) {
+        const info = await exec.inspect();
+        if (!info.Running) return { exitCode: info.ExitCode ?? -1, stderr, stdout: Buffer.concat(collected) };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new DockerError(`docker: exec ${cmd[0]} in ${id}: output ended but the process did not`);
+    },
+    async pauseContainer(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).pause();
+      } catch (err) {
+        wrap(`pause container ${id}`, err);
+      }
+    },
+    async unpauseContainer(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).unpause();
+      } catch (err) {
+        // Not paused (409), or gone: either way not paused now.
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code === 409 || code === 404 || code === 304) return;
+        wrap(`unpause container ${id}`, err);
+      }
+    },
+    /** A container's state flags and mounts, for the backup helpers. */
+    async containerDetail(id: string): Promise<
+      | {
+          paused: boolean;
+          running: boolean;
+          image: string;
+          mounts: { kind: 'volume' | 'bind'; source: string; target: string; readOnly: boolean }[];
+        }
+      | undefined
+    > {
+      try {
+        const c = await docker.getContainer(id).inspect();
+        return {
+          paused: c.State.Paused,
+          running: c.State.Running,
+          image: c.Image,
+          mounts: (c.Mounts ?? [])
+            .filter((m) => m.Type === 'volume' || m.Type === 'bind')
+            .map((m) => ({
+              kind: m.Type as 'volume' | 'bind',
+              source: m.Type === 'volume' ? m.Name! : m.Source,
+              target: m.Destination,
+              readOnly: !m.RW,
+            })),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        wrap(`inspect container ${id}`, err);
+      }
+    },
+    /** Remove a throwaway container with its anonymous volumes (a scratch database leaves nothing). */
+    async removeScratch(id: string): Promise<void> {
+      try {
+        await docker.getContainer(id).remove({ force: true, v: true });
+      } catch (err) {
+        if (isNotFound(err) || (err as { statusCode?: number }).statusCode === 409) return;
+        wrap(`remove container ${id}`, err);
+      }
+    },
   };
+}
+
+// What exec keeps in memory when no stdout stream is given.
+const EXEC_CAPTURE_MAX = 1024 * 1024;
+
+/**
+ * Docker's multiplexed exec stream (8-byte frame headers: stream, 0, 0, 0, length) split into stdout and
+ * stderr. Unlike dockerode's demuxStream it waits for stdout to drain, so backpressure reaches the engine.
+ */
+class DockerDemux extends Writable {
+  private buf: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly stdout: NodeJS.WritableStream,
+    private readonly onStderr: (c: Buffer) => void,
+  ) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: string, cb: (err?: Error | null) => void): void {
+    this.buf = this.buf.byteLength ? Buffer.concat([this.buf, chunk]) : chunk;
+    let wait = false;
+    while (this.buf.byteLength >= 8) {
+      const len = this.buf.readUInt32BE(4);
+      if (this.buf.byteLength < 8 + len) break;
+      const kind = this.buf[0];
+      const body = this.buf.subarray(8, 8 + len);
+      this.buf = this.buf.subarray(8 + len);
+      if (kind === 2) this.onStderr(body);
+      else if (!this.stdout.write(body)) wait = true;
+    }
+    if (wait) this.stdout.once('drain', () => cb());
+    else cb();
+  }
 }

@@ -1,0 +1,85 @@
+import { TenderError } from '../../shared/errors.js';
+import { readEnvelope } from '../../shared/trust/envelope.js';
+import { verifySignedDocument, type TrustedRoot } from '../../shared/trust/root.js';
+import { checkPolicyDocument, MAX_POLICY_BYTES, type PolicyDocument } from '../../shared/protocol/backup-policy.js';
+import type { BackupDb } from './backup-db.js';
+import { latestSlot } from './schedule.js';
+
+/**
+ * The policies a vessel holds: verified like a release (a threshold of the trusted root's release keys,
+ * strict canonical payload, a size cap) at install and again at every use, since files on disk may have
+ * been altered; per policy name a sequence that only goes up, so an older policy cannot replace a newer.
+ */
+export class PolicyRefusedError extends TenderError {
+  constructor(message: string) {
+    super(message, 'policy_refused');
+  }
+}
+
+export function verifyPolicyBytes(root: TrustedRoot, bytes: Uint8Array): PolicyDocument {
+  const env = readEnvelope(bytes, MAX_POLICY_BYTES);
+  const doc = verifySignedDocument(root, env, 'policy');
+  return checkPolicyDocument(doc.payload, 'signed policy');
+}
+
+export interface ServiceNames {
+  /** The services of the app's live release, or undefined when none of the app is live on board. */
+  (app: string): { release: string; services: string[] } | undefined;
+}
+
+export type InstallResult = { policy: PolicyDocument; installed: boolean; note: string };
+
+/** Install a signed policy; refused (nothing changed) when it is unsigned, older, or not for this vessel. */
+export function installPolicy(
+  db: BackupDb,
+  root: TrustedRoot,
+  bytes: Buffer,
+  ctx: { vessel: string; services: ServiceNames; now: number },
+): InstallResult {
+  let p: PolicyDocument;
+  try {
+    p = verifyPolicyBytes(root, bytes);
+  } catch (err) {
+    throw new PolicyRefusedError(`policy refused: ${(err as Error).message}`);
+  }
+  const forOthers = p.targets.every((t) => t.startsWith('vessel:') && t !== `vessel:${ctx.vessel}`);
+  if (forOthers)
+    throw new PolicyRefusedError(`policy ${p.name} refused: it targets ${p.targets.join(', ')}, not ${ctx.vessel}`);
+  const live = ctx.services(p.target.app);
+  if (live && !live.services.includes(p.target.service))
+    throw new PolicyRefusedError(
+      `policy ${p.name} refused: it targets service ${p.target.app}/${p.target.service}, which the live release ` +
+        `${p.target.app}@${live.release} does not have (${live.services.join(', ')})`,
+    );
+  const held = db.policy(p.name);
+  if (held) {
+    if (held.sequence === p.sequence && Buffer.compare(held.envelope, bytes) === 0)
+      return { policy: p, installed: false, note: `policy ${p.name} #${p.sequence} is already installed` };
+    if (p.sequence <= held.sequence)
+      throw new PolicyRefusedError(
+        `policy ${p.name} #${p.sequence} refused: this vessel holds #${held.sequence} (an older policy cannot replace a newer one)`,
+      );
+  }
+  // A new policy starts at the slot just passed: installing one does not run it at once.
+  db.installPolicy(p.name, p.sequence, bytes, ctx.now, held?.lastSlot ?? latestSlot(p.schedule, ctx.now));
+  return {
+    policy: p,
+    installed: true,
+    note: live ? '' : `app ${p.target.app} is not live on board yet; runs wait for it`,
+  };
+}
+
+/** An installed policy, verified again. */
+export function boardPolicy(db: BackupDb, root: TrustedRoot, name: string): PolicyDocument {
+  const row = db.policy(name);
+  if (!row) throw new PolicyRefusedError(`no backup policy ${JSON.stringify(name)} on board (see: tender policy list)`);
+  let p: PolicyDocument;
+  try {
+    p = verifyPolicyBytes(root, row.envelope);
+  } catch (err) {
+    throw new PolicyRefusedError(`policy ${name} kept on board no longer verifies: ${(err as Error).message}`);
+  }
+  if (p.name !== name || p.sequence !== row.sequence)
+    throw new PolicyRefusedError(`policy ${name} kept on board holds ${p.name} #${p.sequence}`);
+  return p;
+}

@@ -1,0 +1,68 @@
+import type { Logger } from 'pino';
+import { TenderError } from '../../shared/errors.js';
+import type { DockerEngine } from '../../shared/docker.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
+import type { ServiceSpec } from '../../shared/protocol/release-spec.js';
+import type { Db } from '../../shared/sqlite.js';
+import { createBoardReleases } from '../release/board-releases.js';
+import { containerName, LABELS } from '../release/runtime.js';
+import type { BackupDb } from './backup-db.js';
+import type { ServiceNames } from './board-policies.js';
+
+export class BackupTargetError extends TenderError {}
+
+/** The live container a policy acts on, and the signed spec it was started from. */
+export interface BackupTarget {
+  app: string;
+  service: string;
+  release: string;
+  container: string;
+  spec: ServiceSpec;
+}
+
+/** Everything a backup, verify or restore needs; made in the agent or a crew command, passed down. */
+export interface BackupDeps {
+  vessel: string;
+  db: BackupDb;
+  docker: DockerEngine;
+  root: () => TrustedRoot;
+  /** Where backup files live (DATA/backups by default). */
+  dir: string;
+  /** Free disk kept beyond any backup: a run that would go below it is refused or stopped. */
+  diskMarginBytes: number;
+  /** The vessel's corrected clock (ms). */
+  now: () => number;
+  /** An event for the telemetry outbox (shipped ashore when the link allows). */
+  event: (type: string, data: Record<string, unknown>) => void;
+  log: Logger;
+  locate: (app: string, service: string) => BackupTarget;
+  services: ServiceNames;
+  /** Free bytes on the filesystem holding `path`; statfs by default, a small number in tests. */
+  freeBytes?: (path: string) => number;
+}
+
+/** Labels on the throwaway containers backups start, so a cleanup (or a person) can tell them apart. */
+export const HELPER_LABELS = (app: string) => ({ [LABELS.app]: app, 'io.tender.backup': '1' });
+
+/** Find a policy's target among the releases on board (agent.db), read-only. */
+export function boardLocator(agentDb: Db, root: () => TrustedRoot) {
+  const releases = createBoardReleases(agentDb);
+  const liveOf = (app: string) => releases.list().find((r) => r.app === app && r.state === 'live');
+  const services: ServiceNames = (app) => {
+    const live = liveOf(app);
+    if (!live) return undefined;
+    return { release: live.version, services: Object.keys(releases.manifest(live.version, root()).services) };
+  };
+  const locate = (app: string, service: string): BackupTarget => {
+    const live = liveOf(app);
+    if (!live) throw new BackupTargetError(`app ${app} has no live release on board`);
+    const m = releases.manifest(live.version, root());
+    const spec = m.services[service];
+    if (!spec)
+      throw new BackupTargetError(
+        `service ${app}/${service} is not in the live release ${app}@${live.version} (${Object.keys(m.services).join(', ')})`,
+      );
+    return { app, service, release: live.version, container: containerName(app, service, live.version), spec };
+  };
+  return { locate, services };
+}
