@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { TenderError } from '../../shared/errors.js';
 import type { BackupRow } from './backup-db.js';
 import { decompressor } from './compression.js';
@@ -45,10 +45,6 @@ export function openBackup(b: BackupRow): Readable {
       cb(got === b.sha256 ? null : new BackupAlteredError(`backup ${b.id} changed on disk while it was read`));
     },
   });
-  const out = decompressor(b.compression);
-  const src = createReadStream(b.file);
-  src.on('error', (e) => out.destroy(e));
-  hashing.on('error', (e) => out.destroy(e));
-  src.pipe(hashing).pipe(out);
-  return out;
+  // One pipeline: destroying what the caller holds closes the file too, and any error reaches the caller.
+  return pipeline(createReadStream(b.file), hashing, decompressor(b.compression), () => undefined);
 }

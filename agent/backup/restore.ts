@@ -120,8 +120,12 @@ async function execStep(ctx: Ctx, step: RestoreStep, phase: 'forward' | 'undo'):
     case 'apply': {
       const from = phase === 'forward' ? ctx.backup : safetyOf(ctx);
       if (phase === 'undo') await checkBackupFile(from);
-      const signal = AbortSignal.timeout(ctx.policy.timeoutSeconds * 1000);
-      return ops.apply(d, target, openBackup(from), signal);
+      const input = openBackup(from);
+      try {
+        return await ops.apply(d, target, input, AbortSignal.timeout(ctx.policy.timeoutSeconds * 1000));
+      } finally {
+        input.destroy();
+      }
     }
   }
 }

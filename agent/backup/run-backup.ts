@@ -198,7 +198,8 @@ async function writeBackup(
       cb(null, c);
     },
   });
-  const file = createWriteStream(partial, { flags: 'wx', mode: 0o600 });
+  // Opened here, not lazily by the stream, so the file exists before anything can fail and be cleaned up.
+  const file = createWriteStream(partial, { fd: openSync(partial, 'wx', 0o600) });
   const written = pipeline(raw, compressor(policy.compression), sink, file).catch((err: NodeJS.ErrnoException) => {
     stop(
       err.code === 'ENOSPC'
@@ -222,10 +223,12 @@ async function writeBackup(
     }
     return { bytes, rawBytes, sha256: hash.digest('hex') };
   } catch (err) {
+    // The first cause wins: tearing the pipeline down adds a "premature close" of its own.
+    failure ??= err as Error;
     ac.abort();
     raw.destroy();
     await written;
-    throw failure ?? err;
+    throw failure;
   } finally {
     clearTimeout(timer);
     outer?.removeEventListener('abort', onOuter);
