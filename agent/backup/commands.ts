@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { positional, requiredOpt, stringOpt, type Command, type CommandContext } from '../../shared/cli.js';
 import { TenderError } from '../../shared/errors.js';
 import { createDockerEngine } from '../../shared/docker.js';
-import { createLogger } from '../../shared/log.js';
+import pino from 'pino';
 import { sealStream } from '../../shared/trust/sealed-box.js';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig, vesselPaths } from '../config.js';
 import { loadTrustedRoot } from '../enrol.js';
@@ -34,7 +34,8 @@ async function withBackups<T>(ctx: CommandContext, fn: (d: BackupDeps) => Promis
     store,
     docker: createDockerEngine(),
     root: () => root,
-    log: createLogger('backup', ctx.env.TENDER_LOG_LEVEL ?? 'warn'),
+    // stderr: stdout carries the command's answer (--json must stay parseable).
+    log: pino({ name: 'backup', level: ctx.env.TENDER_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
   });
   try {
     return await fn(d);
@@ -155,12 +156,21 @@ const view = (b: BackupRow) => ({
   reason: b.reason,
 });
 type BackupView = ReturnType<typeof view>;
+interface RestoreView {
+  id: number;
+  backup: string;
+  state: string;
+  safety: string | null;
+  actor: string;
+  startedAt: string;
+  reason: string | null;
+}
 
 export const backupList: Command = {
   path: ['backup', 'list'],
-  summary: 'backups kept on board, newest first, with checksum, size and result',
+  summary: 'backups kept on board, newest first, with checksum, size and result; and the last restores',
   options: { ...CONFIG_OPTION, policy: { type: 'string', description: 'only this policy' } },
-  async run(ctx): Promise<{ backups: BackupView[] }> {
+  async run(ctx): Promise<{ backups: BackupView[]; restores: RestoreView[] }> {
     const only = stringOpt(ctx, 'policy');
     return withBackups(ctx, async (d) => {
       await recoverBackups(d);
@@ -169,19 +179,34 @@ export const backupList: Command = {
           .backups()
           .filter((b) => !only || b.policy === only)
           .map(view),
+        restores: d.db
+          .recentRestores(5)
+          .filter((r) => !only || r.policy === only)
+          .map((r) => ({
+            id: r.id,
+            backup: r.backupId,
+            state: r.state,
+            safety: r.safetyId,
+            actor: r.actor,
+            startedAt: new Date(r.startedAt).toISOString(),
+            reason: r.reason,
+          })),
       };
     });
   },
-  human: (r: { backups: BackupView[] }) =>
-    r.backups.length === 0
-      ? 'no backups on board'
-      : r.backups
-          .map(
-            (b) =>
-              `${b.id.padEnd(40)} ${b.kind.padEnd(11)} ${b.state.padEnd(7)} ${b.bytes === null ? '' : mb(b.bytes).padStart(10)}` +
-              `${b.sha256 ? `  sha256 ${b.sha256.slice(0, 12)}` : ''}${b.verifiedAt ? '  verified' : ''}${b.reason ? `  (${b.reason})` : ''}`,
-          )
-          .join('\n'),
+  human: (r: { backups: BackupView[]; restores: RestoreView[] }) => {
+    const lines = r.backups.map(
+      (b) =>
+        `${b.id.padEnd(40)} ${b.kind.padEnd(11)} ${b.state.padEnd(7)} ${b.bytes === null ? '' : mb(b.bytes).padStart(10)}` +
+        `${b.sha256 ? `  sha256 ${b.sha256.slice(0, 12)}` : ''}${b.verifiedAt ? '  verified' : ''}${b.reason ? `  (${b.reason})` : ''}`,
+    );
+    const last = r.restores[0];
+    if (last)
+      lines.push(
+        `last restore: ${last.backup} ${last.state} at ${last.startedAt}${last.reason ? ` (${last.reason})` : ''}`,
+      );
+    return lines.length ? lines.join('\n') : 'no backups on board';
+  },
 };
 
 export const backupRun: Command = {

@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { TenderError, errorMessage } from '../../shared/errors.js';
 import type { PolicyDocument } from '../../shared/protocol/backup-policy.js';
 import { faultPoint } from '../fault.js';
@@ -120,7 +121,7 @@ async function execStep(ctx: Ctx, step: RestoreStep, phase: 'forward' | 'undo'):
     case 'apply': {
       const from = phase === 'forward' ? ctx.backup : safetyOf(ctx);
       if (phase === 'undo') await checkBackupFile(from);
-      const input = openBackup(from);
+      const input = phase === 'forward' ? withFault(openBackup(from)) : openBackup(from);
       try {
         return await ops.apply(d, target, input, AbortSignal.timeout(ctx.policy.timeoutSeconds * 1000));
       } finally {
@@ -128,6 +129,24 @@ async function execStep(ctx: Ctx, step: RestoreStep, phase: 'forward' | 'undo'):
       }
     }
   }
+}
+
+// The kill -9 tests stop a restore mid-stream once this much has gone in (TENDER_FAULT=kill:after:restore-stream).
+const FAULT_AFTER_BYTES = 64 * 1024;
+
+function withFault(input: Readable): Readable {
+  let n = 0;
+  return pipeline(
+    input,
+    new Transform({
+      transform(c: Buffer, _e, cb) {
+        n += c.byteLength;
+        if (n >= FAULT_AFTER_BYTES) faultPoint('restore-stream', 'after');
+        cb(null, c);
+      },
+    }),
+    () => undefined,
+  );
 }
 
 function safetyOf(ctx: Ctx): BackupRow {

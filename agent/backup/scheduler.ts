@@ -11,15 +11,12 @@ import { planTick } from './schedule.js';
 export const LATE_AFTER_MS = 15 * 60_000;
 
 /**
- * The agent's backup loop: at start, clean up what a crash left; then on every tick run each policy
+ * The agent's backup loop: on every tick clean up what a crash left, then run each policy
  * whose slot has come (one run at a time: the server is small and its services come first). The slot is
  * claimed before the run, so a run that fails is an alarm and waits for the next slot instead of being
  * retried every tick.
  */
 export async function backupLoop(d: BackupDeps, opts: { signal: AbortSignal; tickMs: number }): Promise<void> {
-  await recoverBackups(d).catch((err) =>
-    d.log.error({ reason: errorMessage(err) }, 'recovery of interrupted backups failed'),
-  );
   while (!opts.signal.aborted) {
     try {
       await backupTick(d, opts.signal);
@@ -31,6 +28,8 @@ export async function backupLoop(d: BackupDeps, opts: { signal: AbortSignal; tic
 }
 
 export async function backupTick(d: BackupDeps, signal?: AbortSignal): Promise<string[]> {
+  // A crew command killed mid-run or mid-restore is cleaned up within a tick, not at the next agent start.
+  await recoverBackups(d);
   const ran: string[] = [];
   for (const row of d.db.policies()) {
     if (signal?.aborted) break;
