@@ -34,8 +34,9 @@ async function withBackups<T>(ctx: CommandContext, fn: (d: BackupDeps) => Promis
     store,
     docker: createDockerEngine(),
     root: () => root,
-    // stderr: stdout carries the command's answer (--json must stay parseable).
-    log: pino({ name: 'backup', level: ctx.env.TENDER_LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    // stderr, and only errors by default: stdout carries the answer (--json stays parseable), and a
+    // failure is already the command's one line.
+    log: pino({ name: 'backup', level: ctx.env.TENDER_LOG_LEVEL ?? 'error' }, pino.destination(2)),
   });
   try {
     return await fn(d);

@@ -8,6 +8,8 @@ import { createBoardReleases } from '../release/board-releases.js';
 import { containerName, LABELS } from '../release/runtime.js';
 import type { BackupDb } from './backup-db.js';
 import type { ServiceNames } from './board-policies.js';
+import { routerRequest } from '../router/control.js';
+import type { Route } from '../router/proxy.js';
 
 export class BackupTargetError extends TenderError {}
 
@@ -39,6 +41,35 @@ export interface BackupDeps {
   services: ServiceNames;
   /** Free bytes on the filesystem holding `path`; statfs by default, a small number in tests. */
   freeBytes?: (path: string) => number;
+  /** Point the router at a service's container again after it was restarted (its loopback port changed). */
+  reroute?: (t: BackupTarget) => Promise<void>;
+}
+
+/**
+ * A restarted container gets a new loopback port from Docker, so the router's route to it is replaced
+ * (the routes of every other service kept as they are).
+ */
+export function routerRerouter(socket: string, docker: DockerEngine) {
+  return async (t: BackupTarget): Promise<void> => {
+    if (t.spec.ports.length === 0) return;
+    const info = await docker.inspectContainer(t.container);
+    if (!info) throw new BackupTargetError(`container ${t.container} is gone`);
+    const fresh: Route[] = t.spec.ports.map((p) => {
+      const port = info.ports[p.target];
+      if (!port) throw new BackupTargetError(`${t.service}@${t.release} has no host port for ${p.target}`);
+      return {
+        port: p.published,
+        target: { host: '127.0.0.1', port },
+        app: t.app,
+        service: t.service,
+        release: t.release,
+        colour: info.labels[LABELS.colour] ?? 'blue',
+      };
+    });
+    const { routes } = await routerRequest(socket, { op: 'get' });
+    const kept = routes.filter((r) => !(r.app === t.app && r.service === t.service));
+    await routerRequest(socket, { op: 'set', routes: [...kept, ...fresh] });
+  };
 }
 
 /** Labels on the throwaway containers backups start, so a cleanup (or a person) can tell them apart. */

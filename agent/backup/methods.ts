@@ -101,12 +101,13 @@ async function mountsOf(d: BackupDeps, t: BackupTarget) {
   return detail.mounts;
 }
 
-/** Stop the service's container and bring it back through the release's health gate. */
+/** Stop the service's container; start it again (and route to its new port); its release's health gate. */
 export async function stopService(d: BackupDeps, t: BackupTarget): Promise<void> {
   await d.docker.stopContainer(t.container, 30);
 }
 export async function startService(d: BackupDeps, t: BackupTarget): Promise<void> {
   await d.docker.startContainer(t.container);
+  await d.reroute?.(t);
 }
 export async function gateService(d: BackupDeps, t: BackupTarget): Promise<void> {
   await waitHealthy({

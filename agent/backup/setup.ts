@@ -7,7 +7,8 @@ import type { AgentConfig } from '../config.js';
 import type { StateStore } from '../state-store.js';
 import { backupDbPath, openBackupDb } from './backup-db.js';
 import { backupDirOf } from './config.js';
-import { boardLocator, type BackupDeps } from './context.js';
+import { boardLocator, routerRerouter, type BackupDeps } from './context.js';
+import { routerPaths } from '../router/control.js';
 
 /**
  * The backup side of a vessel, opened from its config and state store: by the agent for its schedule
@@ -38,6 +39,7 @@ export function openBackups(opts: {
     log: opts.log,
     locate,
     services,
+    reroute: routerRerouter(routerPaths(config.dataDir).socket, opts.docker),
     close: () => db.close(),
   };
 }
