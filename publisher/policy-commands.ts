@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { intOpt, positional, requiredOpt, stringOpt, type Command } from '../shared/cli.js';
@@ -114,7 +114,13 @@ export const backupOpen: Command = {
     const file = positional(ctx, 0, 'FILE');
     const out = requiredOpt(ctx, 'out');
     const pem = readFileSync(requiredOpt(ctx, 'key'), 'utf8');
-    await pipeline(createReadStream(file), openStream(pem), createWriteStream(out, { mode: 0o600 }));
+    try {
+      await pipeline(createReadStream(file), openStream(pem), createWriteStream(out, { flags: 'wx', mode: 0o600 }));
+    } catch (err) {
+      // Nothing half-opened is left behind to be mistaken for a backup.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(out, { force: true });
+      throw err;
+    }
     return { file, out };
   },
   human: (r: { file: string; out: string }) => `opened ${r.file} into ${r.out}`,

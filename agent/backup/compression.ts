@@ -26,7 +26,10 @@ function zstd(args: string[]): Duplex {
   const child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-  const d = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  // The output ends only once zstd has exited 0: a crash or a damaged frame must not pass for a short file.
+  const out = new PassThrough();
+  child.stdout.pipe(out, { end: false });
+  const d = Duplex.from({ writable: child.stdin, readable: out });
   child.on('error', (err: NodeJS.ErrnoException) =>
     d.destroy(
       new CompressionError(
@@ -36,8 +39,9 @@ function zstd(args: string[]): Duplex {
       ),
     ),
   );
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && !d.destroyed)
+  child.on('close', (code, signal) => {
+    if (code === 0) out.end();
+    else if (!d.destroyed)
       d.destroy(new CompressionError(`zstd exited ${code ?? signal}: ${stderr.trim().split('\n').pop() ?? ''}`));
   });
   d.on('close', () => child.exitCode === null && child.kill('SIGKILL'));

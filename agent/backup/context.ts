@@ -73,7 +73,14 @@ export function routerRerouter(socket: string, docker: DockerEngine) {
 }
 
 /** Labels on the throwaway containers backups start, so a cleanup (or a person) can tell them apart. */
-export const HELPER_LABELS = (app: string) => ({ [LABELS.app]: app, 'io.tender.backup': '1' });
+export const HELPER_LABEL = 'io.tender.backup';
+// Which process made a helper: one left by a process that died is removed by the next recovery.
+export const HELPER_OWNER_LABEL = 'io.tender.backup.owner';
+export const HELPER_LABELS = (app: string, owner: string) => ({
+  [LABELS.app]: app,
+  [HELPER_LABEL]: '1',
+  [HELPER_OWNER_LABEL]: owner,
+});
 
 /** Find a policy's target among the releases on board (agent.db), read-only. */
 export function boardLocator(agentDb: Db, root: () => TrustedRoot) {

@@ -5,6 +5,7 @@ import type { DockerEngine } from '../../shared/docker.js';
 import type { BackupMethod } from '../../shared/protocol/backup-policy.js';
 import { volumeName } from '../release/runtime.js';
 import { waitHealthy } from '../release/health-gate.js';
+import { processStart } from '../release/journal.js';
 import { HELPER_LABELS, type BackupDeps, type BackupTarget } from './context.js';
 
 /**
@@ -77,7 +78,7 @@ export async function withHelper<T>(
   const id = await d.docker.createContainer({
     name,
     image: t.spec.imageId,
-    labels: HELPER_LABELS(t.app),
+    labels: HELPER_LABELS(t.app, `${process.pid}:${processStart(process.pid)}`),
     // A scratch server runs as the service does (its env and command); a helper only runs a shell.
     env: opts.serve ? t.spec.environment : {},
     command: opts.serve ? t.spec.command : [],

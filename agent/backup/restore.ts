@@ -7,7 +7,7 @@ import { pidAlive } from '../release/journal.js';
 import type { BackupRow, RestoreJournalStep, RestoreStep } from './backup-db.js';
 import { boardPolicy } from './board-policies.js';
 import { checkBackupFile, openBackup } from './backup-file.js';
-import type { BackupDeps, BackupTarget } from './context.js';
+import { HELPER_LABEL, HELPER_OWNER_LABEL, type BackupDeps, type BackupTarget } from './context.js';
 import { gateService, methodOps, startService, stopService, type MethodOps } from './methods.js';
 import { runBackup } from './run-backup.js';
 
@@ -222,6 +222,21 @@ export async function recoverBackups(d: BackupDeps): Promise<void> {
     await recoverRestore(d, r.id);
   }
   for (const p of d.db.policies()) d.db.dropDeadLock(p.name);
+  await removeOrphanHelpers(d);
+}
+
+/** Helper and scratch containers whose process died with them (a kill -9 mid-verify or mid-tar). */
+async function removeOrphanHelpers(d: BackupDeps): Promise<void> {
+  try {
+    for (const c of await d.docker.listContainers({ [HELPER_LABEL]: '1' })) {
+      const [pid, start] = (c.labels[HELPER_OWNER_LABEL] ?? '').split(':');
+      if (pid && pidAlive(Number(pid), start ?? '')) continue;
+      await d.docker.removeScratch(c.id);
+      d.log.warn({ container: c.name }, 'helper container of a process that stopped removed');
+    }
+  } catch (err) {
+    d.log.warn({ reason: errorMessage(err) }, 'could not look for helper containers left behind');
+  }
 }
 
 async function bringBack(d: BackupDeps, b: BackupRow): Promise<void> {

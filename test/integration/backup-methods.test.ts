@@ -239,6 +239,43 @@ describe('exec: a command writing the backup to stdout', () => {
   }, 60_000);
 });
 
+describe('sealed to a shore key', () => {
+  it("export seals a backup to the policy's shore key; only that key opens it, to the bytes kept on board", async () => {
+    const keys = join(shore.dir, 'seal');
+    const k = await tender(['policy', 'keygen', '--out', keys, '--json']);
+    expect(k.code, k.stderr).toBe(0);
+    const { key, keyId } = JSON.parse(k.stdout);
+    await install(
+      'sealed',
+      `service: db\nmethod: { type: exec, backup: [sh, -c, "echo engine log; seq 1 5000"] }\nencryptTo: { key: "${key}", keyId: "${keyId}" }`,
+    );
+    const { b } = await run('sealed');
+    const out = join(shore.dir, 'sealed.bin');
+    const e = await cli(['backup', 'export', b.id, '--out', out]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toContain(`sealed to shore key ${keyId}`);
+    const onBoard = readFileSync(join(backupDir, 'sealed', `${b.id}.dump.gz`));
+    expect(readFileSync(out).includes(onBoard.subarray(0, 32))).toBe(false);
+    const opened = join(shore.dir, 'opened.gz');
+    const o = await tender(['backup', 'open', out, '--key', join(keys, 'seal.key'), '--out', opened]);
+    expect(o.code, o.stderr).toBe(0);
+    expect(readFileSync(opened).equals(onBoard)).toBe(true);
+    const other = await tender(['policy', 'keygen', '--out', join(shore.dir, 'seal2')]);
+    expect(other.code).toBe(0);
+    const bad = await tender([
+      'backup',
+      'open',
+      out,
+      '--key',
+      join(shore.dir, 'seal2', 'seal.key'),
+      '--out',
+      join(shore.dir, 'x.gz'),
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/does not open \(altered, truncated, or sealed to another key\)/);
+  }, 60_000);
+});
+
 describe('policies refused', () => {
   it('at signing: an unknown method, an unparsable schedule, a retention of zero (one line each, naming the field)', async () => {
     const cases: [string, RegExp][] = [
