@@ -34,7 +34,7 @@ export function openBackups(opts: {
     dir,
     diskMarginBytes: config.backup.diskMarginBytes,
     // The vessel clock corrected by the offset learnt from the hub, as requests to the hub are signed.
-    now: () => vesselNow() + (store.get<number>('hub.skewMs') ?? 0),
+    now: () => vesselNow() + (store.get('hub.skewMs') ?? 0),
     event: (type, data) => store.event(type, data),
     log: opts.log,
     locate,
