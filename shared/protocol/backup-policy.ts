@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { Cron } from 'croner';
 import { TenderError } from '../errors.js';
+import { describeIssue } from '../validation.js';
+import { appNameSchema } from './names.js';
 
 /**
  * A backup policy: code that runs on board (it execs commands in a service's container), so it is signed
@@ -110,10 +112,10 @@ export const policyDocumentSchema = z.strictObject({
   createdAt: z.iso.datetime(),
   /** Who it is for (hub side): all, group:G, vessel:NAME. A vessel refuses one naming only other vessels. */
   targets: z
-    .array(z.string().regex(/^(all|group:[a-z0-9][a-z0-9_-]{0,62}|vessel:[a-z0-9][a-z0-9_.-]{0,62})$/))
+    .array(z.string().regex(/^(all|group:[a-z0-9][a-z0-9-]{0,62}|vessel:[a-z0-9][a-z0-9-]{0,62})$/))
     .min(1)
     .max(64),
-  target: z.strictObject({ app: serviceName, service: serviceName }),
+  target: z.strictObject({ app: appNameSchema, service: serviceName }),
   method: methodSchema,
   schedule: cronSchema,
   timeoutSeconds: z.number().int().min(1).max(MAX_TIMEOUT_S),
@@ -175,7 +177,7 @@ const sizeText = z
 /** What ops write. Everything but name, target, method and schedule has a default. */
 const policyFileSchema = z.strictObject({
   name: policyNameSchema,
-  app: serviceName,
+  app: appNameSchema,
   service: serviceName,
   targets: z.array(z.string()).optional(),
   method: z.looseObject({ type: z.string() }),
@@ -194,9 +196,8 @@ const policyFileSchema = z.strictObject({
 });
 
 function issueLine(where: string, issue: z.core.$ZodIssue): string {
-  const path = issue.path.join('.') || '(top level)';
-  if (issue.code === 'unrecognized_keys') return `${where}: ${path}: unknown field ${issue.keys.join(', ')}`;
-  return `${where}: ${path}: ${issue.message}`;
+  const keys = issue.code === 'unrecognized_keys' ? issue.keys : undefined;
+  return `${where}: ${describeIssue(issue.path, issue.message, '(top level)', keys)}`;
 }
 
 /** Method defaults and a clear word for an unknown method (zod's union error names neither). */

@@ -7,7 +7,9 @@ import { expect } from 'vitest';
 import { createDockerEngine } from '../../shared/docker.js';
 import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import { loadPrivateKey } from '../../shared/trust/keys.js';
-import { opsRequest } from '../../shared/ops-client.js';
+import { opsCall } from '../../shared/ops-client.js';
+import { MEDIA } from '../../shared/protocol/http.js';
+import { paths, ROUTES } from '../../shared/protocol/routes.js';
 import { buildManifest } from '../../publisher/publish.js';
 import { tender } from './proc.js';
 import type { Shore } from './fleet.js';
@@ -92,9 +94,9 @@ export async function publishLocalImages(
 ): Promise<void> {
   const m = await buildManifest(compose, { version, sequence, docker: createDockerEngine() });
   const bytes = envelopeBytes(signEnvelope('release', m, [loadPrivateKey(shore.releaseKey)]));
-  await opsRequest({ hub: shore.url, token: shore.env.TENDER_TOKEN }, 'PUT', '/api/v1/releases', undefined, {
+  await opsCall({ hub: shore.url, token: shore.env.TENDER_TOKEN }, ROUTES.publishRelease, paths.releases(), undefined, {
     raw: bytes,
-    contentType: 'application/vnd.tender.envelope+json',
+    contentType: MEDIA.envelope,
   });
   const r = await tender(['rollout', 'start', `${m.app}@${version}`, '--target', 'all'], shore.env);
   expect(r.code, r.stderr).toBe(0);

@@ -80,9 +80,9 @@ describe('policy files', () => {
   });
 
   it('refuses unknown fields and method options of another method', () => {
-    expect(() => parse(`${FILE}colour: blue\n`)).toThrow('p.yml: (top level): unknown field colour');
+    expect(() => parse(`${FILE}colour: blue\n`)).toThrow('p.yml: (top level): unsupported key "colour"');
     expect(() => parse(FILE.replace('database: sms', 'database: sms, path: /x'))).toThrow(
-      /p\.yml: method: unknown field path/,
+      /p\.yml: method: unsupported key "path"/,
     );
   });
 
