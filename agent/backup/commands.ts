@@ -5,10 +5,10 @@ import { TenderError } from '../../shared/errors.js';
 import { createDockerEngine } from '../../shared/docker.js';
 import pino from 'pino';
 import { sealStream } from '../../shared/trust/sealed-box.js';
-import { DEFAULT_CONFIG_PATH, loadAgentConfig, vesselPaths } from '../config.js';
+import { DEFAULT_CONFIG_PATH, vesselPaths } from '../config.js';
 import { loadTrustedRoot } from '../enrol.js';
 import { openStateStore } from '../state-store.js';
-import { configPathOf, localActor } from '../crew/crew-commands.js';
+import { crewConfig, localActor } from '../crew/crew-commands.js';
 import type { BackupRow } from './backup-db.js';
 import { boardPolicy, installPolicy } from './board-policies.js';
 import { checkBackupFile } from './backup-file.js';
@@ -25,8 +25,11 @@ const CONFIG_OPTION = {
   config: { type: 'string' as const, description: 'agent config file', default: DEFAULT_CONFIG_PATH },
 };
 
-async function withBackups<T>(ctx: CommandContext, fn: (d: BackupDeps) => Promise<T>): Promise<T> {
-  const config = loadAgentConfig(configPathOf(ctx));
+/** Backups for a crew command, which acts as the owner of the state from here on (files stay the agent's). */
+async function withBackups<T>(ctx: CommandContext, fn: (d: BackupDeps, actor: string) => Promise<T>): Promise<T> {
+  // Who typed the command, taken before acting as the state's owner.
+  const actor = localActor(ctx.env);
+  const config = crewConfig(ctx);
   const store = openStateStore(vesselPaths(config.dataDir), { outboxCapBytes: config.telemetry.outboxCapBytes });
   const root = loadTrustedRoot(config.dataDir);
   const d = openBackups({
@@ -39,7 +42,7 @@ async function withBackups<T>(ctx: CommandContext, fn: (d: BackupDeps) => Promis
     log: pino({ name: 'backup', level: ctx.env.TENDER_LOG_LEVEL ?? 'error' }, pino.destination(2)),
   });
   try {
-    return await fn(d);
+    return await fn(d, actor);
   } finally {
     d.close();
     store.close();
@@ -61,11 +64,10 @@ export const policyInstall: Command = {
         `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
-    return withBackups(ctx, async (d) => {
+    return withBackups(ctx, async (d, actor) => {
       try {
         const r = installPolicy(d.db, d.root(), bytes, { vessel: d.vessel, services: d.services, now: d.now() });
-        if (r.installed)
-          d.event('policy.installed', { policy: r.policy.name, sequence: r.policy.sequence, by: localActor(ctx.env) });
+        if (r.installed) d.event('policy.installed', { policy: r.policy.name, sequence: r.policy.sequence, by: actor });
         return { name: r.policy.name, sequence: r.policy.sequence, installed: r.installed, note: r.note };
       } catch (err) {
         d.event('policy.refused', { file, reason: (err as Error).message });
@@ -245,7 +247,7 @@ export const backupRestore: Command = {
   options: CONFIG_OPTION,
   async run(ctx) {
     const id = positional(ctx, 0, 'ID');
-    return withBackups(ctx, (d) => restoreBackup(d, id, localActor(ctx.env)));
+    return withBackups(ctx, (d, actor) => restoreBackup(d, id, actor));
   },
   human: (r: { backup: string; safety: string | null; seconds: number }) =>
     `restored ${r.backup} through the health gate in ${r.seconds.toFixed(1)}s; the data before it is kept as ${r.safety}`,
