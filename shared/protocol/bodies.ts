@@ -5,6 +5,7 @@ import {
   chunkDigestSchema,
   groupNameSchema,
   releaseRefSchema,
+  releaseVersionSchema,
   ROLES,
   vesselIdSchema,
   vesselNameSchema,
@@ -148,22 +149,74 @@ export const desiredQuerySchema = z.strictObject({
     .describe("'manifest': carry the release's signed manifest when it is small (one round trip fewer)"),
 });
 
+/**
+ * One app this vessel should run (desired state v2: several apps per vessel, a target per (vessel, app)).
+ * `digest` is the sha256 (hex) of the signed manifest envelope's bytes: on board a release is known by
+ * app, version and digest, never by version alone.
+ */
+export const desiredAppSchema = z.strictObject({
+  app: appNameSchema,
+  version: releaseVersionSchema,
+  sequence: z.number().int().min(0),
+  digest: chunkDigestSchema.describe("sha256 of the signed manifest envelope's bytes"),
+  rolloutId: z.number().int().min(0).nullable(),
+  /** The signed manifest (base64 of its envelope) when asked for (`?with=manifest`) and small. */
+  manifest: z
+    .string()
+    .max(EMBEDDED_MANIFEST_MAX_BYTES * 2)
+    .optional(),
+});
+export type DesiredApp = z.infer<typeof desiredAppSchema>;
+
+/** Settings the hub sets per vessel or group (the hub's value wins over agent.json where both exist). */
+export const vesselSettingsSchema = z.strictObject({
+  pollSeconds: z.number().int().min(10).max(86_400).optional(),
+  statusHeartbeatSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .optional(),
+  hostMetricsSeconds: z.number().int().min(0).max(86_400).optional().describe('0 turns host metrics off'),
+  releaseBytesPerSecond: z.number().int().min(0).optional(),
+  downloadWindows: z.array(z.string().max(256)).max(16).optional().describe('maintenance-window syntax'),
+  downloadOnlyWhenCheap: z.boolean().optional(),
+});
+export type VesselSettings = z.infer<typeof vesselSettingsSchema>;
+
 export const desiredStateSchema = z.strictObject({
   vessel: z.string(),
-  /** The release this vessel should run; null until a rollout targets it. */
+  /**
+   * Legacy single-app field (desired state v1; agents before v2 read only this): the first of `apps`,
+   * without digest. New code reads `apps`.
+   */
   release: z
     .strictObject({ app: z.string(), version: z.string(), sequence: z.number().int(), rolloutId: z.number().int() })
     .nullable(),
   /** Latest root version on the hub; a vessel behind it walks the chain. */
   rootVersion: z.number().int(),
-  /**
-   * The release's signed manifest (base64 of its envelope), when the vessel asked for it (`?with=manifest`)
-   * and it is small: one round trip fewer per update. The vessel verifies it exactly as a fetched one.
-   */
+  /** Legacy: the first app's embedded manifest (see `apps[].manifest`). */
   manifest: z
     .string()
     .max(EMBEDDED_MANIFEST_MAX_BYTES * 2)
     .optional(),
+  /** The groups this vessel belongs to, as the hub knows them (directives and policies may name groups). */
+  groups: z.array(groupNameSchema).max(64).optional(),
+  /** Every app this vessel should run (v2). Absent from a v1 hub. */
+  apps: z.array(desiredAppSchema).max(64).optional(),
+  /**
+   * Maintenance window for the switch (`shared/protocol/maintenance-window.ts` syntax, e.g.
+   * "Mon-Thu 02:00-04:00 UTC"), set on the hub per vessel or group; null: switch any time. Kept on board.
+   */
+  window: z
+    .strictObject({ spec: z.string().max(256), source: z.string().max(80).describe('vessel:NAME or group:NAME') })
+    .nullable()
+    .optional(),
+  /** Signed rollback directives (base64 of each envelope, type `rollback`) that name this vessel. */
+  directives: z.array(z.string().max(16_384)).max(16).optional(),
+  /** Signed backup policies (base64 of each envelope, type `policy`) for this vessel. */
+  policies: z.array(z.string().max(90_000)).max(32).optional(),
+  settings: vesselSettingsSchema.optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 
