@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireTool } from './tools.js';
 
 /**
  * Test images built locally (no registry here): a busybox root filesystem with httpd serving /www,
@@ -21,6 +22,7 @@ const BUSYBOX = '/bin/busybox';
 const APPLETS = ['sh', 'httpd', 'sleep', 'cat', 'echo', 'ls', 'nc'];
 
 export function buildBusyboxImage(img: BusyboxImage): string {
+  requireTool('docker', 'busybox', 'tar');
   const root = mkdtempSync(join(tmpdir(), 'tender-img-'));
   try {
     mkdirSync(join(root, 'bin'));

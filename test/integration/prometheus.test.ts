@@ -6,10 +6,12 @@ import { enrolVessel, freePort, startShore } from '../helpers/fleet.js';
 import { eventually } from '../helpers/proc.js';
 import { cleanup } from '../helpers/cleanup.js';
 import { tempDir } from '../helpers/tmp.js';
+import { requireTool } from '../helpers/tools.js';
 
 /** A real Prometheus (Debian package) scrapes the hub's and the agent's /metrics. */
 describe('metrics endpoints', () => {
   it('are scraped by a real Prometheus with both targets up', async () => {
+    requireTool('prometheus');
     const shore = await startShore();
     const v = await enrolVessel(shore, 'prom-ship');
     v.startAgent();

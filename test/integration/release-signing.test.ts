@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
+import { requireTool } from '../helpers/tools.js';
 
 /**
  * What .github/workflows/release.yml does with a tag's artefacts and what a downloader checks: SHA256SUMS
@@ -19,6 +20,7 @@ function release() {
   writeFileSync(join(files, 'tender_0.1.0_amd64.deb'), 'the package\n');
   const key = join(dir, 'signing.key');
   const pub = join(dir, 'signing.pub');
+  requireTool('openssl');
   execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
   execFileSync('openssl', ['pkey', '-in', key, '-pubout', '-out', pub]);
   execFileSync('bash', [script('sign-release.sh'), files, key]);

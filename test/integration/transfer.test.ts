@@ -7,6 +7,7 @@ import { composeFile, enrolVessel, freePort, startShore, waitServing, type Vesse
 import { eventually, tender } from '../helpers/proc.js';
 import { LinkSim } from '../link-sim.js';
 import { paths } from '../../shared/protocol/routes.js';
+import { requireTool } from '../helpers/tools.js';
 
 /**
  * A release travels from the publisher through the hub to a vessel that does not have its images: the
@@ -204,6 +205,7 @@ describe('release transfer: restarts and refusals', () => {
     buildBusyboxImage({ tag: badTag, body: 'untrusted\n' });
     const hubPort = new URL(shore.url).port;
     await shore.hub.stop();
+    requireTool('sqlite3');
     execFileSync('sqlite3', [
       join(shore.dir, 'hub', 'hub.db'),
       `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), '2099-01-01T00:00:00Z', 0);`,

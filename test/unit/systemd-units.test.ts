@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
 import { UNIT_NAMES, type UnitName } from '../../installer/unit-files.js';
+import { requireTool } from '../helpers/tools.js';
 
 /**
  * The units as systemd reads them: `systemd-analyze verify` finds nothing to say, and `systemd-analyze
@@ -21,6 +22,7 @@ const repo = join(import.meta.dirname, '..', '..');
 const unitPath = (u: UnitName) => join(repo, 'systemd', u);
 
 function security(u: UnitName): { score: number; open: string[] } {
+  requireTool('systemd-analyze');
   const text = execFileSync('systemd-analyze', ['security', '--offline=yes', unitPath(u)], { encoding: 'utf8' });
   const m = /Overall exposure level for \S+: (\d+\.\d)/.exec(text);
   if (!m) throw new Error(`no overall score in:\n${text}`);
@@ -33,6 +35,7 @@ function security(u: UnitName): { score: number; open: string[] } {
 
 describe('systemd units', () => {
   it('pass systemd-analyze verify with nothing to report', () => {
+    requireTool('systemd-analyze');
     // verify checks that ExecStart= names an executable: point it at a stand-in, nothing else changes.
     const dir = tempDir('tender-units-');
     const exe = join(dir, 'tender');
