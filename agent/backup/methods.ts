@@ -22,6 +22,7 @@ const READY_POLL_MS = 500;
 // A helper waits for commands; TERM ends it at once.
 const HELPER_CMD = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'];
 const MOUNT = '/tender-volume';
+const HELPER_READY_MS = 30_000;
 
 export interface MethodOps {
   /** Whether a restore stops the service first (files replaced under it), or restores into it running. */
@@ -47,7 +48,9 @@ async function run(
   const r = await docker.exec(container, cmd, opts);
   if (opts.signal?.aborted) throw new BackupMethodError(`${what}: stopped`);
   if (r.exitCode !== 0) {
-    const last = r.stderr.trim().split('\n').pop() ?? '';
+    // The engine reports an exec it could not start (126, 127) on the attached stream, not on stderr.
+    const said = r.stderr.trim() || (r.exitCode >= 126 && !opts.stdout ? r.stdout.toString().trim() : '');
+    const last = said.split('\n').pop() ?? '';
     throw new BackupMethodError(`${what} exited with code ${r.exitCode}${last ? `: ${last}` : ''}`);
   }
   return r.stdout.toString();
@@ -90,6 +93,9 @@ export async function withHelper<T>(
   });
   try {
     await d.docker.startContainer(id);
+    // An exec sent the moment a container starts can find its process not running yet (exit 126 on a
+    // loaded machine): the helper must answer a no-op first, since what `fn` streams in cannot be re-sent.
+    await until('the helper container', () => run(d.docker, id, ['true'], 'a no-op in the helper'), HELPER_READY_MS);
     return await fn(id);
   } finally {
     await d.docker.removeScratch(id).catch(() => undefined);
