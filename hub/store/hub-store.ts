@@ -54,6 +54,8 @@ export interface HubStore {
   readonly telemetry: TelemetryRecords;
   readonly audit: AuditRecords;
   readonly packs: PackRecords;
+  readonly policies: PolicyRecords;
+  readonly backups: BackupRecords;
   readonly chunks: HubChunkStore;
   /** Resolves when the store can serve (the readiness probe); rejects with the reason. */
   ping(): Promise<void>;
@@ -395,4 +397,104 @@ export interface HubChunkStore {
   stream(digest: string, range?: { start: number; end: number }): Promise<Readable>;
   /** Drop a chunk (found damaged): it is then simply missing. */
   remove(digest: string): Promise<void>;
+}
+
+// ---- backup policies
+
+/** A signed backup policy as published: the hub keeps the envelope, it cannot sign one. */
+export interface PolicyRecord {
+  name: string;
+  sequence: number;
+  /** all, group:G, vessel:NAME, as signed in the policy. */
+  targets: string[];
+  publishedAt: number;
+  publishedBy: string;
+}
+export interface PolicyRecords {
+  /**
+   * Stores a policy the caller verified. The same name and sequence with the same bytes: created false;
+   * 'exists' with other bytes; 'stale_sequence' when the sequence is not above every stored one of that name.
+   */
+  publish(
+    p: { name: string; sequence: number; targets: string[]; envelope: Buffer; publishedBy: string },
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<{ created: boolean }>;
+  /** The newest sequence of each policy, by name. */
+  list(): Promise<PolicyRecord[]>;
+  /**
+   * The envelopes a vessel should hold, by name: the newest of each policy whose targets match the vessel,
+   * or whose older sequence did (so the vessel learns, signed, that the policy no longer names it).
+   */
+  forVessel(v: { name: string; groups: readonly string[] }): Promise<{ name: string; envelope: Buffer }[]>;
+}
+
+// ---- backups ashore
+
+export interface BackupAshore {
+  vesselId: string;
+  id: string;
+  policy: string;
+  policySequence: number;
+  method: string;
+  startedAt: number;
+  finishedAt: number;
+  bytes: number;
+  sha256: string;
+  rawBytes: number;
+  rawSha256: string | null;
+  /** The seal key id and the sealed header (base64) of a sealed backup. */
+  seal: { keyId: string; header: string } | null;
+  /** Chunk ids in order. */
+  chunks: string[];
+  receivedAt: number;
+}
+export type BackupAshoreSummary = Omit<BackupAshore, 'chunks'> & { chunkCount: number };
+
+/** What the status page shows per vessel and policy: the last good backup on board (from events) and ashore. */
+export interface BackupStateRecord {
+  vesselId: string;
+  vessel: string;
+  policy: string;
+  lastGood: { id: string; at: number } | null;
+  lastAshore: { id: string; at: number } | null;
+  /** A failed or missed schedule reported by the vessel, until a good backup clears it. */
+  alarm: { kind: string; reason: string; since: number } | null;
+}
+
+export interface BackupRecords {
+  /**
+   * Records a backup whose chunks are all stored ('chunk_missing' naming the first absent one otherwise).
+   * The same id with the same chunk list and checksum: created false; 'exists' with other contents.
+   */
+  put(b: Omit<BackupAshore, 'receivedAt'>, now: number): Promise<{ created: boolean }>;
+  get(vesselId: string, id: string): Promise<BackupAshore | undefined>;
+  /** Newest first (vessel start time, then id). */
+  list(vesselId: string, q: { limit: number; policy?: string }): Promise<BackupAshoreSummary[]>;
+  /**
+   * The hub's own retention for one vessel and policy: keeps the newest `keep` and none older than
+   * `maxAgeMs` (the newest is always kept); chunks no remaining backup of any vessel names are deleted
+   * from the chunk store. Returns the ids removed and how many chunks went.
+   */
+  prune(
+    vesselId: string,
+    policy: string,
+    keep: { count: number; maxAgeMs: number },
+    now: number,
+  ): Promise<{ removed: string[]; chunksRemoved: number }>;
+  /** Notes a backup result a vessel reported (its backup.* events): last good, and alarms until cleared. */
+  noteResult(
+    vesselId: string,
+    r: {
+      policy: string;
+      result: 'ok' | 'failed' | 'missed';
+      id: string | null;
+      at: number;
+      reason?: string;
+      /** A run that caught up missed slots: it clears a failure, not the missed alarm. */
+      catchUp?: boolean;
+    },
+  ): Promise<void>;
+  /** Every vessel's state per policy, by vessel name then policy (the status page's column). */
+  states(): Promise<BackupStateRecord[]>;
 }

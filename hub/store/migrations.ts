@@ -161,4 +161,61 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 5,
+    name: 'backup policies and backups ashore',
+    sql: `
+      -- Signed backup policies as published (the hub stores envelopes; it cannot sign). Every sequence is
+      -- kept: a vessel an older sequence named learns from the newer one that it is no longer named.
+      CREATE TABLE backup_policies (
+        name TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        targets TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        published_at INTEGER NOT NULL,
+        published_by TEXT NOT NULL,
+        PRIMARY KEY (name, sequence)
+      );
+      CREATE TABLE backups_ashore (
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        id TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        policy_sequence INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        raw_sha256 TEXT,
+        seal_key_id TEXT,
+        seal_header TEXT,
+        -- Chunk ids in order, 32 raw bytes each.
+        chunks BLOB NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (vessel_id, id)
+      );
+      CREATE INDEX backups_ashore_policy ON backups_ashore (vessel_id, policy, started_at);
+      -- Which backups name which chunk: a chunk no row names is deleted by the hub's retention.
+      CREATE TABLE backup_chunk_refs (
+        vessel_id TEXT NOT NULL,
+        backup_id TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        PRIMARY KEY (vessel_id, backup_id, digest)
+      );
+      CREATE INDEX backup_chunk_refs_digest ON backup_chunk_refs (digest);
+      -- What vessels reported of their backups (backup.* events): the page's column and alarms ashore.
+      CREATE TABLE vessel_backup_state (
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        policy TEXT NOT NULL,
+        last_good_id TEXT,
+        last_good_at INTEGER,
+        alarm_kind TEXT,
+        alarm_reason TEXT,
+        alarm_since INTEGER,
+        PRIMARY KEY (vessel_id, policy)
+      );
+    `,
+  },
 ];

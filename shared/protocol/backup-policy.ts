@@ -274,3 +274,22 @@ export function checkPolicyDocument(doc: unknown, where: string): PolicyDocument
   }
   return r.data;
 }
+
+/**
+ * Whether a policy's targets name a vessel: true, false, or undefined when only a group target could
+ * name it and its groups are not known (on board with no desired state yet).
+ */
+export function policyTargets(
+  targets: readonly string[],
+  v: { name: string; groups?: readonly string[] },
+): boolean | undefined {
+  let unknown = false;
+  for (const t of targets) {
+    if (t === 'all' || t === `vessel:${v.name}`) return true;
+    if (t.startsWith('group:')) {
+      if (!v.groups) unknown = true;
+      else if (v.groups.includes(t.slice('group:'.length))) return true;
+    }
+  }
+  return unknown ? undefined : false;
+}

@@ -2,6 +2,7 @@ import { describe } from 'vitest';
 import type { HubStore } from '../../hub/store/hub-store.js';
 import { cleanup } from '../helpers/cleanup.js';
 import type { OpenStore } from './fixtures.js';
+import { backupTests } from './suite-backups.js';
 import { catalogueTests } from './suite-catalogue.js';
 import { chunkTests } from './suite-chunks.js';
 import { telemetryTests } from './suite-telemetry.js';
@@ -38,5 +39,6 @@ export function describeHubStore(name: string, factory: HubStoreFactory): void {
     catalogueTests(open);
     telemetryTests(open);
     chunkTests(open);
+    backupTests(open);
   });
 }

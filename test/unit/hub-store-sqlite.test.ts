@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openSqliteHubStore } from '../../hub/store/sqlite/sqlite-hub-store.js';
+import { HUB_MIGRATIONS } from '../../hub/store/migrations.js';
 import { encodeBatch, type WireRecord } from '../../shared/protocol/telemetry-wire.js';
 import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
@@ -32,7 +33,9 @@ describe('hub store (sqlite only)', () => {
     const db = new Database(join(dir, 'hub.db'), { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(db.prepare('SELECT MAX(id) AS id FROM schema_migrations').get()).toEqual({ id: 4 });
+      expect(db.prepare('SELECT MAX(id) AS id FROM schema_migrations').get()).toEqual({
+        id: HUB_MIGRATIONS.at(-1)!.id,
+      });
     } finally {
       db.close();
       await store.close();

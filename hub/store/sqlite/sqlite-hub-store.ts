@@ -8,6 +8,8 @@ import { sqliteAudit } from './audit.js';
 import { sqliteEnrolment } from './enrolment.js';
 import { sqliteOpsTokens } from './ops-tokens.js';
 import { sqlitePacks } from './packs.js';
+import { sqlitePolicies } from './policies.js';
+import { sqliteBackups } from './backups.js';
 import { sqliteReleases } from './releases.js';
 import { sqliteRollouts } from './rollouts.js';
 import { sqliteRoots } from './roots.js';
@@ -35,6 +37,8 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
     telemetry: sqliteTelemetry(db),
     audit: audit.records,
     packs: sqlitePacks(db),
+    policies: sqlitePolicies(db, audit.write),
+    backups: sqliteBackups(db, chunks),
     chunks,
     async ping() {
       ping.get();
