@@ -1,7 +1,6 @@
 import type { Db } from '../../../shared/sqlite.js';
 import {
   HubStoreError,
-  type BackupAshore,
   type BackupAshoreSummary,
   type BackupRecords,
   type BackupStateRecord,
