@@ -11,6 +11,7 @@ import { backoffDelayMs, pollDelayMs, sleep, Wakeup } from './backoff.js';
 import { syncOnce } from './sync.js';
 import { createController, type Controller } from './release/controller.js';
 import { createInstallSource } from './release/install-source.js';
+import { withCarried } from './release/carried.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './crew/console.js';
 import { vesselNow } from './clock.js';
@@ -152,7 +153,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       }
       // The target is applied from local state too: a crew `resume` works with the link down.
       try {
-        await controller.reconcile(store.get('desired'));
+        await controller.reconcile(withCarried(store.get('desired'), store.get('carried') ?? [], config.vesselName));
       } catch (err) {
         if (err instanceof HubUnreachableError)
           log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');

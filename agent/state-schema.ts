@@ -28,6 +28,18 @@ export type ReleaseResult = z.infer<typeof releaseResultSchema>;
 
 const isoTime = z.string().max(40);
 
+/** A release the crew carried aboard (`tender bundle import`): a target beside the hub's, newest wins. */
+export const carriedReleaseSchema = z.strictObject({
+  app: z.string().max(64),
+  version: z.string().max(64),
+  sequence: z.number().int().min(1),
+  /** sha256 (hex) of the signed manifest envelope. */
+  digest: z.string().max(64),
+  importedAt: isoTime,
+  by: z.string().max(200),
+});
+export type CarriedRelease = z.infer<typeof carriedReleaseSchema>;
+
 /**
  * Every key of the agent's key-value state (the `kv` table) with the schema of its value, in one place.
  * A read is typed by its key; a stored value that does not fit (written by another version, altered on
@@ -60,6 +72,8 @@ export const STATE_SCHEMA = {
   'time.floor': z.number(),
   /** The last target refused as older than what is on board (its event is sent once). */
   'refused.version': z.string(),
+  /** Releases carried aboard on a bundle, one per app (the newest imported). */
+  carried: z.array(carriedReleaseSchema).max(64),
   /** The last release refused for want of disk (its event is sent once). */
   'disk.refused': z.string(),
 } satisfies Record<string, z.ZodType>;

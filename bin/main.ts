@@ -10,6 +10,8 @@ import { AGENT_VERSION } from '../agent/version.js';
 import { installCommand } from '../installer/install-command.js';
 import { POLICY_COMMANDS } from '../publisher/policy-commands.js';
 import { BACKUP_COMMANDS } from '../agent/backup/commands.js';
+import { bundleExport } from '../publisher/bundle-export.js';
+import { bundleImport } from '../agent/crew/bundle-command.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
@@ -26,6 +28,8 @@ export function buildCli(): Cli {
     installCommand,
     ...POLICY_COMMANDS,
     ...BACKUP_COMMANDS,
+    bundleExport,
+    bundleImport,
   );
 }
 

@@ -29,6 +29,7 @@ import { releaseRoutes } from './routes/releases.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
+import { bundleRoutes } from './routes/bundles.js';
 import { createChunkStore } from '../shared/content/chunk-store.js';
 import { createTelemetryStore } from './store/telemetry-store.js';
 import * as limits from './limits.js';
@@ -222,6 +223,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(telemetryRoutes(deps));
   await app.register(chunkRoutes(deps));
   await app.register(packRoutes(deps));
+  await app.register(bundleRoutes(deps));
   await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
   app.addHook('onClose', async () => {

@@ -63,3 +63,14 @@ export function allReleaseChunks(m: ReleaseManifest, store: ChunkStore): Map<str
   for (const [d, raw] of contentChunks(m, store).chunks) out.set(d, raw);
   return out;
 }
+
+/**
+ * Every chunk of the release in the order a reader can check them: the named ones (configs, layer
+ * indexes) first, then the content chunks in index order, each once. Undefined when a layer index is
+ * not in `store` (the content cannot be listed without it).
+ */
+export function releaseChunkOrder(m: ReleaseManifest, store: ChunkStore): string[] | undefined {
+  const content = contentChunks(m, store);
+  if (content.missingIndexes.length) return undefined;
+  return [...new Set([...namedChunks(m).keys(), ...content.chunks.keys()])];
+}

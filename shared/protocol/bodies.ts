@@ -242,6 +242,11 @@ export const publishedReleaseSchema = storedReleaseSchema.extend({
 });
 export const releaseListSchema = z.strictObject({ releases: z.array(storedReleaseSchema) });
 
+export const bundleParams = z.strictObject({ release: releaseRefSchema });
+export const bundleQuerySchema = z.strictObject({
+  for: vesselNameSchema.optional().describe('leave out what this vessel holds, as its last status report says'),
+});
+
 export const nextSequenceQuerySchema = z.strictObject({ app: appNameSchema });
 export const nextSequenceSchema = z.strictObject({ app: z.string(), sequence: z.number().int() });
 

@@ -13,6 +13,8 @@ export const MEDIA = {
   /** Chunks from the publisher to the hub: entries of [digest][raw size][compressed size][bytes] (pack.ts, upload). */
   uploadPack: 'application/vnd.tender.upload-pack',
   /** Prometheus text exposition format (version 0.0.4). */
+  /** A release bundle for a USB stick: magic, then header, manifest, chunk and end frames (bundle.ts). */
+  bundle: 'application/vnd.tender.bundle',
   prometheus: 'text/plain',
   html: 'text/html',
 } as const;

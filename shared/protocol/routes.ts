@@ -310,6 +310,23 @@ export const ROUTES = {
     },
   }),
 
+  exportBundle: route({
+    method: 'GET',
+    url: `${API}/releases/:release/bundle`,
+    operationId: 'exportBundle',
+    summary: 'a release bundle for a USB stick: the signed manifest and its chunks, streamed',
+    description:
+      'With ?for=NAME, the chunks of the releases that vessel last reported (current, previous) are left out.',
+    tags: ['releases'],
+    auth: ops('operator'),
+    params: b.bundleParams,
+    querystring: b.bundleQuerySchema,
+    response: {
+      200: bytes(MEDIA.bundle, 'the bundle (shared/protocol/bundle.ts)'),
+      ...errors(400, 401, 403, 404, 409),
+    },
+  }),
+
   startRollout: route({
     method: 'POST',
     url: `${API}/rollouts`,
@@ -511,6 +528,7 @@ export const paths = {
   releases: () => pathOf(ROUTES.listReleases),
   nextSequence: (app: string) => pathOf(ROUTES.nextSequence, {}, { app }),
   rollouts: () => pathOf(ROUTES.listRollouts),
+  bundle: (release: string, q: { for?: string } = {}) => pathOf(ROUTES.exportBundle, { release }, q),
   chunksMissing: () => pathOf(ROUTES.chunksMissing),
   chunks: () => pathOf(ROUTES.uploadChunks),
   opsTokens: () => pathOf(ROUTES.createOpsToken),
