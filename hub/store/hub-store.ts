@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { TenderError } from '../../shared/errors.js';
 import type { Role } from './ops-token-store.js';
+import type { DirectiveRecords, RolloutRecords, WindowRecords } from './rollout-records.js';
 
 /**
  * Everything the hub stores, behind one asynchronous interface: SQLite and a chunk folder on one machine
@@ -51,6 +52,8 @@ export interface HubStore {
   readonly roots: RootRecords;
   readonly releases: ReleaseRecords;
   readonly rollouts: RolloutRecords;
+  readonly windows: WindowRecords;
+  readonly directives: DirectiveRecords;
   readonly telemetry: TelemetryRecords;
   readonly audit: AuditRecords;
   readonly packs: PackRecords;
@@ -66,7 +69,8 @@ export interface HubStore {
 /**
  * What the store refuses, with the code and HTTP status the hub's edge answers with. Codes: exists,
  * stale_sequence, ambiguous, stale_root, root_conflict, root_gap, bad_token, token_used, token_expired,
- * revoked, not_found, empty_target, bad_target, bad_digest, chunk_missing, bad_range.
+ * revoked, not_found, empty_target, bad_target, bad_digest, chunk_missing, bad_range, bad_rollout, bad_state,
+ * stale_counter.
  */
 export class HubStoreError extends TenderError {
   constructor(message: string, code: string, status: number) {
@@ -227,42 +231,19 @@ export interface ReleaseRecords {
   list(q: { limit: number; app?: string }): Promise<StoredRelease[]>;
 }
 
-// ---- rollouts and vessel targets ----
+// ---- rollouts, vessel targets, windows, directives: rollout-records.ts ----
 
-export interface RolloutRecord {
-  id: number;
-  releaseId: number;
-  target: string;
-  state: string;
-  createdAt: number;
-  createdBy: string;
-  /** Vessels whose current target comes from this rollout. */
-  vessels: number;
-}
-export interface VesselTarget {
-  releaseId: number;
-  rolloutId: number;
-  setAt: number;
-}
-export interface RolloutRecords {
-  /**
-   * A rollout of a release to `target` (all, group:G, vessel:NAME): in one step it is created and becomes
-   * the target, and a release the vessel may fetch, of every unrevoked vessel it matches. Returns the
-   * names, sorted. 'bad_target', 'not_found' (no such vessel), 'empty_target' (matches none).
-   */
-  start(
-    r: { releaseId: number; target: string; createdBy: string },
-    now: number,
-    audit?: AuditEntry,
-  ): Promise<{ id: number; vessels: string[] }>;
-  get(id: number): Promise<RolloutRecord | undefined>;
-  /** Newest first. */
-  list(q: { limit: number }): Promise<RolloutRecord[]>;
-  /** The release the vessel should run now. */
-  targetOf(vesselId: string): Promise<VesselTarget | undefined>;
-  /** Whether the release was ever targeted at the vessel (what it may download). */
-  mayFetch(vesselId: string, releaseId: number): Promise<boolean>;
-}
+export type {
+  DirectiveRecords,
+  RolloutMember,
+  RolloutRecord,
+  RolloutRecords,
+  RolloutState,
+  StoredDirective,
+  VesselTarget,
+  WindowRecord,
+  WindowRecords,
+} from './rollout-records.js';
 
 // ---- telemetry ----
 

@@ -218,4 +218,76 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 6,
+    name: 'rollouts in waves, per-app targets, maintenance windows, rollback directives',
+    sql: `
+      -- A rollout is a plan the hub executes: its rules, the wave it is in, and why it stopped.
+      ALTER TABLE rollouts ADD COLUMN app TEXT NOT NULL DEFAULT '';
+      ALTER TABLE rollouts ADD COLUMN kind TEXT NOT NULL DEFAULT 'release';
+      ALTER TABLE rollouts ADD COLUMN rules TEXT NOT NULL DEFAULT '{"waves":[100],"threshold":{"kind":"min-success","percent":100},"minDone":1,"quorumPercent":100,"deadlineMs":null}';
+      ALTER TABLE rollouts ADD COLUMN canary TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE rollouts ADD COLUMN current_wave INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE rollouts ADD COLUMN wave_started_at INTEGER;
+      ALTER TABLE rollouts ADD COLUMN reason TEXT;
+      ALTER TABLE rollouts ADD COLUMN counts TEXT;
+      ALTER TABLE rollouts ADD COLUMN directive_id INTEGER;
+      ALTER TABLE rollouts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+      UPDATE rollouts SET app = (SELECT app FROM releases WHERE releases.id = rollouts.release_id),
+        wave_started_at = created_at, updated_at = created_at;
+      CREATE INDEX rollouts_state ON rollouts (state);
+      -- Each targeted vessel's wave and outcome in a rollout.
+      CREATE TABLE rollout_vessels (
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        wave INTEGER NOT NULL,
+        started_at INTEGER,
+        outcome TEXT NOT NULL DEFAULT 'pending',
+        failure TEXT,
+        reason TEXT,
+        progress TEXT,
+        until TEXT,
+        reported_at INTEGER,
+        event_epoch TEXT,
+        event_seq INTEGER,
+        superseded_by INTEGER,
+        PRIMARY KEY (rollout_id, vessel_id)
+      );
+      CREATE INDEX rollout_vessels_vessel ON rollout_vessels (vessel_id, rollout_id);
+      INSERT INTO rollout_vessels (rollout_id, vessel_id, wave, started_at)
+        SELECT rollout_id, vessel_id, 0, set_at FROM vessel_targets;
+      -- The release each vessel should run now, per app (several apps per vessel).
+      CREATE TABLE app_targets (
+        vessel_id TEXT NOT NULL REFERENCES vessels(id),
+        app TEXT NOT NULL,
+        release_id INTEGER NOT NULL REFERENCES releases(id),
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        set_at INTEGER NOT NULL,
+        PRIMARY KEY (vessel_id, app)
+      );
+      INSERT INTO app_targets (vessel_id, app, release_id, rollout_id, set_at)
+        SELECT t.vessel_id, r.app, t.release_id, t.rollout_id, t.set_at
+        FROM vessel_targets t JOIN releases r ON r.id = t.release_id;
+      CREATE INDEX app_targets_rollout ON app_targets (rollout_id);
+      -- When a vessel may switch: per vessel (vessel:NAME) or group (group:G).
+      CREATE TABLE maintenance_windows (
+        scope TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        set_by TEXT NOT NULL
+      );
+      -- Signed rollback directives, exact bytes; the hub hands them on, it cannot make one.
+      CREATE TABLE rollback_directives (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        version TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        targets TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (app, counter)
+      );
+    `,
+  },
 ];

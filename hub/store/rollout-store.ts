@@ -43,6 +43,17 @@ export function createRolloutStore(db: Db, vessels: VesselStore) {
     'INSERT INTO vessel_targets (vessel_id, release_id, rollout_id, set_at) VALUES (?, ?, ?, ?) ON CONFLICT(vessel_id) DO UPDATE SET release_id = excluded.release_id, rollout_id = excluded.rollout_id, set_at = excluded.set_at',
   );
   const allow = db.prepare('INSERT OR IGNORE INTO vessel_releases (vessel_id, release_id) VALUES (?, ?)');
+  // Until the routes move onto the async HubStore, this store also keeps the per-app targets and rows
+  // the rollout engine reads (migration 5), so both see the same rollouts.
+  const setAppTarget = db.prepare(
+    `INSERT INTO app_targets (vessel_id, app, release_id, rollout_id, set_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(vessel_id, app) DO UPDATE SET release_id = excluded.release_id, rollout_id = excluded.rollout_id,
+       set_at = excluded.set_at`,
+  );
+  const addMember = db.prepare(
+    'INSERT OR IGNORE INTO rollout_vessels (rollout_id, vessel_id, wave, started_at) VALUES (?, ?, 0, ?)',
+  );
+  const setApp = db.prepare('UPDATE rollouts SET app = ?, wave_started_at = ?, updated_at = ? WHERE id = ?');
   const targetOf = db.prepare<[string], { release_id: number; rollout_id: number }>(
     'SELECT release_id, rollout_id FROM vessel_targets WHERE vessel_id = ?',
   );
@@ -79,9 +90,12 @@ export function createRolloutStore(db: Db, vessels: VesselStore) {
         if (chosen.length === 0)
           throw new RolloutError(`target ${targetText} matches no vessel`, 'empty_target', 1, 400);
         const id = Number(insert.run(release.id, targetText, 'active', now, createdBy).lastInsertRowid);
+        setApp.run(release.app, now, now, id);
         for (const v of chosen) {
           setTarget.run(v.id, release.id, id, now);
           allow.run(v.id, release.id);
+          setAppTarget.run(v.id, release.app, release.id, id, now);
+          addMember.run(id, v.id, now);
         }
         return { id, vessels: chosen.map((v) => v.name) };
       })();

@@ -5,6 +5,7 @@ import type { OpenStore } from './fixtures.js';
 import { backupTests } from './suite-backups.js';
 import { catalogueTests } from './suite-catalogue.js';
 import { chunkTests } from './suite-chunks.js';
+import { rolloutTests } from './suite-rollouts.js';
 import { telemetryTests } from './suite-telemetry.js';
 import { vesselTests } from './suite-vessels.js';
 
@@ -40,5 +41,6 @@ export function describeHubStore(name: string, factory: HubStoreFactory): void {
     telemetryTests(open);
     chunkTests(open);
     backupTests(open);
+    rolloutTests(open);
   });
 }

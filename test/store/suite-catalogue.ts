@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { HubStore } from '../../hub/store/hub-store.js';
+import { DEFAULT_RULES } from '../../hub/rollout/waves.js';
 import { addVessel, race, rejectsWith, sha256, T0 } from './fixtures.js';
 import type { OpenStore } from './fixtures.js';
 
@@ -187,12 +188,18 @@ export function catalogueTests(open: OpenStore): void {
         audit('rollout.start'),
       );
       expect(all.vessels).toEqual(['a', 'b', 'c']);
-      expect(await store.rollouts.targetOf(a.id)).toEqual({ releaseId: r1.id, rolloutId: all.id, setAt: T0 + 1 });
-      expect(await store.rollouts.targetOf(d.id)).toBeUndefined();
+      expect(await store.rollouts.targetsOf(a.id)).toEqual([
+        { app: 'sms', releaseId: r1.id, rolloutId: all.id, setAt: T0 + 1 },
+      ]);
+      expect(await store.rollouts.targetsOf(d.id)).toEqual([]);
       const g1 = await store.rollouts.start({ releaseId: r2.id, target: 'group:g1', createdBy: 'ops:x' }, T0 + 2);
       expect(g1.vessels).toEqual(['a', 'b']);
-      expect(await store.rollouts.targetOf(b.id)).toEqual({ releaseId: r2.id, rolloutId: g1.id, setAt: T0 + 2 });
-      expect(await store.rollouts.targetOf(c.id)).toEqual({ releaseId: r1.id, rolloutId: all.id, setAt: T0 + 1 });
+      expect(await store.rollouts.targetsOf(b.id)).toEqual([
+        { app: 'sms', releaseId: r2.id, rolloutId: g1.id, setAt: T0 + 2 },
+      ]);
+      expect(await store.rollouts.targetsOf(c.id)).toEqual([
+        { app: 'sms', releaseId: r1.id, rolloutId: all.id, setAt: T0 + 1 },
+      ]);
       expect(await store.rollouts.mayFetch(a.id, r1.id)).toBe(true);
       expect(await store.rollouts.mayFetch(a.id, r2.id)).toBe(true);
       expect(await store.rollouts.mayFetch(c.id, r2.id)).toBe(false);
@@ -222,6 +229,20 @@ export function catalogueTests(open: OpenStore): void {
       const { r1, r2 } = await fleet(store);
       const first = await store.rollouts.start({ releaseId: r1.id, target: 'all', createdBy: 'ops:x' }, T0 + 1);
       const second = await store.rollouts.start({ releaseId: r2.id, target: 'group:g1', createdBy: 'ops:y' }, T0 + 2);
+      // What a rollout started without waves is: one wave, started at once, any failure halts.
+      const plan = (at: number, version: string) => ({
+        app: 'sms',
+        version,
+        kind: 'release',
+        rules: DEFAULT_RULES,
+        canary: [],
+        currentWave: 0,
+        waveStartedAt: at,
+        reason: null,
+        counts: null,
+        directiveId: null,
+        updatedAt: at,
+      });
       const list = await store.rollouts.list({ limit: 10 });
       expect(list).toEqual([
         {
@@ -232,6 +253,7 @@ export function catalogueTests(open: OpenStore): void {
           createdAt: T0 + 2,
           createdBy: 'ops:y',
           vessels: 2,
+          ...plan(T0 + 2, '2'),
         },
         {
           id: first.id,
@@ -241,6 +263,7 @@ export function catalogueTests(open: OpenStore): void {
           createdAt: T0 + 1,
           createdBy: 'ops:x',
           vessels: 1,
+          ...plan(T0 + 1, '1'),
         },
       ]);
       expect(await store.rollouts.list({ limit: 1 })).toEqual([list[0]]);

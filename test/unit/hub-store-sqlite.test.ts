@@ -87,7 +87,7 @@ describe('hub store (sqlite only)', () => {
       const r = (await store.releases.find('sms@1.0'))!;
       expect(r).toMatchObject({ id: release.id, sequence: 1, publishedBy: 'ops:test' });
       expect(await store.releases.envelope(r.id)).toEqual(manifest);
-      expect(await store.rollouts.targetOf(v.id)).toMatchObject({ releaseId: r.id, setAt: T0 + 1 });
+      expect(await store.rollouts.targetsOf(v.id)).toMatchObject([{ app: 'sms', releaseId: r.id, setAt: T0 + 1 }]);
       expect(await store.rollouts.mayFetch(v.id, r.id)).toBe(true);
       expect(await store.telemetry.logs(v.id, { limit: 10 })).toMatchObject([{ line: 'pump started', level: 'info' }]);
       expect(await store.telemetry.events(v.id, { limit: 10 })).toMatchObject([{ type: 'deploy', data: { r: 1 } }]);

@@ -11,6 +11,8 @@ import { sqlitePacks } from './packs.js';
 import { sqlitePolicies } from './policies.js';
 import { sqliteBackups } from './backups.js';
 import { sqliteReleases } from './releases.js';
+import { sqliteDirectives } from './rollout-directives.js';
+import { sqliteWindows } from './rollout-windows.js';
 import { sqliteRollouts } from './rollouts.js';
 import { sqliteRoots } from './roots.js';
 import { sqliteTelemetry } from './telemetry.js';
@@ -34,6 +36,8 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
     roots: sqliteRoots(db, audit.write),
     releases: sqliteReleases(db, audit.write),
     rollouts: sqliteRollouts(db, audit.write),
+    windows: sqliteWindows(db, audit.write),
+    directives: sqliteDirectives(db),
     telemetry: sqliteTelemetry(db),
     audit: audit.records,
     packs: sqlitePacks(db),
