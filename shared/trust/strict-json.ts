@@ -34,7 +34,9 @@ const DEFAULT_MAX_BYTES = 1024 * 1024;
 // Real documents nest a handful of levels; 64 leaves room and keeps recursion far from the stack limit.
 const DEFAULT_MAX_DEPTH = 64;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF in the text (the default strips it silently), so it can be refused.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const BOM = '\uFEFF';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
@@ -52,6 +54,9 @@ export function parseStrictJson(input: Uint8Array | string, options: StrictJsonO
       throw new StrictJsonError('document is not valid UTF-8');
     }
   }
+  // A verifier and a consumer must see the same bytes: a byte order mark that one of them strips and the
+  // other keeps is refused, not skipped.
+  if (text.startsWith(BOM)) throw new StrictJsonError('document starts with a byte order mark (U+FEFF)');
   const parser = new Parser(text, {
     maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
     allowFloats: options.allowFloats ?? true,

@@ -93,6 +93,28 @@ describe('signed documents', () => {
     expect(() => verifySignedDocument(root, dup, 'release')).toThrow(/duplicate key "sequence"/);
   });
 
+  it('refuses a genuinely signed payload, root or envelope that starts with a byte order mark', () => {
+    const { keys, root } = setup();
+    const signBom = (type: 'release' | 'root', doc: unknown, signers: typeof keys.release): Envelope => {
+      // The signature covers the BOM too: only the parser can tell a verifier and a consumer apart here.
+      const payloadType = `application/vnd.tender.${type}+json`;
+      const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(doc))]);
+      const signatures = signers.map((k) => ({
+        keyid: k.keyid,
+        sig: signBytes(k, pae(payloadType, bytes)).toString('base64'),
+      }));
+      return { payloadType, payload: bytes.toString('base64'), signatures };
+    };
+    expect(() => verifySignedDocument(root, signBom('release', release(), [keys.release[0]!]), 'release')).toThrow(
+      /byte order mark/,
+    );
+    const nextRoot = signBom('root', rootPayloadFor(2, keys), keys.root);
+    expect(() => verifyNextRoot(root, Buffer.from(JSON.stringify(nextRoot)))).toThrow(/byte order mark/);
+    const env = envelopeBytes(signEnvelope('release', release(), [keys.release[0]!]));
+    expect(() => readEnvelope(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), env]))).toThrow(/byte order mark/);
+    expect(readEnvelope(env).payloadType).toBe('application/vnd.tender.release+json');
+  });
+
   it('refuses an oversized or malformed envelope before any signature work', () => {
     const big = Buffer.from(JSON.stringify({ payloadType: 'x', payload: 'A'.repeat(2 * 1024 * 1024), signatures: [] }));
     expect(() => readEnvelope(big)).toThrow(/over the 1048576-byte limit/);

@@ -42,6 +42,14 @@ describe('strict JSON', () => {
     expect(() => parseStrictJson(`"${'x'.repeat(2000)}"`, { maxBytes: 1000 })).toThrow(/over the 1000-byte limit/);
   });
 
+  it('refuses a leading byte order mark in bytes and in text, instead of stripping it', () => {
+    expect(() => parseStrictJson(Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]))).toThrow(/byte order mark/);
+    expect(() => parseStrictJson('\uFEFF{}')).toThrow(/byte order mark/);
+    // Inside a string it is just a character; elsewhere it is not whitespace.
+    expect(parseStrictJson('"\uFEFF"')).toBe('\uFEFF');
+    expect(() => parseStrictJson('{}\uFEFF')).toThrow(/after the document/);
+  });
+
   it('refuses invalid UTF-8, truncation, trailing data and bad escapes', () => {
     expect(() => parseStrictJson(Buffer.from([0x22, 0xff, 0xfe, 0x22]))).toThrow(/not valid UTF-8/);
     expect(() => parseStrictJson('{"a":[1,2')).toThrow(/truncated/);
