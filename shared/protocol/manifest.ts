@@ -4,7 +4,7 @@ import { readEnvelope } from '../trust/envelope.js';
 import { verifySignedDocument, type TrustedRoot } from '../trust/root.js';
 import { describeZodError } from '../validation.js';
 import { appNameSchema, chunkDigestSchema, releaseVersionSchema } from './names.js';
-import { serviceSpecSchema } from './release-spec.js';
+import { serviceSpecSchema, undeclaredHostAccess } from './release-spec.js';
 
 export { releaseVersionSchema };
 
@@ -63,5 +63,10 @@ export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseMan
   const doc = verifySignedDocument(root, env, 'release');
   const r = releaseManifestSchema.safeParse(doc.payload);
   if (!r.success) throw new ManifestError(`release manifest invalid: ${describeZodError(r.error, 'payload')}`);
+  // A manifest signed by hand (not through parseCompose) is held to the same rule: no silent host access.
+  for (const [name, s] of Object.entries(r.data.services)) {
+    const why = undeclaredHostAccess(s.volumes, s.hostAccess ?? []);
+    if (why) throw new ManifestError(`release manifest invalid: service ${name} ${why}`);
+  }
   return r.data;
 }

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { TenderError } from '../errors.js';
@@ -62,10 +63,15 @@ const gateSchema = z.union([
   z.strictObject({ none: z.literal(true) }),
 ]);
 
+// A host path a service may bind, as written under volumes, with the mode it may use (rw when omitted).
+const hostAccessEntry = z.string().regex(/^\/[^:]*(:(ro|rw))?$/, 'must be "/HOST/PATH[:ro|:rw]"');
+
 const xTenderSchema = z.strictObject({
   strategy: z.enum(['blue-green', 'recreate']).optional(),
   health: gateSchema.optional(),
   drain: duration.optional(),
+  /** Every host path the service binds, declared: a bind is root on the vessel for whoever signs it. */
+  'host-access': z.array(hostAccessEntry).max(32).optional(),
 });
 
 const composeServiceSchema = z.strictObject({
@@ -141,6 +147,15 @@ export const serviceSpecSchema = z.strictObject({
   strategy: z.enum(['blue-green', 'recreate']),
   gate: gateSpecSchema,
   drainMs: z.number().int(),
+  /**
+   * The host paths the release declared it may bind (x-tender.host-access), for the vessel to show and
+   * log before it runs the release. Absent when it binds none, so manifests without host access stay
+   * readable by agents that predate the field.
+   */
+  hostAccess: z
+    .array(z.strictObject({ path: z.string().startsWith('/'), readOnly: z.boolean() }))
+    .max(32)
+    .optional(),
 });
 export type ServiceSpec = z.infer<typeof serviceSpecSchema>;
 
@@ -209,6 +224,7 @@ export function parseCompose(text: string, file: string): ParsedCompose {
     }
     const hc = s.healthcheck && !s.healthcheck.disable ? s.healthcheck : undefined;
     const x = s['x-tender'] ?? {};
+    const hostAccess = hostAccessOf(x['host-access'] ?? [], volumes, file, where);
     const ownsVolume = volumes.some((v) => v.kind === 'volume' && !v.readOnly);
     const strategy =
       x.strategy ??
@@ -246,6 +262,7 @@ export function parseCompose(text: string, file: string): ParsedCompose {
       strategy,
       gate: gateOf(x.health, hc !== undefined, ports, file, where),
       drainMs: x.drain ?? DEFAULT_DRAIN_S * 1000,
+      ...(hostAccess.length ? { hostAccess } : {}),
     };
   }
   for (const [svcName, s] of Object.entries(services)) {
@@ -253,6 +270,48 @@ export function parseCompose(text: string, file: string): ParsedCompose {
   }
   startOrder(services, file);
   return { app, services };
+}
+
+export type HostAccess = NonNullable<ServiceSpec['hostAccess']>;
+
+/**
+ * What a service's binds reach on the host, which the release must declare: a bind of `/`, `/etc` or the
+ * Docker socket makes the release key root on the vessel. A bind needs a declaration of its exact host
+ * path (one spelling: normalised, so `/srv/../etc` cannot pass for something else) allowing its mode;
+ * a declaration no bind uses is refused as a mistake.
+ */
+export function undeclaredHostAccess(
+  volumes: Pick<ServiceSpec['volumes'][number], 'source' | 'readOnly' | 'kind'>[],
+  declared: HostAccess,
+): string | undefined {
+  for (const v of volumes) {
+    if (v.kind !== 'bind') continue;
+    if (posix.normalize(v.source) !== v.source || (v.source.length > 1 && v.source.endsWith('/')))
+      return `bind ${v.source} is not a normalised absolute path (write it as ${posix.normalize(v.source).replace(/(.)\/$/, '$1')})`;
+    const d = declared.find((h) => h.path === v.source);
+    if (!d)
+      return `binds host path ${v.source}${v.readOnly ? ' read-only' : ' read-write'} without declaring it in x-tender.host-access`;
+    if (d.readOnly && !v.readOnly)
+      return `binds host path ${v.source} read-write but x-tender.host-access allows it read-only (add :ro to the volume)`;
+  }
+  const unused = declared.find((h) => !volumes.some((v) => v.kind === 'bind' && v.source === h.path));
+  if (unused) return `x-tender.host-access declares ${unused.path} but no volume binds it`;
+  return undefined;
+}
+
+function hostAccessOf(entries: string[], volumes: ServiceSpec['volumes'], file: string, where: string): HostAccess {
+  const declared = entries.map((e) => {
+    const m = /^(.*?)(?::(ro|rw))?$/.exec(e)!;
+    return { path: m[1]!, readOnly: m[2] === 'ro' };
+  });
+  const seen = new Set<string>();
+  for (const d of declared) {
+    if (seen.has(d.path)) fail(file, `${where}.x-tender.host-access: ${d.path} is declared twice`);
+    seen.add(d.path);
+  }
+  const why = undeclaredHostAccess(volumes, declared);
+  if (why) fail(file, `${where}: ${why}`);
+  return declared;
 }
 
 function gateOf(
