@@ -174,6 +174,8 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   app.setErrorHandler((err: FastifyError | TenderError, req, reply) => {
     if (err instanceof TenderError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
+      const retryAfter = (err as { retryAfter?: number }).retryAfter;
+      if (err.status === 429 && retryAfter) reply.header('retry-after', String(retryAfter));
       return reply.code(err.status).send({ error: err.code, message: err.message });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {

@@ -21,3 +21,15 @@ export const MAX_CONNECTIONS = 20_000;
 export const ENROL_ATTEMPTS_PER_MINUTE = 10;
 // Page size caps for list routes.
 export const MAX_LIST_LIMIT = 1000;
+// Vessel timestamps before this are a clock that was never set (or an attack); stored at receipt time.
+export const TELEMETRY_EARLIEST_MS = Date.UTC(2000, 0, 1);
+// Or further ahead of the hub's clock than this: a ship's clock set years forward is still believed
+// (ATTACKS.md 21 is the vessel's to raise), one claiming the year 287,000 (ts = 9e15) is not.
+export const TELEMETRY_AHEAD_MS = 10 * 366 * 24 * 3600 * 1000;
+// Decompressed bytes allowed per batch: a gzip or brotli bomb stops here. The agent sends at most 8 MB of
+// records per batch and halves a batch answered 413; parsing 16 MB of JSON costs the event loop ~0.3-1 s.
+export const TELEMETRY_MAX_DECOMPRESSED = 16 * 1024 * 1024;
+// Inflated bytes per vessel per minute the hub decompresses and parses (a 297-byte brotli batch inflates
+// to 59 MB: counting batches stops nothing). A ship draining a week's backlog ships ~1 MB/min over
+// satellite; past this it is told to retry after the minute.
+export const TELEMETRY_INFLATED_BYTES_PER_MINUTE = 32 * 1024 * 1024;

@@ -1,53 +1,26 @@
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
 import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { decodeBatch, telemetryBatchSchema } from '../../shared/protocol/telemetry-wire.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
-import { TenderError } from '../../shared/errors.js';
 import { describeZodError } from '../../shared/validation.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { perMinute } from './rate-limit.js';
+import { InflateBudget, inflateBatch } from './telemetry-inflate.js';
+import { boundRecords } from './telemetry-bounds.js';
 
-export class TelemetryIngestError extends TenderError {}
+export { TelemetryIngestError } from './telemetry-inflate.js';
 
 // A compressed batch from a vessel; a backlog batch of 5,000 records is a few hundred KB.
 export const TELEMETRY_BODY_LIMIT = 16 * 1024 * 1024;
-// Decompressed bytes allowed per batch: a gzip or brotli bomb stops here.
-export const TELEMETRY_MAX_DECOMPRESSED = 64 * 1024 * 1024;
 // Batches per vessel per minute: a draining backlog sends a few per minute; a flood is refused with 429.
 export const TELEMETRY_BATCHES_PER_MINUTE = 120;
 
-function decompress(body: Buffer, encoding: string | undefined): Buffer {
-  try {
-    if (!encoding || encoding === 'identity') {
-      if (body.byteLength > TELEMETRY_MAX_DECOMPRESSED) throw new RangeError('too large');
-      return body;
-    }
-    if (encoding === 'gzip') return gunzipSync(body, { maxOutputLength: TELEMETRY_MAX_DECOMPRESSED });
-    if (encoding === 'br') return brotliDecompressSync(body, { maxOutputLength: TELEMETRY_MAX_DECOMPRESSED });
-  } catch (err) {
-    if (err instanceof RangeError || (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new TelemetryIngestError(
-        `batch inflates past the ${TELEMETRY_MAX_DECOMPRESSED}-byte limit`,
-        'too_large',
-        1,
-        413,
-      );
-    }
-    throw new RequestValidationError(`body is not valid ${encoding}: ${(err as Error).message}`);
-  }
-  throw new TelemetryIngestError(
-    `content-encoding ${encoding} is not supported (gzip, br)`,
-    'unsupported_media_type',
-    1,
-    415,
-  );
-}
-
 export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
+  const lim = deps.limits;
+  const budget = new InflateBudget(lim.TELEMETRY_INFLATED_BYTES_PER_MINUTE, deps.now);
   return async (app) => {
     // Per vessel (its credential, not its address): one vessel flooding cannot starve the others.
     const rateLimit = perMinute(TELEMETRY_BATCHES_PER_MINUTE, 'telemetry rate limit', {
@@ -60,10 +33,9 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
       async (req) => {
         const v = vesselInScope(req, deps.vessels, req.params.name);
         if (!req.rawBody) throw new RequestValidationError('body: a telemetry batch is required');
-        const json = decompress(req.rawBody, req.headers['content-encoding']);
-        const parsed = telemetryBatchSchema.safeParse(
-          parseStrictJson(json, { maxBytes: TELEMETRY_MAX_DECOMPRESSED, maxDepth: 8 }),
-        );
+        const max = lim.TELEMETRY_MAX_DECOMPRESSED;
+        const json = await inflateBatch(req.rawBody, req.headers['content-encoding'], max, budget, v.id);
+        const parsed = telemetryBatchSchema.safeParse(parseStrictJson(json, { maxBytes: max, maxDepth: 8 }));
         if (!parsed.success) throw new RequestValidationError(describeZodError(parsed.error, 'body'));
         const batch = parsed.data;
         let records;
@@ -72,7 +44,17 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
         } catch (err) {
           throw new RequestValidationError(`batch: ${(err as Error).message}`);
         }
-        const r = deps.telemetry.ingest(v.id, batch, records, req.rawBody.byteLength, deps.now());
+        const now = deps.now();
+        const { bounded } = boundRecords(records, now, {
+          earliestMs: lim.TELEMETRY_EARLIEST_MS,
+          aheadMs: lim.TELEMETRY_AHEAD_MS,
+        });
+        if (bounded)
+          req.log.warn(
+            { vessel: v.name, records: bounded },
+            'telemetry timestamps out of range; stored at receipt time',
+          );
+        const r = deps.telemetry.ingest(v.id, batch, records, req.rawBody.byteLength, now);
         deps.metrics.telemetryReceived(req.rawBody.byteLength, r.stored);
         return { stored: r.stored, duplicates: r.duplicates };
       },

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeBatch } from '../../shared/protocol/telemetry-wire.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
 import { paths } from '../../shared/protocol/routes.js';
+import { TELEMETRY_MAX_DECOMPRESSED } from '../../hub/limits.js';
 
 const TYPE = 'application/vnd.tender.telemetry+json';
 
@@ -92,7 +93,7 @@ describe('hub: telemetry ingest', () => {
     expect(bomb.byteLength).toBeLessThan(1024 * 1024);
     const r = await post(hub, v, bomb, 'gzip');
     expect(r.statusCode).toBe(413);
-    expect(r.json().message).toMatch(/inflates past the 67108864-byte limit/);
+    expect(r.json().message).toBe(`batch inflates past the ${TELEMETRY_MAX_DECOMPRESSED}-byte limit`);
     const whole = gzipSync(Buffer.from(JSON.stringify(batch([1]))));
     const cut = await post(hub, v, whole.subarray(0, whole.byteLength - 10), 'gzip');
     expect(cut.statusCode).toBe(400);
