@@ -2,6 +2,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerFactory,
 } from 'fastify';
 import { createServer, type Server } from 'node:http';
@@ -129,6 +130,20 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     bodyLimit: lim.DEFAULT_BODY_LIMIT,
     serverFactory: serverFactory(lim),
     return503OnClosing: true,
+    // The router's own refusals (a path parameter over its length cap, a URL that does not decode) in the
+    // hub's one error shape, without echoing the path back.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode ?? 400;
+      const message =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'a path parameter is longer than any valid value'
+          : err.code === 'FST_ERR_BAD_URL'
+            ? 'the path is not a valid URL (bad percent-encoding)'
+            : 'malformed request';
+      return (reply as FastifyReply)
+        .code(status)
+        .send({ error: status === 414 ? 'uri_too_long' : 'bad_request', message });
+    },
   });
 
   // Parameters, queries and JSON bodies are validated with the routes' zod schemas, and every JSON answer

@@ -10,6 +10,7 @@ import { HEADER, MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
+import { parseRange } from './range.js';
 
 // A pack request names up to MAX_PACK_CHUNKS digests as JSON.
 const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
@@ -100,15 +101,14 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       const range = req.headers.range;
       const ifRange = req.headers['if-range'];
       if (range && (!ifRange || ifRange === etag)) {
-        const m = /^bytes=(\d+)-(\d*)$/.exec(range);
-        if (!m || Number(m[1]) >= pack.length) {
+        const r = parseRange(range, pack.length);
+        if ('unsatisfiable' in r) {
           return reply
             .code(416)
             .header('content-range', `bytes */${pack.length}`)
-            .send({ error: 'range_not_satisfiable', message: `pack is ${pack.length} bytes` });
+            .send({ error: 'range_not_satisfiable', message: `${r.unsatisfiable}; pack is ${pack.length} bytes` });
         }
-        start = Number(m[1]);
-        end = m[2] ? Math.min(Number(m[2]), pack.length - 1) : pack.length - 1;
+        ({ start, end } = r);
         reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
       }
       const digests: string[] = [];

@@ -7,6 +7,7 @@ import { MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
+import { parseRange } from './range.js';
 import { audit } from '../audit.js';
 
 export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
@@ -83,18 +84,21 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
         .header('cache-control', 'private, max-age=31536000, immutable')
         .header('etag', etag)
         .header('accept-ranges', 'bytes');
-      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const range = req.headers.range;
       if (range && (!req.headers['if-range'] || req.headers['if-range'] === etag)) {
-        const start = Number(range[1]);
-        if (start >= bytes.byteLength)
+        const r = parseRange(range, bytes.byteLength);
+        if ('unsatisfiable' in r)
           return reply
             .code(416)
             .header('content-range', `bytes */${bytes.byteLength}`)
-            .send({ error: 'range_not_satisfiable', message: `manifest is ${bytes.byteLength} bytes` });
+            .send({
+              error: 'range_not_satisfiable',
+              message: `${r.unsatisfiable}; manifest is ${bytes.byteLength} bytes`,
+            });
         return reply
           .code(206)
-          .header('content-range', `bytes ${start}-${bytes.byteLength - 1}/${bytes.byteLength}`)
-          .send(bytes.subarray(start));
+          .header('content-range', `bytes ${r.start}-${r.end}/${bytes.byteLength}`)
+          .send(bytes.subarray(r.start, r.end + 1));
       }
       return reply.send(bytes);
     });

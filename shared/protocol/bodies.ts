@@ -287,7 +287,13 @@ export const logsQuerySchema = z.strictObject({
     .optional(),
   since: isoTime.optional(),
   until: isoTime.optional(),
-  grep: z.string().max(200).optional().describe('words that must all appear in the line'),
+  grep: z
+    .string()
+    .max(200)
+    // eslint-disable-next-line no-control-regex -- the point: control characters (NUL first) are refused
+    .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters (NUL, newlines)')
+    .optional()
+    .describe('words that must all appear in the line'),
   limit: z.coerce.number().int().min(1).max(10_000).default(200),
 });
 export const logsSchema = z.strictObject({
