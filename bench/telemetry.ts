@@ -14,6 +14,8 @@ import { compressBatch, shipLoop, type ShipStats } from '../agent/telemetry/ship
 import { encodeBatch } from '../shared/protocol/telemetry-wire.js';
 import { HubClient } from '../agent/hub-client.js';
 import { buildHub } from '../hub/app.js';
+import { addRoot } from '../hub/roots.js';
+import { newEnrolmentToken } from '../hub/enrolment.js';
 import { generateKey } from '../shared/trust/keys.js';
 import { createLogger } from '../shared/log.js';
 import { LinkSim } from '../test/link-sim.js';
@@ -169,12 +171,13 @@ async function drain(): Promise<{
   const WINDOW_S = 60;
   const { app, deps } = await buildHub({ dataDir: join(dir, 'hub') });
   const keys = makeKeys();
-  deps.roots.add(signedRoot(rootPayloadFor(1, keys), keys.root));
-  deps.vessels.create('ship', []);
-  const vessel = deps.vessels.getByName('ship')!;
-  const tok = deps.enrolments.issue(vessel, 'online', 60_000, { version: 1, bytes: deps.roots.get(1)! });
+  const now = Date.now();
+  await addRoot(deps.store, signedRoot(rootPayloadFor(1, keys), keys.root), now);
+  const tok = newEnrolmentToken('online', 60_000, { version: 1, bytes: (await deps.store.roots.get(1))! }, now);
+  const vessel = await deps.store.vessels.create({ name: 'ship', groups: [], token: tok.stored }, now);
   const key = generateKey().key;
-  deps.enrolments.enrol(tok.token.split('.')[0]!.slice(4), key.publicRaw.toString('base64'), '127.0.0.1');
+  const claim = { tokenHash: tok.stored.tokenHash, publicKey: key.publicRaw.toString('base64'), address: '127.0.0.1' };
+  await deps.store.enrolment.claim(claim, now);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const hubPort = (app.server.address() as { port: number }).port;
   const link = new LinkSim({ host: '127.0.0.1', port: hubPort }, { latencyMs: 350, bytesPerSecond: RATE });

@@ -6,33 +6,23 @@ import Fastify, {
   type FastifyServerFactory,
 } from 'fastify';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { TenderError } from '../shared/errors.js';
-import { ensureDir } from '../shared/fs-atomic.js';
-import { openDatabase, type Db } from '../shared/sqlite.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
 import { describeIssue } from '../shared/validation.js';
 import { bodyDigest } from '../shared/protocol/vessel-auth.js';
 import { HEADER, MEDIA } from '../shared/protocol/http.js';
 import { createLogger } from '../shared/log.js';
 import { createAuthenticator, UNAUTHORIZED_BODY } from './auth.js';
-import { createEnrolmentStore } from './store/enrolment-store.js';
-import { HUB_MIGRATIONS } from './store/migrations.js';
-import { createOpsTokenStore } from './store/ops-token-store.js';
-import { createRootStore } from './store/root-store.js';
-import { createVesselStore } from './store/vessel-store.js';
+import { openSqliteHubStore } from './store/sqlite/sqlite-hub-store.js';
 import { createHubMetrics } from './metrics.js';
-import { createReleaseStore } from './store/release-store.js';
-import { createRolloutStore } from './store/rollout-store.js';
+import { startRetention } from './retention.js';
 import { releaseRoutes } from './routes/releases.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
 import { bundleRoutes } from './routes/bundles.js';
-import { createChunkStore } from '../shared/content/chunk-store.js';
-import { createTelemetryStore } from './store/telemetry-store.js';
 import * as limits from './limits.js';
 import type { HubDeps, HubLimits, HubOptions } from './deps.js';
 import { registerOpenApi } from './openapi.js';
@@ -64,13 +54,6 @@ const ERROR_CODES: Record<number, string> = {
 };
 // Where a schema failure was, as the message names it when the whole part is wrong.
 const PART_NAMES: Record<string, string> = { body: 'body', params: 'path', querystring: 'query', headers: 'headers' };
-
-/** Open the hub's state under dataDir: the SQLite database (WAL) and the chunk store folder. */
-export function openHubState(dataDir: string): Db {
-  ensureDir(dataDir);
-  ensureDir(join(dataDir, 'chunks'));
-  return openDatabase(join(dataDir, 'hub.db'), HUB_MIGRATIONS);
-}
 
 /** Counts connections per address and refuses past the cap, so one client cannot hold every socket. */
 function serverFactory(lim: HubLimits): FastifyServerFactory {
@@ -107,24 +90,10 @@ function serverFactory(lim: HubLimits): FastifyServerFactory {
 /** Build the hub app without listening: tests inject requests or listen on port 0. */
 export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance; deps: HubDeps; routes: string[] }> {
   const lim: HubLimits = { ...limits, ...(opts.limits ?? {}) };
-  const db = openHubState(opts.dataDir);
+  // The embedded default: SQLite and a chunk folder under dataDir (its hub.db and chunks/).
+  const store = opts.store ?? openSqliteHubStore(opts.dataDir);
   const now = opts.now ?? Date.now;
-  const vessels = createVesselStore(db);
-  const telemetry = createTelemetryStore(db);
-  const deps: HubDeps = {
-    db,
-    vessels,
-    opsTokens: createOpsTokenStore(db),
-    enrolments: createEnrolmentStore(db),
-    roots: createRootStore(db),
-    metrics: createHubMetrics(vessels, telemetry),
-    telemetry,
-    chunks: createChunkStore(join(opts.dataDir, 'chunks')),
-    releases: createReleaseStore(db),
-    rollouts: createRolloutStore(db, vessels),
-    limits: lim,
-    now,
-  };
+  const deps: HubDeps = { store, metrics: createHubMetrics(store, now), limits: lim, now };
   const app = Fastify({
     loggerInstance: (opts.logger ?? createLogger('hub', 'silent')) as FastifyBaseLogger,
     bodyLimit: lim.DEFAULT_BODY_LIMIT,
@@ -185,7 +154,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
     },
   );
 
-  app.addHook('onRequest', createAuthenticator({ opsTokens: deps.opsTokens, vessels, now }));
+  app.addHook('onRequest', createAuthenticator({ store, now }));
   app.setErrorHandler((err: FastifyError | TenderError, req, reply) => {
     if (err instanceof TenderError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
@@ -243,8 +212,10 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(bundleRoutes(deps));
   await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
+  const stopRetention = startRetention(store, now, app.log);
   app.addHook('onClose', async () => {
-    db.close();
+    await stopRetention();
+    await store.close();
   });
   return { app, deps, routes };
 }

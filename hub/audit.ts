@@ -1,20 +1,19 @@
-import type { HubDeps } from './deps.js';
 import type { Principal } from './auth.js';
+import type { AuditEntry } from './store/hub-store.js';
 
-/** Record who changed what on the hub (vessel added, revoked, release published, rollout started, ...). */
-export function audit(
-  deps: Pick<HubDeps, 'db' | 'now'>,
-  principal: Principal | undefined,
-  action: string,
-  detail: unknown,
-): void {
-  const actor =
-    principal?.kind === 'ops'
-      ? `ops:${principal.name}:${principal.tokenId}`
-      : principal?.kind === 'vessel'
-        ? `vessel:${principal.vessel.name}`
-        : 'anonymous';
-  deps.db
-    .prepare('INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)')
-    .run(deps.now(), actor, action, JSON.stringify(detail));
+/** Who did it, as the audit log names them. */
+export function actorOf(principal: Principal | undefined): string {
+  return principal?.kind === 'ops'
+    ? `ops:${principal.name}:${principal.tokenId}`
+    : principal?.kind === 'vessel'
+      ? `vessel:${principal.vessel.name}`
+      : 'anonymous';
+}
+
+/**
+ * The audit record of an action (vessel added, revoked, release published, rollout started, ...): handed
+ * to the store method that does the action, which writes it in the same transaction.
+ */
+export function auditEntry(principal: Principal | undefined, action: string, detail: unknown): AuditEntry {
+  return { actor: actorOf(principal), action, detail };
 }

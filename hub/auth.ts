@@ -4,8 +4,8 @@ import { publicKeyFromBase64 } from '../shared/trust/keys.js';
 import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/protocol/vessel-auth.js';
 import type { Role } from '../shared/protocol/names.js';
 import type { RouteAuth } from '../shared/protocol/routes.js';
-import { roleAtLeast, type OpsTokenStore } from './store/ops-token-store.js';
-import type { Vessel, VesselStore } from './store/vessel-store.js';
+import { checkOpsToken, roleAtLeast } from './ops-tokens.js';
+import type { HubStore, Vessel } from './store/hub-store.js';
 
 /**
  * Who is calling: an ops token (bearer, with a role) or a vessel (signed request). Ownership of vessel
@@ -28,19 +28,19 @@ declare module 'fastify' {
   }
 }
 
-export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: VesselStore; now?: () => number }) {
+export function createAuthenticator(deps: { store: HubStore; now?: () => number }) {
   const now = deps.now ?? Date.now;
 
-  function identify(req: FastifyRequest): Principal | undefined {
+  async function identify(req: FastifyRequest): Promise<Principal | undefined> {
     const header = req.headers.authorization;
     if (!header) return undefined;
     if (header.startsWith('Bearer ')) {
-      const t = deps.opsTokens.check(header.slice(7).trim());
+      const t = await checkOpsToken(deps.store, header.slice(7).trim());
       return t && { kind: 'ops', tokenId: t.id, role: t.role, name: t.name };
     }
     const auth = parseVesselAuth(header);
     if (!auth) return undefined;
-    const vessel = deps.vessels.get(auth.vesselId);
+    const vessel = await deps.store.vessels.get(auth.vesselId);
     if (!vessel || vessel.revokedAt !== null || !vessel.publicKey) return undefined;
     const digest = req.headers[BODY_DIGEST_HEADER];
     const ok = verifyVesselRequest(
@@ -52,7 +52,7 @@ export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: V
       now(),
     );
     if (!ok) return undefined;
-    deps.vessels.touch(vessel.id, req.ip);
+    await deps.store.vessels.touch(vessel.id, req.ip, now());
     return { kind: 'vessel', vessel };
   }
 
@@ -61,7 +61,7 @@ export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: V
     // Unknown routes still need credentials, so probing paths tells an outsider nothing.
     const need: RouteAuth = req.routeOptions.config?.auth ?? { kind: 'ops', role: 'viewer' };
     if (need.kind === 'public') return;
-    const p = identify(req);
+    const p = await identify(req);
     if (!p) {
       return reply.code(401).header('www-authenticate', 'Bearer, Tender-Vessel').send(UNAUTHORIZED_BODY);
     }
@@ -82,13 +82,13 @@ export function createAuthenticator(deps: { opsTokens: OpsTokenStore; vessels: V
  * The vessel a per-vessel route may touch: a vessel only its own (any other name is 404, as if it did not
  * exist); ops with a sufficient role any.
  */
-export function vesselInScope(req: FastifyRequest, vessels: VesselStore, name: string): Vessel {
+export async function vesselInScope(req: FastifyRequest, store: HubStore, name: string): Promise<Vessel> {
   const p = req.principal;
   if (p?.kind === 'vessel') {
     if (p.vessel.name !== name) throw new AuthError(`no vessel named ${name}`, 'not_found', 1, 404);
     return p.vessel;
   }
-  const v = vessels.getByName(name);
+  const v = await store.vessels.getByName(name);
   if (!v) throw new AuthError(`no vessel named ${name}`, 'not_found', 1, 404);
   return v;
 }

@@ -1,28 +1,60 @@
 import { canonicalJson } from '../shared/trust/canonical-json.js';
 import { sha256Hex } from '../shared/trust/secrets.js';
 import { EMBEDDED_MANIFEST_MAX_BYTES, type DesiredState } from '../shared/protocol/bodies.js';
-import type { Vessel } from './store/vessel-store.js';
-import type { RolloutStore } from './store/rollout-store.js';
-import type { ReleaseStore } from './store/release-store.js';
+import type { HubStore, StoredRelease, Vessel } from './store/hub-store.js';
+import type { VesselTarget } from './store/rollout-records.js';
+
+/** What each part of the desired state is given: the vessel, the store and what the request asked for. */
+export interface DesiredContext {
+  vessel: Vessel;
+  store: HubStore;
+  embedManifest: boolean;
+}
 
 /**
- * What a vessel should be running. Releases and rollouts fill `release` in; the ETag is a digest of the
- * canonical form, so a vessel that polls with If-None-Match gets a 304 and no body when nothing changed.
+ * What a vessel should be running, composed of small parts, each filling in its own fields: the target
+ * release (with the legacy v1 `release`/`manifest` fields older agents read), and next to it apps,
+ * window and directives (rollouts), policies (backups) and settings (the page) — one function each,
+ * called in turn below. The ETag is a digest of the canonical form, so a vessel that polls with
+ * If-None-Match gets a 304 and no body when nothing changed.
  */
-export function desiredStateOf(
+export async function desiredStateOf(
   vessel: Vessel,
   rootVersion: number,
-  deps: { rollouts: RolloutStore; releases: ReleaseStore },
+  store: HubStore,
   opts: { embedManifest?: boolean } = {},
-): { state: DesiredState; etag: string } {
-  const target = deps.rollouts.targetOf(vessel.id);
-  const r = target && deps.releases.get(target.releaseId);
-  const release =
-    r && target ? { app: r.app, version: r.version, sequence: r.sequence, rolloutId: target.rolloutId } : null;
-  const state: DesiredState = { vessel: vessel.name, release, rootVersion };
-  if (opts.embedManifest && r) {
-    const bytes = deps.releases.envelope(r.id);
+): Promise<{ state: DesiredState; etag: string }> {
+  const ctx: DesiredContext = { vessel, store, embedManifest: opts.embedManifest ?? false };
+  const state: DesiredState = { vessel: vessel.name, release: null, rootVersion };
+  await addTargetRelease(state, ctx);
+  return { state, etag: desiredEtag(state) };
+}
+
+export function desiredEtag(state: DesiredState): string {
+  return `"${sha256Hex(canonicalJson(state)).slice(0, 32)}"`;
+}
+
+/** The vessel's targets (one per app, by app) with their releases. */
+export async function targetReleases(ctx: DesiredContext): Promise<{ target: VesselTarget; release: StoredRelease }[]> {
+  const out: { target: VesselTarget; release: StoredRelease }[] = [];
+  for (const target of await ctx.store.rollouts.targetsOf(ctx.vessel.id)) {
+    const release = await ctx.store.releases.get(target.releaseId);
+    if (release) out.push({ target, release });
+  }
+  return out;
+}
+
+/**
+ * Legacy v1 fields: `release` (the first app's target, as `apps[0]`) and, when asked for and small
+ * enough, its signed `manifest`.
+ */
+export async function addTargetRelease(state: DesiredState, ctx: DesiredContext): Promise<void> {
+  const t = (await targetReleases(ctx))[0];
+  if (!t) return;
+  const r = t.release;
+  state.release = { app: r.app, version: r.version, sequence: r.sequence, rolloutId: t.target.rolloutId };
+  if (ctx.embedManifest) {
+    const bytes = await ctx.store.releases.envelope(r.id);
     if (bytes && bytes.byteLength <= EMBEDDED_MANIFEST_MAX_BYTES) state.manifest = bytes.toString('base64');
   }
-  return { state, etag: `"${sha256Hex(canonicalJson(state)).slice(0, 32)}"` };
 }

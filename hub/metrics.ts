@@ -1,31 +1,31 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Counter } from 'prom-client';
-import type { VesselStore } from './store/vessel-store.js';
-import type { TelemetryStore } from './store/telemetry-store.js';
+import type { HubStore } from './store/hub-store.js';
+import { ACTIVE_WINDOW_MS } from './fleet.js';
 
 /**
- * The hub's Prometheus registry: process metrics plus fleet gauges. Gauges read the database at scrape
+ * The hub's Prometheus registry: process metrics plus fleet gauges. Gauges read the store at scrape
  * time, so they cannot drift from the truth, and their labels are bounded (no per-vessel labels here).
  */
 export type HubMetrics = ReturnType<typeof createHubMetrics>;
 
-export function createHubMetrics(vessels: VesselStore, telemetry: TelemetryStore) {
+export function createHubMetrics(store: HubStore, now: () => number = Date.now) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
     name: 'tender_vessels_total',
     help: 'Vessels registered on this hub (enrolled or pending, not counting revoked)',
     registers: [registry],
-    collect() {
-      this.set(vessels.counts().total);
+    async collect() {
+      this.set((await store.vessels.counts(now() - ACTIVE_WINDOW_MS)).total);
     },
   });
   new Gauge({
     name: 'tender_vessels_active',
     help: 'Vessels heard from in the last 15 minutes',
     registers: [registry],
-    collect() {
-      this.set(vessels.counts().active);
+    async collect() {
+      this.set((await store.vessels.counts(now() - ACTIVE_WINDOW_MS)).active);
     },
   });
   // Per-vessel gauges: one series per vessel (fleet size bounds them), no per-service or per-line labels.
@@ -34,9 +34,10 @@ export function createHubMetrics(vessels: VesselStore, telemetry: TelemetryStore
     help: 'Telemetry records queued on board, as last reported by each vessel',
     labelNames: ['vessel'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const fleet = await store.telemetry.fleetCounters();
       this.reset();
-      for (const t of telemetry.fleet()) this.set({ vessel: t.vessel }, t.backlog);
+      for (const t of fleet) this.set({ vessel: t.vessel }, t.backlog);
     },
   });
   new Gauge({
@@ -44,9 +45,10 @@ export function createHubMetrics(vessels: VesselStore, telemetry: TelemetryStore
     help: 'Telemetry records dropped on board by the outbox byte cap, per vessel and class (cumulative)',
     labelNames: ['vessel', 'class'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const fleet = await store.telemetry.fleetCounters();
       this.reset();
-      for (const t of telemetry.fleet())
+      for (const t of fleet)
         for (const [cls, d] of Object.entries(t.drops)) this.set({ vessel: t.vessel, class: cls }, d.records);
     },
   });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { buildHub } from './app.js';
 import { TenderError } from '../shared/errors.js';
+import { addRoot } from './roots.js';
 
 export class HubServeError extends TenderError {}
 
@@ -32,9 +33,9 @@ export async function serveHub(opts: {
         `cannot read --root ${opts.rootFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
-    const root = deps.roots.add(bytes);
+    const root = await addRoot(deps.store, bytes, deps.now());
     opts.logger.info({ version: root.version }, 'root document loaded');
-  } else if (!deps.roots.latest()) {
+  } else if (!(await deps.store.roots.latest())) {
     opts.logger.warn('no root document yet: vessels cannot enrol until the hub is started with --root FILE');
   }
   await app.listen({ host, port });

@@ -24,7 +24,7 @@ import { DEFAULT_CONSOLE_LISTEN } from '../agent/config.js';
 import { enrolFromFile, enrolOnline } from '../agent/enrol.js';
 import { generatePassword, hashPassword } from '../agent/crew/password.js';
 import { routerRequest } from '../agent/router/control.js';
-import { createOpsTokenStore } from '../hub/store/ops-token-store.js';
+import { createOpsToken } from '../hub/ops-tokens.js';
 import { DEFAULT_HUB_LISTEN } from '../hub/commands/hub-commands.js';
 import { DOCKER_GROUP, PATHS, SERVICE_USER, type DirFacts, type HostFacts, type Step } from './install-plan.js';
 import { UNIT_NAMES, type UnitName } from './unit-files.js';
@@ -280,12 +280,12 @@ export async function runStep(step: Step, out: StepOutput): Promise<void> {
       return;
     case 'hub-token': {
       // The hub's server code loads only when a hub is being set up (see hub serve).
-      const { openHubState } = await import('../hub/app.js');
-      const db = openHubState(PATHS.hubData);
+      const { openSqliteHubStore } = await import('../hub/store/sqlite/sqlite-hub-store.js');
+      const store = openSqliteHubStore(PATHS.hubData);
       try {
-        out.adminToken = createOpsTokenStore(db).create('admin', 'installer').token;
+        out.adminToken = (await createOpsToken(store, 'admin', 'installer', Date.now())).token;
       } finally {
-        db.close();
+        await store.close();
       }
       return;
     }

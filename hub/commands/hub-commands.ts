@@ -8,7 +8,7 @@ import { MEDIA } from '../../shared/protocol/http.js';
 import { paths, ROUTES } from '../../shared/protocol/routes.js';
 import { parseDuration } from '../../shared/duration.js';
 import type { EnrolmentFile } from '../../shared/protocol/enrolment-file.js';
-import { createOpsTokenStore, ROLES, type Role } from '../store/ops-token-store.js';
+import { createOpsToken, ROLES, type Role } from '../ops-tokens.js';
 import { ago } from '../page/status-page.js';
 
 // Loopback by default: exposing the hub is a decision for the operator (or a reverse proxy with TLS).
@@ -48,13 +48,13 @@ export const hubTokenCreate: Command = {
     const role = requiredOpt(ctx, 'role');
     if (!(ROLES as readonly string[]).includes(role))
       throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
-    const { openHubState } = await import('../app.js');
-    const db = openHubState(requiredOpt(ctx, 'data'));
+    const { openSqliteHubStore } = await import('../store/sqlite/sqlite-hub-store.js');
+    const store = openSqliteHubStore(requiredOpt(ctx, 'data'));
     try {
-      const t = createOpsTokenStore(db).create(role as Role, stringOpt(ctx, 'name') ?? 'cli');
+      const t = await createOpsToken(store, role as Role, stringOpt(ctx, 'name') ?? 'cli', Date.now());
       return { id: t.id, role, token: t.token };
     } finally {
-      db.close();
+      await store.close();
     }
   },
   human: (r: { token: string }) => r.token,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { HubDeps } from '../deps.js';
-import { roleAtLeast } from '../store/ops-token-store.js';
-import { vesselNameSchema } from '../store/vessel-store.js';
+import { checkOpsToken, roleAtLeast } from '../ops-tokens.js';
+import { vesselNameSchema } from '../../shared/protocol/names.js';
 import { renderFleetPage, renderLoginPage, renderVesselPage } from './status-page.js';
 
 const COOKIE = 'tender_session';
@@ -22,9 +22,9 @@ function cookieToken(req: FastifyRequest): string | undefined {
  * or a one-click `/login?token=` link printed by the demo) rather than an Authorization header.
  */
 export function pageRoutes(deps: HubDeps): FastifyPluginAsync {
-  const signedIn = (req: FastifyRequest) => {
+  const signedIn = async (req: FastifyRequest) => {
     const t = cookieToken(req);
-    const tok = t ? deps.opsTokens.check(t) : undefined;
+    const tok = t ? await checkOpsToken(deps.store, t) : undefined;
     return tok && roleAtLeast(tok.role, 'viewer') ? tok : undefined;
   };
   const html = (reply: FastifyReply, code: number, body: string) =>
@@ -51,35 +51,34 @@ export function pageRoutes(deps: HubDeps): FastifyPluginAsync {
     );
 
     app.get('/', open, async (req, reply) => {
-      if (!signedIn(req)) return html(reply, 401, renderLoginPage());
+      if (!(await signedIn(req))) return html(reply, 401, renderLoginPage());
       const backlog = new Map(
-        deps.telemetry
-          .fleet()
-          .map((t) => [
-            t.vessel,
-            { backlog: t.backlog, dropped: Object.values(t.drops).reduce((a, d) => a + d.records, 0) },
-          ]),
+        (await deps.store.telemetry.fleetCounters()).map((t) => [
+          t.vessel,
+          { backlog: t.backlog, dropped: Object.values(t.drops).reduce((a, d) => a + d.records, 0) },
+        ]),
       );
-      return html(reply, 200, renderFleetPage(deps.vessels.list(100_000), deps.now(), backlog));
+      return html(reply, 200, renderFleetPage(await deps.store.vessels.list({ limit: 100_000 }), deps.now(), backlog));
     });
 
     app.get('/vessels/:name', open, async (req, reply) => {
-      if (!signedIn(req)) return html(reply, 401, renderLoginPage());
+      if (!(await signedIn(req))) return html(reply, 401, renderLoginPage());
       const name = vesselNameSchema.safeParse((req.params as { name: string }).name);
-      const v = name.success ? deps.vessels.getByName(name.data) : undefined;
+      const v = name.success ? await deps.store.vessels.getByName(name.data) : undefined;
       if (!v) return html(reply, 404, renderLoginPage('No such vessel.').replace('Sign in', 'Not found'));
       return html(reply, 200, renderVesselPage(v, deps.now()));
     });
 
     app.get('/login', open, async (req, reply) => {
       const token = (req.query as { token?: string }).token;
-      if (token && deps.opsTokens.check(token)) return setSession(reply, token).redirect('/', 303);
+      if (token && (await checkOpsToken(deps.store, token))) return setSession(reply, token).redirect('/', 303);
       return html(reply, token ? 401 : 200, renderLoginPage(token ? 'That token is not valid.' : undefined));
     });
 
     app.post('/login', open, async (req, reply) => {
       const token = (req.body as { token?: string } | undefined)?.token ?? '';
-      if (!deps.opsTokens.check(token)) return html(reply, 401, renderLoginPage('That token is not valid.'));
+      if (!(await checkOpsToken(deps.store, token)))
+        return html(reply, 401, renderLoginPage('That token is not valid.'));
       return setSession(reply, token).redirect('/', 303);
     });
 

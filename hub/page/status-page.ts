@@ -1,5 +1,5 @@
-import type { Vessel } from '../store/vessel-store.js';
-import { ACTIVE_WINDOW_MS } from '../store/vessel-store.js';
+import type { Vessel } from '../store/hub-store.js';
+import { ACTIVE_WINDOW_MS } from '../fleet.js';
 import { escapeHtml } from '../../shared/html.js';
 
 /** Server-rendered fleet pages: no build step, no script needed to read them. */

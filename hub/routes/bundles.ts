@@ -2,11 +2,13 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
-import { releaseChunkOrder } from '../../shared/content/release-chunks.js';
+import type { HubChunkStore } from '../store/hub-store.js';
+import { releaseChunkOrder } from '../release-chunks.js';
+import { latestRoot } from '../roots.js';
 import { BundleEncoder } from '../../shared/protocol/bundle.js';
 import { MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
-import { audit } from '../audit.js';
+import { auditEntry } from '../audit.js';
 import { addRoute } from './register.js';
 
 /**
@@ -15,46 +17,51 @@ import { addRoute } from './register.js';
  * are left out: what the hub knows it holds. The vessel checks everything again on import.
  */
 export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
-  const manifestOf = (id: number): { m: ReleaseManifest; bytes: Buffer } => {
-    const bytes = deps.releases.envelope(id)!;
-    return { m: verifyManifest(deps.roots.latest()!.root, bytes), bytes };
+  const chunks = deps.store.chunks;
+  const manifestOf = async (id: number): Promise<{ m: ReleaseManifest; bytes: Buffer }> => {
+    const bytes = (await deps.store.releases.envelope(id))!;
+    return { m: verifyManifest((await latestRoot(deps.store))!.root, bytes), bytes };
   };
   /** Chunks of the releases a vessel reported running or kept, as far as the hub still has them. */
-  const heldBy = (app: string, status: unknown): Set<string> => {
+  const heldBy = async (app: string, status: unknown): Promise<Set<string>> => {
     const held = new Set<string>();
     const s = (status ?? {}) as { current?: unknown; previous?: unknown };
     for (const v of [s.current, s.previous]) {
       if (typeof v !== 'string') continue;
-      const r = deps.releases.find(v.includes('@') ? v : `${app}@${v}`);
+      const r = await deps.store.releases.find(v.includes('@') ? v : `${app}@${v}`);
       if (!r) continue;
-      for (const d of releaseChunkOrder(manifestOf(r.id).m, deps.chunks) ?? []) held.add(d);
+      for (const d of (await releaseChunkOrder((await manifestOf(r.id)).m, chunks)) ?? []) held.add(d);
     }
     return held;
   };
 
   return async (app) => {
     addRoute(app, ROUTES.exportBundle, async (req, reply) => {
-      const release = deps.releases.find(req.params.release);
+      const release = await deps.store.releases.find(req.params.release);
       if (!release) return reply.code(404).send({ error: 'not_found', message: `no release ${req.params.release}` });
       const forName = req.query.for;
-      const vessel = forName ? deps.vessels.getByName(forName) : undefined;
+      const vessel = forName ? await deps.store.vessels.getByName(forName) : undefined;
       if (forName && !vessel) return reply.code(404).send({ error: 'not_found', message: `no vessel ${forName}` });
-      const { m, bytes } = manifestOf(release.id);
-      const order = releaseChunkOrder(m, deps.chunks);
-      const missing = order?.find((d) => !deps.chunks.has(d));
+      const { m, bytes } = await manifestOf(release.id);
+      const order = await releaseChunkOrder(m, chunks);
+      const absent = order ? await chunks.missing(order) : [];
+      const missing = absent[0];
       if (!order || missing)
         return reply.code(409).send({
           error: 'incomplete',
           message: `the hub lacks ${missing ? `chunk ${missing.slice(0, 12)}` : 'a layer index'} of ${m.app}@${m.version}; publish it again`,
         });
-      const held = vessel ? heldBy(m.app, vessel.status) : new Set<string>();
+      const held = vessel ? await heldBy(m.app, vessel.status) : new Set<string>();
       const digests = order.filter((d) => !held.has(d));
-      audit(deps, req.principal, 'bundle.export', {
-        app: m.app,
-        version: m.version,
-        for: forName ?? null,
-        chunks: digests.length,
-      });
+      await deps.store.audit.append(
+        auditEntry(req.principal, 'bundle.export', {
+          app: m.app,
+          version: m.version,
+          for: forName ?? null,
+          chunks: digests.length,
+        }),
+        deps.now(),
+      );
       const header = {
         format: 1 as const,
         app: m.app,
@@ -66,19 +73,19 @@ export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
       reply
         .header('content-disposition', `attachment; filename="${m.app}-${m.version}.tender-bundle"`)
         .type(MEDIA.bundle);
-      return reply.send(Readable.from(bundleBytes(deps, header, bytes, digests)));
+      return reply.send(Readable.from(bundleBytes(chunks, header, bytes, digests)));
     });
   };
 }
 
-function* bundleBytes(
-  deps: HubDeps,
+async function* bundleBytes(
+  chunks: HubChunkStore,
   header: Parameters<BundleEncoder['start']>[0],
   manifest: Buffer,
   digests: string[],
-): Generator<Buffer> {
+): AsyncGenerator<Buffer> {
   const enc = new BundleEncoder();
   yield enc.start(header, manifest);
-  for (const d of digests) yield enc.chunk(d, deps.chunks.get(d));
+  for (const d of digests) yield enc.chunk(d, await chunks.read(d));
   yield enc.end();
 }

@@ -20,7 +20,7 @@ export function chunkRoutes(deps: HubDeps): FastifyPluginAsync {
     addRoute(
       app,
       ROUTES.chunksMissing,
-      async (req) => ({ missing: [...new Set(req.body.digests)].filter((d) => !deps.chunks.has(d)) }),
+      async (req) => ({ missing: await deps.store.chunks.missing([...new Set(req.body.digests)]) }),
       { bodyLimit: MISSING_QUERY_LIMIT },
     );
 
@@ -38,12 +38,16 @@ export function chunkRoutes(deps: HubDeps): FastifyPluginAsync {
         let stored = 0;
         let present = 0;
         for (const e of entries) {
-          if (deps.chunks.has(e.digest)) {
+          if (await deps.store.chunks.has(e.digest)) {
             present++;
             continue;
           }
           try {
-            deps.chunks.put(e.digest, e.compressed, e.rawSize);
+            // False when another upload stored it in the meantime.
+            if (!(await deps.store.chunks.put(e.digest, e.compressed, e.rawSize))) {
+              present++;
+              continue;
+            }
           } catch (err) {
             if (err instanceof ChunkError)
               throw new RequestValidationError(`${err.message}; ${stored} chunks before it were stored`);

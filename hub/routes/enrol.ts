@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
-import { parseEnrolmentToken, EnrolmentError } from '../store/enrolment-store.js';
+import { enrolmentTokenHash, parseEnrolmentToken } from '../enrolment.js';
+import { HubStoreError } from '../store/hub-store.js';
 import { publicKeyFromBase64 } from '../../shared/trust/keys.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { addRoute } from './register.js';
@@ -20,17 +21,20 @@ export function enrolRoutes(deps: HubDeps): FastifyPluginAsync {
         const body = req.body;
         publicKeyFromBase64(body.publicKey);
         const token = parseEnrolmentToken(body.token);
-        if (!token) throw new EnrolmentError('enrolment token is not valid', 'bad_token', 1, 401);
-        const rootBytes = deps.roots.get(token.rootVersion);
-        if (!rootBytes) throw new EnrolmentError('enrolment token is not valid', 'bad_token', 1, 401);
+        if (!token) throw new HubStoreError('enrolment token is not valid', 'bad_token', 401);
+        const rootBytes = await deps.store.roots.get(token.rootVersion);
+        if (!rootBytes) throw new HubStoreError('enrolment token is not valid', 'bad_token', 401);
         let vesselId: string;
         try {
-          vesselId = deps.enrolments.enrol(token.secret, body.publicKey, req.ip, deps.now());
+          vesselId = await deps.store.enrolment.claim(
+            { tokenHash: enrolmentTokenHash(token.secret), publicKey: body.publicKey, address: req.ip },
+            deps.now(),
+          );
         } catch (err) {
           req.log.warn({ address: req.ip, reason: (err as Error).message }, 'enrolment refused');
           throw err;
         }
-        const vessel = deps.vessels.get(vesselId)!;
+        const vessel = (await deps.store.vessels.get(vesselId))!;
         req.log.info({ vessel: vessel.name, address: req.ip }, 'vessel enrolled');
         return { vesselId, name: vessel.name, groups: vessel.groups, root: rootBytes.toString('base64') };
       },

@@ -8,11 +8,11 @@ export function healthRoutes(deps: HubDeps): FastifyPluginAsync {
     addRoute(app, ROUTES.health, async () => ({ status: 'ok' as const }));
     addRoute(app, ROUTES.ready, async (_req, reply) => {
       try {
-        deps.db.prepare('SELECT 1').get();
+        await deps.store.ping();
       } catch (err) {
         return reply.code(503).send({ status: 'unavailable', reason: `database: ${(err as Error).message}` });
       }
-      if (!deps.roots.latest())
+      if (!(await deps.store.roots.latest()))
         return reply.code(503).send({ status: 'unavailable', reason: 'no root document (start with --root FILE)' });
       return { status: 'ready' as const };
     });

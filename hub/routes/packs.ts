@@ -4,7 +4,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
 import { verifyManifest } from '../../shared/protocol/manifest.js';
-import { contentChunks, namedChunks } from '../../shared/content/release-chunks.js';
+import { ChunkError } from '../../shared/content/chunk-store.js';
+import type { HubChunkStore } from '../store/hub-store.js';
+import { releaseChunkOrder } from '../release-chunks.js';
+import { latestRoot } from '../roots.js';
 import { downloadEntryBytes, encodeDownloadEntry } from '../../shared/protocol/pack.js';
 import { HEADER, MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
@@ -22,26 +25,21 @@ const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
  */
 export function packRoutes(deps: HubDeps): FastifyPluginAsync {
   const chunkSets = new Map<number, Set<string>>();
-  const chunksOf = (releaseId: number): Set<string> | undefined => {
+  const chunks = deps.store.chunks;
+  const chunksOf = async (releaseId: number): Promise<Set<string> | undefined> => {
     let s = chunkSets.get(releaseId);
     if (!s) {
-      const root = deps.roots.latest()!.root;
-      const m = verifyManifest(root, deps.releases.envelope(releaseId)!);
-      const content = contentChunks(m, deps.chunks);
+      const root = (await latestRoot(deps.store))!.root;
+      const m = verifyManifest(root, (await deps.store.releases.envelope(releaseId))!);
+      const order = await releaseChunkOrder(m, chunks);
       // Without every layer index the hub cannot tell which content chunks are the release's.
-      if (content.missingIndexes.length) return undefined;
-      s = new Set([...namedChunks(m).keys(), ...content.chunks.keys()]);
+      if (!order) return undefined;
+      s = new Set(order);
       if (chunkSets.size > 32) chunkSets.clear();
       chunkSets.set(releaseId, s);
     }
     return s;
   };
-  const insert = deps.db.prepare(
-    'INSERT OR IGNORE INTO packs (id, vessel_id, release_id, digests, length, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const get = deps.db.prepare<[string, string], { digests: Buffer; length: number }>(
-    'SELECT digests, length FROM packs WHERE id = ? AND vessel_id = ?',
-  );
 
   return async (app) => {
     addRoute(
@@ -49,12 +47,12 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       ROUTES.createPack,
       async (req, reply) => {
         const { name } = req.params;
-        const v = vesselInScope(req, deps.vessels, name);
+        const v = await vesselInScope(req, deps.store, name);
         const body = req.body;
-        const release = deps.releases.find(body.release);
-        if (!release || !deps.rollouts.mayFetch(v.id, release.id))
+        const release = await deps.store.releases.find(body.release);
+        if (!release || !(await deps.store.rollouts.mayFetch(v.id, release.id)))
           return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
-        const allowed = chunksOf(release.id);
+        const allowed = await chunksOf(release.id);
         if (!allowed)
           return reply
             .code(409)
@@ -62,7 +60,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
         const foreign = body.digests.find((d) => !allowed.has(d));
         if (foreign)
           throw new RequestValidationError(`chunk ${foreign.slice(0, 12)} is not part of release ${body.release}`);
-        const missingHere = body.digests.find((d) => !deps.chunks.has(d));
+        const sizes = await chunks.sizes(body.digests);
+        const missingHere = body.digests.find((d) => !sizes.has(d));
         if (missingHere)
           return reply.code(409).send({
             error: 'incomplete',
@@ -70,8 +69,11 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
           });
         const digests = Buffer.concat(body.digests.map((d) => Buffer.from(d, 'hex')));
         const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
-        const length = body.digests.reduce((a, d) => a + downloadEntryBytes(deps.chunks.size(d)), 0);
-        insert.run(id, v.id, release.id, digests, length, deps.now());
+        const length = body.digests.reduce((a, d) => a + downloadEntryBytes(sizes.get(d)!), 0);
+        await deps.store.packs.put(
+          { id, vesselId: v.id, releaseId: release.id, digests: body.digests, length },
+          deps.now(),
+        );
         // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
         // with Range on GET .../packs/:id like any other.
         // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
@@ -83,7 +85,7 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
             .header('etag', `"${id}"`)
             .header('content-length', String(length))
             .type(MEDIA.pack);
-          return reply.send(Readable.from(packBytes(deps, body.digests, 0, length)));
+          return reply.send(Readable.from(packBytes(chunks, body.digests, 0, length)));
         }
         return reply.code(201).send({ id, length, etag: `"${id}"` });
       },
@@ -92,8 +94,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
 
     addRoute(app, ROUTES.getPack, async (req, reply) => {
       const p = req.params;
-      const v = vesselInScope(req, deps.vessels, p.name);
-      const pack = get.get(p.id, v.id);
+      const v = await vesselInScope(req, deps.store, p.name);
+      const pack = await deps.store.packs.get(p.id, v.id);
       if (!pack) return reply.code(404).send({ error: 'not_found', message: `no pack ${p.id}` });
       const etag = `"${p.id}"`;
       let start = 0;
@@ -111,27 +113,30 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
         ({ start, end } = r);
         reply.code(206).header('content-range', `bytes ${start}-${end}/${pack.length}`);
       }
-      const digests: string[] = [];
-      for (let i = 0; i < pack.digests.byteLength; i += 32)
-        digests.push(pack.digests.subarray(i, i + 32).toString('hex'));
       reply
         .header('etag', etag)
         .header('accept-ranges', 'bytes')
         .header('content-length', String(end - start + 1))
         .type(MEDIA.pack);
-      return reply.send(Readable.from(packBytes(deps, digests, start, end + 1)));
+      return reply.send(Readable.from(packBytes(chunks, pack.digests, start, end + 1)));
     });
   };
 }
 
-/** The pack's bytes from `from` to `to` (exclusive), read chunk by chunk. */
-function* packBytes(deps: HubDeps, digests: string[], from: number, to: number): Generator<Buffer> {
+/**
+ * The pack's bytes from `from` to `to` (exclusive), chunk by chunk, each entry read only as far as the
+ * range needs it: a resume at any byte, through any hub process, yields the same bytes.
+ */
+async function* packBytes(chunks: HubChunkStore, digests: string[], from: number, to: number): AsyncGenerator<Buffer> {
+  const sizes = await chunks.sizes(digests);
   let off = 0;
   for (const d of digests) {
     if (off >= to) return;
-    const entryEnd = off + downloadEntryBytes(deps.chunks.size(d));
+    const size = sizes.get(d);
+    if (size === undefined) throw new ChunkError(`chunk ${d.slice(0, 12)} of the pack is no longer in the store`);
+    const entryEnd = off + downloadEntryBytes(size);
     if (entryEnd > from) {
-      const entry = encodeDownloadEntry(d, deps.chunks.get(d));
+      const entry = encodeDownloadEntry(d, await chunks.read(d));
       yield entry.subarray(Math.max(0, from - off), Math.min(entry.byteLength, to - off));
     }
     off = entryEnd;

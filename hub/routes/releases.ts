@@ -8,7 +8,8 @@ import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { parseRange } from './range.js';
-import { audit } from '../audit.js';
+import { auditEntry } from '../audit.js';
+import { publishRelease } from '../releases.js';
 
 export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
   const actor = (p: unknown) => {
@@ -21,25 +22,28 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
       ROUTES.publishRelease,
       async (req, reply) => {
         if (!req.rawBody) throw new RequestValidationError('body: a signed release manifest is required');
-        const latest = deps.roots.latest();
-        if (!latest) throw new RequestValidationError('the hub has no root document yet');
-        const { release, created } = deps.releases.add(latest.root, req.rawBody, actor(req.principal), deps.now());
+        const now = deps.now();
+        const { release, created } = await publishRelease(deps.store, req.rawBody, actor(req.principal), now);
+        // Only a release that is new is audited (a retried publish that changed nothing is not).
         if (created)
-          audit(deps, req.principal, 'release.publish', {
-            app: release.app,
-            version: release.version,
-            sequence: release.sequence,
-          });
+          await deps.store.audit.append(
+            auditEntry(req.principal, 'release.publish', {
+              app: release.app,
+              version: release.version,
+              sequence: release.sequence,
+            }),
+            now,
+          );
         return reply.code(created ? 201 : 200).send({ ...release, created });
       },
       { bodyLimit: MAX_MANIFEST_BYTES },
     );
 
-    addRoute(app, ROUTES.listReleases, async () => ({ releases: deps.releases.list() }));
+    addRoute(app, ROUTES.listReleases, async () => ({ releases: await deps.store.releases.list({ limit: 200 }) }));
 
     addRoute(app, ROUTES.nextSequence, async (req) => ({
       app: req.query.app,
-      sequence: deps.releases.nextSequence(req.query.app),
+      sequence: await deps.store.releases.nextSequence(req.query.app),
     }));
 
     addRoute(app, ROUTES.startRollout, async (req, reply) => {
@@ -49,15 +53,22 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
           'waves and failure thresholds are not implemented yet; start the rollout without them',
         );
       }
-      const release = deps.releases.find(body.release);
+      const release = await deps.store.releases.find(body.release);
       if (!release) return reply.code(404).send({ error: 'not_found', message: `no release ${body.release}` });
-      const r = deps.rollouts.start(release, body.target, actor(req.principal), deps.now());
-      audit(deps, req.principal, 'rollout.start', {
-        id: r.id,
-        release: `${release.app}@${release.version}`,
-        target: body.target,
-        vessels: r.vessels.length,
-      });
+      const now = deps.now();
+      const r = await deps.store.rollouts.start(
+        { releaseId: release.id, target: body.target, createdBy: actor(req.principal) },
+        now,
+      );
+      await deps.store.audit.append(
+        auditEntry(req.principal, 'rollout.start', {
+          id: r.id,
+          release: `${release.app}@${release.version}`,
+          target: body.target,
+          vessels: r.vessels.length,
+        }),
+        now,
+      );
       return reply.code(201).send({
         id: r.id,
         release: { app: release.app, version: release.version, sequence: release.sequence },
@@ -66,18 +77,18 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
       });
     });
 
-    addRoute(app, ROUTES.listRollouts, async () => ({ rollouts: deps.rollouts.list() }));
+    addRoute(app, ROUTES.listRollouts, async () => ({ rollouts: await deps.store.rollouts.list({ limit: 100 }) }));
 
     addRoute(app, ROUTES.getManifest, async (req, reply) => {
       const p = req.params;
-      const v = vesselInScope(req, deps.vessels, p.name);
-      const release = deps.releases.find(p.version);
+      const v = await vesselInScope(req, deps.store, p.name);
+      const release = await deps.store.releases.find(p.version);
       // A vessel sees only releases that were targeted at it; anything else does not exist for it.
-      if (!release || (req.principal?.kind === 'vessel' && !deps.rollouts.mayFetch(v.id, release.id))) {
+      if (!release || (req.principal?.kind === 'vessel' && !(await deps.store.rollouts.mayFetch(v.id, release.id)))) {
         return reply.code(404).send({ error: 'not_found', message: `no release ${p.version} for vessel ${p.name}` });
       }
       // Manifests can be megabytes: a cut download resumes with Range, validated by a stable ETag.
-      const bytes = deps.releases.envelope(release.id)!;
+      const bytes = (await deps.store.releases.envelope(release.id))!;
       const etag = `"${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}"`;
       reply
         .type(MEDIA.envelope)

@@ -5,6 +5,7 @@ import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { decodeBatch, telemetryBatchSchema } from '../../shared/protocol/telemetry-wire.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { describeZodError } from '../../shared/validation.js';
+import { telemetryRecordsFromWire } from '../store/telemetry-records.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { perMinute } from './rate-limit.js';
@@ -17,6 +18,8 @@ export { TelemetryIngestError } from './telemetry-inflate.js';
 export const TELEMETRY_BODY_LIMIT = 16 * 1024 * 1024;
 // Batches per vessel per minute: a draining backlog sends a few per minute; a flood is refused with 429.
 export const TELEMETRY_BATCHES_PER_MINUTE = 120;
+
+const iso = (ms: number) => new Date(ms).toISOString();
 
 export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
   const lim = deps.limits;
@@ -31,7 +34,7 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
       app,
       ROUTES.postTelemetry,
       async (req) => {
-        const v = vesselInScope(req, deps.vessels, req.params.name);
+        const v = await vesselInScope(req, deps.store, req.params.name);
         if (!req.rawBody) throw new RequestValidationError('body: a telemetry batch is required');
         const max = lim.TELEMETRY_MAX_DECOMPRESSED;
         const json = await inflateBatch(req.rawBody, req.headers['content-encoding'], max, budget, v.id);
@@ -54,7 +57,13 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
             { vessel: v.name, records: bounded },
             'telemetry timestamps out of range; stored at receipt time',
           );
-        const r = deps.telemetry.ingest(v.id, batch, records, req.rawBody.byteLength, now);
+        const r = await deps.store.telemetry.ingest(
+          v.id,
+          { epoch: batch.epoch, backlog: batch.backlog, drops: batch.drops },
+          telemetryRecordsFromWire(records),
+          req.rawBody.byteLength,
+          now,
+        );
         deps.metrics.telemetryReceived(req.rawBody.byteLength, r.stored);
         return { stored: r.stored, duplicates: r.duplicates };
       },
@@ -63,38 +72,59 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
 
     addRoute(app, ROUTES.getLogs, async (req) => {
       const { name } = req.params;
-      const v = vesselInScope(req, deps.vessels, name);
+      const v = await vesselInScope(req, deps.store, name);
       const q = req.query;
+      const logs = await deps.store.telemetry.logs(v.id, {
+        service: q.service || undefined,
+        since: q.since ? Date.parse(q.since) : undefined,
+        until: q.until ? Date.parse(q.until) : undefined,
+        grep: q.grep || undefined,
+        limit: q.limit,
+      });
       return {
         vessel: name,
-        logs: deps.telemetry.logs(v.id, {
-          service: q.service,
-          since: q.since ? Date.parse(q.since) : undefined,
-          until: q.until ? Date.parse(q.until) : undefined,
-          grep: q.grep,
-          limit: q.limit,
-        }),
+        logs: logs.map((l) => ({
+          service: l.service,
+          level: l.level,
+          line: l.line,
+          at: iso(l.at),
+          receivedAt: iso(l.receivedAt),
+          seq: l.seq,
+        })),
       };
     });
 
     addRoute(app, ROUTES.getEvents, async (req) => {
       const { name } = req.params;
-      const v = vesselInScope(req, deps.vessels, name);
+      const v = await vesselInScope(req, deps.store, name);
+      const events = await deps.store.telemetry.events(v.id, { limit: req.query.limit });
+      const counters = await deps.store.telemetry.counters(v.id);
       return {
         vessel: name,
-        events: deps.telemetry.events(v.id, req.query.limit),
-        telemetry: deps.telemetry.vesselTelemetry(v.id) ?? null,
+        events: events.map((e) => ({
+          type: e.type,
+          data: e.data,
+          at: iso(e.at),
+          receivedAt: iso(e.receivedAt),
+          seq: e.seq,
+        })),
+        telemetry: counters ?? null,
       };
     });
 
     addRoute(app, ROUTES.getMetrics, async (req) => {
       const { name } = req.params;
-      const v = vesselInScope(req, deps.vessels, name);
+      const v = await vesselInScope(req, deps.store, name);
       const q = req.query;
+      const points = await deps.store.telemetry.metrics(v.id, {
+        name: q.name,
+        since: q.since ? Date.parse(q.since) : 0,
+        limit: q.limit,
+      });
       return {
         vessel: name,
         metric: q.name,
-        points: deps.telemetry.metrics(v.id, q.name, q.since ? Date.parse(q.since) : 0, q.limit),
+        points: points.map((m) => ({ labels: m.labels, value: m.value, at: iso(m.at) })),
       };
     });
   };

@@ -1,14 +1,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
-import type { Vessel } from '../store/vessel-store.js';
-import { OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../store/enrolment-store.js';
+import type { Vessel } from '../store/hub-store.js';
+import { newEnrolmentToken, OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../enrolment.js';
+import { latestRoot } from '../roots.js';
 import { desiredStateOf } from '../desired-state.js';
 import type { IssuedToken, VesselStatusReport, VesselView } from '../../shared/protocol/bodies.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
-import { audit } from '../audit.js';
+import { auditEntry } from '../audit.js';
 
 export function vesselView(v: Vessel, now: number): VesselView {
   return {
@@ -28,83 +29,103 @@ export function vesselView(v: Vessel, now: number): VesselView {
 }
 
 export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
-  const issueToken = (v: Vessel, offline: boolean, ttlSeconds?: number): IssuedToken => {
-    const latest = deps.roots.latest();
+  /** A new token for the vessel NAME, and what the answer shows of it; the caller stores `stored`. */
+  const newToken = async (name: string, offline: boolean, ttlSeconds?: number) => {
+    const latest = await latestRoot(deps.store);
     if (!latest) throw new RequestValidationError('the hub has no root document yet; start it with --root FILE');
     const ttl = ttlSeconds ? ttlSeconds * 1000 : offline ? OFFLINE_TOKEN_TTL_MS : ONLINE_TOKEN_TTL_MS;
-    const { token, expiresAt } = deps.enrolments.issue(
-      v,
+    const t = newEnrolmentToken(
       offline ? 'offline' : 'online',
       ttl,
       { version: latest.root.version, bytes: latest.bytes },
       deps.now(),
     );
-    return {
-      vessel: v.name,
-      token,
-      expiresAt: new Date(expiresAt).toISOString(),
+    const issued: IssuedToken = {
+      vessel: name,
+      token: t.token,
+      expiresAt: new Date(t.stored.expiresAt).toISOString(),
       root: offline ? latest.bytes.toString('base64') : undefined,
     };
+    return { stored: t.stored, issued };
   };
 
   return async (app) => {
     addRoute(app, ROUTES.listVessels, async (req) => {
       const q = req.query;
       const now = deps.now();
-      let list = deps.vessels.list(q.limit, q.offset);
-      if (q.group) list = list.filter((v) => v.groups.includes(q.group!));
+      const list = await deps.store.vessels.list({ limit: q.limit, offset: q.offset, group: q.group || undefined });
       return { vessels: list.map((v) => vesselView(v, now)) };
     });
 
     addRoute(app, ROUTES.addVessel, async (req, reply) => {
       const body = req.body;
-      if (!deps.roots.latest())
-        throw new RequestValidationError('the hub has no root document yet; start it with --root FILE');
-      const v = deps.db.transaction(() => {
-        const vessel = deps.vessels.create(body.name, body.groups, deps.now());
-        return { vessel, issued: issueToken(vessel, body.offline, body.ttlSeconds) };
-      })();
-      audit(deps, req.principal, 'vessel.add', { vessel: body.name, groups: body.groups, offline: body.offline });
-      return reply.code(201).send(v.issued);
+      const t = await newToken(body.name, body.offline, body.ttlSeconds);
+      // The vessel, its first token and the audit record: one step.
+      await deps.store.vessels.create(
+        {
+          name: body.name,
+          groups: body.groups,
+          token: t.stored,
+          audit: auditEntry(req.principal, 'vessel.add', {
+            vessel: body.name,
+            groups: body.groups,
+            offline: body.offline,
+          }),
+        },
+        deps.now(),
+      );
+      return reply.code(201).send(t.issued);
     });
 
     addRoute(app, ROUTES.issueToken, async (req, reply) => {
       const { name } = req.params;
-      const v = vesselInScope(req, deps.vessels, name);
+      const v = await vesselInScope(req, deps.store, name);
       if (v.revokedAt) throw new RequestValidationError(`vessel ${name} is revoked`);
-      audit(deps, req.principal, 'vessel.token', { vessel: name });
-      return reply.code(201).send(issueToken(v, req.body.offline, req.body.ttlSeconds));
+      const t = await newToken(v.name, req.body.offline, req.body.ttlSeconds);
+      await deps.store.enrolment.issue(
+        v.id,
+        t.stored,
+        deps.now(),
+        auditEntry(req.principal, 'vessel.token', { vessel: name }),
+      );
+      return reply.code(201).send(t.issued);
     });
 
     addRoute(app, ROUTES.getVessel, async (req) =>
-      vesselView(vesselInScope(req, deps.vessels, req.params.name), deps.now()),
+      vesselView(await vesselInScope(req, deps.store, req.params.name), deps.now()),
     );
 
     addRoute(app, ROUTES.revokeVessel, async (req) => {
       const { name } = req.params;
-      const v = vesselInScope(req, deps.vessels, name);
-      const changed = deps.db.transaction(() => {
-        deps.enrolments.cancelFor(v.id);
-        return deps.vessels.revoke(v.id, deps.now());
-      })();
-      audit(deps, req.principal, 'vessel.revoke', { vessel: name });
-      req.log.info({ vessel: name }, changed ? 'vessel revoked' : 'vessel was already revoked');
-      return vesselView(deps.vessels.get(v.id)!, deps.now());
+      const v = await vesselInScope(req, deps.store, name);
+      // Revoked, its unused enrolment tokens cancelled and the audit record written: one step.
+      const { revoked } = await deps.store.vessels.revoke(
+        v.id,
+        deps.now(),
+        auditEntry(req.principal, 'vessel.revoke', { vessel: name }),
+      );
+      req.log.info({ vessel: name }, revoked ? 'vessel revoked' : 'vessel was already revoked');
+      return vesselView((await deps.store.vessels.get(v.id))!, deps.now());
     });
 
     addRoute(app, ROUTES.getDesired, async (req, reply) => {
-      const v = vesselInScope(req, deps.vessels, req.params.name);
+      const v = await vesselInScope(req, deps.store, req.params.name);
       const embedManifest = req.query.with === 'manifest';
-      const { state, etag } = desiredStateOf(v, deps.roots.latest()?.root.version ?? 0, deps, { embedManifest });
+      const rootVersion = (await deps.store.roots.latest())?.version ?? 0;
+      const { state, etag } = await desiredStateOf(v, rootVersion, deps.store, { embedManifest });
       reply.header('etag', etag).header('cache-control', 'no-cache');
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
       return state;
     });
 
     addRoute(app, ROUTES.postStatus, async (req, reply) => {
-      const v = vesselInScope(req, deps.vessels, req.params.name);
+      const v = await vesselInScope(req, deps.store, req.params.name);
       const report = req.body;
-      deps.vessels.report(v.id, report.current, report.agentVersion, report);
+      await deps.store.vessels.report(v.id, {
+        currentRelease: report.current,
+        agentVersion: report.agentVersion,
+        status: report,
+      });
       return reply.code(204).send();
     });
   };

@@ -1,14 +1,13 @@
 import type { Readable } from 'node:stream';
 import { TenderError } from '../../shared/errors.js';
-import type { Role } from './ops-token-store.js';
+import type { Role } from '../../shared/protocol/names.js';
 import type { DirectiveRecords, RolloutRecords, WindowRecords } from './rollout-records.js';
 
 /**
  * Everything the hub stores, behind one asynchronous interface: SQLite and a chunk folder on one machine
  * today (sqlite/sqlite-hub-store.ts, file-chunk-store.ts), PostgreSQL and an S3-compatible object store
- * for several hub processes next. Routes, the rollout engine and the commands are to talk to this and
- * nothing else (until they move, the routes still use the synchronous *-store.ts modules beside it, on
- * the same database).
+ * for several hub processes next. Routes, auth, desired state, metrics, the page, the rollout engine and
+ * the commands talk to this and nothing else.
  *
  * Atomicity: every multi-step change the hub needs is ONE method here, not a `transaction(async (tx) =>
  * ...)` handed to callers. Why:

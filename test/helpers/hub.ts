@@ -1,7 +1,12 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { onTestFinished } from 'vitest';
 import { buildHub, type HubDeps, type HubOptions } from '../../hub/app.js';
-import type { Role } from '../../hub/store/ops-token-store.js';
+import { createOpsToken, ROLES, type Role } from '../../hub/ops-tokens.js';
+import { addRoot } from '../../hub/roots.js';
+import { publishRelease } from '../../hub/releases.js';
+import type { StoredRelease } from '../../hub/store/hub-store.js';
+import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
 import { generateKey, type PrivateKey } from '../../shared/trust/keys.js';
 import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
 import { makeKeys, rootPayloadFor, signedRoot, type TestKeys } from './keys.js';
@@ -15,7 +20,16 @@ export interface TestHub {
   routes: string[];
   keys: TestKeys;
   rootBytes: Buffer;
+  /**
+   * The embedded hub's chunk folder through the synchronous file chunk store (the publisher's, the same
+   * layout): what tests use to put a release's chunks in place without uploading them.
+   */
+  chunkFiles: ChunkStore;
   token(role: Role): string;
+  /** Publish a signed manifest straight into the store (checked under the hub's root, as the route does). */
+  publish(manifest: Buffer, by?: string, now?: number): Promise<StoredRelease>;
+  /** Start a rollout of a release to a target straight in the store. */
+  rollout(release: StoredRelease, target: string, now?: number): Promise<{ id: number; vessels: string[] }>;
   /** Listen on 127.0.0.1:0 and return the base URL. */
   listen(): Promise<string>;
 }
@@ -29,8 +43,11 @@ export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub>
   });
   const keys = makeKeys(3, 1);
   const rootBytes = signedRoot(rootPayloadFor(1, keys), keys.root);
-  deps.roots.add(rootBytes);
+  await addRoot(deps.store, rootBytes, deps.now());
+  // One token per role, made up front so that token(role) can answer at once.
   const tokens = new Map<Role, string>();
+  for (const role of ROLES)
+    tokens.set(role, (await createOpsToken(deps.store, role, `test-${role}`, deps.now())).token);
   return {
     app,
     deps,
@@ -38,9 +55,15 @@ export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub>
     routes,
     keys,
     rootBytes,
+    chunkFiles: createChunkStore(join(dataDir, 'chunks')),
     token(role) {
-      if (!tokens.has(role)) tokens.set(role, deps.opsTokens.create(role, `test-${role}`).token);
       return tokens.get(role)!;
+    },
+    async publish(manifest, by = 'test', now = deps.now()) {
+      return (await publishRelease(deps.store, manifest, by, now)).release;
+    },
+    rollout(release, target, now = deps.now()) {
+      return deps.store.rollouts.start({ releaseId: release.id, target, createdBy: 'test' }, now);
     },
     async listen() {
       await app.listen({ host: '127.0.0.1', port: 0 });

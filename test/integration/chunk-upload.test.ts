@@ -76,7 +76,7 @@ describe('hub: chunk upload from the publisher', () => {
       payload: whole.subarray(0, whole.byteLength - 3),
     });
     expect(r3.json().message).toMatch(/runs past the end/);
-    expect(hub.deps.chunks.has(good!.digest)).toBe(false);
+    expect(await hub.deps.store.chunks.has(good!.digest)).toBe(false);
   });
 
   it('refuses chunk routes to viewers and vessels', async () => {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../shared/trust/keys.js';
 import { enrolVessel, startHub } from '../helpers/hub.js';
+import { createOpsToken } from '../../hub/ops-tokens.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../helpers/keys.js';
 import { paths, ROUTES } from '../../shared/protocol/routes.js';
 
@@ -61,8 +62,8 @@ describe('hub: credentials and roles', () => {
   it('refuses every documented route without, with garbled, or with revoked credentials: 401, one uniform body', async () => {
     const hub = await startHub();
     await enrolVessel(hub, 'ship-a');
-    const revoked = hub.deps.opsTokens.create('admin', 'gone');
-    hub.deps.opsTokens.revoke(revoked.id);
+    const revoked = await createOpsToken(hub.deps.store, 'admin', 'gone', Date.now());
+    await hub.deps.store.opsTokens.revoke(revoked.id, Date.now());
     const routes = documentedRoutes(await openApiOf(hub));
     expect(routes.length).toBeGreaterThan(10);
     for (const r of [...routes, { method: 'GET', url: '/api/v1/no-such-route' }]) {
@@ -158,8 +159,8 @@ describe('hub: credentials and roles', () => {
         })
       ).statusCode,
     ).toBe(403);
-    expect(hub.deps.vessels.getByName('ship-b')).toBeUndefined();
-    expect(hub.deps.vessels.getByName('ship-a')!.revokedAt).toBeNull();
+    expect(await hub.deps.store.vessels.getByName('ship-b')).toBeUndefined();
+    expect((await hub.deps.store.vessels.getByName('ship-a'))!.revokedAt).toBeNull();
   });
 
   it('refuses vessel credentials on ops routes with 403', async () => {
@@ -177,7 +178,7 @@ describe('hub: credentials and roles', () => {
       const res = await hub.app.inject({ method: method as 'GET', url, headers: s.headers, payload: s.payload });
       expect(res.statusCode, `${method} ${url}`).toBe(403);
     }
-    expect(hub.deps.vessels.getByName('evil')).toBeUndefined();
+    expect(await hub.deps.store.vessels.getByName('evil')).toBeUndefined();
   });
 
   it("answers 404 when vessel A asks for vessel B's anything, as for a vessel that does not exist", async () => {
@@ -281,11 +282,11 @@ describe('hub: enrolment tokens', () => {
     const first = await enrol(hub, token);
     expect(first.statusCode).toBe(200);
     expect(Buffer.from(first.json().root, 'base64')).toEqual(hub.rootBytes);
-    const key = hub.deps.vessels.getByName('ship-a')!.publicKey;
+    const key = (await hub.deps.store.vessels.getByName('ship-a'))!.publicKey;
     const again = await enrol(hub, token);
     expect(again.statusCode).toBe(409);
     expect(again.json().message).toBe('enrolment token was already used');
-    expect(hub.deps.vessels.getByName('ship-a')!.publicKey).toBe(key);
+    expect((await hub.deps.store.vessels.getByName('ship-a'))!.publicKey).toBe(key);
   });
 
   it('refuses an expired token', async () => {
@@ -296,7 +297,7 @@ describe('hub: enrolment tokens', () => {
     const r = await enrol(hub, token);
     expect(r.statusCode).toBe(401);
     expect(r.json().message).toBe('enrolment token has expired');
-    expect(hub.deps.vessels.getByName('ship-a')!.enrolledAt).toBeNull();
+    expect((await hub.deps.store.vessels.getByName('ship-a'))!.enrolledAt).toBeNull();
   });
 
   it('lets exactly one of many enrolments racing on one token win', async () => {

@@ -7,13 +7,13 @@ import { storeLayer, tarOf } from '../helpers/tar.js';
 import { paths } from '../../shared/protocol/routes.js';
 
 /** A release of one random layer, published on the hub and rolled out to `target`. */
-function release(hub: TestHub, app: string, target: string, refs: string[] = []) {
+async function release(hub: TestHub, app: string, target: string, refs: string[] = []) {
   const stored = storeLayer(
     tarOf([
       { name: 'data.bin', data: randomBytes(300_000) },
       { name: 'more.bin', data: randomBytes(90_000) },
     ]),
-    hub.deps.chunks,
+    hub.chunkFiles,
   );
   const m: ReleaseManifest = {
     _type: 'release',
@@ -25,12 +25,8 @@ function release(hub: TestHub, app: string, target: string, refs: string[] = [])
     services: {},
     images: { [`sha256:${'d'.repeat(64)}`]: { refs, layers: [stored.layer] } },
   };
-  const { release: r } = hub.deps.releases.add(
-    hub.deps.roots.latest()!.root,
-    envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])),
-    'test',
-  );
-  if (target) hub.deps.rollouts.start(r, target, 'test');
+  const r = await hub.publish(envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])));
+  if (target) await hub.rollout(r, target);
   return { digests: [stored.index[0], ...stored.content.map((c) => c[0])], content: stored.content };
 }
 
@@ -54,7 +50,7 @@ describe('hub packs', () => {
   it('serves a pack whole, at any byte range, and in the creating response itself, always the same bytes', async () => {
     const hub = await startHub();
     const v = await enrolVessel(hub, 'ship-p');
-    const { digests } = release(hub, 'packs', 'vessel:ship-p');
+    const { digests } = await release(hub, 'packs', 'vessel:ship-p');
     const created = await post(hub, v, { release: 'packs@1', digests });
     expect(created.statusCode, created.body).toBe(201);
     const { id, length, etag } = created.json() as { id: string; length: number; etag: string };
@@ -83,8 +79,8 @@ describe('hub packs', () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
     const b = await enrolVessel(hub, 'ship-b');
-    const { digests } = release(hub, 'mine', 'vessel:ship-a');
-    const other = release(hub, 'theirs', '');
+    const { digests } = await release(hub, 'mine', 'vessel:ship-a');
+    const other = await release(hub, 'theirs', '');
     expect((await post(hub, b, { release: 'mine@1', digests })).statusCode).toBe(404);
     expect((await post(hub, a, { release: 'theirs@1', digests: other.digests })).statusCode).toBe(404);
     const foreign = await post(hub, a, { release: 'mine@1', digests: [other.content[0]![0]] });
@@ -99,8 +95,8 @@ describe('hub packs', () => {
   it('says the release is incomplete when the hub lacks one of its chunks', async () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-c');
-    const { digests, content } = release(hub, 'gap', 'vessel:ship-c');
-    hub.deps.chunks.gc(new Set(digests.filter((d) => d !== content[0]![0])));
+    const { digests, content } = await release(hub, 'gap', 'vessel:ship-c');
+    hub.chunkFiles.gc(new Set(digests.filter((d) => d !== content[0]![0])));
     const r = await post(hub, a, { release: 'gap@1', digests: content.map((c) => c[0]) });
     expect(r.statusCode).toBe(409);
     expect(r.json().message).toMatch(/lacks chunk/);
@@ -110,7 +106,7 @@ describe('hub packs', () => {
     const hub = await startHub();
     const a = await enrolVessel(hub, 'ship-a');
     const b = await enrolVessel(hub, 'ship-b');
-    release(hub, 'mine', 'vessel:ship-a');
+    await release(hub, 'mine', 'vessel:ship-a');
     const desired = async (v: TestVessel, query = '?with=manifest') => {
       const path = `${paths.vesselDesired(v.name)}${query}`;
       return (await hub.app.inject({ url: path, headers: v.sign('GET', path).headers })).json() as {

@@ -15,7 +15,7 @@ describe('release transfer: bandwidth cap', () => {
   it('keeps under the cap over any 10 s on the link, in a handful of requests', async () => {
     const hub = await startHub();
     const v = await enrolVessel(hub, 'ship-a');
-    const stored = storeLayer(tarOf([{ name: 'data.bin', data: randomBytes(1_600_000) }]), hub.deps.chunks);
+    const stored = storeLayer(tarOf([{ name: 'data.bin', data: randomBytes(1_600_000) }]), hub.chunkFiles);
     const chunks = [...stored.content, stored.index];
     const id = `sha256:${'c'.repeat(64)}`;
     const m: ReleaseManifest = {
@@ -28,12 +28,8 @@ describe('release transfer: bandwidth cap', () => {
       services: {},
       images: { [id]: { refs: [], layers: [stored.layer] } },
     };
-    const { release } = hub.deps.releases.add(
-      hub.deps.roots.latest()!.root,
-      envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])),
-      'test',
-    );
-    hub.deps.rollouts.start(release, 'vessel:ship-a', 'test');
+    const release = await hub.publish(envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])));
+    await hub.rollout(release, 'vessel:ship-a');
     const url = new URL(await hub.listen());
     const link = new LinkSim({ host: '127.0.0.1', port: Number(url.port) }, { latencyMs: 100 });
     const linkPort = await link.start();

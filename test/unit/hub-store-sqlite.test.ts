@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { openSqliteHubStore } from '../../hub/store/sqlite/sqlite-hub-store.js';
 import { HUB_MIGRATIONS } from '../../hub/store/migrations.js';
+import { telemetryRecordsFromWire } from '../../hub/store/telemetry-records.js';
 import { encodeBatch, type WireRecord } from '../../shared/protocol/telemetry-wire.js';
 import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
@@ -43,10 +44,10 @@ describe('hub store (sqlite only)', () => {
     expect(existsSync(join(dir, 'chunks'))).toBe(true);
   });
 
-  it('reads what the running hub wrote through its routes and synchronous stores, beside it', async () => {
+  it('reads what the running hub wrote through its routes and its store, beside it', async () => {
     const hub = await startHub();
     const v = await enrolVessel(hub, 'ship-a', ['north']);
-    const stored = storeLayer(tarOf([{ name: 'a.bin', data: Buffer.alloc(50_000, 7) }]), hub.deps.chunks);
+    const stored = storeLayer(tarOf([{ name: 'a.bin', data: Buffer.alloc(50_000, 7) }]), hub.chunkFiles);
     const m: ReleaseManifest = {
       _type: 'release',
       spec: 1,
@@ -58,14 +59,24 @@ describe('hub store (sqlite only)', () => {
       images: { [`sha256:${'d'.repeat(64)}`]: { refs: [], layers: [stored.layer] } },
     };
     const manifest = envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!]));
-    const { release } = hub.deps.releases.add(hub.deps.roots.latest()!.root, manifest, 'ops:test', T0);
-    hub.deps.rollouts.start(release, 'group:north', 'ops:test', T0 + 1);
+    const release = await hub.publish(manifest, 'ops:test', T0);
+    await hub.deps.store.rollouts.start(
+      { releaseId: release.id, target: 'group:north', createdBy: 'ops:test' },
+      T0 + 1,
+    );
     const records: WireRecord[] = [
       { seq: 1, ts: T0, cls: 1, kind: 'log', source: 'portal', body: 'pump started', bootId: 'b1' },
       { seq: 2, ts: T0 + 1, cls: 4, kind: 'event', source: 'deploy', body: '{"r":1}', bootId: 'b1' },
       { seq: 3, ts: T0 + 2, cls: 3, kind: 'metric', source: 'cpu', body: '{"v":0.5,"l":{"c":"0"}}', bootId: 'b1' },
     ];
-    hub.deps.telemetry.ingest(v.id, encodeBatch('0123456789abcdef', records, {}, 4), records, 321, T0 + 3);
+    const batch = encodeBatch('0123456789abcdef', records, {}, 4);
+    await hub.deps.store.telemetry.ingest(
+      v.id,
+      { epoch: batch.epoch, backlog: batch.backlog, drops: batch.drops },
+      telemetryRecordsFromWire(records),
+      321,
+      T0 + 3,
+    );
     const digests = [stored.index[0], ...stored.content.map((c) => c[0])];
     const path = paths.vesselPacks('ship-a');
     const s = v.sign('POST', path, { release: 'sms@1.0', digests });
@@ -101,12 +112,12 @@ describe('hub store (sqlite only)', () => {
       });
       const { id, length } = pack.json() as { id: string; length: number };
       expect(await store.packs.get(id, v.id)).toMatchObject({ releaseId: r.id, digests, length });
-      for (const d of digests) expect(await store.chunks.read(d)).toEqual(hub.deps.chunks.get(d));
+      for (const d of digests) expect(await store.chunks.read(d)).toEqual(hub.chunkFiles.get(d));
       expect(await store.chunks.missing(digests)).toEqual([]);
       // And the other way: what the new store writes, the running hub's stores see.
       const t = newToken(T0 + 10 ** 12);
       const w = await store.vessels.create({ name: 'ship-b', groups: [], token: t.stored }, T0);
-      expect(hub.deps.vessels.getByName('ship-b')!.id).toBe(w.id);
+      expect((await hub.deps.store.vessels.getByName('ship-b'))!.id).toBe(w.id);
     } finally {
       await store.close();
     }

@@ -1,6 +1,6 @@
 import type { Db } from '../../../shared/sqlite.js';
 import type { OpsTokenRecord, OpsTokenRecords } from '../hub-store.js';
-import type { Role } from '../ops-token-store.js';
+import type { Role } from '../../../shared/protocol/names.js';
 import type { AuditWriter } from './audit.js';
 
 interface Row {

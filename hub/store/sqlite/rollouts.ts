@@ -3,7 +3,7 @@ import { FINISHED_OUTCOMES, type RolloutOutcome } from '../../../shared/protocol
 import { assignWaves, DEFAULT_RULES, RolloutRuleError, type WaveCounts, type WaveRules } from '../../rollout/waves.js';
 import { HubStoreError } from '../hub-store.js';
 import type { RolloutMember, RolloutRecord, RolloutRecords, RolloutState, NewDirective } from '../rollout-records.js';
-import { parseTarget } from '../rollout-store.js';
+import { parseTarget } from '../rollout-target.js';
 import type { AuditWriter } from './audit.js';
 import { isUniqueViolation, parseJson } from './sql.js';
 import { IN_GROUP } from './vessels.js';
