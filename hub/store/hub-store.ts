@@ -46,6 +46,7 @@ import type { DirectiveRecords, RolloutRecords, WindowRecords } from './rollout-
  */
 export interface HubStore {
   readonly vessels: VesselRecords;
+  readonly requests: RequestRecords;
   readonly enrolment: EnrolmentRecords;
   readonly opsTokens: OpsTokenRecords;
   readonly roots: RootRecords;
@@ -68,7 +69,7 @@ export interface HubStore {
 /**
  * What the store refuses, with the code and HTTP status the hub's edge answers with. Codes: exists,
  * stale_sequence, ambiguous, stale_root, root_conflict, root_gap, bad_token, token_used, token_expired,
- * revoked, not_found, empty_target, bad_target, bad_digest, chunk_missing, bad_range, bad_rollout, bad_state,
+ * revoked, enrolled, not_found, empty_target, bad_target, bad_digest, chunk_missing, bad_range, bad_rollout, bad_state,
  * stale_counter.
  */
 export class HubStoreError extends TenderError {
@@ -118,6 +119,8 @@ export interface NewEnrolmentToken {
   tokenHash: string;
   kind: 'online' | 'offline';
   expiresAt: number;
+  /** May replace the key of an enrolled vessel (an admin's explicit re-key); others enrol a new vessel only. */
+  rekey?: boolean;
 }
 
 export interface VesselRecords {
@@ -132,8 +135,16 @@ export interface VesselRecords {
   ): Promise<Vessel>;
   /** Last contact and the address it came from. */
   touch(id: string, address: string, now: number): Promise<void>;
-  /** The vessel's latest status report. */
-  report(id: string, r: { currentRelease: string | null; agentVersion: string; status: unknown }): Promise<void>;
+  /**
+   * The vessel's latest status report. With `at` (the vessel time of the signed request), a report older
+   * than the one stored changes nothing and answers false: a replayed or late report never overwrites a
+   * newer one.
+   */
+  report(
+    id: string,
+    r: { currentRelease: string | null; agentVersion: string; status: unknown },
+    at?: number,
+  ): Promise<boolean>;
   /** Revokes the vessel and cancels its unused enrolment tokens in one step; `revoked` is false if it already was. */
   revoke(id: string, now: number, audit?: AuditEntry): Promise<{ revoked: boolean; tokensCancelled: number }>;
   /** Unrevoked vessels, and those of them heard from at or after `activeSince`. */
@@ -141,14 +152,36 @@ export interface VesselRecords {
 }
 
 export interface EnrolmentRecords {
-  /** Another token for an existing vessel ('revoked' when it is revoked, 'not_found' when unknown). */
-  issue(vesselId: string, token: NewEnrolmentToken, now: number, audit?: AuditEntry): Promise<void>;
+  /**
+   * Another token for an existing vessel ('revoked' when it is revoked, 'not_found' when unknown). For an
+   * enrolled vessel only a re-key token ('enrolled' otherwise), and issuing one cancels every other unused
+   * token of the vessel in the same step (answered as tokensCancelled).
+   */
+  issue(
+    vesselId: string,
+    token: NewEnrolmentToken,
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<{ tokensCancelled: number }>;
   /**
    * Uses the token exactly once: of any number of racing claims one records its key and gets the vessel id;
    * the others fail with 'token_used'. Also 'bad_token' (unknown), 'token_expired' (expired or cancelled),
-   * 'revoked' (the token stays unused).
+   * 'revoked' (the token stays unused), 'enrolled' (the vessel has a key and the token is not a re-key
+   * token: a token issued before enrolment cannot replace the key after it). A successful claim cancels
+   * every other unused token of the vessel.
    */
   claim(c: { tokenHash: string; publicKey: string; address: string }, now: number): Promise<string>;
+}
+
+// ---- signed request replay ----
+
+export interface RequestRecords {
+  /**
+   * Records a signed vessel request by a key naming it (a digest of its signature) until `expiresAt`
+   * (the end of its clock window): true the first time, false for any later use, from any hub process.
+   * Expired keys of the vessel are forgotten in the same step, so the table holds one window's requests.
+   */
+  firstUse(vesselId: string, key: string, expiresAt: number, now: number): Promise<boolean>;
 }
 
 // ---- ops tokens ----
@@ -160,10 +193,12 @@ export interface OpsTokenRecord {
   name: string;
   createdAt: number;
   revokedAt: number | null;
+  /** After this (ms) the token is refused; null: no expiry (tokens made before expiry existed). */
+  expiresAt: number | null;
 }
 export interface OpsTokenRecords {
   create(
-    t: { id: string; tokenHash: string; role: Role; name: string },
+    t: { id: string; tokenHash: string; role: Role; name: string; expiresAt?: number | null },
     now: number,
     audit?: AuditEntry,
   ): Promise<void>;

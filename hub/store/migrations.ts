@@ -290,4 +290,23 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 7,
+    name: 'request replay keys, status report order, re-key tokens, ops token expiry',
+    sql: `
+      -- Signed vessel requests seen inside the clock window: a second use of one is a replay.
+      CREATE TABLE vessel_requests (
+        vessel_id TEXT NOT NULL,
+        request_key TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (vessel_id, request_key)
+      ) WITHOUT ROWID;
+      CREATE INDEX vessel_requests_expiry ON vessel_requests (vessel_id, expires_at);
+      -- The vessel time of the status report stored, so an older one (replayed or late) cannot overwrite it.
+      ALTER TABLE vessels ADD COLUMN status_at INTEGER;
+      -- A token that may replace the key of an enrolled vessel (issued by an admin, cancels the others).
+      ALTER TABLE enrolment_tokens ADD COLUMN rekey INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE ops_tokens ADD COLUMN expires_at INTEGER;
+    `,
+  },
 ];

@@ -1,12 +1,18 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { signBytes, verifyBytes, type PrivateKey, type PublicKey } from '../trust/keys.js';
 import { HEADER } from './http.js';
 
 /**
  * How a vessel proves who it is on every request: an Ed25519 signature by the key it generated at
- * enrolment over the method, path, a timestamp and the body digest. The hub keeps only public keys, so a
- * stolen hub database holds no vessel credential. Vessels correct their clock offset from the hub's Date
- * header, so a ship whose clock is years off still authenticates.
+ * enrolment over the method, path, a timestamp, a random nonce and the body digest. The hub keeps only
+ * public keys, so a stolen hub database holds no vessel credential. Vessels correct their clock offset from
+ * the hub's Date header, so a ship whose clock is years off still authenticates.
+ *
+ * Replay: a captured request is valid only inside the clock window, and inside it only once: the hub
+ * records each accepted request by replayKeyOf (a digest of its signature) until the window ends and
+ * refuses a second use. The nonce makes two genuine requests signed in the same millisecond distinct.
+ * Headers without a nonce (agents before it, v1) are still verified, and their replays refused the same
+ * way: Ed25519 signatures are deterministic, so a replay carries the same signature.
  */
 export const VESSEL_AUTH_SCHEME = 'Tender-Vessel';
 export const BODY_DIGEST_HEADER = HEADER.bodyDigest;
@@ -20,8 +26,13 @@ export function bodyDigest(body: Uint8Array | undefined): string {
   return body && body.byteLength > 0 ? createHash('sha256').update(body).digest('hex') : EMPTY_SHA256;
 }
 
-function stringToSign(method: string, pathAndQuery: string, ts: number, digest: string): Buffer {
-  return Buffer.from(`tender-vessel-v1\n${method.toUpperCase()}\n${pathAndQuery}\n${ts}\n${digest}`);
+function stringToSign(method: string, pathAndQuery: string, ts: number, digest: string, nonce?: string): Buffer {
+  const m = method.toUpperCase();
+  return Buffer.from(
+    nonce === undefined
+      ? `tender-vessel-v1\n${m}\n${pathAndQuery}\n${ts}\n${digest}`
+      : `tender-vessel-v2\n${m}\n${pathAndQuery}\n${ts}\n${nonce}\n${digest}`,
+  );
 }
 
 export function signVesselRequest(
@@ -31,11 +42,12 @@ export function signVesselRequest(
   pathAndQuery: string,
   ts: number,
   body?: Uint8Array,
+  nonce: string = randomBytes(8).toString('hex'),
 ): Record<string, string> {
   const digest = bodyDigest(body);
-  const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest)).toString('base64');
+  const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce)).toString('base64');
   const headers: Record<string, string> = {
-    authorization: `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, sig=${sig}`,
+    authorization: `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, n=${nonce}, sig=${sig}`,
   };
   if (body && body.byteLength > 0) headers[BODY_DIGEST_HEADER] = digest;
   return headers;
@@ -44,13 +56,27 @@ export function signVesselRequest(
 export interface VesselAuthHeader {
   vesselId: string;
   ts: number;
+  /** 16 hex digits; absent in v1 headers. */
+  nonce?: string;
   sig: Buffer;
 }
 
 export function parseVesselAuth(header: string): VesselAuthHeader | undefined {
-  const m = /^Tender-Vessel id=(v_[0-9a-f]{16}), ts=(\d{1,15}), sig=([A-Za-z0-9+/]{86}==)$/.exec(header);
+  const m = /^Tender-Vessel id=(v_[0-9a-f]{16}), ts=(\d{1,15}), (?:n=([0-9a-f]{16}), )?sig=([A-Za-z0-9+/]{86}==)$/.exec(
+    header,
+  );
   if (!m) return undefined;
-  return { vesselId: m[1]!, ts: Number(m[2]), sig: Buffer.from(m[3]!, 'base64') };
+  return { vesselId: m[1]!, ts: Number(m[2]), nonce: m[3], sig: Buffer.from(m[4]!, 'base64') };
+}
+
+/** What the hub records an accepted request by: a second request with it is a replay. */
+export function replayKeyOf(auth: VesselAuthHeader): string {
+  return createHash('sha256').update(auth.sig).digest('hex').slice(0, 32);
+}
+
+/** Until when a request must be remembered: after it, its timestamp alone refuses it. */
+export function replayKeyExpiry(auth: VesselAuthHeader): number {
+  return auth.ts + VESSEL_CLOCK_WINDOW_MS + 1000;
 }
 
 export function verifyVesselRequest(
@@ -64,5 +90,5 @@ export function verifyVesselRequest(
   if (Math.abs(now - auth.ts) > VESSEL_CLOCK_WINDOW_MS) return false;
   const digest = declaredDigest ?? EMPTY_SHA256;
   if (!/^[0-9a-f]{64}$/.test(digest)) return false;
-  return verifyBytes(key, stringToSign(method, pathAndQuery, auth.ts, digest), auth.sig);
+  return verifyBytes(key, stringToSign(method, pathAndQuery, auth.ts, digest, auth.nonce), auth.sig);
 }

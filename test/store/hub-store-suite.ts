@@ -8,6 +8,7 @@ import { chunkTests } from './suite-chunks.js';
 import { rolloutTests } from './suite-rollouts.js';
 import { telemetryTests } from './suite-telemetry.js';
 import { vesselTests } from './suite-vessels.js';
+import { hubsecTests } from './suite-hubsec.js';
 
 /** What a backend gives the suite: a fresh, empty store, and more handles on the same data. */
 export interface HubStoreHarness {
@@ -42,5 +43,6 @@ export function describeHubStore(name: string, factory: HubStoreFactory): void {
     chunkTests(open);
     backupTests(open);
     rolloutTests(open);
+    hubsecTests(open);
   });
 }

@@ -40,6 +40,7 @@ export function catalogueTests(open: OpenStore): void {
         name: 'first',
         createdAt: T0,
         revokedAt: null,
+        expiresAt: null,
       });
       expect((await store.opsTokens.list()).map((t) => t.name)).toEqual(['first', 'late']);
       expect(await store.opsTokens.revoke('a'.repeat(16), T0 + 5, audit('token.revoke'))).toBe(true);

@@ -10,6 +10,7 @@ interface Row {
   name: string;
   created_at: number;
   revoked_at: number | null;
+  expires_at: number | null;
 }
 const fromRow = (r: Row): OpsTokenRecord => ({
   id: r.id,
@@ -18,17 +19,20 @@ const fromRow = (r: Row): OpsTokenRecord => ({
   name: r.name,
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
+  expiresAt: r.expires_at,
 });
 
 export function sqliteOpsTokens(db: Db, audit: AuditWriter): OpsTokenRecords {
-  const insert = db.prepare('INSERT INTO ops_tokens (id, token_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO ops_tokens (id, token_hash, role, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
   const byId = db.prepare<[string], Row>('SELECT * FROM ops_tokens WHERE id = ?');
   const list = db.prepare<[], Row>('SELECT * FROM ops_tokens ORDER BY created_at, id');
   const revoke = db.prepare('UPDATE ops_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   return {
     async create(t, now, entry) {
       db.transaction(() => {
-        insert.run(t.id, t.tokenHash, t.role, t.name, now);
+        insert.run(t.id, t.tokenHash, t.role, t.name, now, t.expiresAt ?? null);
         audit(entry, now);
       })();
     },

@@ -17,6 +17,7 @@ import { sqliteRollouts } from './rollouts.js';
 import { sqliteRoots } from './roots.js';
 import { sqliteTelemetry } from './telemetry.js';
 import { sqliteVessels } from './vessels.js';
+import { sqliteRequests } from './requests.js';
 
 /**
  * The hub store on one SQLite database (WAL, opened by shared/sqlite.ts with the hub's migrations) and a
@@ -31,6 +32,7 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
   const ping = db.prepare('SELECT 1');
   return {
     vessels: sqliteVessels(db, audit.write, enrolment.insertToken),
+    requests: sqliteRequests(db),
     enrolment: enrolment.records,
     opsTokens: sqliteOpsTokens(db, audit.write),
     roots: sqliteRoots(db, audit.write),

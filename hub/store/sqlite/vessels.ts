@@ -45,7 +45,11 @@ export function sqliteVessels(db: Db, audit: AuditWriter, insertToken: TokenWrit
   const byName = db.prepare<[string], Row>('SELECT * FROM vessels WHERE name = ?');
   const insert = db.prepare('INSERT INTO vessels (id, name, groups, created_at) VALUES (?, ?, ?, ?)');
   const touch = db.prepare('UPDATE vessels SET last_contact = ?, last_address = ? WHERE id = ?');
-  const report = db.prepare('UPDATE vessels SET current_release = ?, agent_version = ?, status = ? WHERE id = ?');
+  // A report timed before the stored one changes nothing (status_at NULL: none stored, or untimed ones).
+  const report = db.prepare(
+    `UPDATE vessels SET current_release = ?, agent_version = ?, status = ?, status_at = COALESCE(?, status_at)
+     WHERE id = ? AND (? IS NULL OR status_at IS NULL OR status_at <= ?)`,
+  );
   const revoke = db.prepare('UPDATE vessels SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
   const cancelTokens = db.prepare(
     'UPDATE enrolment_tokens SET expires_at = 0 WHERE vessel_id = ? AND used_at IS NULL AND expires_at > ?',
@@ -100,8 +104,9 @@ export function sqliteVessels(db: Db, audit: AuditWriter, insertToken: TokenWrit
     async touch(id, address, now) {
       touch.run(now, address, id);
     },
-    async report(id, r) {
-      report.run(r.currentRelease, r.agentVersion, JSON.stringify(r.status ?? null), id);
+    async report(id, r, at) {
+      const t = at ?? null;
+      return report.run(r.currentRelease, r.agentVersion, JSON.stringify(r.status ?? null), t, id, t, t).changes === 1;
     },
     async revoke(id, now, entry) {
       return db.transaction(() => {
