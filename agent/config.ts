@@ -22,6 +22,8 @@ export const DEFAULT_ROUTER_BIND = '0.0.0.0';
 export const DEFAULT_KEEP_RELEASES = 3;
 // Two minutes catches a service that crashes shortly after start or under its first real load.
 export const DEFAULT_WATCH_S = 120;
+// A dead service is noticed within this bound; each check is a few local inspect calls.
+const DEFAULT_DRIFT_CHECK_S = 10;
 // Loopback by default: exposing the console on the LAN is the crew's decision (--console-listen).
 export const DEFAULT_CONSOLE_LISTEN = '127.0.0.1:8421';
 
@@ -62,6 +64,8 @@ export const agentConfigSchema = z.strictObject({
   keepReleases: z.number().int().min(2).max(20).default(DEFAULT_KEEP_RELEASES),
   /** After a flip, a crash loop or failing health within this window rolls back by itself. */
   watchSeconds: z.number().int().min(0).max(3600).default(DEFAULT_WATCH_S),
+  /** How often the live release is checked for drift (a container gone, exited or replaced) and repaired. */
+  driftCheckSeconds: z.number().int().min(1).max(3600).default(DEFAULT_DRIFT_CHECK_S),
   telemetry: z
     .strictObject({
       outboxCapBytes: z

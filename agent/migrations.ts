@@ -108,4 +108,36 @@ export const AGENT_MIGRATIONS: Migration[] = [
       DELETE FROM kv WHERE substr(key, 1, 17) = 'refused.manifest.';
     `,
   },
+  {
+    id: 8,
+    name: 'a release on board is known by app, version and manifest digest (was version alone); updates name their app',
+    // The digest of rows from before is filled in at open (board-releases.ts): SQLite has no sha256.
+    sql: `
+      CREATE TABLE releases_v8 (
+        app TEXT NOT NULL,
+        version TEXT NOT NULL,
+        digest TEXT NOT NULL,           -- sha256 hex of the signed manifest envelope's bytes
+        sequence INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        state TEXT NOT NULL,            -- staged | live | kept | failed
+        installed_at INTEGER NOT NULL,
+        last_live_at INTEGER,
+        failed_reason TEXT,
+        serving INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app, version)
+      );
+      INSERT INTO releases_v8 (app, version, digest, sequence, envelope, state, installed_at, last_live_at,
+                               failed_reason, serving)
+        SELECT app, version, '', sequence, envelope, state, installed_at, last_live_at, failed_reason, serving
+          FROM releases;
+      DROP TABLE releases;
+      ALTER TABLE releases_v8 RENAME TO releases;
+      ALTER TABLE updates ADD COLUMN app TEXT NOT NULL DEFAULT '';
+      UPDATE updates SET app = COALESCE((SELECT r.app FROM releases r WHERE r.version = updates.to_release), '');
+      -- The highest sequence each app has run, kept when its release is pruned: older ones stay refused.
+      CREATE TABLE app_sequences (app TEXT PRIMARY KEY, sequence INTEGER NOT NULL);
+      INSERT INTO app_sequences (app, sequence)
+        SELECT app, MAX(sequence) FROM releases WHERE last_live_at IS NOT NULL GROUP BY app;
+    `,
+  },
 ];

@@ -55,7 +55,10 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     watchMs: config.watchSeconds * 1000,
     log,
     source: createInstallSource({ client: () => client, store, docker, chunks, config, log, signal }),
+    busy: () => backups.db.runningBackups().length > 0 || backups.db.runningRestores().length > 0,
   });
+  // Rung by the sync loop when the target changed or the hub answers again: the apply loop looks at once.
+  const targetChanged = new Wakeup();
   const backups = openBackups({ config, store, docker, root: () => root, log: log.child({ part: 'backup' }) });
   try {
     store.event('agent.started', { vessel: config.vesselName });
@@ -83,7 +86,9 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     try {
       await Promise.all([
         syncLoop(linkUp),
+        applyLoop(),
         watchLoop(controller, signal, log),
+        driftLoop(controller, signal, log, config.driftCheckSeconds * 1000),
         startCollector({
           vessel: config.vesselName,
           docker,
@@ -140,6 +145,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           log.info({ after: failures }, 'hub reachable again');
           linkUp.ring();
         }
+        if (result.changed || failures > 0) targetChanged.ring();
         failures = 0;
         delay = pollDelayMs(config.pollIntervalSeconds * 1000);
       } catch (err) {
@@ -151,15 +157,35 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           config.maxBackoffSeconds * 1000,
         );
       }
-      // The target is applied from local state too: a crew `resume` works with the link down.
+      await sleep(delay, signal);
+    }
+  }
+
+  /**
+   * Apply the target from local state, apart from syncing: a download that runs for hours or fails on
+   * every request neither stops the vessel from seeing a newer target nor holds up telemetry; a crew
+   * `resume` works with the link down. After failures it backs off (capped, with jitter).
+   */
+  async function applyLoop(): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      let delay = pollDelayMs(config.pollIntervalSeconds * 1000);
       try {
         await controller.reconcile(withCarried(store.get('desired'), store.get('carried') ?? [], config.vesselName));
+        failures = 0;
       } catch (err) {
+        failures++;
         if (err instanceof HubUnreachableError)
-          log.info({ reason: errorMessage(err) }, 'release not fetched; hub unreachable');
-        else log.warn({ reason: errorMessage(err) }, 'update not applied');
+          log.info({ reason: errorMessage(err), failures }, 'release not fetched; hub unreachable');
+        else log.warn({ reason: errorMessage(err), failures }, 'update not applied');
+        delay = backoffDelayMs(
+          failures,
+          Math.min(BACKOFF_BASE_MS, config.pollIntervalSeconds * 1000),
+          config.maxBackoffSeconds * 1000,
+        );
       }
-      await sleep(delay, signal);
+      // A new target (or the hub back) ends the wait, a backoff's too: the failure may be gone with it.
+      await targetChanged.sleep(delay, signal);
     }
   }
 }
@@ -172,6 +198,17 @@ async function watchLoop(controller: Controller, signal: AbortSignal, log: Logge
       log.warn({ reason: errorMessage(err) }, 'watch window check failed');
     }
     await sleep(controller.watchTickMs, signal);
+  }
+}
+
+async function driftLoop(controller: Controller, signal: AbortSignal, log: Logger, everyMs: number): Promise<void> {
+  while (!signal.aborted) {
+    await sleep(everyMs, signal);
+    try {
+      await controller.repairDrift();
+    } catch (err) {
+      log.warn({ reason: errorMessage(err) }, 'drift check failed');
+    }
   }
 }
 

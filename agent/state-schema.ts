@@ -1,17 +1,24 @@
 import { z } from 'zod';
 import { desiredStateSchema } from '../shared/protocol/bodies.js';
+import { ROLLOUT_OUTCOMES } from '../shared/protocol/rollout-outcome.js';
 
 /** How the last exchange with the hub went; `unknown` only in views, before the first attempt. */
 export const linkStateSchema = z.enum(['up', 'down', 'refused']);
 export type LinkState = z.infer<typeof linkStateSchema> | 'unknown';
 
-/** The crew rolled back: the shore target is not applied until a release newer than `sequence` or a resume. */
-export const crewHoldSchema = z.strictObject({ sequence: z.number().int().min(0) });
+/**
+ * The crew rolled back: the shore target is not applied until a release newer than `sequence` or a resume.
+ * `app`: the app held (absent in holds from before several apps: every app).
+ */
+export const crewHoldSchema = z.strictObject({ sequence: z.number().int().min(0), app: z.string().optional() });
 export type CrewHold = z.infer<typeof crewHoldSchema>;
 
 /** A release just made live, watched until `until`; a crash loop or failing health rolls it back. */
 export const watchSchema = z.strictObject({
+  /** Absent in watches from before several apps: the app of the one live release. */
+  app: z.string().optional(),
   version: z.string(),
+  rolloutId: z.number().int().nullable().optional(),
   until: z.number(),
   /** Each service's restart count at the flip: more restarts than this within the window is a crash loop. */
   restarts: z.record(z.string(), z.number().int().min(0)),
@@ -40,6 +47,14 @@ export const carriedReleaseSchema = z.strictObject({
 });
 export type CarriedRelease = z.infer<typeof carriedReleaseSchema>;
 
+/** The last `rollout.outcome` sent for an app's target: a new event only when it changes. */
+export const sentOutcomeSchema = z.strictObject({
+  version: z.string(),
+  outcome: z.enum(ROLLOUT_OUTCOMES),
+  failure: z.string().optional(),
+  until: z.string().optional(),
+});
+
 /**
  * Every key of the agent's key-value state (the `kv` table) with the schema of its value, in one place.
  * A read is typed by its key; a stored value that does not fit (written by another version, altered on
@@ -51,6 +66,8 @@ export const STATE_SCHEMA = {
   /** The shore target as last received, and its validator: an unchanged target costs a 304. */
   desired: desiredStateSchema,
   'desired.etag': z.string(),
+  /** Why the last desired state from the hub was refused (not for this vessel, a bad name): logged once. */
+  'desired.refused': z.string(),
   /** Offset of the hub's clock from ours (its Date header), applied to request signatures. */
   'hub.skewMs': z.number(),
   'link.state': linkStateSchema,
@@ -76,6 +93,16 @@ export const STATE_SCHEMA = {
   carried: z.array(carriedReleaseSchema).max(64),
   /** The last release refused for want of disk (its event is sent once). */
   'disk.refused': z.string(),
+  /** Per app, the counter of the last rollback directive accepted: one at or below it is a replay. */
+  'directive.counters': z.record(z.string(), z.number().int().min(0)),
+  /** The last refused return to a kept release, APP@VERSION: reason (its event is sent once). */
+  'rollback.refused': z.string(),
+  /** Per app, the last rollout outcome reported (a `rollout.outcome` event goes out when it changes). */
+  'rollout.outcomes': z.record(z.string(), sentOutcomeSchema),
+  /** Per APP/SERVICE, how often drift repair started the live container again (missing, exited, replaced). */
+  'drift.restarts': z.record(z.string(), z.number().int().min(0)),
+  /** Per app, the release the crew said to apply now (`tender apply`), outside its maintenance window. */
+  'apply.now': z.record(z.string(), z.string()),
 } satisfies Record<string, z.ZodType>;
 
 export type StateKey = keyof typeof STATE_SCHEMA;

@@ -8,6 +8,10 @@ import type { LinkState, ReleaseResult } from './state-schema.js';
 import { createBoardReleases } from './release/board-releases.js';
 import { createJournal } from './release/journal.js';
 import { containerName } from './release/runtime.js';
+import { effectivePolicy, type TransferPolicy } from './release/transfer-policy.js';
+import { targetsOf } from './release/targets.js';
+import { switchWindow } from './release/switch-window.js';
+import { correctedNow } from './clock.js';
 import { formatBackupStatus, readBackupStatus, type BackupStatus } from './backup/backup-status.js';
 
 /** What `tender status` and the local console show: all from local state, no hub needed. */
@@ -28,6 +32,12 @@ export interface StatusView {
   rootVersion: number;
   services: { name: string; state: string; detail?: string }[];
   lastResult: ReleaseResult | null;
+  /** Every app on board or targeted: what serves and what shore wants. */
+  apps: { app: string; current: string | null; desired: string | null; held: boolean }[];
+  /** The maintenance window for switches (from the hub, kept on board), on the corrected clock. */
+  window: { spec: string; source: string; open: boolean; until: string | null } | null;
+  /** The download policy in force and where each setting comes from (the hub's wins over agent.json). */
+  downloads: TransferPolicy;
   lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
   backups: BackupStatus;
 }
@@ -49,14 +59,22 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
       lastResult: null,
       lastUpdate: null,
       backups: readBackupStatus(config.dataDir),
+      apps: [],
+      window: null,
+      downloads: effectivePolicy(config, undefined),
     };
   }
   const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
   try {
     const releases = createBoardReleases(store.db);
     const live = releases.live();
-    const services = live ? await serviceHealth(live.version, releases.manifest(live.version, root)) : [];
+    const services = live ? await serviceHealth(live.version, releases.manifest(live.app, live.version, root)) : [];
     const last = createJournal(store.db).recent(1)[0];
+    const desired = store.get('desired');
+    const targets = targetsOf(desired);
+    const hold = store.get('crew.hold');
+    const appNames = [...new Set([...releases.apps(), ...targets.map((t) => t.app)])];
+    const w = switchWindow(desired, correctedNow(store.get('hub.skewMs')));
     return {
       vessel: config.vesselName,
       hub: config.hub,
@@ -66,7 +84,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
         previous: store.get('release.previous') ?? null,
         pending: store.get('release.pending') ?? null,
         held: store.get('crew.hold') !== undefined,
-        desired: store.get('desired')?.release?.version ?? null,
+        desired: targets[0]?.version ?? null,
       },
       link: {
         state: store.get('link.state') ?? 'unknown',
@@ -82,6 +100,21 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
         ? { kind: last.kind, from: last.from, to: last.to, state: last.state, reason: last.reason }
         : null,
       backups: readBackupStatus(config.dataDir),
+      apps: appNames.map((app) => ({
+        app,
+        current: releases.serving(app)?.version ?? null,
+        desired: targets.find((t) => t.app === app)?.version ?? null,
+        held: hold !== undefined && (hold.app === undefined || hold.app === app),
+      })),
+      window: desired?.window
+        ? {
+            spec: desired.window.spec,
+            source: desired.window.source,
+            open: w.open,
+            until: w.open ? null : w.until,
+          }
+        : null,
+      downloads: effectivePolicy(config, desired?.settings),
     };
   } finally {
     store.close();
@@ -117,10 +150,26 @@ export function formatStatus(s: StatusView): string {
     `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
     `last sync  ${s.lastSync ?? 'never'}`,
     `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,
+    ...(s.apps.length > 1
+      ? [
+          `apps       ${s.apps.map((a) => `${a.app} ${a.current ?? 'none'}${a.desired && a.desired !== a.current ? ` -> ${a.desired}` : ''}${a.held ? ' (held)' : ''}`).join(', ')}`,
+        ]
+      : []),
+    `window     ${s.window ? `${s.window.spec} (${s.window.source}): ${s.window.open ? 'open' : `closed, waiting for window until ${s.window.until ?? 'unknown'}`}` : 'none (switch any time)'}`,
+    `downloads  ${formatPolicy(s.downloads)}`,
     `backlog    ${s.backlog} records`,
     `trust      root v${s.rootVersion}`,
     `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
     `hub        ${s.hub}`,
     ...formatBackupStatus(s.backups),
   ].join('\n');
+}
+
+function formatPolicy(p: TransferPolicy): string {
+  const windows = p.downloadWindows.length ? p.downloadWindows.join(', ') : 'any time';
+  return [
+    `windows ${windows} (from ${p.from.downloadWindows})`,
+    `only when cheap ${p.onlyWhenCheap ? 'yes' : 'no'} (from ${p.from.onlyWhenCheap})`,
+    `cap ${p.bytesPerSecond ? `${p.bytesPerSecond} B/s` : 'none'} (from ${p.from.bytesPerSecond})`,
+  ].join('; ');
 }

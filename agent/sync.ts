@@ -8,6 +8,7 @@ import type { HubClient } from './hub-client.js';
 import { AGENT_VERSION } from './version.js';
 import { createBoardReleases } from './release/board-releases.js';
 import { errorMessage } from '../shared/errors.js';
+import { desiredProblem } from './release/targets.js';
 
 // Even when nothing changes, tell shore we are alive and what we run this often.
 const STATUS_REPORT_EVERY_MS = 15 * 60 * 1000;
@@ -37,11 +38,22 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   // A target that no longer reads (it did not fit its schema) is asked for again in full.
   const fresh = await client.getDesired(vesselName, (desired && store.get('desired.etag')) || undefined);
   let changed = false;
-  if (fresh) {
+  const problem = fresh && desiredProblem(fresh.state, vesselName);
+  if (fresh && problem) {
+    // Not for this vessel, or a name that must never reach a path: kept out, the last good target stays.
+    if (store.get('desired.refused') !== problem) {
+      store.event('desired.refused', { reason: problem });
+      store.set('desired.refused', problem);
+      log.warn({ reason: problem }, 'desired state from the hub refused');
+    }
+  } else if (fresh) {
     desired = fresh.state;
     changed = true;
-    store.setMany({ desired, 'desired.etag': fresh.etag });
-    log.info({ release: desired.release }, 'desired state changed');
+    store.setMany({ desired, 'desired.etag': fresh.etag, 'desired.refused': null });
+    log.info(
+      { release: desired.release, apps: desired.apps?.map((a) => `${a.app}@${a.version}`) },
+      'desired state changed',
+    );
   }
   let root = deps.root;
   if (desired && desired.rootVersion > root.version) root = await updateRoot(deps);

@@ -225,6 +225,14 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       }
     },
     inspectContainer,
+    /** Rename a container in place (it keeps running; its ports and id do not change). */
+    async renameContainer(id: string, name: string): Promise<void> {
+      try {
+        await docker.getContainer(id).rename({ name });
+      } catch (err) {
+        wrap(`rename container ${id} to ${name}`, err);
+      }
+    },
     async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
       let list;
       try {

@@ -89,12 +89,12 @@ export function boardLocator(agentDb: Db, root: () => TrustedRoot) {
   const services: ServiceNames = (app) => {
     const live = liveOf(app);
     if (!live) return undefined;
-    return { release: live.version, services: Object.keys(releases.manifest(live.version, root()).services) };
+    return { release: live.version, services: Object.keys(releases.manifest(app, live.version, root()).services) };
   };
   const locate = (app: string, service: string): BackupTarget => {
     const live = liveOf(app);
     if (!live) throw new BackupTargetError(`app ${app} has no live release on board`);
-    const m = releases.manifest(live.version, root());
+    const m = releases.manifest(app, live.version, root());
     const spec = m.services[service];
     if (!spec)
       throw new BackupTargetError(

@@ -29,7 +29,7 @@ function page(
       (
         r,
       ) => `<tr><td>${r.state === 'live' ? '<b>live</b>' : escapeHtml(r.state)}</td><td>${escapeHtml(r.version)}</td><td>${r.lastLiveAt ? escapeHtml(new Date(r.lastLiveAt).toISOString().slice(0, 16).replace('T', ' ')) : 'never'}</td>
-<td>${r.state !== 'live' && r.lastLiveAt ? `<form method="post" action="/rollback"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="release" value="${escapeHtml(r.version)}"><button>Roll back to ${escapeHtml(r.version)}</button></form>` : ''}</td></tr>`,
+<td>${r.state !== 'live' && r.lastLiveAt ? `<form method="post" action="/rollback"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="release" value="${escapeHtml(`${r.app}@${r.version}`)}"><button>Roll back to ${escapeHtml(r.version)}</button></form>` : ''}</td></tr>`,
     )
     .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Tender — ${escapeHtml(s.vessel)}</title>
@@ -38,6 +38,7 @@ function page(
 <p>Live release: <b>${escapeHtml(s.release.current ?? 'none')}</b>${s.release.held ? ' (held by the crew)' : ''}. Previous: ${escapeHtml(s.release.previous ?? 'none')}. Link to shore: ${escapeHtml(s.link.state)}.</p>
 <p>Services: ${s.services.map((x) => `${escapeHtml(x.name)} ${escapeHtml(x.state)}`).join(', ') || 'none'}</p>
 <form method="post" action="/rollback"><input type="hidden" name="csrf" value="${csrf}"><button class="big">Roll back to the previous release</button></form>
+${s.release.pending ? `<form method="post" action="/apply"><input type="hidden" name="csrf" value="${csrf}"><button>Apply the pending release ${escapeHtml(s.release.pending)} now${s.window && !s.window.open ? ` (outside its window ${escapeHtml(s.window.spec)})` : ''}</button></form>` : ''}
 ${s.release.held ? `<form method="post" action="/resume"><input type="hidden" name="csrf" value="${csrf}"><button>Resume following shore</button></form>` : ''}
 <h2>Releases on board</h2><table><tr><th>State</th><th>Version</th><th>Last live</th><th></th></tr>${rows}</table></body></html>`;
 }
@@ -111,7 +112,9 @@ export function startConsole(opts: { config: AgentConfig; controller: Controller
         (url.pathname === '/rollback' ||
           url.pathname === '/api/rollback' ||
           url.pathname === '/resume' ||
-          url.pathname === '/api/resume')
+          url.pathname === '/api/resume' ||
+          url.pathname === '/apply' ||
+          url.pathname === '/api/apply')
       ) {
         const form = await readForm(req);
         // JSON callers use basic auth only (no browser involved); form posts need the CSRF token.
@@ -121,7 +124,11 @@ export function startConsole(opts: { config: AgentConfig; controller: Controller
             'application/json',
             JSON.stringify({ error: 'forbidden', message: 'stale form; reload the page' }),
           );
-        if (url.pathname.endsWith('/resume')) {
+        if (url.pathname.endsWith('/apply')) {
+          const result = await opts.controller.apply(form.app || undefined, actor);
+          opts.log.info({ ...result, by: actor }, 'pending release applied from the console');
+          if (api) return send(200, 'application/json', JSON.stringify(result));
+        } else if (url.pathname.endsWith('/resume')) {
           opts.controller.resume(actor);
           if (api) return send(200, 'application/json', JSON.stringify({ held: false }));
         } else {

@@ -145,6 +145,21 @@ export const resumeCommand: Command = {
   human: () => 'following the shore target again',
 };
 
+export const applyCommand: Command = {
+  path: ['apply'],
+  args: '[APP]',
+  summary: "switch to the pending shore release now, outside its maintenance window (the crew's decision)",
+  options: CONFIG_OPTION,
+  async run(ctx) {
+    const app = ctx.positionals[0];
+    return withController(ctx, (c, _store, _config, actor) => c.apply(app, actor));
+  },
+  human: (r: { app: string; version: string; switched: boolean }) =>
+    r.switched
+      ? `${r.app}@${r.version} is live`
+      : `${r.app}@${r.version} is not on board yet: the agent switches to it as soon as its download ends`,
+};
+
 export const linkCommand: Command = {
   path: ['link'],
   args: 'cheap|metered',
@@ -168,4 +183,4 @@ export const linkCommand: Command = {
   human: (r: { cheap: boolean }) => (r.cheap ? 'link marked cheap: release downloads may run' : 'link marked metered'),
 };
 
-export const CREW_COMMANDS = [routerRun, releasesCommand, rollbackCommand, resumeCommand, linkCommand];
+export const CREW_COMMANDS = [routerRun, releasesCommand, rollbackCommand, resumeCommand, applyCommand, linkCommand];

@@ -11,7 +11,9 @@ import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/mani
 import { assertRootFresh, type TrustedRoot } from '../../shared/trust/root.js';
 import { loadLayerIndex, namedChunks, releaseChunkOrder } from '../../shared/content/release-chunks.js';
 import type { StateStore } from '../state-store.js';
-import { createBoardReleases } from './board-releases.js';
+import { createBoardReleases, manifestDigest } from './board-releases.js';
+import { checkManifestBounds, trustedTime } from './bounds.js';
+import { correctedNow } from '../clock.js';
 import { addCarried } from './carried.js';
 import { stageRelease } from './stage.js';
 
@@ -107,7 +109,7 @@ async function importInto(
   const lacking = both.missing(order!);
   if (lacking.length)
     refuse(`it lacks ${lacking.length} chunk(s) this vessel does not hold (first ${lacking[0]!.slice(0, 12)})`);
-  const already = releases.get(m.version);
+  const already = releases.get(m.app, m.version);
   if (!already) {
     try {
       // Every layer reassembled from the chunks and checked against its digest before docker load.
@@ -163,16 +165,24 @@ function checkManifest(
     throw new BundleImportError(
       `bundle refused: its header names ${r.header.app}@${r.header.version} but the signed manifest is ${m.app}@${m.version}; nothing staged`,
     );
-  const floor = deps.store.get('time.floor') ?? 0;
-  // New installs need fresh trust metadata, as from the hub.
-  assertRootFresh(deps.root, new Date(Math.max(Date.now(), floor)));
-  const onBoard = releases.get(m.version);
-  if (onBoard && onBoard.app !== m.app)
-    throw new BundleImportError(`bundle refused: release ${m.version} on board belongs to app ${onBoard.app}`);
-  if (!onBoard && m.sequence <= releases.maxSequence())
+  const now = correctedNow(deps.store.get('hub.skewMs'));
+  // New installs need fresh trust metadata, as from the hub (on the corrected clock).
+  assertRootFresh(deps.root, new Date(trustedTime(deps.store, now)));
+  const onBoard = releases.get(m.app, m.version);
+  if (onBoard && onBoard.digest !== manifestDigest(bytes))
     throw new BundleImportError(
-      `bundle refused: release ${m.app}@${m.version} (#${m.sequence}) is older than what this vessel has installed (#${releases.maxSequence()}), as a rollback attack would be; nothing staged`,
+      `bundle refused: release ${m.app}@${m.version} on board has another manifest (digest ${onBoard.digest.slice(0, 12)})`,
     );
+  const newest = releases.maxSequence(m.app, m.version);
+  if (!onBoard && m.sequence <= newest)
+    throw new BundleImportError(
+      `bundle refused: release ${m.app}@${m.version} (#${m.sequence}) is older than what this vessel has installed of ${m.app} (#${newest}), as a rollback attack would be; nothing staged`,
+    );
+  try {
+    checkManifestBounds(m, { newest, now });
+  } catch (err) {
+    throw new BundleImportError(`bundle refused: ${errorMessage(err)}; nothing staged`);
+  }
   for (const [d, s] of namedChunks(m)) r.sizes.set(d, s.raw);
   for (const img of Object.values(m.images))
     for (const l of img.layers) {

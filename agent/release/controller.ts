@@ -4,9 +4,10 @@ import { assertRootFresh, type TrustedRoot } from '../../shared/trust/root.js';
 import type { DockerEngine } from '../../shared/docker.js';
 import type { DesiredState } from '../../shared/protocol/bodies.js';
 import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
-import { createBoardReleases, type BoardReleases } from './board-releases.js';
+import type { FailureKind } from '../../shared/protocol/rollout-outcome.js';
+import { createBoardReleases, manifestDigest, releaseLabel, type BoardReleases } from './board-releases.js';
 import { createJournal, type Journal } from './journal.js';
-import { recoverInterrupted, swapTo, type SwapDeps } from './swap.js';
+import { recoverInterrupted, renameLegacyContainers, swapTo, type SwapDeps } from './swap.js';
 import { containerName } from './runtime.js';
 import { probe } from './health-gate.js';
 import { DiskGuardError } from './transfer/disk-guard.js';
@@ -15,6 +16,14 @@ import type { ChunkStore } from '../../shared/content/chunk-store.js';
 import type { StateStore } from '../state-store.js';
 import type { ReleaseResult } from '../state-schema.js';
 import { createRefusedManifests, refusedManifestKey } from './refused-manifests.js';
+import { correctedNow } from '../clock.js';
+import { targetsOf, type Target } from './targets.js';
+import { findDirective } from './rollback-directives.js';
+import { reportOutcome, type OutcomeDetail } from './outcomes.js';
+import { switchWindow } from './switch-window.js';
+import { repairDrift } from './drift.js';
+import { checkManifestBounds, trustedTime } from './bounds.js';
+import type { RolloutOutcome } from '../../shared/protocol/rollout-outcome.js';
 
 export class ControllerError extends TenderError {}
 
@@ -35,12 +44,22 @@ export interface ControllerDeps {
   log: Logger;
   /** Where releases come from (the hub); absent for crew commands, which install only what is on board. */
   source?: InstallSource;
+  /** The corrected clock (ms); default: the vessel's clock plus the hub's measured offset. */
+  now?: () => number;
+  /** A backup or restore has the containers in hand: drift repair waits. */
+  busy?: () => boolean;
 }
 
+/** What to do about one app's target, decided from what is on board (no network). */
+type Decision =
+  { act: 'none' } | { act: 'install'; kind: 'update' } | { act: 'install'; kind: 'rollback'; counter: number };
+
 /**
- * What the vessel runs and why: applies the shore target unless the crew holds an older release, rolls
- * back by itself when a new release fails its watch window, and carries out crew rollbacks. One update at
- * a time, in this process (a queue) and across processes (the journal).
+ * What the vessel runs and why, per app: applies the shore target unless the crew holds an older release,
+ * goes back to a kept release only with a signed rollback directive, switches only inside the maintenance
+ * window, rolls back by itself when a new release fails its watch window, and carries out crew rollbacks.
+ * Swaps run one at a time (a queue here, the journal across processes); downloads run outside the queue,
+ * so a crew action never waits for one.
  */
 export function createController(deps: ControllerDeps) {
   const releases: BoardReleases = createBoardReleases(deps.store.db);
@@ -65,129 +84,274 @@ export function createController(deps: ControllerDeps) {
     return p;
   };
   const problems: { failures: Record<string, number> } = { failures: {} };
-
-  /** Time never goes back below the newest signed time seen (a clock set to 2020 cannot revive stale metadata). */
-  function trustedNow(): Date {
-    const floor = deps.store.get('time.floor') ?? 0;
-    return new Date(Math.max(Date.now(), floor));
-  }
-
-  function noteSignedTime(m: ReleaseManifest): void {
-    const t = Date.parse(m.createdAt);
-    if (t > (deps.store.get('time.floor') ?? 0)) deps.store.set('time.floor', t);
-  }
-
-  async function afterUpdate(version: string): Promise<void> {
-    const m = releases.manifest(version, deps.root());
-    const restarts: Record<string, number> = {};
-    for (const s of Object.keys(m.services))
-      restarts[s] = (await deps.docker.inspectContainer(containerName(m.app, s, version)))?.restartCount ?? 0;
-    if (deps.watchMs > 0) deps.store.set('watch', { version, until: Date.now() + deps.watchMs, restarts });
-  }
+  const now = deps.now ?? (() => correctedNow(deps.store.get('hub.skewMs')));
+  const store = deps.store;
 
   function setResult(version: string, result: ReleaseResult['result'], reason: string | null): void {
-    deps.store.set('release.lastResult', { version, result, reason, at: new Date().toISOString() });
+    store.set('release.lastResult', { version, result, reason, at: new Date(now()).toISOString() });
+  }
+
+  const outcome = (t: Target, o: RolloutOutcome, detail?: OutcomeDetail) => reportOutcome(store, t, o, detail);
+
+  function fail(t: Target, failure: FailureKind, reason: string): void {
+    setResult(t.version, failure === 'refused' ? 'refused' : 'failed', reason);
+    outcome(t, 'failed', { failure, reason });
+  }
+
+  /** A refusal sent once per release and reason (the hub polls every minute; the event goes ashore once). */
+  function refuseOnce(t: Target, type: 'update.refused' | 'rollback.refused', reason: string): void {
+    const key = `${type} ${releaseLabel(t)}: ${reason}`.slice(0, 1000);
+    if (store.get('rollback.refused') !== key) {
+      store.event(type, { app: t.app, release: t.version, reason });
+      store.set('rollback.refused', key);
+      deps.log.warn({ release: releaseLabel(t), reason }, type === 'rollback.refused' ? 'rollback refused' : reason);
+    }
+    fail(t, 'refused', reason);
+  }
+
+  function heldFor(app: string) {
+    const hold = store.get('crew.hold');
+    return hold && (hold.app === undefined || hold.app === app) ? hold : undefined;
+  }
+
+  /**
+   * Decide from what is on board, with no network: called before fetching and again, in the queue, right
+   * before the switch (a crew hold or rollback made during a download wins over the download).
+   */
+  function decide(t: Target, desired: DesiredState | undefined): Decision {
+    const live = releases.live(t.app);
+    const onBoard = releases.get(t.app, t.version);
+    if (t.digest && onBoard && onBoard.digest !== t.digest) {
+      refuseOnce(
+        t,
+        'update.refused',
+        `release ${releaseLabel(t)} on board has manifest digest ${onBoard.digest.slice(0, 12)}, the target names ${t.digest.slice(0, 12)}`,
+      );
+      return { act: 'none' };
+    }
+    if (live?.version === t.version) {
+      store.set('release.pending', null);
+      if (!store.get('watch')) outcome(t, 'installed-healthy');
+      return { act: 'none' };
+    }
+    const hold = heldFor(t.app);
+    if (hold && t.sequence <= hold.sequence) {
+      outcome(t, 'held', { reason: 'the crew holds another release (tender resume to follow shore again)' });
+      return { act: 'none' };
+    }
+    if (onBoard?.state === 'failed') return { act: 'none' };
+    const newest = releases.maxSequence(t.app, t.version);
+    const back = live !== undefined && t.sequence < live.sequence;
+    // Forward: newer than anything of the app, or newer than what runs and on board (staged, or kept
+    // after a rollback and named again).
+    if (!back && (t.sequence > newest || onBoard)) return { act: 'install', kind: 'update' };
+    // Going back: only to a release this vessel ran and keeps, and only with a signed directive for it.
+    if (!back || !onBoard || onBoard.lastLiveAt === null) {
+      refuseOnce(
+        t,
+        'update.refused',
+        `release ${releaseLabel(t)} (#${t.sequence}) is older than what this vessel has installed of ${t.app} (#${newest}); refused as a rollback attack`,
+      );
+      return { act: 'none' };
+    }
+    const verdict = findDirective(
+      desired?.directives ?? [],
+      { app: t.app, version: t.version, digest: onBoard.digest },
+      {
+        root: deps.root(),
+        vessel: deps.vessel,
+        groups: desired?.groups ?? [],
+        now: now(),
+        lastCounter: store.get('directive.counters')?.[t.app] ?? 0,
+      },
+    );
+    if (!verdict.ok) {
+      refuseOnce(t, 'rollback.refused', `return to kept release ${releaseLabel(t)} refused: ${verdict.reason}`);
+      return { act: 'none' };
+    }
+    return { act: 'install', kind: 'rollback', counter: verdict.directive.counter };
+  }
+
+  /** Fetch, verify and keep the target's manifest; undefined when refused (remembered, with its event). */
+  async function acceptManifest(t: Target, source: InstallSource): Promise<ReleaseManifest | undefined> {
+    const root = deps.root();
+    // New installs need fresh trust metadata (on the corrected clock); what is on board keeps running.
+    assertRootFresh(root, new Date(trustedTime(store, now())));
+    const refusedKey = refusedManifestKey(t.app, t.version, t.sequence);
+    if (refused.reason(refusedKey) !== undefined) return undefined;
+    const bytes = t.manifest ? Buffer.from(t.manifest, 'base64') : await source.fetchManifest(t.app, t.version);
+    let m: ReleaseManifest;
+    try {
+      if (t.digest && manifestDigest(bytes) !== t.digest)
+        throw new ControllerError(
+          `manifest digest ${manifestDigest(bytes).slice(0, 12)} is not the target's ${t.digest.slice(0, 12)}`,
+        );
+      m = verifyManifest(root, bytes);
+      if (m.version !== t.version || m.app !== t.app || m.sequence !== t.sequence)
+        throw new ControllerError(
+          `manifest is ${releaseLabel(m)} #${m.sequence}, the target ${releaseLabel(t)} #${t.sequence}`,
+        );
+      checkManifestBounds(m, { newest: releases.maxSequence(t.app, t.version), now: now() });
+    } catch (err) {
+      // Refused once, remembered: the same manifest is not fetched again on every poll.
+      const reason = `release ${releaseLabel(t)} refused: ${errorMessage(err)}`;
+      refused.refuse(refusedKey, reason);
+      store.event('update.refused', { app: t.app, release: t.version, reason });
+      fail(t, 'refused', reason);
+      deps.log.warn({ release: releaseLabel(t), reason }, 'release manifest refused');
+      return undefined;
+    }
+    const floor = store.get('time.floor') ?? 0;
+    const created = Date.parse(m.createdAt);
+    if (created > floor) store.set('time.floor', Math.min(created, now()));
+    releases.add(m, bytes);
+    return m;
+  }
+
+  async function missingImages(m: ReleaseManifest): Promise<number> {
+    let missing = 0;
+    for (const id of new Set(Object.values(m.services).map((s) => s.imageId)))
+      if (!(await deps.docker.imageInspect(id))) missing++;
+    return missing;
+  }
+
+  /** Bring one app to its target: decide, fetch and download outside the queue, switch inside it. */
+  async function reconcileApp(t: Target, desired: DesiredState | undefined): Promise<void> {
+    if (decide(t, desired).act === 'none') return;
+    store.set('release.pending', t.version);
+    let m: ReleaseManifest | undefined;
+    if (!releases.get(t.app, t.version)) {
+      if (!deps.source) return;
+      m = await acceptManifest(t, deps.source);
+      if (!m) return;
+    } else m = releases.manifest(t.app, t.version, deps.root());
+    const missing = await missingImages(m);
+    if (missing > 0) {
+      if (!deps.source) {
+        setResult(t.version, 'waiting', `${missing} image(s) not on board yet`);
+        return;
+      }
+      outcome(t, 'downloading', { progress: { done: 0, total: imageBytes(m) } });
+      try {
+        await deps.source.transfer(m);
+      } catch (err) {
+        const why = errorMessage(err);
+        setResult(t.version, 'waiting', why);
+        if (err instanceof TransferDeferred) return;
+        if (err instanceof DiskGuardError && store.get('disk.refused') !== t.version) {
+          store.set('disk.refused', t.version);
+          store.event('transfer.refused', { app: t.app, release: t.version, reason: why });
+          outcome(t, 'failed', { failure: 'transfer-failed', reason: why });
+        }
+        throw err;
+      }
+    }
+    await serial(() => switchApp(t, desired));
+  }
+
+  /** In the queue: decide again (a hold set during the download wins), wait for the window, swap. */
+  async function switchApp(t: Target, desired: DesiredState | undefined): Promise<void> {
+    await recoverInterrupted(swapDeps);
+    const d = decide(t, desired);
+    if (d.act === 'none') return;
+    const applied = store.get('apply.now')?.[t.app] === t.version;
+    const w = switchWindow(desired, now());
+    if (!w.open && !applied) {
+      setResult(t.version, 'waiting', w.reason);
+      outcome(t, 'waiting-for-window', { reason: w.reason, ...(w.until && { until: w.until }) });
+      return;
+    }
+    const hold = heldFor(t.app);
+    try {
+      await swapTo(
+        swapDeps,
+        t.app,
+        t.version,
+        d.kind,
+        'shore',
+        d.kind === 'rollback' ? `directive #${d.counter}` : null,
+      );
+    } catch (err) {
+      fail(t, 'gate-failed', errorMessage(err));
+      throw err;
+    }
+    if (d.kind === 'rollback') {
+      store.set('directive.counters', { ...store.get('directive.counters'), [t.app]: d.counter });
+      store.event('rollback.accepted', { app: t.app, release: t.version, counter: d.counter });
+    }
+    if (hold) store.set('crew.hold', null);
+    if (applied) {
+      const { [t.app]: _done, ...rest } = store.get('apply.now') ?? {};
+      store.set('apply.now', rest);
+    }
+    setResult(t.version, 'live', null);
+    await afterUpdate(t);
+  }
+
+  async function afterUpdate(t: Target): Promise<void> {
+    const m = releases.manifest(t.app, t.version, deps.root());
+    const restarts: Record<string, number> = {};
+    for (const s of Object.keys(m.services))
+      restarts[s] = (await deps.docker.inspectContainer(containerName(m.app, s, t.version)))?.restartCount ?? 0;
+    if (deps.watchMs > 0)
+      store.set('watch', {
+        app: t.app,
+        version: t.version,
+        rolloutId: t.rolloutId,
+        until: Date.now() + deps.watchMs,
+        restarts,
+      });
+    else outcome(t, 'installed-healthy');
+  }
+
+  /** Which app a crew command means: named (APP@VERSION, or a version only one app has), or the only one. */
+  function crewApp(target: string | undefined): { app: string; version?: string } {
+    const at = target?.indexOf('@') ?? -1;
+    if (target && at > 0) return { app: target.slice(0, at), version: target.slice(at + 1) };
+    if (target) {
+      const apps = [...new Set(releases.withVersion(target).map((r) => r.app))];
+      if (apps.length > 1) throw new ControllerError(`several apps have a release ${target}: name it as APP@${target}`);
+      if (apps.length === 1) return { app: apps[0]!, version: target };
+      throw new ControllerError(`release ${target} is not kept on board (see: tender releases)`);
+    }
+    const apps = releases.servingAll().map((r) => r.app);
+    if (apps.length > 1) throw new ControllerError(`several apps run on board (${apps.join(', ')}): name APP@VERSION`);
+    return { app: apps[0] ?? releases.apps()[0] ?? '' };
   }
 
   const api = {
     releases,
     journal,
 
-    recover: () => serial(() => recoverInterrupted(swapDeps)),
-
-    /** Bring the vessel to the shore target, if the crew's hold and the trust rules allow. */
-    reconcile: (desired: DesiredState | undefined) =>
+    recover: () =>
       serial(async () => {
+        await renameLegacyContainers(swapDeps).catch((err) =>
+          deps.log.warn({ reason: errorMessage(err) }, 'containers not renamed to their injective names'),
+        );
         await recoverInterrupted(swapDeps);
-        const d = desired?.release;
-        if (!d) return;
-        const live = releases.live();
-        if (live?.version === d.version) {
-          deps.store.set('release.pending', null);
-          return;
-        }
-        const hold = deps.store.get('crew.hold');
-        if (hold && d.sequence <= hold.sequence) return;
-        const onBoard = releases.get(d.version);
-        if (onBoard?.state === 'failed') return;
-        if (!onBoard && d.sequence <= releases.maxSequence()) {
-          const reason = `release ${d.version} (#${d.sequence}) is older than what this vessel has installed (#${releases.maxSequence()}); refused as a rollback attack`;
-          if (deps.store.get('refused.version') !== d.version) {
-            deps.store.event('update.refused', { release: d.version, reason });
-            deps.store.set('refused.version', d.version);
-            deps.log.warn({ release: d.version }, reason);
-          }
-          setResult(d.version, 'refused', reason);
-          return;
-        }
-        deps.store.set('release.pending', d.version);
-        if (!onBoard) {
-          if (!deps.source) return;
-          const root = deps.root();
-          // New installs need fresh trust metadata; what is already on board keeps running regardless.
-          assertRootFresh(root, trustedNow());
-          const refusedKey = refusedManifestKey(d.app, d.version, d.sequence);
-          if (refused.reason(refusedKey) !== undefined) return;
-          const bytes = await deps.source.fetchManifest(d.app, d.version);
-          let m: ReleaseManifest;
-          try {
-            m = verifyManifest(root, bytes);
-          } catch (err) {
-            // Refused once, remembered: the same manifest is not fetched again on every poll.
-            const reason = `release ${d.version} refused: ${errorMessage(err)}`;
-            refused.refuse(refusedKey, reason);
-            deps.store.event('update.refused', { release: d.version, reason });
-            setResult(d.version, 'refused', reason);
-            deps.log.warn({ release: d.version, reason }, 'release manifest refused');
-            return;
-          }
-          if (m.version !== d.version || m.app !== d.app || m.sequence !== d.sequence) {
-            throw new ControllerError(
-              `hub sent manifest ${m.app}@${m.version} #${m.sequence} for ${d.app}@${d.version} #${d.sequence}`,
-            );
-          }
-          noteSignedTime(m);
-          releases.add(m, bytes);
-        }
-        const m = releases.manifest(d.version, deps.root());
-        const missing = [];
-        for (const id of new Set(Object.values(m.services).map((s) => s.imageId)))
-          if (!(await deps.docker.imageInspect(id))) missing.push(id);
-        if (missing.length > 0) {
-          if (!deps.source) {
-            setResult(d.version, 'waiting', `${missing.length} image(s) not on board yet`);
-            return;
-          }
-          try {
-            await deps.source.transfer(m);
-          } catch (err) {
-            const why = errorMessage(err);
-            setResult(d.version, 'waiting', why);
-            if (err instanceof TransferDeferred) return;
-            if (err instanceof DiskGuardError && deps.store.get('disk.refused') !== d.version) {
-              deps.store.set('disk.refused', d.version);
-              deps.store.event('transfer.refused', { release: d.version, reason: why });
-            }
-            throw err;
-          }
-        }
-        try {
-          await swapTo(swapDeps, d.version, 'update', 'shore');
-        } catch (err) {
-          setResult(d.version, 'failed', errorMessage(err));
-          throw err;
-        }
-        if (hold) deps.store.set('crew.hold', null);
-        setResult(d.version, 'live', null);
-        await afterUpdate(d.version);
       }),
+
+    /** Bring every app to its shore target, if the crew's hold, the window and the trust rules allow. */
+    async reconcile(desired: DesiredState | undefined): Promise<void> {
+      await serial(() => recoverInterrupted(swapDeps));
+      let first: unknown;
+      for (const t of targetsOf(desired)) {
+        try {
+          await reconcileApp(t, desired);
+        } catch (err) {
+          first ??= err;
+        }
+      }
+      if (first) throw first;
+    },
 
     /** Crew rollback to the previous (or a named) release kept on board; no link needed. Holds it. */
     rollback: (target: string | undefined, actor: string) =>
       serial(async () => {
         await recoverInterrupted(swapDeps);
-        const live = releases.live();
-        const to = target ? releases.get(target) : releases.previous();
+        const which = crewApp(target);
+        const live = releases.live(which.app);
+        const to = which.version ? releases.get(which.app, which.version) : releases.previous(which.app);
         if (!to)
           throw new ControllerError(
             target
@@ -200,10 +364,20 @@ export function createController(deps: ControllerDeps) {
           );
         if (live?.version === to.version) throw new ControllerError(`release ${to.version} is already live`);
         const t0 = Date.now();
-        await swapTo(swapDeps, to.version, 'rollback', actor, 'crew rollback');
-        const desiredSeq = deps.store.get('desired')?.release?.sequence ?? 0;
-        deps.store.setMany({ 'crew.hold': { sequence: Math.max(desiredSeq, releases.maxSequence()) }, watch: null });
-        deps.store.event('rollback', {
+        // The hold is set before the swap: an agent deciding meanwhile (another process) must not see the
+        // rollback done and no hold yet, and apply the newer target again. Put back if the swap fails.
+        const before = store.get('crew.hold');
+        const desiredSeq = targetsOf(store.get('desired')).find((t) => t.app === to.app)?.sequence ?? 0;
+        store.set('crew.hold', { sequence: Math.max(desiredSeq, releases.maxSequence(to.app)), app: to.app });
+        try {
+          await swapTo(swapDeps, to.app, to.version, 'rollback', actor, 'crew rollback');
+        } catch (err) {
+          store.set('crew.hold', before ?? null);
+          throw err;
+        }
+        store.set('watch', null);
+        store.event('rollback', {
+          app: to.app,
           from: live?.version ?? null,
           to: to.version,
           by: actor,
@@ -215,24 +389,55 @@ export function createController(deps: ControllerDeps) {
       }),
 
     resume(actor: string): { held: boolean } {
-      const held = deps.store.get('crew.hold') !== undefined;
-      deps.store.set('crew.hold', null);
-      if (held) deps.store.event('resume', { by: actor, at: new Date().toISOString() });
+      const held = store.get('crew.hold') !== undefined;
+      store.set('crew.hold', null);
+      if (held) store.event('resume', { by: actor, at: new Date().toISOString() });
       return { held: false };
+    },
+
+    /**
+     * Crew: switch to the app's pending shore release now, outside its maintenance window (an event). If
+     * it is not on board yet, the agent switches as soon as it is.
+     */
+    async apply(app: string | undefined, actor: string): Promise<{ app: string; version: string; switched: boolean }> {
+      const desired = store.get('desired');
+      const pending = targetsOf(desired).filter((t) => releases.live(t.app)?.version !== t.version);
+      const t = app ? pending.find((p) => p.app === app) : pending[0];
+      if (!t) throw new ControllerError(app ? `no pending release of ${app} to apply` : 'no pending release to apply');
+      if (!app && pending.length > 1)
+        throw new ControllerError(
+          `several apps have a pending release (${pending.map((p) => p.app).join(', ')}): name one`,
+        );
+      store.set('apply.now', { ...store.get('apply.now'), [t.app]: t.version });
+      if (heldFor(t.app)) store.set('crew.hold', null);
+      store.event('apply', { app: t.app, release: t.version, by: actor, at: new Date().toISOString() });
+      const onBoard = releases.get(t.app, t.version);
+      if (!onBoard || (await missingImages(releases.manifest(t.app, t.version, deps.root()))) > 0)
+        return { app: t.app, version: t.version, switched: false };
+      await serial(() => switchApp(t, desired));
+      return { app: t.app, version: t.version, switched: releases.live(t.app)?.version === t.version };
     },
 
     /** One tick of the watch window; rolls back by itself on a crash loop or failing health. */
     watchTick: () =>
       serial(async () => {
-        const w = deps.store.get('watch');
+        const w = store.get('watch');
         if (!w) return;
-        const live = releases.live();
-        if (Date.now() > w.until || live?.version !== w.version) {
-          deps.store.set('watch', null);
+        const app = w.app ?? releases.live()?.app ?? '';
+        const live = releases.live(app);
+        const t: Target = { app, version: w.version, sequence: 0, rolloutId: w.rolloutId ?? null };
+        if (live?.version !== w.version) {
+          store.set('watch', null);
           return;
         }
-        const m = releases.manifest(w.version, deps.root());
+        if (Date.now() > w.until) {
+          store.set('watch', null);
+          outcome(t, 'installed-healthy');
+          return;
+        }
+        const m = releases.manifest(app, w.version, deps.root());
         let failure: string | undefined;
+        let kind: FailureKind = 'rolled-back';
         for (const [service, spec] of Object.entries(m.services)) {
           const info = await deps.docker.inspectContainer(containerName(m.app, service, w.version));
           if (!info) failure = `${service} container is gone`;
@@ -244,26 +449,31 @@ export function createController(deps: ControllerDeps) {
             problems.failures[service] = why ? (problems.failures[service] ?? 0) + 1 : 0;
             if (problems.failures[service]! >= WATCH_PROBE_FAILURES) failure = `${service} failing health: ${why}`;
           }
+          if (failure && !info?.running) kind = 'crashed-after-flip';
           if (failure) break;
         }
         if (!failure) return;
-        deps.store.set('watch', null);
-        const prev = releases.previous();
+        store.set('watch', null);
+        const prev = releases.previous(app);
         const reason = `release ${w.version} failed in its watch window: ${failure}`;
-        deps.log.warn({ release: w.version, reason }, 'rolling back automatically');
+        deps.log.warn({ release: releaseLabel(t), reason }, 'rolling back automatically');
         if (!prev) {
-          releases.markFailed(w.version, reason);
-          deps.store.event('update.failed', {
+          releases.markFailed(app, w.version, reason);
+          store.event('update.failed', {
+            app,
             release: w.version,
             reason,
             note: 'no previous release to roll back to',
           });
+          outcome(t, 'failed', { failure: kind, reason });
           return;
         }
-        await swapTo(swapDeps, prev.version, 'auto-rollback', 'agent', reason);
-        releases.markFailed(w.version, reason);
+        await swapTo(swapDeps, app, prev.version, 'auto-rollback', 'agent', reason);
+        releases.markFailed(app, w.version, reason);
         setResult(w.version, 'rolled-back', reason);
-        deps.store.event('rollback', {
+        outcome(t, 'failed', { failure: kind, reason });
+        store.event('rollback', {
+          app,
           from: w.version,
           to: prev.version,
           by: 'agent',
@@ -273,8 +483,30 @@ export function createController(deps: ControllerDeps) {
       }),
 
     watchTickMs: WATCH_TICK_MS,
+
+    /** Start again (or make again) a live container found missing, exited or replaced; in the queue. */
+    repairDrift: () =>
+      serial(() =>
+        repairDrift({
+          vessel: deps.vessel,
+          docker: deps.docker,
+          releases,
+          journal,
+          store,
+          routerSocket: deps.routerSocket,
+          root: deps.root,
+          log: deps.log,
+          busy: deps.busy,
+        }),
+      ),
   };
   return api;
+}
+
+function imageBytes(m: ReleaseManifest): number {
+  let total = 0;
+  for (const img of Object.values(m.images)) for (const l of img.layers) total += l.size;
+  return total;
 }
 
 export type Controller = ReturnType<typeof createController>;

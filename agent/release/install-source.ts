@@ -9,7 +9,8 @@ import type { StateStore } from '../state-store.js';
 import { fetchRelease } from './transfer/fetch-loop.js';
 import { fetchManifestResumable } from './manifest-fetch.js';
 import { stageRelease } from './stage.js';
-import { transferAllowed } from './transfer-policy.js';
+import { effectivePolicy, transferAllowed } from './transfer-policy.js';
+import { correctedNow } from '../clock.js';
 
 /** Not an error: the policy says not now (download window, metered link). */
 export class TransferDeferred extends TenderError {}
@@ -56,20 +57,18 @@ export function createInstallSource(deps: InstallSourceDeps): InstallSource {
 
   return {
     async fetchManifest(app, version) {
-      // Carried by the desired state when small; verified by the controller exactly as a fetched one.
-      const d = deps.store.get('desired');
-      if (d?.manifest && d.release?.app === app && d.release.version === version)
-        return Buffer.from(d.manifest, 'base64');
       const client = connected();
       return fetchManifestResumable(client, config.vesselName, { app, version }, fetchDir);
     },
 
     async transfer(m) {
       const client = connected();
+      // The hub's settings for this vessel win over agent.json's; windows are read on the corrected clock.
+      const policy = effectivePolicy(config, deps.store.get('desired')?.settings);
       const blocked = transferAllowed(
-        { downloadWindows: config.downloadWindows, onlyWhenCheap: config.downloadOnlyWhenCheap },
+        policy,
         deps.store.get('link.cheap') ?? false,
-        new Date(),
+        new Date(correctedNow(deps.store.get('hub.skewMs'))),
       );
       if (blocked) throw new TransferDeferred(blocked);
       const t0 = Date.now();
@@ -81,7 +80,7 @@ export function createInstallSource(deps: InstallSourceDeps): InstallSource {
           dir: fetchDir,
           log,
           signal: deps.signal,
-          bytesPerSecond: config.releaseBytesPerSecond,
+          bytesPerSecond: policy.bytesPerSecond,
           diskMarginBytes: config.diskMarginBytes,
           stall: { ms: config.stallSeconds * 1000 },
         },

@@ -14,6 +14,8 @@ export type UpdateKind = 'update' | 'rollback' | 'auto-rollback';
 export interface UpdateRow {
   id: number;
   kind: UpdateKind;
+  /** The app the update changes; from and to are versions of it. */
+  app: string;
   from: string | null;
   to: string;
   state: 'running' | 'done' | 'failed';
@@ -65,6 +67,7 @@ export function createJournal(db: Db) {
     {
       id: number;
       kind: UpdateKind;
+      app: string;
       from_release: string | null;
       to_release: string;
       state: 'running';
@@ -77,7 +80,7 @@ export function createJournal(db: Db) {
     }
   >("SELECT * FROM updates WHERE state = 'running' ORDER BY id LIMIT 1");
   const insertUpdate = db.prepare(
-    "INSERT INTO updates (kind, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+    "INSERT INTO updates (kind, app, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
   );
   const insertStep = db.prepare(
     "INSERT INTO update_steps (update_id, idx, phase, step, state) VALUES (?, ?, ?, ?, 'pending')",
@@ -96,6 +99,7 @@ export function createJournal(db: Db) {
     {
       id: number;
       kind: UpdateKind;
+      app: string;
       from_release: string | null;
       to_release: string;
       state: UpdateRow['state'];
@@ -111,6 +115,7 @@ export function createJournal(db: Db) {
   const toRow = (r: NonNullable<ReturnType<typeof recent.get>>): UpdateRow => ({
     id: r.id,
     kind: r.kind,
+    app: r.app,
     from: r.from_release,
     to: r.to_release,
     state: r.state,
@@ -128,7 +133,7 @@ export function createJournal(db: Db) {
       return r && toRow(r);
     },
     /** Start an update; refuses while another live process is mid-update. */
-    begin(kind: UpdateKind, from: string | null, to: string, actor: string, forward: Step[]): number {
+    begin(kind: UpdateKind, app: string, from: string | null, to: string, actor: string, forward: Step[]): number {
       return db
         .transaction(() => {
           const r = running.get();
@@ -140,7 +145,8 @@ export function createJournal(db: Db) {
             );
           }
           const id = Number(
-            insertUpdate.run(kind, from, to, actor, process.pid, processStart(process.pid), Date.now()).lastInsertRowid,
+            insertUpdate.run(kind, app, from, to, actor, process.pid, processStart(process.pid), Date.now())
+              .lastInsertRowid,
           );
           forward.forEach((s, i) => insertStep.run(id, i, 'forward', JSON.stringify(s)));
           return id;

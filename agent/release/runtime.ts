@@ -12,7 +12,21 @@ export const LABELS = {
   vessel: `${LABEL_PREFIX}vessel`,
 } as const;
 
+/**
+ * The container of one service of one release: `tender-APP-SERVICE-VERSION`, injective (two releases
+ * never share a container, ATTACKS.md 37). Docker allows `[a-zA-Z0-9_.-]`; `_` is the escape: `_u` for
+ * `_`, `_d` for a `-` in the app or service name (so the first two dashes always separate), `_p` for `+`.
+ * Names without those characters read as before (`tender-sms-portal-1.0.0`).
+ */
 export function containerName(app: string, service: string, release: string): string {
+  const part = (s: string) => s.replace(/_/g, '_u').replace(/-/g, '_d');
+  const version = release.replace(/_/g, '_u').replace(/\+/g, '_p');
+  if (/[^a-zA-Z0-9_.-]/.test(version)) throw new Error(`version ${JSON.stringify(release)} cannot name a container`);
+  return `tender-${part(app)}-${part(service)}-${version}`;
+}
+
+/** The name an agent before injective names gave the container (found and renamed at start). */
+export function legacyContainerName(app: string, service: string, release: string): string {
   return `tender-${app}-${service}-${release}`.replace(/[^a-zA-Z0-9_.-]/g, '_');
 }
 

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { TenderError, errorMessage } from '../../shared/errors.js';
-import type { DockerEngine } from '../../shared/docker.js';
+import type { ContainerInfo, DockerEngine } from '../../shared/docker.js';
 import type { TrustedRoot } from '../../shared/trust/root.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { planSwap, planUndo, describeStep, type Colour, type ReleaseView, type Step } from './plan.js';
-import { containerName, containerSpec, LABELS, volumeName } from './runtime.js';
+import { containerName, containerSpec, LABELS, legacyContainerName, volumeName } from './runtime.js';
 import { waitHealthy } from './health-gate.js';
 import { pidAlive, type Journal, type JournalStep, type UpdateKind } from './journal.js';
-import type { BoardReleases } from './board-releases.js';
+import { releaseLabel, type BoardReleases } from './board-releases.js';
 import type { StateStore } from '../state-store.js';
 import { routerRequest } from '../router/control.js';
 import type { Route } from '../router/proxy.js';
@@ -39,12 +39,13 @@ function view(m: ReleaseManifest): ReleaseView {
 }
 
 /**
- * Carry out a swap from the live release to `to`, one journaled step at a time. A failure before the
- * router flips undoes what was started (the old release never stopped serving); after the flip the new
- * release serves and the remaining steps only tidy up.
+ * Carry out a swap of one app from its live release to `to`, one journaled step at a time. A failure
+ * before the router flips undoes what was started (the old release never stopped serving); after the flip
+ * the new release serves and the remaining steps only tidy up.
  */
 export async function swapTo(
   deps: SwapDeps,
+  app: string,
   to: string,
   kind: UpdateKind,
   actor: string,
@@ -52,18 +53,20 @@ export async function swapTo(
 ): Promise<void> {
   await recoverInterrupted(deps);
   const root = deps.root();
-  const target = deps.releases.manifest(to, root);
-  const live = deps.releases.live();
-  if (live?.version === to) throw new SwapError(`release ${to} is already live`);
-  const from = live ? deps.releases.manifest(live.version, root) : null;
+  const target = deps.releases.manifest(app, to, root);
+  const live = deps.releases.live(app);
+  if (live?.version === to) throw new SwapError(`release ${releaseLabel(target)} is already live`);
+  const from = live ? deps.releases.manifest(app, live.version, root) : null;
+  // Before anything stops: every container name the target needs is free or its own (ATTACKS.md 37).
+  await assertNamesFree(deps, target);
   const colours = from ? await liveColours(deps, from) : {};
   const forward = planSwap(from && view(from), view(target), colours);
-  const id = deps.journal.begin(kind, from?.version ?? null, to, actor, forward);
+  const id = deps.journal.begin(kind, app, from?.version ?? null, to, actor, forward);
   deps.log.info(
-    { update: id, kind, from: from?.version ?? null, to, steps: forward.map(describeStep) },
+    { update: id, kind, app, from: from?.version ?? null, to, steps: forward.map(describeStep) },
     'update started',
   );
-  deps.store.event(`${kind}.started`, { from: from?.version ?? null, to, actor, reason });
+  deps.store.event(`${kind}.started`, { app, from: from?.version ?? null, to, actor, reason });
   const ctx = { deps, from, to: target, id };
   const steps = deps.journal.steps(id);
   try {
@@ -80,8 +83,54 @@ export async function swapTo(
     throw new SwapError(`${kind} to ${to} failed and was undone: ${why}`);
   }
   deps.journal.finish(id, 'done', reason);
-  deps.store.event(`${kind}.done`, { from: from?.version ?? null, to, actor, reason });
-  deps.log.info({ update: id, to }, 'update done');
+  deps.store.event(`${kind}.done`, { app, from: from?.version ?? null, to, actor, reason });
+  deps.log.info({ update: id, app, to }, 'update done');
+}
+
+/** The labels say whose a container is; a name held by another release (or by no release of ours) is a clash. */
+function ownedBy(info: ContainerInfo, app: string, service: string, version: string): boolean {
+  const l = info.labels;
+  return l[LABELS.app] === app && l[LABELS.service] === service && l[LABELS.release] === version;
+}
+
+async function assertNamesFree(deps: SwapDeps, m: ReleaseManifest): Promise<void> {
+  for (const service of Object.keys(m.services)) {
+    const name = containerName(m.app, service, m.version);
+    const info = await deps.docker.inspectContainer(name);
+    if (info && !ownedBy(info, m.app, service, m.version)) {
+      const l = info.labels;
+      const holder = l[LABELS.release]
+        ? `${l[LABELS.app]}/${l[LABELS.service]}@${l[LABELS.release]}`
+        : 'a container not ours';
+      throw new SwapError(
+        `container name ${name} for ${service}@${releaseLabel(m)} is taken by ${holder}; refused before anything stopped`,
+      );
+    }
+  }
+}
+
+/**
+ * Containers named by an agent before names were injective get their new names, in place (they keep
+ * running; the router routes by port). Only a container whose labels name exactly that release is renamed.
+ */
+export async function renameLegacyContainers(deps: SwapDeps): Promise<void> {
+  for (const r of deps.releases.list()) {
+    let m: ReleaseManifest;
+    try {
+      m = deps.releases.manifest(r.app, r.version, deps.root());
+    } catch {
+      continue;
+    }
+    for (const service of Object.keys(m.services)) {
+      const now = containerName(m.app, service, m.version);
+      const old = legacyContainerName(m.app, service, m.version);
+      if (old === now) continue;
+      const info = await deps.docker.inspectContainer(old);
+      if (!info || !ownedBy(info, m.app, service, m.version) || (await deps.docker.inspectContainer(now))) continue;
+      await deps.docker.renameContainer(info.id, now);
+      deps.log.info({ from: old, to: now }, 'container renamed to its injective name');
+    }
+  }
 }
 
 interface Ctx {
@@ -120,8 +169,13 @@ async function undo(ctx: Ctx, why: string): Promise<void> {
     }
   }
   deps.journal.finish(ctx.id, 'failed', why);
-  deps.releases.markFailed(ctx.to.version, why);
-  deps.store.event('update.failed', { from: ctx.from?.version ?? null, to: ctx.to.version, reason: why });
+  deps.releases.markFailed(ctx.to.app, ctx.to.version, why);
+  deps.store.event('update.failed', {
+    app: ctx.to.app,
+    from: ctx.from?.version ?? null,
+    to: ctx.to.version,
+    reason: why,
+  });
 }
 
 function manifestOf(ctx: Ctx, release: string): ReleaseManifest {
@@ -176,12 +230,17 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
     }
     case 'flip': {
       const m = step.release ? manifestOf(ctx, step.release) : null;
-      await routerRequest(deps.routerSocket, { op: 'set', routes: m ? await routesFor(deps, m) : [] });
+      // The router holds every app's ports: only this app's routes change.
+      const others = (await routerRequest(deps.routerSocket, { op: 'get' })).routes.filter((r) => r.app !== ctx.to.app);
+      await routerRequest(deps.routerSocket, {
+        op: 'set',
+        routes: [...others, ...(m ? await routesFor(deps, m) : [])],
+      });
       return;
     }
     case 'commit': {
       deps.store.db.transaction(() => {
-        deps.releases.setLive(step.release);
+        deps.releases.setLive(ctx.to.app, step.release);
         deps.store.setMany({ 'release.previous': ctx.from?.version ?? null, 'release.pending': null });
       })();
       return;
@@ -227,27 +286,37 @@ async function liveColours(deps: SwapDeps, m: ReleaseManifest): Promise<Record<s
   return out;
 }
 
-/** Keep the live release and the most recent others up to keepReleases; remove the rest from the engine. */
+/**
+ * Per app, keep the live release and the most recent others up to keepReleases; remove the rest from the
+ * engine. An image stays while any release kept on board (of any app) runs it.
+ */
 async function prune(deps: SwapDeps): Promise<void> {
   const all = deps.releases.list();
-  const keep = new Set(
+  const keep = new Set<string>();
+  for (const app of deps.releases.apps())
     all
-      .filter((r) => r.state === 'live' || r.state === 'kept')
+      .filter((r) => r.app === app && (r.state === 'live' || r.state === 'kept'))
       .sort((a, b) => (b.lastLiveAt ?? 0) - (a.lastLiveAt ?? 0))
       .slice(0, deps.keepReleases)
-      .map((r) => r.version),
-  );
+      .forEach((r) => keep.add(releaseLabel(r)));
   const root = deps.root();
   const keptImages = new Set<string>();
-  for (const v of keep)
-    for (const s of Object.values(deps.releases.manifest(v, root).services)) keptImages.add(s.imageId);
   for (const r of all) {
-    if (keep.has(r.version) || r.state === 'staged') continue;
+    // A staged release (on board, waiting for its window) keeps its images too.
+    if (!keep.has(releaseLabel(r)) && r.state !== 'staged') continue;
+    try {
+      for (const s of Object.values(deps.releases.manifest(r.app, r.version, root).services)) keptImages.add(s.imageId);
+    } catch {
+      continue;
+    }
+  }
+  for (const r of all) {
+    if (keep.has(releaseLabel(r)) || r.state === 'staged') continue;
     // A failed release keeps its row (so the shore target is not retried) but loses its containers.
     const keepRow = r.state === 'failed';
     let m: ReleaseManifest | undefined;
     try {
-      m = deps.releases.manifest(r.version, root);
+      m = deps.releases.manifest(r.app, r.version, root);
     } catch {
       m = undefined;
     }
@@ -258,15 +327,15 @@ async function prune(deps: SwapDeps): Promise<void> {
         if (!keptImages.has(s.imageId)) await deps.docker.removeImage(s.imageId);
     }
     if (keepRow) continue;
-    deps.releases.remove(r.version);
-    deps.log.info({ release: r.version }, 'release pruned from board');
+    deps.releases.remove(r.app, r.version);
+    deps.log.info({ release: releaseLabel(r) }, 'release pruned from board');
   }
   if (deps.chunks) {
     const referenced = new Set<string>();
     try {
       for (const r of deps.releases.list()) {
         if (r.state === 'failed') continue;
-        for (const d of allReleaseChunks(deps.releases.manifest(r.version, root), deps.chunks).keys())
+        for (const d of allReleaseChunks(deps.releases.manifest(r.app, r.version, root), deps.chunks).keys())
           referenced.add(d);
       }
     } catch (err) {
@@ -289,8 +358,10 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
   if (u.pid !== process.pid && pidAlive(u.pid, u.pidStart)) return;
   deps.journal.adopt(u.id);
   const root = deps.root();
-  const to = deps.releases.manifest(u.to, root);
-  const from = u.from ? deps.releases.manifest(u.from, root) : null;
+  // Updates journaled before they named their app: the app of the release they went to.
+  const app = u.app || (deps.releases.withVersion(u.to)[0]?.app ?? '');
+  const to = deps.releases.manifest(app, u.to, root);
+  const from = u.from ? deps.releases.manifest(app, u.from, root) : null;
   const ctx: Ctx = { deps, from, to, id: u.id };
   const steps = deps.journal.steps(u.id);
   const flipped = steps.some((s) => s.phase === 'forward' && s.step.kind === 'flip' && s.done);
@@ -304,8 +375,10 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
     );
     deps.journal.finish(u.id, 'done', 'completed after an interruption');
     // A crew rollback cut short still means the crew chose this release: hold it as the command would have.
-    if (u.kind === 'rollback') deps.store.set('crew.hold', { sequence: deps.releases.maxSequence() });
+    if (u.kind === 'rollback' && u.actor !== 'shore')
+      deps.store.set('crew.hold', { sequence: deps.releases.maxSequence(app), app });
     deps.store.event(`${u.kind}.done`, {
+      app,
       from: u.from,
       to: u.to,
       actor: u.actor,

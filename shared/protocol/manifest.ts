@@ -38,12 +38,18 @@ export const imageSchema = z.strictObject({
   config: z.strictObject({ size: z.number().int().min(0), chunks: z.array(chunkRefSchema) }).optional(),
 });
 
+/**
+ * The highest sequence a release may carry (2^40: a release a second for 34,000 years). Bounded so that
+ * one signed manifest cannot take the whole number space and freeze its app (ATTACKS.md 36).
+ */
+export const MAX_RELEASE_SEQUENCE = 2 ** 40;
+
 export const releaseManifestSchema = z.strictObject({
   _type: z.literal('release'),
   spec: z.literal(1),
   app: appNameSchema,
   version: releaseVersionSchema,
-  sequence: z.number().int().min(1),
+  sequence: z.number().int().min(1).max(MAX_RELEASE_SEQUENCE),
   createdAt: z.iso.datetime(),
   services: z.record(z.string(), serviceSpecSchema),
   images: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/), imageSchema),

@@ -18,7 +18,7 @@ function signRaw(
   const env: Envelope = {
     payloadType,
     payload: payload.toString('base64'),
-    signatures: [{ keyid: key!.keyid, sig: signBytes(key!, pae(payloadType, payload)).toString('base64') }],
+    signatures: [{ keyid: key.keyid, sig: signBytes(key, pae(payloadType, payload)).toString('base64') }],
   };
   return env;
 }
@@ -30,15 +30,15 @@ describe('a byte-order mark is refused, never stripped (a verifier and a consume
   it.each(['release', 'policy', 'rollback'] as const)('refuses a signed %s payload that starts with a BOM', (type) => {
     const body = Buffer.from(JSON.stringify({ _type: type, n: 1 }));
     // The same payload without the BOM verifies: the refusal is about the BOM alone.
-    expect(verifySignedDocument(root, signRaw(type, body, keys.release[0]), type).payload.n).toBe(1);
-    const env = signRaw(type, Buffer.concat([BOM, body]), keys.release[0]);
+    expect(verifySignedDocument(root, signRaw(type, body, keys.release[0]!), type).payload.n).toBe(1);
+    const env = signRaw(type, Buffer.concat([BOM, body]), keys.release[0]!);
     expect(() => verifySignedDocument(root, env, type)).toThrow(/byte order mark/);
   });
 
   it('refuses an envelope, a root and any strict document that start with a BOM, as bytes or as text', () => {
     const root1 = signedRoot(rootPayloadFor(1, keys, { rootThreshold: 1 }), keys.root);
     expect(() => verifyInitialRoot(Buffer.concat([BOM, root1]))).toThrow(/byte order mark/);
-    const env = Buffer.from(JSON.stringify(signRaw('release', Buffer.from('{}'), keys.release[0])));
+    const env = Buffer.from(JSON.stringify(signRaw('release', Buffer.from('{}'), keys.release[0]!)));
     expect(() => readEnvelope(Buffer.concat([BOM, env]))).toThrow(/byte order mark/);
     expect(() => parseStrictJson(Buffer.concat([BOM, Buffer.from('{"a":1}')]))).toThrow(/byte order mark/);
     expect(() => parseStrictJson('\ufeff{"a":1}')).toThrow(/byte order mark/);

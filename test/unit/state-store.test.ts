@@ -169,7 +169,7 @@ describe('a state database written before typed state', () => {
     expect(board.live()).toBeUndefined();
     expect(board.serving()?.version).toBe('2.0.0');
     // The next switch moves it.
-    board.setLive('1.0.0');
+    board.setLive('portal', '1.0.0');
     expect(board.serving()?.version).toBe('1.0.0');
     store.close();
   });

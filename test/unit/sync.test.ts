@@ -59,7 +59,7 @@ describe('sync with the hub', () => {
     // Nothing new, a status that changed: the report is part of the exchange.
     const board = createBoardReleases(store.db);
     board.add({ app: 'sms', version: '2.0.0', sequence: 2 } as ReleaseManifest, Buffer.alloc(0));
-    board.setLive('2.0.0');
+    board.setLive('sms', '2.0.0');
     const quiet = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
     let done = false;
     const second = syncOnce(deps(quiet.client)).then((r) => ((done = true), r));

@@ -12,14 +12,22 @@ import { packsUnderWay, savePackState, type PackState } from './pack-state.js';
 import { Pacer } from './pacer.js';
 import { planPacks } from './planner.js';
 import { streamResponse, type StallLimits } from './watchdog.js';
+import { backoffDelayMs, sleep } from '../../backoff.js';
+
+const NEVER = new AbortController().signal;
 
 /** A release could not be completed: an index missing after fetching, chunks failing verification. */
 export class FetchError extends TenderError {}
 
 // Rounds of "fetch what is missing" per tier: a chunk refused by its digest is asked for again.
 const ROUNDS = 5;
-// Pause before asking again for a pack range that was cut.
+// Pause before asking again for a pack range that was cut: short at first (most cuts last seconds), then
+// doubling with jitter up to the cap, so a hub answering errors is not asked twice a second for ever.
 const RESUME_PAUSE_MS = 500;
+const RESUME_PAUSE_CAP_MS = 60_000;
+// Attempts in a row that bring no byte before the transfer is given up for now (HubUnreachableError): the
+// agent tries again on its next round, and syncing, telemetry and crew actions carry on meanwhile.
+const ATTEMPTS_WITHOUT_PROGRESS = 6;
 
 export interface FetchDeps {
   client: HubClient;
@@ -160,6 +168,7 @@ async function streamNewPack(run: Run, digests: string[], sizes: Map<string, num
 async function downloadPack(run: Run, state: PackState, sizes: Map<string, number>): Promise<void> {
   const { deps } = run;
   const sink = new PackSink(deps, state, sizes, run.stats);
+  let fruitless = 0;
   while (sink.have < state.length) {
     const offset = sink.have;
     const last = offset + (await run.pacer.grant(state.length - offset)) - 1;
@@ -178,7 +187,12 @@ async function downloadPack(run: Run, state: PackState, sizes: Map<string, numbe
         'pack download cut; resuming',
       );
       if (deps.signal?.aborted) throw err;
-      await new Promise((r) => setTimeout(r, RESUME_PAUSE_MS));
+      fruitless = sink.have > offset ? 0 : fruitless + 1;
+      if (fruitless >= ATTEMPTS_WITHOUT_PROGRESS)
+        throw new HubUnreachableError(
+          `pack ${state.id}: ${fruitless} attempts in a row brought no byte (${errorMessage(err)}); trying again later`,
+        );
+      await sleep(backoffDelayMs(fruitless, RESUME_PAUSE_MS, RESUME_PAUSE_CAP_MS), deps.signal ?? NEVER);
     }
   }
   sink.finish();
