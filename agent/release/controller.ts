@@ -194,7 +194,7 @@ export function createController(deps: ControllerDeps) {
       checkManifestBounds(m, { newest: releases.maxSequence(t.app, t.version), now: now() });
     } catch (err) {
       // Refused once, remembered: the same manifest is not fetched again on every poll.
-      const reason = `release ${releaseLabel(t)} refused: ${errorMessage(err)}`;
+      const reason = `release ${t.version} refused: ${errorMessage(err)} (app ${t.app})`;
       refused.refuse(refusedKey, reason);
       store.event('update.refused', { app: t.app, release: t.version, reason });
       fail(t, 'refused', reason);
