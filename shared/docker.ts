@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
-import { Writable, type Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { TenderError } from './errors.js';
 
 /**
@@ -272,8 +273,6 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       } catch (err) {
         wrap(`logs of ${id}`, err);
       }
-      const { PassThrough } = await import('node:stream');
-      const { createInterface } = await import('node:readline');
       const out = new PassThrough();
       const errs = new PassThrough();
       docker.modem.demuxStream(raw, out, errs);
@@ -325,7 +324,6 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
       } catch (err) {
         wrap('events', err);
       }
-      const { createInterface } = await import('node:readline');
       const abort = () => (raw as unknown as { destroy(): void }).destroy();
       if (signal.aborted) abort();
       else signal.addEventListener('abort', abort, { once: true });
