@@ -21,6 +21,7 @@ import { shipLoop, type ShipStats } from './telemetry/shipper.js';
 import { createAgentMetrics, serveAgentMetrics } from './metrics.js';
 import { openBackups } from './backup/setup.js';
 import { backupLoop } from './backup/scheduler.js';
+import { shipLoop as shipBackupsLoop } from './backup/ship-ashore.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
@@ -110,6 +111,13 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           stats: shipStats,
         }),
         backupLoop(backups, { signal, tickMs: config.backup.tickSeconds * 1000 }),
+        shipBackupsLoop(backups, {
+          client: () => client,
+          signal,
+          tickMs: config.backup.ashoreTickSeconds * 1000,
+          bytesPerSecond: config.backup.ashoreBytesPerSecond,
+          packBytes: config.backup.ashorePackBytes,
+        }),
       ]);
     } finally {
       consoleServer?.close();

@@ -23,6 +23,7 @@ import { telemetryRoutes } from './routes/telemetry.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
 import { bundleRoutes } from './routes/bundles.js';
+import { backupRoutes } from './routes/backups.js';
 import * as limits from './limits.js';
 import type { HubDeps, HubLimits, HubOptions } from './deps.js';
 import { registerOpenApi } from './openapi.js';
@@ -210,6 +211,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(chunkRoutes(deps));
   await app.register(packRoutes(deps));
   await app.register(bundleRoutes(deps));
+  await app.register(backupRoutes(deps));
   await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
   const stopRetention = startRetention(store, now, app.log);

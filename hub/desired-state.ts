@@ -27,6 +27,7 @@ export async function desiredStateOf(
   const ctx: DesiredContext = { vessel, store, embedManifest: opts.embedManifest ?? false };
   const state: DesiredState = { vessel: vessel.name, release: null, rootVersion };
   await addTargetRelease(state, ctx);
+  await addPolicies(state, ctx);
   return { state, etag: desiredEtag(state) };
 }
 
@@ -57,4 +58,18 @@ export async function addTargetRelease(state: DesiredState, ctx: DesiredContext)
     const bytes = await ctx.store.releases.envelope(r.id);
     if (bytes && bytes.byteLength <= EMBEDDED_MANIFEST_MAX_BYTES) state.manifest = bytes.toString('base64');
   }
+}
+
+// The desired state carries at most this many policies (the schema's cap); a fleet has a handful.
+const MAX_POLICIES_IN_DESIRED = 32;
+
+/**
+ * Backup's part of the desired state: the signed policies for this vessel, as base64 envelopes (the hub
+ * stores them as published; the vessel verifies each against its root, as `tender policy install` does).
+ * Absent when there are none, so a fleet without policies keeps its ETags.
+ */
+export async function addPolicies(state: DesiredState, ctx: DesiredContext): Promise<void> {
+  const list = await ctx.store.policies.forVessel({ name: ctx.vessel.name, groups: ctx.vessel.groups });
+  if (list.length === 0) return;
+  state.policies = list.slice(0, MAX_POLICIES_IN_DESIRED).map((p) => p.envelope.toString('base64'));
 }

@@ -1,13 +1,17 @@
 import { createReadStream, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { intOpt, positional, requiredOpt, stringOpt, type Command } from '../shared/cli.js';
+import { intOpt, listOpt, positional, requiredOpt, stringOpt, type Command } from '../shared/cli.js';
 import { TenderError } from '../shared/errors.js';
 import { ensureDir, writeFileAtomic } from '../shared/fs-atomic.js';
 import { envelopeBytes, signEnvelope } from '../shared/trust/envelope.js';
 import { loadPrivateKey } from '../shared/trust/keys.js';
 import { generateSealKey, openStream } from '../shared/trust/sealed-box.js';
-import { parsePolicyFile, type PolicyDocument } from '../shared/protocol/backup-policy.js';
+import { checkPolicyDocument, parsePolicyFile, type PolicyDocument } from '../shared/protocol/backup-policy.js';
+import { MEDIA } from '../shared/protocol/http.js';
+import { backupDownload, isSealedDownload, openSealedDownload } from './backup-shore.js';
+import { paths, ROUTES } from '../shared/protocol/routes.js';
+import { HUB_OPTIONS, opsCall, resolveHubTarget } from '../shared/ops-client.js';
 
 /**
  * Backup policies on the ops machine: sign one with a release key (policies run commands on board, so
@@ -26,7 +30,10 @@ const SIGN_OPTIONS = {
   out: { type: 'string' as const, description: 'write the signed policy here' },
 };
 
-function signPolicy(ctx: Parameters<Command['run']>[0]): { policy: PolicyDocument; bytes: Buffer } {
+function signPolicy(
+  ctx: Parameters<Command['run']>[0],
+  targets: string[] = [],
+): { policy: PolicyDocument; bytes: Buffer } {
   const file = positional(ctx, 0, 'FILE');
   let text: string;
   try {
@@ -37,7 +44,9 @@ function signPolicy(ctx: Parameters<Command['run']>[0]): { policy: PolicyDocumen
   const key = loadPrivateKey(requiredOpt(ctx, 'key'));
   // Seconds only go up on one signer's clock: a sequence that needs no hub to hand it out.
   const sequence = intOpt(ctx, 'sequence', Math.floor(Date.now() / 1000), 1, 2 ** 40);
-  const policy = parsePolicyFile(text, file, { sequence });
+  const parsed = parsePolicyFile(text, file, { sequence });
+  // --target names who it is for; signed into the policy, so neither the hub nor a vessel can widen it.
+  const policy = targets.length ? checkPolicyDocument({ ...parsed, targets }, '--target') : parsed;
   return { policy, bytes: envelopeBytes(signEnvelope('policy', policy, [key])) };
 }
 
@@ -69,19 +78,36 @@ export const policySign: Command = {
 export const policyPublish: Command = {
   path: ['policy', 'publish'],
   args: 'FILE',
-  summary: 'sign a backup policy for the fleet (for now: to a file for `tender policy install` on board)',
-  details: `The hub does not take policies yet (it will deliver them in each vessel's desired state). Until
-then publish signs the policy to --out; carry that file aboard and run \`tender policy install FILE\`.`,
-  options: SIGN_OPTIONS,
-  async run(ctx) {
-    const { policy, bytes } = signPolicy(ctx);
-    const out = stringOpt(ctx, 'out') ?? `${policy.name}.policy.json`;
-    writeFileAtomic(out, bytes, 0o644);
-    return { ...signedView(policy, out), hub: 'not yet: install the signed file on board with tender policy install' };
+  summary: 'sign a backup policy with a release key and publish it to the hub for the vessels it targets',
+  details: `The policy is signed here (the key never leaves this machine) with --target as its signed targets
+(default: the file's targets, else all); the hub stores the envelope and delivers it in the desired state of
+every vessel it names. A newer --sequence replaces it; published to other targets, vessels it no longer names
+remove it. --out also writes the signed file (for \`tender policy install\` on a vessel with no link).`,
+  options: {
+    ...SIGN_OPTIONS,
+    target: {
+      type: 'string' as const,
+      multiple: true,
+      description: 'all, group:G or vessel:NAME',
+    },
+    out: { type: 'string' as const, description: 'also write the signed policy here' },
+    ...HUB_OPTIONS,
   },
-  human: (r: Signed) =>
-    `signed policy ${r.name} #${r.sequence} to ${r.out}; the hub does not take policies yet: ` +
-    `install it on board with \`tender policy install ${r.out}\``,
+  async run(ctx) {
+    const target = resolveHubTarget(ctx);
+    const { policy, bytes } = signPolicy(ctx, listOpt(ctx, 'target'));
+    const out = stringOpt(ctx, 'out');
+    if (out) writeFileAtomic(out, bytes, 0o644);
+    const r = await opsCall(target, ROUTES.publishPolicy, paths.policies(), undefined, {
+      raw: bytes,
+      contentType: MEDIA.envelope,
+    });
+    return { ...signedView(policy, out ?? ''), targets: r.targets, created: r.created, hub: target.hub };
+  },
+  human: (r: Signed & { targets: string[]; created: boolean; hub: string }) =>
+    `${r.created ? 'published' : 'already published:'} policy ${r.name} #${r.sequence} (${r.method} backup of ` +
+    `${r.target} at "${r.schedule}" UTC) for ${r.targets.join(', ')} on ${r.hub}` +
+    (r.out ? `; signed file also written to ${r.out}` : ''),
 };
 
 export const policyKeygen: Command = {
@@ -106,14 +132,20 @@ export const backupOpen: Command = {
   path: ['backup', 'open'],
   args: 'FILE',
   summary: 'ashore: open a sealed backup with the shore seal key (refuses one altered or truncated)',
+  details: `FILE is either a sealed \`tender backup export\` (opened to the backup as compressed on board) or a
+sealed \`tender backup download\` from the hub (opened to the dump itself, each chunk and the whole checked).`,
   options: {
     key: { type: 'string', description: 'the seal.key from `tender policy keygen`' },
-    out: { type: 'string', description: 'where to write the opened backup (still compressed as on board)' },
+    out: { type: 'string', description: 'where to write the opened backup' },
   },
   async run(ctx) {
     const file = positional(ctx, 0, 'FILE');
     const out = requiredOpt(ctx, 'out');
     const pem = readFileSync(requiredOpt(ctx, 'key'), 'utf8');
+    if (await isSealedDownload(file)) {
+      await openSealedDownload(file, pem, out);
+      return { file, out };
+    }
     try {
       await pipeline(createReadStream(file), openStream(pem), createWriteStream(out, { flags: 'wx', mode: 0o600 }));
     } catch (err) {
@@ -126,4 +158,4 @@ export const backupOpen: Command = {
   human: (r: { file: string; out: string }) => `opened ${r.file} into ${r.out}`,
 };
 
-export const POLICY_COMMANDS = [policySign, policyPublish, policyKeygen, backupOpen];
+export const POLICY_COMMANDS = [policySign, policyPublish, policyKeygen, backupOpen, backupDownload];

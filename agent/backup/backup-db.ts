@@ -88,7 +88,53 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'backups ashore',
+    sql: `
+      -- Per shore seal key, the vessel's secret that keys its sealed chunks (sent ashore only sealed).
+      CREATE TABLE seal_secrets (
+        key_id TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      -- Each backup's trip ashore: pending until the hub has recorded it; skipped when a newer one
+      -- replaced it (ship: latest); bytes counts every attempt.
+      CREATE TABLE shipments (
+        backup_id TEXT PRIMARY KEY,
+        policy TEXT NOT NULL,
+        state TEXT NOT NULL,
+        chunks INTEGER,
+        uploaded_chunks INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        reason TEXT,
+        started_at INTEGER,
+        finished_at INTEGER
+      );
+      -- Bytes sent ashore per policy and UTC day, against the policy's budget.
+      CREATE TABLE ship_days (
+        policy TEXT NOT NULL,
+        day TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (policy, day)
+      );
+    `,
+  },
 ];
+
+export interface Shipment {
+  backupId: string;
+  policy: string;
+  state: 'pending' | 'done' | 'skipped';
+  chunks: number | null;
+  uploadedChunks: number;
+  bytes: number;
+  attempts: number;
+  reason: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
 
 export type BackupKind = 'scheduled' | 'manual' | 'pre-restore';
 export type BackupState = 'running' | 'ok' | 'failed' | 'removed';
@@ -216,6 +262,29 @@ export function createBackupDb(db: Db) {
     ),
     clearAlarm: db.prepare('DELETE FROM alarms WHERE policy = ?'),
     clearAlarmKind: db.prepare('DELETE FROM alarms WHERE policy = ? AND kind = ?'),
+    removePolicy: db.prepare('DELETE FROM policies WHERE name = ?'),
+    sealSecret: db.prepare('SELECT secret FROM seal_secrets WHERE key_id = ?'),
+    addSealSecret: db.prepare('INSERT OR IGNORE INTO seal_secrets (key_id, secret, created_at) VALUES (?, ?, ?)'),
+    shipment: db.prepare('SELECT * FROM shipments WHERE backup_id = ?'),
+    shipments: db.prepare('SELECT * FROM shipments ORDER BY started_at DESC LIMIT ?'),
+    beginShipment: db.prepare(
+      `INSERT INTO shipments (backup_id, policy, state, started_at, attempts) VALUES (?, ?, 'pending', ?, 1)
+       ON CONFLICT(backup_id) DO UPDATE SET attempts = shipments.attempts + 1`,
+    ),
+    shipProgress: db.prepare(
+      'UPDATE shipments SET chunks = ?, uploaded_chunks = uploaded_chunks + ?, bytes = bytes + ? WHERE backup_id = ?',
+    ),
+    finishShipment: db.prepare('UPDATE shipments SET state = ?, reason = ?, finished_at = ? WHERE backup_id = ?'),
+    noteShipment: db.prepare('UPDATE shipments SET reason = ? WHERE backup_id = ?'),
+    skipShipment: db.prepare(
+      `INSERT INTO shipments (backup_id, policy, state, reason, finished_at) VALUES (?, ?, 'skipped', ?, ?)
+       ON CONFLICT(backup_id) DO UPDATE SET state = 'skipped', reason = excluded.reason, finished_at = excluded.finished_at`,
+    ),
+    dayBytes: db.prepare('SELECT bytes FROM ship_days WHERE policy = ? AND day = ?'),
+    addDayBytes: db.prepare(
+      `INSERT INTO ship_days (policy, day, bytes) VALUES (?, ?, ?)
+       ON CONFLICT(policy, day) DO UPDATE SET bytes = ship_days.bytes + excluded.bytes`,
+    ),
   };
   const me = () => ({ pid: process.pid, start: processStart(process.pid) });
 
@@ -235,6 +304,41 @@ export function createBackupDb(db: Db) {
       q.upsertPolicy.run(name, sequence, envelope, at, firstSlot);
     },
     setSlot: (name: string, slot: number) => q.setSlot.run(slot, name),
+    /** A policy the hub says, signed, no longer names this vessel: its backups on board stay. */
+    removePolicy(name: string): void {
+      db.transaction(() => {
+        q.removePolicy.run(name);
+        q.clearAlarm.run(name);
+      }).immediate();
+    },
+
+    /** The secret keying sealed chunks to one shore key: made once, then the same (so chunks dedupe). */
+    sealSecret(keyId: string, make: () => Buffer, at: number): Buffer {
+      q.addSealSecret.run(keyId, make(), at);
+      return (q.sealSecret.get(keyId) as { secret: Buffer }).secret;
+    },
+    shipment: (backupId: string) => fromRow<Shipment>(q.shipment.get(backupId) as Record<string, unknown>),
+    shipments: (n = 20) => (q.shipments.all(n) as Record<string, unknown>[]).map((r) => fromRow<Shipment>(r)!),
+    beginShipment: (backupId: string, policy: string, at: number) => q.beginShipment.run(backupId, policy, at),
+    /** Bytes sent count against the policy's day at once, so a kill -9 cannot send them twice unbudgeted. */
+    shipProgress(
+      backupId: string,
+      policy: string,
+      day: string,
+      r: { chunks: number; uploaded: number; bytes: number },
+    ) {
+      db.transaction(() => {
+        q.shipProgress.run(r.chunks, r.uploaded, r.bytes, backupId);
+        if (r.bytes > 0) q.addDayBytes.run(policy, day, r.bytes);
+      })();
+    },
+    finishShipment: (backupId: string, state: 'done' | 'pending', reason: string | null, at: number | null) =>
+      q.finishShipment.run(state, reason?.slice(0, 1000) ?? null, at, backupId),
+    noteShipment: (backupId: string, reason: string) => q.noteShipment.run(reason.slice(0, 1000), backupId),
+    skipShipment: (backupId: string, policy: string, reason: string, at: number) =>
+      q.skipShipment.run(backupId, policy, reason, at),
+    dayBytes: (policy: string, day: string) =>
+      (q.dayBytes.get(policy, day) as { bytes: number } | undefined)?.bytes ?? 0,
 
     backup: (id: string) => fromRow<BackupRow>(q.backup.get(id) as Record<string, unknown>),
     backups: () => (q.backups.all() as Record<string, unknown>[]).map((r) => fromRow<BackupRow>(r)!),

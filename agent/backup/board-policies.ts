@@ -1,7 +1,6 @@
 import { TenderError } from '../../shared/errors.js';
-import { readEnvelope } from '../../shared/trust/envelope.js';
-import { verifySignedDocument, type TrustedRoot } from '../../shared/trust/root.js';
-import { checkPolicyDocument, MAX_POLICY_BYTES, type PolicyDocument } from '../../shared/protocol/backup-policy.js';
+import type { TrustedRoot } from '../../shared/trust/root.js';
+import { policyTargets, verifyPolicyEnvelope, type PolicyDocument } from '../../shared/protocol/backup-policy.js';
 import type { BackupDb } from './backup-db.js';
 import { latestSlot } from './schedule.js';
 
@@ -16,25 +15,25 @@ export class PolicyRefusedError extends TenderError {
   }
 }
 
-export function verifyPolicyBytes(root: TrustedRoot, bytes: Uint8Array): PolicyDocument {
-  const env = readEnvelope(bytes, MAX_POLICY_BYTES);
-  const doc = verifySignedDocument(root, env, 'policy');
-  return checkPolicyDocument(doc.payload, 'signed policy');
-}
+export const verifyPolicyBytes = verifyPolicyEnvelope;
 
 export interface ServiceNames {
   /** The services of the app's live release, or undefined when none of the app is live on board. */
   (app: string): { release: string; services: string[] } | undefined;
 }
 
-export type InstallResult = { policy: PolicyDocument; installed: boolean; note: string };
+export type InstallResult = { policy: PolicyDocument; installed: boolean; removed?: boolean; note: string };
 
-/** Install a signed policy; refused (nothing changed) when it is unsigned, older, or not for this vessel. */
+/**
+ * Install a signed policy; refused (nothing changed) when it is unsigned, older, or not for this vessel.
+ * A newer sequence of a held policy that no longer names this vessel removes it (the backups stay).
+ * `groups` are the vessel's groups as the hub last said; unknown (undefined), a group target is accepted.
+ */
 export function installPolicy(
   db: BackupDb,
   root: TrustedRoot,
   bytes: Buffer,
-  ctx: { vessel: string; services: ServiceNames; now: number },
+  ctx: { vessel: string; groups?: readonly string[]; services: ServiceNames; now: number },
 ): InstallResult {
   let p: PolicyDocument;
   try {
@@ -42,9 +41,19 @@ export function installPolicy(
   } catch (err) {
     throw new PolicyRefusedError(`policy refused: ${(err as Error).message}`);
   }
-  const forOthers = p.targets.every((t) => t.startsWith('vessel:') && t !== `vessel:${ctx.vessel}`);
-  if (forOthers)
+  if (policyTargets(p.targets, { name: ctx.vessel, groups: ctx.groups }) === false) {
+    const was = db.policy(p.name);
+    if (was && p.sequence > was.sequence) {
+      db.removePolicy(p.name);
+      return {
+        policy: p,
+        installed: false,
+        removed: true,
+        note: `policy ${p.name} #${p.sequence} no longer names ${ctx.vessel}: removed (its backups on board stay)`,
+      };
+    }
     throw new PolicyRefusedError(`policy ${p.name} refused: it targets ${p.targets.join(', ')}, not ${ctx.vessel}`);
+  }
   const live = ctx.services(p.target.app);
   if (live && !live.services.includes(p.target.service))
     throw new PolicyRefusedError(

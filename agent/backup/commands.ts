@@ -155,6 +155,7 @@ const view = (b: BackupRow) => ({
   bytes: b.bytes,
   rawBytes: b.rawBytes,
   sha256: b.sha256,
+  file: b.file,
   verifiedAt: b.verifiedAt ? new Date(b.verifiedAt).toISOString() : null,
   reason: b.reason,
 });

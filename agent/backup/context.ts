@@ -3,6 +3,7 @@ import { TenderError } from '../../shared/errors.js';
 import type { DockerEngine } from '../../shared/docker.js';
 import type { TrustedRoot } from '../../shared/trust/root.js';
 import type { ServiceSpec } from '../../shared/protocol/release-spec.js';
+import type { DesiredState } from '../../shared/protocol/bodies.js';
 import type { Db } from '../../shared/sqlite.js';
 import { createBoardReleases } from '../release/board-releases.js';
 import { containerName, LABELS } from '../release/runtime.js';
@@ -41,6 +42,10 @@ export interface BackupDeps {
   services: ServiceNames;
   /** Free bytes on the filesystem holding `path`; statfs by default, a small number in tests. */
   freeBytes?: (path: string) => number;
+  /** Whether the crew marked the link cheap (`tender link cheap`): a policy may ship only then. */
+  linkCheap?: () => boolean;
+  /** The desired state last received from the hub (its signed policies are installed from it). */
+  desired?: () => DesiredState | undefined;
   /** Point the router at a service's container again after it was restarted (its loopback port changed). */
   reroute?: (t: BackupTarget) => Promise<void>;
 }

@@ -60,6 +60,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** A restore's safety copy runs under the restore's lock and must not release it. */
   keepLock?: boolean;
+  /** A scheduled run that catches up missed slots (shore keeps the missed alarm until one runs on time). */
+  catchUp?: boolean;
 }
 
 export async function runBackup(d: BackupDeps, policyName: string, opts: RunOptions): Promise<BackupRow> {
@@ -127,6 +129,7 @@ export async function runBackup(d: BackupDeps, policyName: string, opts: RunOpti
       kind: opts.kind,
       method: policy.method.type,
       result: 'ok',
+      ...(opts.catchUp ? { catchUp: true } : {}),
       bytes: r.bytes,
       rawBytes: r.rawBytes,
       sha256: r.sha256,

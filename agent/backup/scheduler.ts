@@ -6,6 +6,7 @@ import type { BackupDeps } from './context.js';
 import { recoverBackups } from './restore.js';
 import { runBackup } from './run-backup.js';
 import { planTick } from './schedule.js';
+import { createPolicySync } from './desired-policies.js';
 
 // A slot run this long after its time counts as missed (the server was off or busy), though it ran.
 export const LATE_AFTER_MS = 15 * 60_000;
@@ -17,7 +18,13 @@ export const LATE_AFTER_MS = 15 * 60_000;
  * retried every tick.
  */
 export async function backupLoop(d: BackupDeps, opts: { signal: AbortSignal; tickMs: number }): Promise<void> {
+  const syncPolicies = createPolicySync(d);
   while (!opts.signal.aborted) {
+    try {
+      syncPolicies(d.desired?.());
+    } catch (err) {
+      d.log.warn({ reason: errorMessage(err) }, 'backup policies from the hub not checked');
+    }
     try {
       await backupTick(d, opts.signal);
     } catch (err) {
@@ -62,7 +69,13 @@ export async function backupTick(d: BackupDeps, signal?: AbortSignal): Promise<s
       d.log.warn({ policy: row.name, slots: missed }, 'scheduled backups missed; running once now');
     }
     try {
-      await runBackup(d, row.name, { kind: 'scheduled', slot: plan.run, prevSlot: row.lastSlot, signal });
+      await runBackup(d, row.name, {
+        kind: 'scheduled',
+        slot: plan.run,
+        prevSlot: row.lastSlot,
+        signal,
+        catchUp: missed > 0,
+      });
       if (missed === 0) d.db.clearAlarm(row.name, 'missed');
       ran.push(row.name);
     } catch (err) {

@@ -39,6 +39,8 @@ export function openBackups(opts: {
     log: opts.log,
     locate,
     services,
+    linkCheap: () => store.get('link.cheap') ?? false,
+    desired: () => store.get('desired'),
     reroute: routerRerouter(routerPaths(config.dataDir).socket, opts.docker),
     close: () => db.close(),
   };

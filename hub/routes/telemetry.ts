@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
+import { noteBackupEvents } from '../backup-status.js';
 import { vesselInScope } from '../auth.js';
 import { parseStrictJson } from '../../shared/trust/strict-json.js';
 import { decodeBatch, telemetryBatchSchema } from '../../shared/protocol/telemetry-wire.js';
@@ -57,12 +58,19 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
             { vessel: v.name, records: bounded },
             'telemetry timestamps out of range; stored at receipt time',
           );
+        const stored = telemetryRecordsFromWire(records);
         const r = await deps.store.telemetry.ingest(
           v.id,
           { epoch: batch.epoch, backlog: batch.backlog, drops: batch.drops },
-          telemetryRecordsFromWire(records),
+          stored,
           req.rawBody.byteLength,
           now,
+        );
+        // Backup results (and missed or failed schedules, alarms ashore) for the page and `backup list`.
+        await noteBackupEvents(
+          deps.store,
+          v.id,
+          stored.flatMap((x) => (x.kind === 'event' ? [x] : [])),
         );
         deps.metrics.telemetryReceived(req.rawBody.byteLength, r.stored);
         return { stored: r.stored, duplicates: r.duplicates };

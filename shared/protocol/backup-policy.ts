@@ -4,6 +4,8 @@ import { Cron } from 'croner';
 import { TenderError } from '../errors.js';
 import { describeIssue } from '../validation.js';
 import { appNameSchema } from './names.js';
+import { readEnvelope } from '../trust/envelope.js';
+import { verifySignedDocument, type TrustedRoot } from '../trust/root.js';
 
 /**
  * A backup policy: code that runs on board (it execs commands in a service's container), so it is signed
@@ -292,4 +294,11 @@ export function policyTargets(
     }
   }
   return unknown ? undefined : false;
+}
+
+/** A signed policy checked as a release is: the root's release keys, strict canonical payload, size cap. */
+export function verifyPolicyEnvelope(root: TrustedRoot, bytes: Uint8Array): PolicyDocument {
+  const env = readEnvelope(bytes, MAX_POLICY_BYTES);
+  const doc = verifySignedDocument(root, env, 'policy');
+  return checkPolicyDocument(doc.payload, 'signed policy');
 }

@@ -16,6 +16,8 @@ export const MEDIA = {
   /** A release bundle for a USB stick: magic, then header, manifest, chunk and end frames (bundle.ts). */
   bundle: 'application/vnd.tender.bundle',
   prometheus: 'text/plain',
+  /** A backup ashore as downloaded: the dump itself, or for a sealed one the sealed file (backup-ashore.ts). */
+  backup: 'application/vnd.tender.backup',
   html: 'text/html',
 } as const;
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { envelopeSchema } from '../trust/envelope.js';
 import * as b from './bodies.js';
+import * as bk from './backup-ashore.js';
 import { HEADER, MEDIA } from './http.js';
 import type { Role } from './names.js';
 import { telemetryBatchSchema } from './telemetry-wire.js';
@@ -461,6 +462,97 @@ export const ROUTES = {
     },
   }),
 
+  publishPolicy: route({
+    method: 'PUT',
+    url: `${API}/policies`,
+    operationId: 'publishPolicy',
+    summary: 'publish a signed backup policy (verified against the root; per name its sequence must increase)',
+    description:
+      'The hub stores the envelope as it came and delivers it in the desired state of every vessel its ' +
+      'signed targets name (and of those an older sequence named, so they learn it no longer names them).',
+    tags: ['backups'],
+    auth: ops('operator'),
+    rawBody: { mediaType: MEDIA.envelope, description: 'the signed policy, exact bytes', schema: envelopeSchema },
+    response: {
+      200: json(bk.policyPublishedSchema, 'already published, identical'),
+      201: json(bk.policyPublishedSchema, 'published'),
+      ...errors(400, 401, 403, 409, 413, 415),
+    },
+  }),
+  listPolicies: route({
+    method: 'GET',
+    url: `${API}/policies`,
+    operationId: 'listPolicies',
+    summary: 'backup policies in force (the newest sequence of each)',
+    tags: ['backups'],
+    auth: ops('viewer'),
+    response: { 200: json(bk.policyListSchema), ...errors(401, 403) },
+  }),
+  backupChunksMissing: route({
+    method: 'POST',
+    url: `${VESSEL}/backups/missing`,
+    operationId: 'backupChunksMissing',
+    summary: "which of a backup's chunk ids the hub lacks (one request per backup, before uploading)",
+    tags: ['backups'],
+    auth: vessel,
+    params: b.vesselParams,
+    body: bk.backupChunksQuerySchema,
+    response: { 200: json(bk.backupChunksMissingSchema), ...errors(400, 401, 403, 404, 413) },
+  }),
+  uploadBackupChunks: route({
+    method: 'POST',
+    url: `${VESSEL}/backups/chunks`,
+    operationId: 'uploadBackupChunks',
+    summary: 'upload backup chunks (an upload pack); each is checked against its id before it is stored',
+    tags: ['backups'],
+    auth: vessel,
+    params: b.vesselParams,
+    rawBody: {
+      mediaType: MEDIA.uploadPack,
+      description:
+        'an upload pack of backup chunks in their stored form (shared/content/backup-chunks.ts): entries of ' +
+        '[32-byte sha256 of the stored form][4-byte size][4-byte compressed size][brotli bytes]',
+    },
+    response: { 200: json(b.chunksStoredSchema), ...errors(400, 401, 403, 404, 413, 415) },
+  }),
+  putBackup: route({
+    method: 'PUT',
+    url: `${VESSEL}/backups/:id`,
+    operationId: 'putBackup',
+    summary: 'record a backup ashore: its chunk list and checksums, once the hub holds every chunk',
+    tags: ['backups'],
+    auth: vessel,
+    params: bk.backupParams,
+    body: bk.backupRecordBodySchema,
+    response: {
+      200: json(bk.backupStoredSchema, 'already recorded, identical'),
+      201: json(bk.backupStoredSchema, 'recorded'),
+      ...errors(400, 401, 403, 404, 409, 413),
+    },
+  }),
+  listBackups: route({
+    method: 'GET',
+    url: `${VESSEL}/backups`,
+    operationId: 'listBackups',
+    summary: "a vessel's backups ashore, newest first",
+    tags: ['backups'],
+    auth: viewer,
+    params: b.vesselParams,
+    querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+    response: { 200: json(bk.backupListSchema), ...errors(400, 401, 403, 404) },
+  }),
+  getBackupContent: route({
+    method: 'GET',
+    url: `${VESSEL}/backups/:id/content`,
+    operationId: 'getBackupContent',
+    summary: 'download a backup: the dump joined from its chunks, or for a sealed one the sealed file',
+    description: 'A sealed backup opens only with the shore seal key: `tender backup open FILE --key seal.key`.',
+    tags: ['backups'],
+    auth: ops('operator'),
+    params: bk.backupParams,
+    response: { 200: bytes(MEDIA.backup, 'the backup'), ...errors(401, 403, 404) },
+  }),
+
   createOpsToken: route({
     method: 'POST',
     url: `${API}/tokens`,
@@ -532,6 +624,12 @@ export const paths = {
   chunksMissing: () => pathOf(ROUTES.chunksMissing),
   chunks: () => pathOf(ROUTES.uploadChunks),
   opsTokens: () => pathOf(ROUTES.createOpsToken),
+  policies: () => pathOf(ROUTES.listPolicies),
+  backupChunksMissing: (name: string) => pathOf(ROUTES.backupChunksMissing, { name }),
+  backupChunks: (name: string) => pathOf(ROUTES.uploadBackupChunks, { name }),
+  backup: (name: string, id: string) => pathOf(ROUTES.putBackup, { name, id }),
+  backups: (name: string, q: { limit?: number } = {}) => pathOf(ROUTES.listBackups, { name }, q),
+  backupContent: (name: string, id: string) => pathOf(ROUTES.getBackupContent, { name, id }),
   openapi: () => pathOf(ROUTES.openapi),
   docs: () => pathOf(ROUTES.docs),
 };

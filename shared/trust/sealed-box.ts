@@ -165,3 +165,25 @@ function openRecord(key: Buffer, counter: number, last: boolean, rec: Buffer): B
     throw new SealError(`sealed backup record ${counter} does not open (altered, truncated, or sealed to another key)`);
   }
 }
+
+async function through(t: Transform, data: Buffer): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  t.on('data', (p: Buffer) => parts.push(p));
+  const done = new Promise<void>((resolve, reject) => {
+    t.on('end', resolve);
+    t.on('error', reject);
+  });
+  t.end(data);
+  await done;
+  return Buffer.concat(parts);
+}
+
+/** A small buffer sealed to the shore key (a sealed backup's header). */
+export function sealBytes(recipientBase64: string, data: Buffer): Promise<Buffer> {
+  return through(sealStream(recipientBase64), data);
+}
+
+/** A small sealed buffer opened with the shore private key; refused when altered. */
+export function openBytes(privatePem: string, sealed: Buffer): Promise<Buffer> {
+  return through(openStream(privatePem), sealed);
+}

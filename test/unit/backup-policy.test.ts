@@ -7,6 +7,9 @@ import { openBackupDb } from '../../agent/backup/backup-db.js';
 import { installPolicy, boardPolicy, verifyPolicyBytes } from '../../agent/backup/board-policies.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../helpers/keys.js';
 import { tempDir } from '../helpers/tmp.js';
+import pino from 'pino';
+import { createPolicySync } from '../../agent/backup/desired-policies.js';
+import type { BackupDeps } from '../../agent/backup/context.js';
 
 const FILE = `
 name: sms-db
@@ -143,6 +146,46 @@ describe('policies on board', () => {
     expect(installPolicy(db, root, sign(`${FILE}targets: [vessel:ship-b, vessel:ship-a]\n`, 1), ctx).installed).toBe(
       true,
     );
+  });
+
+  it('a newer sequence that no longer names this vessel removes the policy; an older one is refused', () => {
+    const { root, db, sign, ctx } = setup();
+    installPolicy(db, root, sign(`${FILE}targets: [group:north]\n`, 3), { ...ctx, groups: ['north'] });
+    expect(() =>
+      installPolicy(db, root, sign(`${FILE}targets: [group:south]\n`, 2), { ...ctx, groups: ['north'] }),
+    ).toThrow(/not ship-a/);
+    expect(db.policy('sms-db')?.sequence).toBe(3);
+    const r = installPolicy(db, root, sign(`${FILE}targets: [group:south]\n`, 4), { ...ctx, groups: ['north'] });
+    expect(r).toMatchObject({ installed: false, removed: true });
+    expect(r.note).toMatch(/no longer names ship-a: removed/);
+    expect(db.policy('sms-db')).toBeUndefined();
+    // Groups unknown (no desired state yet): a group target is taken as it comes.
+    expect(installPolicy(db, root, sign(`${FILE}targets: [group:south]\n`, 5), ctx).installed).toBe(true);
+  });
+
+  it('policies from the desired state install through the same checks, a refusal reported once', () => {
+    const { root, db, sign, ctx } = setup();
+    const events: [string, Record<string, unknown>][] = [];
+    const d = {
+      vessel: ctx.vessel,
+      db,
+      root: () => root,
+      now: () => ctx.now,
+      services: ctx.services,
+      event: (type: string, data: Record<string, unknown>) => events.push([type, data]),
+      log: pino({ level: 'silent' }),
+    } as unknown as BackupDeps;
+    const sync = createPolicySync(d);
+    const good = sign(FILE, 7).toString('base64');
+    const forged = envelopeBytes(signEnvelope('policy', parse(FILE, 8), [generateKey().key])).toString('base64');
+    const desired = { vessel: 'ship-a', release: null, rootVersion: 1, groups: [], policies: [good, forged] };
+    expect(sync(desired)).toEqual(['sms-db']);
+    expect(sync(desired)).toEqual([]);
+    expect(db.policy('sms-db')?.sequence).toBe(7);
+    expect(events.map((e) => e[0])).toEqual(['policy.installed', 'policy.refused']);
+    // With the link down there is no new desired state: what is held stays.
+    expect(sync(undefined)).toEqual([]);
+    expect(db.policy('sms-db')?.sequence).toBe(7);
   });
 
   it('refuses a signed policy over the size cap while reading it', () => {
