@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { removeAppContainers } from '../helpers/images.js';
-import { enrolVessel, eventuallyOrReport, startShore, vesselReport, type Shore, type Vessel } from '../helpers/fleet.js';
+import {
+  enrolVessel,
+  eventuallyOrReport,
+  startShore,
+  vesselReport,
+  type Shore,
+  type Vessel,
+} from '../helpers/fleet.js';
 import { tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { dockerExec, postgresImage, publishLocalImages } from '../helpers/backup.js';
