@@ -146,7 +146,9 @@ async function serviceHealth(version: string, m: ReleaseManifest): Promise<Statu
 export function formatStatus(s: StatusView): string {
   return [
     `vessel     ${s.vessel}${s.enrolment === 'complete' ? '' : ` (${s.enrolment})`}`,
-    `release    current ${s.release.current ?? 'none'}, previous ${s.release.previous ?? 'none'}, pending ${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
+    `release    current ${s.release.current ?? 'none'}, previous ` +
+      `${s.release.previous ?? 'none'}, pending ` +
+      `${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
     `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
     `last sync  ${s.lastSync ?? 'never'}`,
     `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,

@@ -180,7 +180,8 @@ try {
       `(-Fc): ${cdcDefault.chunks}, ${cdcDefault.newChunks} new`,
   );
   console.log(
-    `median of ${runs}: pg_dump -Z0 ${median(dumpTimes).toFixed(2)} s; zstd -3 ${median(compressTimes.zstd).toFixed(2)} s; ` +
+    `median of ${runs}: pg_dump -Z0 ${median(dumpTimes).toFixed(2)} s; zstd -3 ` +
+      `${median(compressTimes.zstd).toFixed(2)} s; ` +
       `gzip -6 ${median(compressTimes.gzip).toFixed(2)} s (day 2 dump)`,
   );
   console.log(`first-day repo size: restic ${mb(restic.day1)}, borg ${mb(borg.day1)}`);

@@ -46,13 +46,23 @@ function realisticLine(i: number): { source: string; body: string; cls: 1 | 2 } 
       return {
         source: 'portal',
         cls: 1,
-        body: `10.0.${Math.floor(r() * 4)}.${Math.floor(r() * 250)} - - [${iso}] "GET ${pick(paths)} HTTP/1.1" ${pick([200, 200, 200, 304, 404])} ${Math.floor(r() * 20000)} "-" "Mozilla/5.0 (X11; Linux x86_64)" ${(r() * 0.2).toFixed(3)}`,
+        body:
+          `10.0.${Math.floor(r() * 4)}.${Math.floor(r() * 250)} - - [${iso}] "GET ` +
+          `${pick(paths)} HTTP/1.1" ${pick([200, 200, 200, 304, 404])} ` +
+          `${Math.floor(r() * 20000)} "-" "Mozilla/5.0 (X11; Linux x86_64)" ` +
+          `${(r() * 0.2).toFixed(3)}`,
       };
     case 1:
       return {
         source: 'maintenance',
         cls: r() < 0.05 ? 2 : 1,
-        body: `${iso} ${pick(['INFO', 'INFO', 'INFO', 'WARN', 'DEBUG'])} [${pick(['scheduler', 'http-nio-8080-exec-3', 'db-pool'])}] c.s.m.${pick(['WorkOrderService', 'SyncJob', 'EquipmentRepository'])} - ${pick(['work order', 'job', 'batch'])} ${Math.floor(r() * 100000)} ${pick(['completed', 'started', 'updated', 'queued'])} in ${Math.floor(r() * 900)} ms`,
+        body:
+          `${iso} ${pick(['INFO', 'INFO', 'INFO', 'WARN', 'DEBUG'])} ` +
+          `[${pick(['scheduler', 'http-nio-8080-exec-3', 'db-pool'])}] ` +
+          `c.s.m.${pick(['WorkOrderService', 'SyncJob', 'EquipmentRepository'])} - ` +
+          `${pick(['work order', 'job', 'batch'])} ${Math.floor(r() * 100000)} ` +
+          `${pick(['completed', 'started', 'updated', 'queued'])} in ` +
+          `${Math.floor(r() * 900)} ms`,
       };
     default:
       return {
@@ -81,7 +91,8 @@ function ingest(): { outbox: number; raw: number; ratio: number } {
     rawDb.pragma('journal_mode = WAL');
     rawDb.pragma('synchronous = FULL');
     rawDb.exec(
-      'CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, cls INTEGER, kind TEXT, source TEXT, body TEXT, ts INTEGER, boot_id TEXT, bytes INTEGER)',
+      'CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, cls INTEGER, kind TEXT, ' +
+        'source TEXT, body TEXT, ts INTEGER, boot_id TEXT, bytes INTEGER)',
     );
     const ins = rawDb.prepare(
       'INSERT INTO t (cls, kind, source, body, ts, boot_id, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)',

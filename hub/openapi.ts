@@ -62,7 +62,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
             type: 'apiKey',
             in: 'header',
             name: 'Authorization',
-            description: `${VESSEL_AUTH_SCHEME} id=<vessel id>, ts=<unix ms>, sig=<Ed25519 over method, path, ts, body sha256>`,
+            description:
+              `${VESSEL_AUTH_SCHEME} id=<vessel id>, ts=<unix ms>, sig=<Ed25519 over method, ` +
+              `path, ts, body sha256>`,
           },
         },
       },

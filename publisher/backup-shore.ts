@@ -126,7 +126,8 @@ export const backupDownload: Command = {
     r.sealed
       ? `downloaded sealed backup ${r.id} of ${r.vessel} (${r.bytes} bytes) to ${r.out}; open it with ` +
         `\`tender backup open ${r.out} --key seal.key --out FILE\``
-      : `downloaded backup ${r.id} of ${r.vessel} to ${r.out}: ${r.bytes} bytes, sha256 ${r.sha256} as recorded on board`,
+      : `downloaded backup ${r.id} of ${r.vessel} to ${r.out}: ${r.bytes} bytes, sha256 ` +
+        `${r.sha256} as recorded on board`,
 };
 
 /** Whether a file is a sealed download (rather than a sealed `backup export`). */

@@ -88,5 +88,7 @@ export const bundleExport: Command = {
     return { file: out, release: `${header!.app}@${header!.version}`, for: forText ?? null, chunks, bytes };
   },
   human: (r: { file: string; release: string; for: string | null; chunks: number; bytes: number }) =>
-    `wrote ${r.file}: ${r.release}, ${r.chunks} chunks, ${(r.bytes / 1e6).toFixed(1)} MB${r.for ? ` (what ${r.for} lacks)` : ' (every chunk)'}`,
+    `wrote ${r.file}: ${r.release}, ${r.chunks} chunks, ` +
+    `${(r.bytes / 1e6).toFixed(1)} ` +
+    `MB${r.for ? ` (what ${r.for} lacks)` : ' (every chunk)'}`,
 };

@@ -101,7 +101,8 @@ class EntrySink {
           this.metaBytes += b.byteLength;
           if (this.metaBytes > MAX_CHUNK_RAW_BYTES)
             throw new ImageChunkError(
-              `layer ${this.name}: tar headers exceed ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB (too many files in one layer)`,
+              `layer ${this.name}: tar headers exceed ${MAX_CHUNK_RAW_BYTES / 2 ** 20} MB (too ` +
+                `many files in one layer)`,
             );
           this.meta.push(Buffer.from(b));
         },

@@ -193,7 +193,8 @@ async function rotate(ctx: CommandContext, revoke: string[]) {
     next = verifyNextRoot(current, bytes);
   } catch (err) {
     throw new KeysCommandError(
-      `cannot sign root v${current.version + 1} with the keys in ${dir}: ${(err as Error).message} (pass more root keys with --key FILE)`,
+      `cannot sign root v${current.version + 1} with the keys in ${dir}: ` +
+        `${(err as Error).message} (pass more root keys with --key FILE)`,
     );
   }
   writeFileAtomic(join(dir, `root.${next.version}.json`), bytes, 0o644);

@@ -72,7 +72,8 @@ export const policySign: Command = {
     return signedView(policy, out);
   },
   human: (r: Signed) =>
-    `signed policy ${r.name} #${r.sequence}: ${r.method} backup of ${r.target} at "${r.schedule}" (UTC); written to ${r.out}`,
+    `signed policy ${r.name} #${r.sequence}: ${r.method} backup of ${r.target} at ` +
+    `"${r.schedule}" (UTC); written to ${r.out}`,
 };
 
 export const policyPublish: Command = {

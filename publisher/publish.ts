@@ -47,7 +47,8 @@ export async function buildManifest(
     const img = await opts.docker.imageInspect(s.imageRef);
     if (!img)
       throw new PublishError(
-        `${composeFile}: services.${name}.image: ${s.imageRef} is not in the local Docker engine (build or pull it first)`,
+        `${composeFile}: services.${name}.image: ${s.imageRef} is not in the local ` +
+          `Docker engine (build or pull it first)`,
       );
     services[name] = { ...s, imageId: img.id };
     let entry = images[img.id];

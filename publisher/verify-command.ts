@@ -69,7 +69,10 @@ export function verifyDocumentFile(
     type,
     ok: true,
     signers: doc.signers,
-    summary: `${type}${label ? ` ${label}` : ''} signed by ${doc.signers.length} of ${root.role('release').threshold} required release keys (${doc.signers.map(shortKeyId).join(', ')})`,
+    summary:
+      `${type}${label ? ` ${label}` : ''} signed by ${doc.signers.length} of ` +
+      `${root.role('release').threshold} required release keys ` +
+      `(${doc.signers.map(shortKeyId).join(', ')})`,
   };
 }
 

@@ -195,7 +195,8 @@ export class Cli {
     const width = Math.max(...names.map((n) => n.length));
     const lines = opts.map(
       ([, o], i) =>
-        `  ${names[i]!.padEnd(width)}  ${o.description}${o.default ? ` (default: ${o.default})` : ''}${o.multiple ? ' (repeatable)' : ''}`,
+        `  ${names[i]!.padEnd(width)}  ` +
+        `${o.description}${o.default ? ` (default: ${o.default})` : ''}${o.multiple ? ' (repeatable)' : ''}`,
     );
     return `Usage: ${this.name} ${usageOf(c)}\n\n${c.summary}\n\nOptions:\n${lines.join('\n')}\n${c.details ? `\n${c.details.trim()}\n` : ''}`;
   }

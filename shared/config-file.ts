@@ -14,7 +14,8 @@ export function loadJsonConfig<S extends z.ZodType>(path: string, schema: S): z.
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(
-      `cannot read config ${path}: ${code === 'ENOENT' ? 'no such file (enrol first: tender agent enroll)' : (code ?? (err as Error).message)}`,
+      `cannot read config ${path}: ` +
+        `${code === 'ENOENT' ? 'no such file (enrol first: tender agent enroll)' : (code ?? (err as Error).message)}`,
     );
   }
   let json: unknown;

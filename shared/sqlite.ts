@@ -50,7 +50,8 @@ export function openDatabase(path: string, migrations: Migration[], options: { n
 
 function migrate(db: Db, migrations: Migration[], path: string): void {
   db.exec(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT ' +
+      'NOT NULL, applied_at INTEGER NOT NULL)',
   );
   const applied = new Set((db.prepare('SELECT id FROM schema_migrations').all() as { id: number }[]).map((r) => r.id));
   const newest = Math.max(0, ...applied);

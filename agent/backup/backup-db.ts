@@ -245,7 +245,8 @@ export function createBackupDb(db: Db) {
     runningRestores: db.prepare("SELECT * FROM restores WHERE state = 'running' ORDER BY id"),
     recentRestores: db.prepare('SELECT * FROM restores ORDER BY id DESC LIMIT ?'),
     insertRestore: db.prepare(
-      "INSERT INTO restores (backup_id, policy, state, actor, pid, pid_start, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+      'INSERT INTO restores (backup_id, policy, state, actor, pid, pid_start, ' +
+        "started_at) VALUES (?, ?, 'running', ?, ?, ?, ?)",
     ),
     setSafety: db.prepare('UPDATE restores SET safety_id = ? WHERE id = ?'),
     adoptRestore: db.prepare('UPDATE restores SET pid = ?, pid_start = ? WHERE id = ?'),

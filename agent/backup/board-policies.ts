@@ -66,7 +66,8 @@ export function installPolicy(
       return { policy: p, installed: false, note: `policy ${p.name} #${p.sequence} is already installed` };
     if (p.sequence <= held.sequence)
       throw new PolicyRefusedError(
-        `policy ${p.name} #${p.sequence} refused: this vessel holds #${held.sequence} (an older policy cannot replace a newer one)`,
+        `policy ${p.name} #${p.sequence} refused: this vessel holds #${held.sequence} ` +
+          `(an older policy cannot replace a newer one)`,
       );
   }
   // A new policy starts at the slot just passed: installing one does not run it at once.

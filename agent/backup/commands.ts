@@ -138,7 +138,8 @@ export const policyList: Command = {
       : r.policies
           .map(
             (p) =>
-              `${p.name} #${p.sequence}: ${p.method} of ${p.target} at "${p.schedule}" UTC, keep ${p.retention}, ship ${p.ship}; ` +
+              `${p.name} #${p.sequence}: ${p.method} of ${p.target} at "${p.schedule}" UTC, ` +
+              `keep ${p.retention}, ship ${p.ship}; ` +
               `last good ${p.lastGood ? `${p.lastGood.id} (${mb(p.lastGood.bytes)})` : 'none'}` +
               `${p.alarm ? `\n  ALARM ${p.alarm}` : ''}${p.problem ? `\n  REFUSED ${p.problem}` : ''}`,
           )
@@ -201,7 +202,8 @@ export const backupList: Command = {
   human: (r: { backups: BackupView[]; restores: RestoreView[] }) => {
     const lines = r.backups.map(
       (b) =>
-        `${b.id.padEnd(40)} ${b.kind.padEnd(11)} ${b.state.padEnd(7)} ${b.bytes === null ? '' : mb(b.bytes).padStart(10)}` +
+        `${b.id.padEnd(40)} ${b.kind.padEnd(11)} ${b.state.padEnd(7)} ` +
+        `${b.bytes === null ? '' : mb(b.bytes).padStart(10)}` +
         `${b.sha256 ? `  sha256 ${b.sha256.slice(0, 12)}` : ''}${b.verifiedAt ? '  verified' : ''}${b.reason ? `  (${b.reason})` : ''}`,
     );
     const last = r.restores[0];
@@ -251,7 +253,8 @@ export const backupRestore: Command = {
     return withBackups(ctx, (d, actor) => restoreBackup(d, id, actor));
   },
   human: (r: { backup: string; safety: string | null; seconds: number }) =>
-    `restored ${r.backup} through the health gate in ${r.seconds.toFixed(1)}s; the data before it is kept as ${r.safety}`,
+    `restored ${r.backup} through the health gate in ${r.seconds.toFixed(1)}s; the ` +
+    `data before it is kept as ${r.safety}`,
 };
 
 export const backupExport: Command = {
@@ -280,7 +283,8 @@ export const backupExport: Command = {
     });
   },
   human: (r: { id: string; out: string; sealedTo: string | null }) =>
-    `backup ${r.id} written to ${r.out}${r.sealedTo ? ` sealed to shore key ${r.sealedTo}` : ' (not sealed: the policy names no shore key)'}`,
+    `backup ${r.id} written to ` +
+    `${r.out}${r.sealedTo ? ` sealed to shore key ${r.sealedTo}` : ' (not sealed: the policy names no shore key)'}`,
 };
 
 export const BACKUP_COMMANDS = [

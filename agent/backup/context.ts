@@ -103,7 +103,8 @@ export function boardLocator(agentDb: Db, root: () => TrustedRoot) {
     const spec = m.services[service];
     if (!spec)
       throw new BackupTargetError(
-        `service ${app}/${service} is not in the live release ${app}@${live.version} (${Object.keys(m.services).join(', ')})`,
+        `service ${app}/${service} is not in the live release ${app}@${live.version} ` +
+          `(${Object.keys(m.services).join(', ')})`,
       );
     return { app, service, release: live.version, container: containerName(app, service, live.version), spec };
   };

@@ -94,7 +94,8 @@ export async function runBackup(d: BackupDeps, policyName: string, opts: RunOpti
   const need = Math.ceil((last?.bytes ?? 0) * GROWTH_ALLOWANCE) + d.diskMarginBytes;
   if (free < need)
     return fail(
-      `disk guard: ${mb(free)} free under ${d.dir}, a backup needs ${mb(need)} (the last one took ${mb(last?.bytes ?? 0)}, ` +
+      `disk guard: ${mb(free)} free under ${d.dir}, a backup needs ${mb(need)} (the ` +
+        `last one took ${mb(last?.bytes ?? 0)}, ` +
         `and ${mb(d.diskMarginBytes)} stay free); refused`,
       null,
       'backup.refused',
@@ -194,7 +195,8 @@ async function writeBackup(
         if (free < d.diskMarginBytes)
           return cb(
             new DiskGuardError(
-              `disk guard: free space fell to ${mb(free)} (margin ${mb(d.diskMarginBytes)}) after ${mb(bytes)} written; stopped`,
+              `disk guard: free space fell to ${mb(free)} (margin ${mb(d.diskMarginBytes)}) ` +
+                `after ${mb(bytes)} written; stopped`,
             ),
           );
       }

@@ -63,7 +63,9 @@ export async function backupTick(d: BackupDeps, signal?: AbortSignal): Promise<s
     const missed = plan.missed + (late ? 1 : 0);
     d.db.setSlot(row.name, plan.run);
     if (missed > 0) {
-      const reason = `${missed} scheduled backup(s) not run at their time (the agent was not running); one ran at ${new Date(now).toISOString()}`;
+      const reason =
+        `${missed} scheduled backup(s) not run at their time (the agent was not ` +
+        `running); one ran at ${new Date(now).toISOString()}`;
       d.db.setAlarm(row.name, 'missed', reason, now);
       d.event('backup.missed', { policy: row.name, slots: missed, lastSlot: row.lastSlot, slot: plan.run });
       d.log.warn({ policy: row.name, slots: missed }, 'scheduled backups missed; running once now');

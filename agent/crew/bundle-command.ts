@@ -73,5 +73,7 @@ export const bundleImport: Command = {
     );
   },
   human: (r: BundleApplied) =>
-    `${r.alreadyOnBoard ? 'already on board' : 'imported'} ${r.app}@${r.version} (#${r.sequence}, ${r.chunks} chunks, ${(r.bytes / 1e6).toFixed(1)} MB): ${r.outcome}${r.reason ? ` (${r.reason})` : ''}`,
+    `${r.alreadyOnBoard ? 'already on board' : 'imported'} ${r.app}@${r.version} ` +
+    `(#${r.sequence}, ${r.chunks} chunks, ${(r.bytes / 1e6).toFixed(1)} MB): ` +
+    `${r.outcome}${r.reason ? ` (${r.reason})` : ''}`,
 };

@@ -64,7 +64,8 @@ export function createBoardReleases(db: Db) {
   const demoteLive = db.prepare("UPDATE releases SET state = 'kept' WHERE state = 'live' AND app = ?");
   const stopServing = db.prepare('UPDATE releases SET serving = 0 WHERE serving = 1 AND app = ?');
   const makeLive = db.prepare(
-    "UPDATE releases SET state = 'live', serving = 1, last_live_at = ?, failed_reason = NULL WHERE app = ? AND version = ?",
+    "UPDATE releases SET state = 'live', serving = 1, last_live_at = ?, " +
+      'failed_reason = NULL WHERE app = ? AND version = ?',
   );
   const serving = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM releases WHERE serving = 1 ORDER BY app`);
   const del = db.prepare('DELETE FROM releases WHERE app = ? AND version = ?');

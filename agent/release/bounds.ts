@@ -25,7 +25,8 @@ export function checkManifestBounds(m: ReleaseManifest, ctx: { newest: number; n
   const created = Date.parse(m.createdAt);
   if (!(created <= ctx.now + MAX_CREATED_AHEAD_MS))
     throw new ManifestBoundsError(
-      `created ${m.createdAt}, more than ${MAX_CREATED_AHEAD_MS / 3_600_000} h after this vessel's corrected clock (${new Date(ctx.now).toISOString()})`,
+      `created ${m.createdAt}, more than ${MAX_CREATED_AHEAD_MS / 3_600_000} h after ` +
+        `this vessel's corrected clock (${new Date(ctx.now).toISOString()})`,
     );
 }
 

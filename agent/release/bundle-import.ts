@@ -163,7 +163,8 @@ function checkManifest(
   const m = verifyManifest(deps.root, bytes);
   if (r.header && (r.header.app !== m.app || r.header.version !== m.version))
     throw new BundleImportError(
-      `bundle refused: its header names ${r.header.app}@${r.header.version} but the signed manifest is ${m.app}@${m.version}; nothing staged`,
+      `bundle refused: its header names ${r.header.app}@${r.header.version} but the ` +
+        `signed manifest is ${m.app}@${m.version}; nothing staged`,
     );
   const now = correctedNow(deps.store.get('hub.skewMs'));
   // New installs need fresh trust metadata, as from the hub (on the corrected clock).
@@ -171,12 +172,15 @@ function checkManifest(
   const onBoard = releases.get(m.app, m.version);
   if (onBoard && onBoard.digest !== manifestDigest(bytes))
     throw new BundleImportError(
-      `bundle refused: release ${m.app}@${m.version} on board has another manifest (digest ${onBoard.digest.slice(0, 12)})`,
+      `bundle refused: release ${m.app}@${m.version} on board has another manifest ` +
+        `(digest ${onBoard.digest.slice(0, 12)})`,
     );
   const newest = releases.maxSequence(m.app, m.version);
   if (!onBoard && m.sequence <= newest)
     throw new BundleImportError(
-      `bundle refused: release ${m.app}@${m.version} (#${m.sequence}) is older than what this vessel has installed of ${m.app} (#${newest}), as a rollback attack would be; nothing staged`,
+      `bundle refused: release ${m.app}@${m.version} (#${m.sequence}) is older than ` +
+        `what this vessel has installed of ${m.app} (#${newest}), as a rollback attack ` +
+        `would be; nothing staged`,
     );
   try {
     checkManifestBounds(m, { newest, now });
@@ -204,7 +208,8 @@ function takeChunk(deps: BundleImportDeps, scratch: ChunkStore, r: Reading, dige
   const raw = r.sizes.get(digest);
   if (raw === undefined)
     throw new BundleImportError(
-      `bundle refused: chunk ${digest.slice(0, 12)} is not part of ${r.manifest.m.app}@${r.manifest.m.version}; nothing staged`,
+      `bundle refused: chunk ${digest.slice(0, 12)} is not part of ` +
+        `${r.manifest.m.app}@${r.manifest.m.version}; nothing staged`,
     );
   r.chunks++;
   if (deps.chunks.has(digest) || scratch.has(digest)) return;

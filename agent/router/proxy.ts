@@ -73,7 +73,8 @@ export class RouterProxy {
       listener.server.once('error', (err: NodeJS.ErrnoException) =>
         reject(
           new RouterError(
-            `cannot hold port ${route.port} on ${this.bind} for ${route.service}: ${err.code === 'EADDRINUSE' ? 'already in use on this host' : err.message}`,
+            `cannot hold port ${route.port} on ${this.bind} for ${route.service}: ` +
+              `${err.code === 'EADDRINUSE' ? 'already in use on this host' : err.message}`,
           ),
         ),
       );

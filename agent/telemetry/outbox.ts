@@ -138,7 +138,8 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
   const shippedBytes = db.prepare<[], { b: number | null }>('SELECT SUM(bytes) AS b FROM records WHERE shipped = 1');
   const markShipped = db.prepare("UPDATE records SET shipped = 1 WHERE seq = ? AND kind = 'log'");
   const addDrops = db.prepare(
-    'INSERT INTO drops (cls, records, bytes) VALUES (?, ?, ?) ON CONFLICT(cls) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes',
+    'INSERT INTO drops (cls, records, bytes) VALUES (?, ?, ?) ON CONFLICT(cls) DO ' +
+      'UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes',
   );
   const deleteSeq = db.prepare('DELETE FROM records WHERE seq = ?');
   const sumBytes = db.prepare<[number], { b: number | null }>('SELECT SUM(bytes) AS b FROM records WHERE seq = ?');
@@ -163,11 +164,13 @@ export function createOutbox(db: Db, opts: OutboxOptions, movedAside?: string) {
     [string, string, number],
     { seq: number; source: string; body: string; ts: number; cls: number }
   >(
-    "SELECT seq, source, body, ts, cls FROM records WHERE kind = 'log' AND (? = '' OR source = ?) ORDER BY seq DESC LIMIT ?",
+    "SELECT seq, source, body, ts, cls FROM records WHERE kind = 'log' AND (? = '' " +
+      'OR source = ?) ORDER BY seq DESC LIMIT ?',
   );
   const getCursor = db.prepare<[string], { ts: string; n: number }>('SELECT ts, n FROM cursors WHERE container = ?');
   const putCursor = db.prepare(
-    'INSERT INTO cursors (container, ts, n) VALUES (?, ?, ?) ON CONFLICT(container) DO UPDATE SET ts = excluded.ts, n = excluded.n',
+    'INSERT INTO cursors (container, ts, n) VALUES (?, ?, ?) ON CONFLICT(container) ' +
+      'DO UPDATE SET ts = excluded.ts, n = excluded.n',
   );
   const deadLetter = db.prepare(
     'INSERT INTO dead_letter (at, reason, first_seq, last_seq, records) VALUES (?, ?, ?, ?, ?)',

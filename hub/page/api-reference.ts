@@ -111,7 +111,9 @@ function renderOperation(method: string, path: string, op: Operation, doc: Docum
   const params = (op.parameters ?? [])
     .map(
       (p) =>
-        `<li><code>${escapeHtml(p.name)}</code> <span class="muted">(${escapeHtml(p.in)}${p.required ? ', required' : ''})</span>: ${renderSchema(p.schema, doc)}${p.description ? ` <span class="muted">${escapeHtml(p.description)}</span>` : ''}</li>`,
+        `<li><code>${escapeHtml(p.name)}</code> <span ` +
+        `class="muted">(${escapeHtml(p.in)}${p.required ? ', required' : ''})</span>: ` +
+        `${renderSchema(p.schema, doc)}${p.description ? ` <span class="muted">${escapeHtml(p.description)}</span>` : ''}</li>`,
     )
     .join('');
   const body = op.requestBody

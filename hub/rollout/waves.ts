@@ -148,7 +148,9 @@ export function judgeWave(outcomes: RolloutOutcome[], rules: WaveRules, deadline
     return {
       state: 'failed',
       counts,
-      reason: `${share(failed, succeeded + failed)} finished vessels failed; the rollout needs ${describe(rules.threshold)}`,
+      reason:
+        `${share(failed, succeeded + failed)} finished vessels failed; the rollout needs ` +
+        `${describe(rules.threshold)}`,
     };
   const finished = succeeded + failed + held;
   const done = unfinished === 0 || deadlinePassed || (finished * 100) / total >= rules.quorumPercent - 1e-9;
@@ -157,14 +159,18 @@ export function judgeWave(outcomes: RolloutOutcome[], rules: WaveRules, deadline
     return {
       state: 'failed',
       counts,
-      reason: `${share(failed, succeeded + failed)} finished vessels failed; the rollout needs ${describe(rules.threshold)}`,
+      reason:
+        `${share(failed, succeeded + failed)} finished vessels failed; the rollout needs ` +
+        `${describe(rules.threshold)}`,
     };
   const needed = Math.min(rules.minDone, total);
   if (succeeded + failed < needed)
     return {
       state: 'failed',
       counts,
-      reason: `only ${succeeded + failed} vessel(s) of the wave finished by its ${deadlinePassed ? 'deadline' : 'quorum'}; --min-done is ${needed}`,
+      reason:
+        `only ${succeeded + failed} vessel(s) of the wave finished by its ` +
+        `${deadlinePassed ? 'deadline' : 'quorum'}; --min-done is ${needed}`,
     };
   return { state: 'passed', counts };
 }

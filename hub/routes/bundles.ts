@@ -49,7 +49,9 @@ export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
       if (!order || missing)
         return reply.code(409).send({
           error: 'incomplete',
-          message: `the hub lacks ${missing ? `chunk ${missing.slice(0, 12)}` : 'a layer index'} of ${m.app}@${m.version}; publish it again`,
+          message:
+            `the hub lacks ${missing ? `chunk ${missing.slice(0, 12)}` : 'a layer index'} of ` +
+            `${m.app}@${m.version}; publish it again`,
         });
       const held = vessel ? await heldBy(m.app, vessel.status) : new Set<string>();
       const digests = order.filter((d) => !held.has(d));

@@ -192,7 +192,8 @@ export class TarWalker {
     if (e.type === 'hardlink') {
       if (e.linkname.startsWith('/'))
         throw new TarPolicyError(
-          `tar hardlink ${JSON.stringify(e.name)} points to the absolute path ${JSON.stringify(e.linkname.slice(0, 200))}`,
+          `tar hardlink ${JSON.stringify(e.name)} points to the absolute path ` +
+            `${JSON.stringify(e.linkname.slice(0, 200))}`,
         );
       safeEntryPath(e.linkname, `hardlink target of ${e.name}`);
     }
@@ -207,7 +208,8 @@ export class TarWalker {
           else if (p !== '' && p !== '.') depth++;
           if (depth < 0)
             throw new TarPolicyError(
-              `tar symlink ${JSON.stringify(e.name)} -> ${JSON.stringify(e.linkname.slice(0, 200))} points outside the image root`,
+              `tar symlink ${JSON.stringify(e.name)} -> ` +
+                `${JSON.stringify(e.linkname.slice(0, 200))} points outside the image root`,
             );
         }
       }

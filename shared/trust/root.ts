@@ -124,7 +124,8 @@ export function verifyNextRoot(trusted: TrustedRoot, bytes: Uint8Array): Trusted
   const next = parseRootPayload(env);
   if (next.version !== trusted.version + 1) {
     fail(
-      `root v${next.version} offered where v${trusted.version + 1} is next (a rotation may not skip or repeat a version)`,
+      `root v${next.version} offered where v${trusted.version + 1} is next (a rotation ` +
+        `may not skip or repeat a version)`,
     );
   }
   requireThreshold(env, { ...trusted.role('root'), role: `root v${trusted.version} (old keys)` });

@@ -141,75 +141,89 @@ describe('backups on board with the hub down', () => {
     expect(summary()).toBe(ORIGINAL);
   }, 180_000);
 
-  it('restore brings the old rows back through the health gate, keeping the changed ones as a safety copy', async () => {
-    psql('DELETE FROM parts WHERE id > 15000; UPDATE parts SET qty = 0;');
-    expect(summary()).toBe('15000:0');
-    const r = await tender(['backup', 'restore', first.id, '--config', vessel.config]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`restored ${first.id} through the health gate .*kept as db-nightly-`));
-    expect(summary()).toBe(ORIGINAL);
-    const safety = (await backups()).find((b) => b.kind === 'pre-restore' && b.state === 'ok');
-    expect(safety).toBeTruthy();
-  }, 120_000);
+  it(
+    'restore brings the old rows back through the health gate, keeping the changed ' + 'ones as a safety copy',
+    async () => {
+      psql('DELETE FROM parts WHERE id > 15000; UPDATE parts SET qty = 0;');
+      expect(summary()).toBe('15000:0');
+      const r = await tender(['backup', 'restore', first.id, '--config', vessel.config]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`restored ${first.id} through the health gate .*kept as db-nightly-`));
+      expect(summary()).toBe(ORIGINAL);
+      const safety = (await backups()).find((b) => b.kind === 'pre-restore' && b.state === 'ok');
+      expect(safety).toBeTruthy();
+    },
+    120_000,
+  );
 
-  it('kill -9 of the agent mid-dump leaves the database serving, no partial file; the next start runs it once', async () => {
-    await vessel.agent!.stop();
-    const before = await backups();
-    const env = { TENDER_CLOCK_OFFSET_MS: offsetBefore03(3, 1) };
-    const killed = vessel.startAgent({ ...env, TENDER_FAULT: 'kill:after:backup-write' });
-    await eventuallyOrReport(
-      'the agent to die mid-dump',
-      async () => killed.proc.signalCode === 'SIGKILL',
-      report,
-      60_000,
-      200,
-    );
-    expect(summary()).toBe(ORIGINAL);
-    const dir = join(vessel.dataDir, 'backups', 'db-nightly');
-    expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toHaveLength(1);
-    vessel.startAgent(env);
-    const rerun = await eventuallyOrReport(
-      'the interrupted slot to run once more',
-      async () =>
-        (await backups()).find((b) => b.kind === 'scheduled' && b.state === 'ok' && !before.some((x) => x.id === b.id)),
-      report,
-      60_000,
-      500,
-    );
-    const all = await backups();
-    expect(all.filter((b) => b.state === 'failed' && b.reason.startsWith('interrupted'))).toHaveLength(1);
-    expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
-    expect(existsSync(join(dir, `${rerun.id}.dump.gz`))).toBe(true);
-  }, 180_000);
+  it(
+    'kill -9 of the agent mid-dump leaves the database serving, no partial file; the ' + 'next start runs it once',
+    async () => {
+      await vessel.agent!.stop();
+      const before = await backups();
+      const env = { TENDER_CLOCK_OFFSET_MS: offsetBefore03(3, 1) };
+      const killed = vessel.startAgent({ ...env, TENDER_FAULT: 'kill:after:backup-write' });
+      await eventuallyOrReport(
+        'the agent to die mid-dump',
+        async () => killed.proc.signalCode === 'SIGKILL',
+        report,
+        60_000,
+        200,
+      );
+      expect(summary()).toBe(ORIGINAL);
+      const dir = join(vessel.dataDir, 'backups', 'db-nightly');
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toHaveLength(1);
+      vessel.startAgent(env);
+      const rerun = await eventuallyOrReport(
+        'the interrupted slot to run once more',
+        async () =>
+          (await backups()).find(
+            (b) => b.kind === 'scheduled' && b.state === 'ok' && !before.some((x) => x.id === b.id),
+          ),
+        report,
+        60_000,
+        500,
+      );
+      const all = await backups();
+      expect(all.filter((b) => b.state === 'failed' && b.reason.startsWith('interrupted'))).toHaveLength(1);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+      expect(existsSync(join(dir, `${rerun.id}.dump.gz`))).toBe(true);
+    },
+    180_000,
+  );
 
-  it('kill -9 of a restore mid-stream leaves the database whole: the next check puts the data before it back', async () => {
-    psql('UPDATE parts SET qty = 1 WHERE id <= 100;');
-    const now = summary();
-    const r = await tender(['backup', 'restore', first.id, '--config', vessel.config], {
-      TENDER_FAULT: 'kill:after:restore-stream',
-    });
-    expect(r.code).not.toBe(0);
-    // pg_restore ran in one transaction that never committed: the rows are as they were, and the
-    // running agent finds the dead restore within a tick and puts the safety copy back through the gate.
-    expect(summary()).toBe(now);
-    const last = await eventuallyOrReport(
-      'the interrupted restore to be recovered',
-      async () => {
-        const r0 = (await listing()).restores[0];
-        return r0.state !== 'running' && r0;
-      },
-      report,
-      60_000,
-      500,
-    );
-    expect(last).toMatchObject({ backup: first.id, state: 'undone' });
-    expect(last.reason).toMatch(/^interrupted before the restored data was in place/);
-    expect(summary()).toBe(now);
-    const status = await tender(['status', '--config', vessel.config]);
-    expect(status.stdout).toMatch(
-      /ALARM +backup db-nightly failed since .*restore of db-nightly-\S+ failed: interrupted/,
-    );
-  }, 180_000);
+  it(
+    'kill -9 of a restore mid-stream leaves the database whole: the next check puts ' + 'the data before it back',
+    async () => {
+      psql('UPDATE parts SET qty = 1 WHERE id <= 100;');
+      const now = summary();
+      const r = await tender(['backup', 'restore', first.id, '--config', vessel.config], {
+        TENDER_FAULT: 'kill:after:restore-stream',
+      });
+      expect(r.code).not.toBe(0);
+      // pg_restore ran in one transaction that never committed: the rows are as they were, and the
+      // running agent finds the dead restore within a tick and puts the safety copy back through the gate.
+      expect(summary()).toBe(now);
+      const last = await eventuallyOrReport(
+        'the interrupted restore to be recovered',
+        async () => {
+          const r0 = (await listing()).restores[0];
+          return r0.state !== 'running' && r0;
+        },
+        report,
+        60_000,
+        500,
+      );
+      expect(last).toMatchObject({ backup: first.id, state: 'undone' });
+      expect(last.reason).toMatch(/^interrupted before the restored data was in place/);
+      expect(summary()).toBe(now);
+      const status = await tender(['status', '--config', vessel.config]);
+      expect(status.stdout).toMatch(
+        /ALARM +backup db-nightly failed since .*restore of db-nightly-\S+ failed: interrupted/,
+      );
+    },
+    180_000,
+  );
 
   it('kill -9 of a restore after its data was in place: the restore is finished, the new data stays', async () => {
     psql('UPDATE parts SET qty = 2 WHERE id <= 100;');

@@ -245,92 +245,112 @@ describe('exec: a command writing the backup to stdout', () => {
 });
 
 describe('sealed to a shore key', () => {
-  it("export seals a backup to the policy's shore key; only that key opens it, to the bytes kept on board", async () => {
-    const keys = join(shore.dir, 'seal');
-    const k = await tender(['policy', 'keygen', '--out', keys, '--json']);
-    expect(k.code, k.stderr).toBe(0);
-    const { key, keyId } = JSON.parse(k.stdout);
-    await install(
-      'sealed',
-      `service: db\nmethod: { type: exec, backup: [sh, -c, "echo engine log; seq 1 5000"] }\nencryptTo: { key: "${key}", keyId: "${keyId}" }`,
-    );
-    const { b } = await run('sealed');
-    const out = join(shore.dir, 'sealed.bin');
-    const e = await cli(['backup', 'export', b.id, '--out', out]);
-    expect(e.code, e.stderr).toBe(0);
-    expect(e.stdout).toContain(`sealed to shore key ${keyId}`);
-    const onBoard = readFileSync(join(backupDir, 'sealed', `${b.id}.dump.gz`));
-    expect(readFileSync(out).includes(onBoard.subarray(0, 32))).toBe(false);
-    const opened = join(shore.dir, 'opened.gz');
-    const o = await tender(['backup', 'open', out, '--key', join(keys, 'seal.key'), '--out', opened]);
-    expect(o.code, o.stderr).toBe(0);
-    expect(readFileSync(opened).equals(onBoard)).toBe(true);
-    const other = await tender(['policy', 'keygen', '--out', join(shore.dir, 'seal2')]);
-    expect(other.code).toBe(0);
-    const bad = await tender([
-      'backup',
-      'open',
-      out,
-      '--key',
-      join(shore.dir, 'seal2', 'seal.key'),
-      '--out',
-      join(shore.dir, 'x.gz'),
-    ]);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/does not open \(altered, truncated, or sealed to another key\)/);
-  }, 60_000);
+  it(
+    "export seals a backup to the policy's shore key; only that key opens it, to the " + 'bytes kept on board',
+    async () => {
+      const keys = join(shore.dir, 'seal');
+      const k = await tender(['policy', 'keygen', '--out', keys, '--json']);
+      expect(k.code, k.stderr).toBe(0);
+      const { key, keyId } = JSON.parse(k.stdout);
+      await install(
+        'sealed',
+        `service: db\nmethod: { type: exec, backup: [sh, -c, "echo engine log; seq 1 ` +
+          `5000"] }\nencryptTo: { key: "${key}", keyId: "${keyId}" }`,
+      );
+      const { b } = await run('sealed');
+      const out = join(shore.dir, 'sealed.bin');
+      const e = await cli(['backup', 'export', b.id, '--out', out]);
+      expect(e.code, e.stderr).toBe(0);
+      expect(e.stdout).toContain(`sealed to shore key ${keyId}`);
+      const onBoard = readFileSync(join(backupDir, 'sealed', `${b.id}.dump.gz`));
+      expect(readFileSync(out).includes(onBoard.subarray(0, 32))).toBe(false);
+      const opened = join(shore.dir, 'opened.gz');
+      const o = await tender(['backup', 'open', out, '--key', join(keys, 'seal.key'), '--out', opened]);
+      expect(o.code, o.stderr).toBe(0);
+      expect(readFileSync(opened).equals(onBoard)).toBe(true);
+      const other = await tender(['policy', 'keygen', '--out', join(shore.dir, 'seal2')]);
+      expect(other.code).toBe(0);
+      const bad = await tender([
+        'backup',
+        'open',
+        out,
+        '--key',
+        join(shore.dir, 'seal2', 'seal.key'),
+        '--out',
+        join(shore.dir, 'x.gz'),
+      ]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/does not open \(altered, truncated, or sealed to another key\)/);
+    },
+    60_000,
+  );
 });
 
 describe('policies refused', () => {
-  it('at signing: an unknown method, an unparsable schedule, a retention of zero (one line each, naming the field)', async () => {
-    const cases: [string, RegExp][] = [
-      ['method: { type: mysqldump }', /method\.type: unknown method "mysqldump"/],
-      [
-        'method: { type: exec, backup: ["true"] }\nschedule: "every night"',
-        /schedule: must be a cron expression of 5 fields/,
-      ],
-    ];
-    for (const [body, why] of cases) {
-      const src = join(shore.dir, 'bad.yml');
+  it(
+    'at signing: an unknown method, an unparsable schedule, a retention of zero (one ' + 'line each, naming the field)',
+    async () => {
+      const cases: [string, RegExp][] = [
+        ['method: { type: mysqldump }', /method\.type: unknown method "mysqldump"/],
+        [
+          'method: { type: exec, backup: ["true"] }\nschedule: "every night"',
+          /schedule: must be a cron expression of 5 fields/,
+        ],
+      ];
+      for (const [body, why] of cases) {
+        const src = join(shore.dir, 'bad.yml');
+        writeFileSync(
+          src,
+          `name: bad\napp: ${APP}\nservice: db\nretention: { count: 1, age: 1d ` +
+            `}\n${body.includes('schedule') ? '' : 'schedule: "0 3 * * *"\n'}${body}\n`,
+        );
+        const r = await tender([
+          'policy',
+          'sign',
+          src,
+          '--key',
+          shore.releaseKey,
+          '--out',
+          join(shore.dir, 'bad.json'),
+        ]);
+        expect(r.code).toBe(1);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toMatch(why);
+      }
       writeFileSync(
-        src,
-        `name: bad\napp: ${APP}\nservice: db\nretention: { count: 1, age: 1d }\n${body.includes('schedule') ? '' : 'schedule: "0 3 * * *"\n'}${body}\n`,
+        join(shore.dir, 'bad.yml'),
+        `name: bad\napp: ${APP}\nservice: db\nschedule: "0 3 * * *"\nmethod: { type: ` +
+          `exec, backup: ["true"] }\nretention: { count: 0, age: 1d }\n`,
       );
-      const r = await tender(['policy', 'sign', src, '--key', shore.releaseKey, '--out', join(shore.dir, 'bad.json')]);
-      expect(r.code).toBe(1);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      expect(r.stderr).toMatch(why);
-    }
-    writeFileSync(
-      join(shore.dir, 'bad.yml'),
-      `name: bad\napp: ${APP}\nservice: db\nschedule: "0 3 * * *"\nmethod: { type: exec, backup: ["true"] }\nretention: { count: 0, age: 1d }\n`,
-    );
-    const r = await tender([
-      'policy',
-      'sign',
-      join(shore.dir, 'bad.yml'),
-      '--key',
-      shore.releaseKey,
-      '--out',
-      join(shore.dir, 'bad.json'),
-    ]);
-    expect(r.stderr.trim()).toBe(
-      `tender: ${join(shore.dir, 'bad.yml')}: retention.count: zero keeps no backup; refused`,
-    );
-  });
+      const r = await tender([
+        'policy',
+        'sign',
+        join(shore.dir, 'bad.yml'),
+        '--key',
+        shore.releaseKey,
+        '--out',
+        join(shore.dir, 'bad.json'),
+      ]);
+      expect(r.stderr.trim()).toBe(
+        `tender: ${join(shore.dir, 'bad.yml')}: retention.count: zero keeps no backup; refused`,
+      );
+    },
+  );
 
   it('at install: a target service that does not exist on board', async () => {
     const f = await signPolicy(
       shore,
       shore.dir,
       'ghost',
-      `name: ghost\napp: ${APP}\nservice: nosuch\nschedule: "0 3 * * *"\nretention: { count: 1, age: 1d }\nmethod: { type: exec, backup: ["true"] }\n`,
+      `name: ghost\napp: ${APP}\nservice: nosuch\nschedule: "0 3 * * *"\nretention: { ` +
+        `count: 1, age: 1d }\nmethod: { type: exec, backup: ["true"] }\n`,
       seq++,
     );
     const r = await cli(['policy', 'install', f]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(
-      `tender: policy ghost refused: it targets service ${APP}/nosuch, which the live release ${APP}@1.0.0 does not have (db, files)`,
+      `tender: policy ghost refused: it targets service ${APP}/nosuch, which the live ` +
+        `release ${APP}@1.0.0 does not have (db, files)`,
     );
     expect((await cli(['policy', 'list'])).stdout).not.toContain('ghost');
   });

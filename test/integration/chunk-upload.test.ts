@@ -46,38 +46,41 @@ describe('hub: chunk upload from the publisher', () => {
     expect(again.json()).toEqual({ stored: 0, present: e.length });
   });
 
-  it('refuses a chunk whose bytes do not match its digest, a bomb past its declared size, and a truncated pack', async () => {
-    const hub = await startHub();
-    const headers = { authorization: `Bearer ${hub.token('operator')}`, 'content-type': MEDIA.uploadPack };
-    const [good] = entries(Buffer.alloc(5000, 7));
-    const lying = { ...good!, compressed: br(Buffer.alloc(5000, 8)) };
-    const r1 = await hub.app.inject({
-      method: 'POST',
-      url: paths.chunks(),
-      headers,
-      payload: encodeUploadPack([lying]),
-    });
-    expect(r1.statusCode).toBe(400);
-    expect(r1.json().message).toMatch(/content does not match its digest/);
-    const bomb = { ...good!, compressed: br(Buffer.alloc(50 * 1024 * 1024)) };
-    const r2 = await hub.app.inject({
-      method: 'POST',
-      url: paths.chunks(),
-      headers,
-      payload: encodeUploadPack([bomb]),
-    });
-    expect(r2.statusCode).toBe(400);
-    expect(r2.json().message).toMatch(/does not inflate to its declared 5000 bytes/);
-    const whole = encodeUploadPack([good!]);
-    const r3 = await hub.app.inject({
-      method: 'POST',
-      url: paths.chunks(),
-      headers,
-      payload: whole.subarray(0, whole.byteLength - 3),
-    });
-    expect(r3.json().message).toMatch(/runs past the end/);
-    expect(await hub.deps.store.chunks.has(good!.digest)).toBe(false);
-  });
+  it(
+    'refuses a chunk whose bytes do not match its digest, a bomb past its declared ' + 'size, and a truncated pack',
+    async () => {
+      const hub = await startHub();
+      const headers = { authorization: `Bearer ${hub.token('operator')}`, 'content-type': MEDIA.uploadPack };
+      const [good] = entries(Buffer.alloc(5000, 7));
+      const lying = { ...good!, compressed: br(Buffer.alloc(5000, 8)) };
+      const r1 = await hub.app.inject({
+        method: 'POST',
+        url: paths.chunks(),
+        headers,
+        payload: encodeUploadPack([lying]),
+      });
+      expect(r1.statusCode).toBe(400);
+      expect(r1.json().message).toMatch(/content does not match its digest/);
+      const bomb = { ...good!, compressed: br(Buffer.alloc(50 * 1024 * 1024)) };
+      const r2 = await hub.app.inject({
+        method: 'POST',
+        url: paths.chunks(),
+        headers,
+        payload: encodeUploadPack([bomb]),
+      });
+      expect(r2.statusCode).toBe(400);
+      expect(r2.json().message).toMatch(/does not inflate to its declared 5000 bytes/);
+      const whole = encodeUploadPack([good!]);
+      const r3 = await hub.app.inject({
+        method: 'POST',
+        url: paths.chunks(),
+        headers,
+        payload: whole.subarray(0, whole.byteLength - 3),
+      });
+      expect(r3.json().message).toMatch(/runs past the end/);
+      expect(await hub.deps.store.chunks.has(good!.digest)).toBe(false);
+    },
+  );
 
   it('refuses chunk routes to viewers and vessels', async () => {
     const hub = await startHub();

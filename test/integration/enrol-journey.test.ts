@@ -30,81 +30,84 @@ async function hubVessel(shore: Shore, name: string) {
 }
 
 describe('journey: enrol a vessel and keep in touch over a link that comes and goes', () => {
-  it('enrols online, polls, keeps answering status with the hub down, reconnects, and is cut off by revocation', async () => {
-    const shore = await startShore();
-    const add = await tender(['vessel', 'add', 'ship-1', '--group', 'north', '--json'], shore.env);
-    expect(add.code, add.stderr).toBe(0);
-    const { token } = JSON.parse(add.stdout);
-    const config = join(shore.dir, 'vessel', 'agent.json');
-    const data = join(shore.dir, 'vessel', 'state');
-    const enrol = await tender([
-      'agent',
-      'enroll',
-      '--hub',
-      shore.url,
-      '--token',
-      token,
-      '--config',
-      config,
-      '--data',
-      data,
-    ]);
-    expect(enrol.code, enrol.stderr).toBe(0);
-    expect(enrol.stdout).toMatch(/enrolled as ship-1/);
-    expect(JSON.parse(readFileSync(config, 'utf8'))).toMatchObject({ vesselName: 'ship-1', dataDir: data });
+  it(
+    'enrols online, polls, keeps answering status with the hub down, reconnects, and ' + 'is cut off by revocation',
+    async () => {
+      const shore = await startShore();
+      const add = await tender(['vessel', 'add', 'ship-1', '--group', 'north', '--json'], shore.env);
+      expect(add.code, add.stderr).toBe(0);
+      const { token } = JSON.parse(add.stdout);
+      const config = join(shore.dir, 'vessel', 'agent.json');
+      const data = join(shore.dir, 'vessel', 'state');
+      const enrol = await tender([
+        'agent',
+        'enroll',
+        '--hub',
+        shore.url,
+        '--token',
+        token,
+        '--config',
+        config,
+        '--data',
+        data,
+      ]);
+      expect(enrol.code, enrol.stderr).toBe(0);
+      expect(enrol.stdout).toMatch(/enrolled as ship-1/);
+      expect(JSON.parse(readFileSync(config, 'utf8'))).toMatchObject({ vesselName: 'ship-1', dataDir: data });
 
-    // A second enrolment with the same token is refused with one line, and the config is untouched.
-    const again = await tender([
-      'agent',
-      'enroll',
-      '--hub',
-      shore.url,
-      '--token',
-      token,
-      '--config',
-      join(shore.dir, 'other.json'),
-      '--data',
-      join(shore.dir, 'other'),
-    ]);
-    expect(again.code).toBe(1);
-    expect(again.stderr.trim()).toBe('tender: enrolment refused by the hub (409): enrolment token was already used');
+      // A second enrolment with the same token is refused with one line, and the config is untouched.
+      const again = await tender([
+        'agent',
+        'enroll',
+        '--hub',
+        shore.url,
+        '--token',
+        token,
+        '--config',
+        join(shore.dir, 'other.json'),
+        '--data',
+        join(shore.dir, 'other'),
+      ]);
+      expect(again.code).toBe(1);
+      expect(again.stderr.trim()).toBe('tender: enrolment refused by the hub (409): enrolment token was already used');
 
-    fastPolling(config);
-    const agent = daemon(['agent', 'run', '--config', config]);
-    await eventually(async () => (await status(config)).link.state === 'up');
-    const seen = await hubVessel(shore, 'ship-1');
-    expect(seen.state).toBe('enrolled');
-    expect(seen.lastContactAgeSeconds).toBeLessThan(10);
-    expect(seen.status).toMatchObject({ agentVersion: expect.any(String), rootVersion: 1 });
+      fastPolling(config);
+      const agent = daemon(['agent', 'run', '--config', config]);
+      await eventually(async () => (await status(config)).link.state === 'up');
+      const seen = await hubVessel(shore, 'ship-1');
+      expect(seen.state).toBe('enrolled');
+      expect(seen.lastContactAgeSeconds).toBeLessThan(10);
+      expect(seen.status).toMatchObject({ agentVersion: expect.any(String), rootVersion: 1 });
 
-    // Link down: the hub stops. The agent records it, stays up, logs no error, and status still answers.
-    const port = new URL(shore.url).port;
-    await shore.hub.stop();
-    const down = await eventually(async () => {
-      const s = await status(config);
-      return s.link.state === 'down' && s;
-    });
-    expect(down.link.lastError).toMatch(/unreachable/);
-    expect(down.lastSync).not.toBeNull();
-    expect(agent.proc.exitCode).toBeNull();
-    expect(agent.lines.filter((l) => l.startsWith('{') && JSON.parse(l).level >= 50)).toEqual([]);
+      // Link down: the hub stops. The agent records it, stays up, logs no error, and status still answers.
+      const port = new URL(shore.url).port;
+      await shore.hub.stop();
+      const down = await eventually(async () => {
+        const s = await status(config);
+        return s.link.state === 'down' && s;
+      });
+      expect(down.link.lastError).toMatch(/unreachable/);
+      expect(down.lastSync).not.toBeNull();
+      expect(agent.proc.exitCode).toBeNull();
+      expect(agent.lines.filter((l) => l.startsWith('{') && JSON.parse(l).level >= 50)).toEqual([]);
 
-    // Link back: same hub, same port.
-    await shore.start(`127.0.0.1:${port}`);
-    await eventually(async () => (await status(config)).link.state === 'up');
+      // Link back: same hub, same port.
+      await shore.start(`127.0.0.1:${port}`);
+      await eventually(async () => (await status(config)).link.state === 'up');
 
-    // Revocation cuts the vessel off; the agent says so and keeps running.
-    const rev = await tender(['vessel', 'revoke', 'ship-1'], shore.env);
-    expect(rev.code, rev.stderr).toBe(0);
-    const refused = await eventually(async () => {
-      const s = await status(config);
-      return s.link.state === 'refused' && s;
-    });
-    expect(refused.link.lastError).toMatch(/401/);
-    expect(agent.proc.exitCode).toBeNull();
-    await agent.stop();
-    expect(agent.proc.exitCode ?? 0).toBe(0);
-  });
+      // Revocation cuts the vessel off; the agent says so and keeps running.
+      const rev = await tender(['vessel', 'revoke', 'ship-1'], shore.env);
+      expect(rev.code, rev.stderr).toBe(0);
+      const refused = await eventually(async () => {
+        const s = await status(config);
+        return s.link.state === 'refused' && s;
+      });
+      expect(refused.link.lastError).toMatch(/401/);
+      expect(agent.proc.exitCode).toBeNull();
+      await agent.stop();
+      expect(agent.proc.exitCode ?? 0).toBe(0);
+    },
+  );
 
   it('enrols offline from a file with no hub, then completes enrolment on first contact', async () => {
     const shore = await startShore();

@@ -83,36 +83,42 @@ describe('hub: refused, and refused well (ATTACKS.md 43)', () => {
     }
   });
 
-  it('answers 400 naming the field to a path parameter that fails its schema, on every route that has one', async () => {
-    const hub = await startHub();
-    const v = await enrolVessel(hub, 'ship-r');
-    const auth = { authorization: `Bearer ${hub.token('admin')}` };
-    const bad = [
-      `/api/v1/vessels/${v.name}/releases/sms@!`,
-      `/api/v1/vessels/${v.name}/releases/sms`,
-      `/api/v1/vessels/${v.name}/releases/%00`,
-      `/api/v1/vessels/${v.name}/packs/zz`,
-      `/api/v1/vessels/Ship!/logs`,
-      `/api/v1/vessels/%00/events`,
-      `/api/v1/roots/abc`,
-      `/api/v1/roots/-1`,
-      `/api/v1/roots/99999999999999999999`,
-    ];
-    for (const url of bad) {
-      const r = await hub.app.inject({ url, headers: auth });
-      expect(r.statusCode, `${url}: ${r.body}`).toBe(400);
-      expect(r.json().error).toBe('bad_request');
-      expect(r.body).not.toMatch(/ZodError|at .*\.ts:/);
-    }
-    // The router's own refusals come in the same shape.
-    const long = await hub.app.inject({
-      url: `/api/v1/vessels/${v.name}/releases/${'a'.repeat(300)}@1`,
-      headers: auth,
-    });
-    expect(long.statusCode).toBe(414);
-    expect(long.json()).toEqual({ error: 'uri_too_long', message: 'a path parameter is longer than any valid value' });
-    const badUrl = await hub.app.inject({ url: `/api/v1/vessels/%zz/logs`, headers: auth });
-    expect(badUrl.statusCode).toBe(400);
-    expect(Object.keys(badUrl.json()).sort()).toEqual(['error', 'message']);
-  });
+  it(
+    'answers 400 naming the field to a path parameter that fails its schema, on ' + 'every route that has one',
+    async () => {
+      const hub = await startHub();
+      const v = await enrolVessel(hub, 'ship-r');
+      const auth = { authorization: `Bearer ${hub.token('admin')}` };
+      const bad = [
+        `/api/v1/vessels/${v.name}/releases/sms@!`,
+        `/api/v1/vessels/${v.name}/releases/sms`,
+        `/api/v1/vessels/${v.name}/releases/%00`,
+        `/api/v1/vessels/${v.name}/packs/zz`,
+        `/api/v1/vessels/Ship!/logs`,
+        `/api/v1/vessels/%00/events`,
+        `/api/v1/roots/abc`,
+        `/api/v1/roots/-1`,
+        `/api/v1/roots/99999999999999999999`,
+      ];
+      for (const url of bad) {
+        const r = await hub.app.inject({ url, headers: auth });
+        expect(r.statusCode, `${url}: ${r.body}`).toBe(400);
+        expect(r.json().error).toBe('bad_request');
+        expect(r.body).not.toMatch(/ZodError|at .*\.ts:/);
+      }
+      // The router's own refusals come in the same shape.
+      const long = await hub.app.inject({
+        url: `/api/v1/vessels/${v.name}/releases/${'a'.repeat(300)}@1`,
+        headers: auth,
+      });
+      expect(long.statusCode).toBe(414);
+      expect(long.json()).toEqual({
+        error: 'uri_too_long',
+        message: 'a path parameter is longer than any valid value',
+      });
+      const badUrl = await hub.app.inject({ url: `/api/v1/vessels/%zz/logs`, headers: auth });
+      expect(badUrl.statusCode).toBe(400);
+      expect(Object.keys(badUrl.json()).sort()).toEqual(['error', 'message']);
+    },
+  );
 });

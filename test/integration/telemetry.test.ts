@@ -39,7 +39,10 @@ function chatterCompose(app: string, lines: number, delayS = 2, intervalS = '0.0
   apps.push(app);
   removeAppContainers(app);
   const file = join(shore.dir, `${app}.yml`);
-  const script = `trap "exit 0" TERM; sleep ${delayS}; i=0; while [ $i -lt ${lines} ]; do echo "line $i${pad ? ` ${pad}` : ''}"; i=$((i+1)); sleep ${intervalS}; done; echo finished >&2; sleep 100000 & wait`;
+  const script =
+    `trap "exit 0" TERM; sleep ${delayS}; i=0; while [ $i -lt ${lines} ]; do echo ` +
+    `"line $i${pad ? ` ${pad}` : ''}"; i=$((i+1)); sleep ${intervalS}; done; echo ` +
+    `finished >&2; sleep 100000 & wait`;
   writeFileSync(
     file,
     `name: ${app}
@@ -153,56 +156,60 @@ describe('telemetry: every line stored once ashore', () => {
     expect(Date.parse(starts.at(-1)!.at)).toBeLessThan(Date.parse(starts[0]!.at));
   }, 200_000);
 
-  it('with the hub down, fills its cap and drops exactly the lowest class, oldest first, and reports the count', async () => {
-    const N = 8000;
-    const v = await vesselWith('tele-cap', {
-      telemetry: { outboxCapBytes: 1024 * 1024, freeDiskFloorBytes: 0, statsIntervalSeconds: 3600 },
-    });
-    await publishAndRollout(shore, chatterCompose('telecap', N, 10, '0', 'x'.repeat(120)), 'p1', 'vessel:tele-cap');
-    v.startAgent();
-    await eventually(async () => (await v.status()).release.current === 'p1', 60_000);
-    // Cut the vessel off from shore while the service writes ~8,000 lines of ~150 bytes into a 1 MiB cap.
-    const cfg = JSON.parse((await import('node:fs')).readFileSync(v.config, 'utf8'));
-    await v.agent!.stop();
-    writeFileSync(v.config, JSON.stringify({ ...cfg, hub: 'http://127.0.0.1:9' }));
-    v.startAgent();
-    await eventually(
-      async () => {
-        const r = await tender(['logs', 'chatter', '--config', v.config, '--limit', '2', '--json']);
-        return (JSON.parse(r.stdout).logs as { line: string }[]).some((l) => l.line.startsWith(`line ${N - 1} `));
-      },
-      90_000,
-      1000,
-    );
-    await v.agent!.stop();
-    writeFileSync(v.config, JSON.stringify(cfg));
-    v.startAgent();
-    // Everything that was not dropped arrives; what arrives plus what was counted dropped is all of it.
-    const settled = await eventually(
-      async () => {
-        const r = await fetch(`${shore.url}${paths.vesselEvents('tele-cap', { limit: 1 })}`, {
-          headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
-        });
-        const t = ((await r.json()) as { telemetry: { backlog: number; drops: Record<string, { records: number }> } })
-          .telemetry;
-        return t && t.backlog === 0 && t.drops.info && t;
-      },
-      90_000,
-      1000,
-    );
-    await new Promise((r) => setTimeout(r, 2000));
-    const lines = (await hubLines('tele-cap'))
-      .filter((l) => l.startsWith('line '))
-      .map((l) => l.split(' ').slice(0, 2).join(' '));
-    const droppedInfo = settled.drops.info!.records;
-    expect(droppedInfo).toBeGreaterThan(1000);
-    // The drops are the oldest lines: what arrived is one contiguous run ending with the last line.
-    const first = Number(lines[0]!.split(' ')[1]);
-    expect(lines).toEqual(Array.from({ length: N - first }, (_, i) => `line ${first + i}`));
-    // Lines dropped are exactly the lines missing (no other info records were written by this service).
-    const otherInfo = 0;
-    expect(first).toBe(droppedInfo - otherInfo);
-    // Events were not dropped.
-    expect(settled.drops.event).toBeUndefined();
-  }, 200_000);
+  it(
+    'with the hub down, fills its cap and drops exactly the lowest class, oldest ' + 'first, and reports the count',
+    async () => {
+      const N = 8000;
+      const v = await vesselWith('tele-cap', {
+        telemetry: { outboxCapBytes: 1024 * 1024, freeDiskFloorBytes: 0, statsIntervalSeconds: 3600 },
+      });
+      await publishAndRollout(shore, chatterCompose('telecap', N, 10, '0', 'x'.repeat(120)), 'p1', 'vessel:tele-cap');
+      v.startAgent();
+      await eventually(async () => (await v.status()).release.current === 'p1', 60_000);
+      // Cut the vessel off from shore while the service writes ~8,000 lines of ~150 bytes into a 1 MiB cap.
+      const cfg = JSON.parse((await import('node:fs')).readFileSync(v.config, 'utf8'));
+      await v.agent!.stop();
+      writeFileSync(v.config, JSON.stringify({ ...cfg, hub: 'http://127.0.0.1:9' }));
+      v.startAgent();
+      await eventually(
+        async () => {
+          const r = await tender(['logs', 'chatter', '--config', v.config, '--limit', '2', '--json']);
+          return (JSON.parse(r.stdout).logs as { line: string }[]).some((l) => l.line.startsWith(`line ${N - 1} `));
+        },
+        90_000,
+        1000,
+      );
+      await v.agent!.stop();
+      writeFileSync(v.config, JSON.stringify(cfg));
+      v.startAgent();
+      // Everything that was not dropped arrives; what arrives plus what was counted dropped is all of it.
+      const settled = await eventually(
+        async () => {
+          const r = await fetch(`${shore.url}${paths.vesselEvents('tele-cap', { limit: 1 })}`, {
+            headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
+          });
+          const t = ((await r.json()) as { telemetry: { backlog: number; drops: Record<string, { records: number }> } })
+            .telemetry;
+          return t && t.backlog === 0 && t.drops.info && t;
+        },
+        90_000,
+        1000,
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      const lines = (await hubLines('tele-cap'))
+        .filter((l) => l.startsWith('line '))
+        .map((l) => l.split(' ').slice(0, 2).join(' '));
+      const droppedInfo = settled.drops.info!.records;
+      expect(droppedInfo).toBeGreaterThan(1000);
+      // The drops are the oldest lines: what arrived is one contiguous run ending with the last line.
+      const first = Number(lines[0]!.split(' ')[1]);
+      expect(lines).toEqual(Array.from({ length: N - first }, (_, i) => `line ${first + i}`));
+      // Lines dropped are exactly the lines missing (no other info records were written by this service).
+      const otherInfo = 0;
+      expect(first).toBe(droppedInfo - otherInfo);
+      // Events were not dropped.
+      expect(settled.drops.event).toBeUndefined();
+    },
+    200_000,
+  );
 });

@@ -90,99 +90,113 @@ describe('release transfer', () => {
 });
 
 describe('release transfer: restarts and refusals', () => {
-  it('resumes after the agent and then the hub are restarted mid-transfer, without re-downloading what it had', async () => {
-    const app = 'xfer2';
-    removeAppContainers(app);
-    const tag = `tender-test/xfer2:${Date.now()}`;
-    buildBusyboxImage({ tag, body: `resume ${tag}\n` });
-    const shore = await startShore();
-    // A slow link (1 MB/s) so the restarts land mid-transfer.
-    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 400_000 });
-    const linkPort = await link.start();
-    // Enrolled directly, then reaching the hub only through the link.
-    const vessel = await enrolVessel(shore, 'ship-r', { hub: `http://127.0.0.1:${linkPort}` });
-    const port = await freePort();
-    await vessel.startRouter();
-    vessel.startAgent();
-    const pub = await tender(
-      [
-        'release',
-        'publish',
-        '--compose',
-        composeFile(shore.dir, 'r1', tag, port, app),
-        '--key',
-        shore.releaseKey,
-        '--version',
-        '1',
-        '--json',
-      ],
-      shore.env,
-    );
-    expect(pub.code, pub.stderr).toBe(0);
-    rmi(tag);
-    expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
-    const partSize = () => partBytes(vessel);
-    await eventually(async () => partSize() > 200_000, 60_000, 100);
-    const before = link.stats.down;
-    await vessel.agent!.stop('SIGKILL');
-    vessel.startAgent();
-    await eventually(async () => partSize() > 500_000, 60_000, 100);
-    const hubPort = new URL(shore.url).port;
-    await shore.hub.stop('SIGKILL');
-    await new Promise((r) => setTimeout(r, 1500));
-    await shore.start(`127.0.0.1:${hubPort}`);
-    await waitServing(port, `resume ${tag}`, vessel, 120_000);
-    // Whole-transfer bytes stay close to one copy of the compressed chunks: nothing re-fetched from zero.
-    const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
-    expect(before).toBeGreaterThan(100_000);
-    expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
-    await link.close();
-    removeAppContainers(app);
-  }, 240_000);
+  it(
+    'resumes after the agent and then the hub are restarted mid-transfer, without ' + 're-downloading what it had',
+    async () => {
+      const app = 'xfer2';
+      removeAppContainers(app);
+      const tag = `tender-test/xfer2:${Date.now()}`;
+      buildBusyboxImage({ tag, body: `resume ${tag}\n` });
+      const shore = await startShore();
+      // A slow link (1 MB/s) so the restarts land mid-transfer.
+      const link = new LinkSim(
+        { host: '127.0.0.1', port: Number(new URL(shore.url).port) },
+        { bytesPerSecond: 400_000 },
+      );
+      const linkPort = await link.start();
+      // Enrolled directly, then reaching the hub only through the link.
+      const vessel = await enrolVessel(shore, 'ship-r', { hub: `http://127.0.0.1:${linkPort}` });
+      const port = await freePort();
+      await vessel.startRouter();
+      vessel.startAgent();
+      const pub = await tender(
+        [
+          'release',
+          'publish',
+          '--compose',
+          composeFile(shore.dir, 'r1', tag, port, app),
+          '--key',
+          shore.releaseKey,
+          '--version',
+          '1',
+          '--json',
+        ],
+        shore.env,
+      );
+      expect(pub.code, pub.stderr).toBe(0);
+      rmi(tag);
+      expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
+      const partSize = () => partBytes(vessel);
+      await eventually(async () => partSize() > 200_000, 60_000, 100);
+      const before = link.stats.down;
+      await vessel.agent!.stop('SIGKILL');
+      vessel.startAgent();
+      await eventually(async () => partSize() > 500_000, 60_000, 100);
+      const hubPort = new URL(shore.url).port;
+      await shore.hub.stop('SIGKILL');
+      await new Promise((r) => setTimeout(r, 1500));
+      await shore.start(`127.0.0.1:${hubPort}`);
+      await waitServing(port, `resume ${tag}`, vessel, 120_000);
+      // Whole-transfer bytes stay close to one copy of the compressed chunks: nothing re-fetched from zero.
+      const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
+      expect(before).toBeGreaterThan(100_000);
+      expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
+      await link.close();
+      removeAppContainers(app);
+    },
+    240_000,
+  );
 
-  it('drops a download that a silent link (a black hole) stalls, and resumes at its byte when the link returns', async () => {
-    const app = 'xfer5';
-    removeAppContainers(app);
-    const tag = `tender-test/xfer5:${Date.now()}`;
-    buildBusyboxImage({ tag, body: `silence ${tag}\n` });
-    const shore = await startShore();
-    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 200_000 });
-    const linkPort = await link.start();
-    const vessel = await enrolVessel(shore, 'ship-s', { hub: `http://127.0.0.1:${linkPort}`, stallSeconds: 3 });
-    const port = await freePort();
-    await vessel.startRouter();
-    vessel.startAgent();
-    const pub = await tender(
-      [
-        'release',
-        'publish',
-        '--compose',
-        composeFile(shore.dir, 's1', tag, port, app),
-        '--key',
-        shore.releaseKey,
-        '--version',
-        '1',
-        '--json',
-      ],
-      shore.env,
-    );
-    expect(pub.code, pub.stderr).toBe(0);
-    rmi(tag);
-    expect((await tender(['rollout', 'start', 'xfer5@1', '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
-    await eventually(async () => partBytes(vessel) > 150_000, 60_000, 50);
-    // The link goes silent: no reset, no FIN. Only the agent's own watchdog can tell.
-    link.set('blackhole');
-    const held = partBytes(vessel);
-    const stalled = await vessel.agent!.waitFor((l) => l.includes('stalled (nothing received'), 30_000);
-    expect(JSON.parse(stalled).level).toBeLessThanOrEqual(30);
-    expect(partBytes(vessel)).toBeGreaterThanOrEqual(held);
-    link.set('up');
-    await waitServing(port, `silence ${tag}`, vessel, 120_000);
-    const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
-    expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
-    await link.close();
-    removeAppContainers(app);
-  }, 180_000);
+  it(
+    'drops a download that a silent link (a black hole) stalls, and resumes at its ' + 'byte when the link returns',
+    async () => {
+      const app = 'xfer5';
+      removeAppContainers(app);
+      const tag = `tender-test/xfer5:${Date.now()}`;
+      buildBusyboxImage({ tag, body: `silence ${tag}\n` });
+      const shore = await startShore();
+      const link = new LinkSim(
+        { host: '127.0.0.1', port: Number(new URL(shore.url).port) },
+        { bytesPerSecond: 200_000 },
+      );
+      const linkPort = await link.start();
+      const vessel = await enrolVessel(shore, 'ship-s', { hub: `http://127.0.0.1:${linkPort}`, stallSeconds: 3 });
+      const port = await freePort();
+      await vessel.startRouter();
+      vessel.startAgent();
+      const pub = await tender(
+        [
+          'release',
+          'publish',
+          '--compose',
+          composeFile(shore.dir, 's1', tag, port, app),
+          '--key',
+          shore.releaseKey,
+          '--version',
+          '1',
+          '--json',
+        ],
+        shore.env,
+      );
+      expect(pub.code, pub.stderr).toBe(0);
+      rmi(tag);
+      expect((await tender(['rollout', 'start', 'xfer5@1', '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
+      await eventually(async () => partBytes(vessel) > 150_000, 60_000, 50);
+      // The link goes silent: no reset, no FIN. Only the agent's own watchdog can tell.
+      link.set('blackhole');
+      const held = partBytes(vessel);
+      const stalled = await vessel.agent!.waitFor((l) => l.includes('stalled (nothing received'), 30_000);
+      expect(JSON.parse(stalled).level).toBeLessThanOrEqual(30);
+      expect(partBytes(vessel)).toBeGreaterThanOrEqual(held);
+      link.set('up');
+      await waitServing(port, `silence ${tag}`, vessel, 120_000);
+      const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
+      expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
+      await link.close();
+      removeAppContainers(app);
+    },
+    180_000,
+  );
 
   it('fetches nothing for a release it cannot verify, and keeps serving what it runs', async () => {
     const app = 'xfer3';
@@ -208,7 +222,9 @@ describe('release transfer: restarts and refusals', () => {
     requireTool('sqlite3');
     execFileSync('sqlite3', [
       join(shore.dir, 'hub', 'hub.db'),
-      `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), '2099-01-01T00:00:00Z', 0);`,
+      `DELETE FROM roots; INSERT INTO roots (version, envelope, expires, added_at) ` +
+        `VALUES (1, readfile('${join(other.dir, 'keys', 'root.json')}'), ` +
+        `'2099-01-01T00:00:00Z', 0);`,
     ]);
     writeFileSync(join(shore.dir, 'keys', 'root.json'), readFileSync(join(other.dir, 'keys', 'root.json')));
     await shore.start(`127.0.0.1:${hubPort}`);

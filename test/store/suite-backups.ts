@@ -125,71 +125,83 @@ export function backupTests(open: OpenStore): void {
       expect(await store.backups.list(other.id, { limit: 10 })).toEqual([]);
     });
 
-    it('retention keeps the newest, removes the rest by count and age, and only chunks nothing else names', async () => {
-      const { store } = await open();
-      const v = await addVessel(store, 'ship-a');
-      const w = await addVessel(store, 'ship-b');
-      const shared = await putChunks(store, 2);
-      const own = await putChunks(store, 4);
-      await store.backups.put(backup(v.id, 'db-20260101T030000Z', [shared[0]!, own[0]!], T0), T0);
-      await store.backups.put(backup(v.id, 'db-20260102T030000Z', [shared[0]!, own[1]!], T0 + DAY), T0);
-      await store.backups.put(backup(v.id, 'db-20260103T030000Z', [shared[1]!, own[2]!], T0 + 2 * DAY), T0);
-      await store.backups.put(backup(w.id, 'db-20260101T030000Z', [shared[1]!, own[3]!], T0), T0);
-      const r = await store.backups.prune(v.id, 'db', { count: 2, maxAgeMs: 30 * DAY }, T0 + 2 * DAY);
-      expect(r).toEqual({ removed: ['db-20260101T030000Z'], chunksRemoved: 1 });
-      expect(await store.chunks.missing([...shared, ...own])).toEqual([own[0]]);
-      // Past the age every one goes but the newest; ship-b's backup keeps the chunk they share.
-      const aged = await store.backups.prune(v.id, 'db', { count: 10, maxAgeMs: DAY }, T0 + 40 * DAY);
-      expect(aged).toEqual({ removed: ['db-20260102T030000Z'], chunksRemoved: 2 });
-      expect(await store.chunks.missing([...shared, ...own])).toEqual([shared[0], own[0], own[1]]);
-      expect((await store.backups.list(v.id, { limit: 10 })).map((b) => b.id)).toEqual(['db-20260103T030000Z']);
-      expect((await store.backups.list(w.id, { limit: 10 })).map((b) => b.id)).toEqual(['db-20260101T030000Z']);
-    });
+    it(
+      'retention keeps the newest, removes the rest by count and age, and only chunks ' + 'nothing else names',
+      async () => {
+        const { store } = await open();
+        const v = await addVessel(store, 'ship-a');
+        const w = await addVessel(store, 'ship-b');
+        const shared = await putChunks(store, 2);
+        const own = await putChunks(store, 4);
+        await store.backups.put(backup(v.id, 'db-20260101T030000Z', [shared[0]!, own[0]!], T0), T0);
+        await store.backups.put(backup(v.id, 'db-20260102T030000Z', [shared[0]!, own[1]!], T0 + DAY), T0);
+        await store.backups.put(backup(v.id, 'db-20260103T030000Z', [shared[1]!, own[2]!], T0 + 2 * DAY), T0);
+        await store.backups.put(backup(w.id, 'db-20260101T030000Z', [shared[1]!, own[3]!], T0), T0);
+        const r = await store.backups.prune(v.id, 'db', { count: 2, maxAgeMs: 30 * DAY }, T0 + 2 * DAY);
+        expect(r).toEqual({ removed: ['db-20260101T030000Z'], chunksRemoved: 1 });
+        expect(await store.chunks.missing([...shared, ...own])).toEqual([own[0]]);
+        // Past the age every one goes but the newest; ship-b's backup keeps the chunk they share.
+        const aged = await store.backups.prune(v.id, 'db', { count: 10, maxAgeMs: DAY }, T0 + 40 * DAY);
+        expect(aged).toEqual({ removed: ['db-20260102T030000Z'], chunksRemoved: 2 });
+        expect(await store.chunks.missing([...shared, ...own])).toEqual([shared[0], own[0], own[1]]);
+        expect((await store.backups.list(v.id, { limit: 10 })).map((b) => b.id)).toEqual(['db-20260103T030000Z']);
+        expect((await store.backups.list(w.id, { limit: 10 })).map((b) => b.id)).toEqual(['db-20260101T030000Z']);
+      },
+    );
 
-    it('keeps per vessel and policy the last good backup reported, and an alarm until a good one clears it', async () => {
-      const { store } = await open();
-      const v = await addVessel(store, 'ship-a');
-      await addVessel(store, 'ship-b');
-      await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-1', at: T0 });
-      await store.backups.noteResult(v.id, { policy: 'db', result: 'failed', id: null, at: T0 + DAY, reason: 'disk' });
-      // A late-arriving older success changes neither.
-      await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-0', at: T0 - DAY });
-      let s = await store.backups.states();
-      expect(s).toEqual([
-        {
-          vesselId: v.id,
-          vessel: 'ship-a',
+    it(
+      'keeps per vessel and policy the last good backup reported, and an alarm until a ' + 'good one clears it',
+      async () => {
+        const { store } = await open();
+        const v = await addVessel(store, 'ship-a');
+        await addVessel(store, 'ship-b');
+        await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-1', at: T0 });
+        await store.backups.noteResult(v.id, {
           policy: 'db',
-          lastGood: { id: 'db-1', at: T0 },
-          lastAshore: null,
-          alarm: { kind: 'failed', reason: 'disk', since: T0 + DAY },
-        },
-      ]);
-      await store.backups.noteResult(v.id, {
-        policy: 'db',
-        result: 'missed',
-        id: null,
-        at: T0 + 2 * DAY,
-        reason: '2 slots',
-      });
-      await store.backups.noteResult(v.id, {
-        policy: 'db',
-        result: 'ok',
-        id: 'db-3',
-        at: T0 + 2 * DAY + 5,
-        catchUp: true,
-      });
-      s = await store.backups.states();
-      expect(s[0]).toMatchObject({ lastGood: { id: 'db-3' }, alarm: { kind: 'missed', since: T0 + 2 * DAY } });
-      await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-4', at: T0 + 3 * DAY });
-      const digests = await putChunks(store, 1);
-      await store.backups.put(backup(v.id, 'db-20260103T030000Z', digests, T0 + 3 * DAY), T0 + 3 * DAY);
-      s = await store.backups.states();
-      expect(s[0]).toMatchObject({
-        lastGood: { id: 'db-4', at: T0 + 3 * DAY },
-        lastAshore: { id: 'db-20260103T030000Z', at: T0 + 3 * DAY },
-        alarm: null,
-      });
-    });
+          result: 'failed',
+          id: null,
+          at: T0 + DAY,
+          reason: 'disk',
+        });
+        // A late-arriving older success changes neither.
+        await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-0', at: T0 - DAY });
+        let s = await store.backups.states();
+        expect(s).toEqual([
+          {
+            vesselId: v.id,
+            vessel: 'ship-a',
+            policy: 'db',
+            lastGood: { id: 'db-1', at: T0 },
+            lastAshore: null,
+            alarm: { kind: 'failed', reason: 'disk', since: T0 + DAY },
+          },
+        ]);
+        await store.backups.noteResult(v.id, {
+          policy: 'db',
+          result: 'missed',
+          id: null,
+          at: T0 + 2 * DAY,
+          reason: '2 slots',
+        });
+        await store.backups.noteResult(v.id, {
+          policy: 'db',
+          result: 'ok',
+          id: 'db-3',
+          at: T0 + 2 * DAY + 5,
+          catchUp: true,
+        });
+        s = await store.backups.states();
+        expect(s[0]).toMatchObject({ lastGood: { id: 'db-3' }, alarm: { kind: 'missed', since: T0 + 2 * DAY } });
+        await store.backups.noteResult(v.id, { policy: 'db', result: 'ok', id: 'db-4', at: T0 + 3 * DAY });
+        const digests = await putChunks(store, 1);
+        await store.backups.put(backup(v.id, 'db-20260103T030000Z', digests, T0 + 3 * DAY), T0 + 3 * DAY);
+        s = await store.backups.states();
+        expect(s[0]).toMatchObject({
+          lastGood: { id: 'db-4', at: T0 + 3 * DAY },
+          lastAshore: { id: 'db-20260103T030000Z', at: T0 + 3 * DAY },
+          alarm: null,
+        });
+      },
+    );
   });
 }

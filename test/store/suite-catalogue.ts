@@ -53,25 +53,28 @@ export function catalogueTests(open: OpenStore): void {
   });
 
   describe('roots', () => {
-    it('keeps the chain: the first root, then exactly the next version, the same bytes again changing nothing', async () => {
-      const { store } = await open();
-      expect(await store.roots.latest()).toBeUndefined();
-      const [r1, r2] = [root(1), root(2)];
-      expect(await store.roots.add(r1, T0, audit('root.push'))).toEqual({ created: true });
-      expect(await store.roots.add(r1, T0 + 1)).toEqual({ created: false });
-      await rejectsWith(store.roots.add({ ...root(1) }, T0 + 2, audit('x')), 'root_conflict');
-      await rejectsWith(store.roots.add(root(3), T0 + 2, audit('x')), 'root_gap');
-      expect(await store.roots.add(r2, T0 + 3)).toEqual({ created: true });
-      await rejectsWith(store.roots.add({ ...root(1), version: 1 }, T0 + 4), 'root_conflict');
-      expect(await store.roots.latest()).toEqual({ ...r2, addedAt: T0 + 3 });
-      expect(await store.roots.get(1)).toEqual(r1.envelope);
-      expect(await store.roots.get(3)).toBeUndefined();
-      expect(await store.roots.list()).toEqual([
-        { version: 1, expires: r1.expires, addedAt: T0 },
-        { version: 2, expires: r2.expires, addedAt: T0 + 3 },
-      ]);
-      expect(await actions(store)).toEqual(['root.push']);
-    });
+    it(
+      'keeps the chain: the first root, then exactly the next version, the same bytes ' + 'again changing nothing',
+      async () => {
+        const { store } = await open();
+        expect(await store.roots.latest()).toBeUndefined();
+        const [r1, r2] = [root(1), root(2)];
+        expect(await store.roots.add(r1, T0, audit('root.push'))).toEqual({ created: true });
+        expect(await store.roots.add(r1, T0 + 1)).toEqual({ created: false });
+        await rejectsWith(store.roots.add({ ...root(1) }, T0 + 2, audit('x')), 'root_conflict');
+        await rejectsWith(store.roots.add(root(3), T0 + 2, audit('x')), 'root_gap');
+        expect(await store.roots.add(r2, T0 + 3)).toEqual({ created: true });
+        await rejectsWith(store.roots.add({ ...root(1), version: 1 }, T0 + 4), 'root_conflict');
+        expect(await store.roots.latest()).toEqual({ ...r2, addedAt: T0 + 3 });
+        expect(await store.roots.get(1)).toEqual(r1.envelope);
+        expect(await store.roots.get(3)).toBeUndefined();
+        expect(await store.roots.list()).toEqual([
+          { version: 1, expires: r1.expires, addedAt: T0 },
+          { version: 2, expires: r2.expires, addedAt: T0 + 3 },
+        ]);
+        expect(await actions(store)).toEqual(['root.push']);
+      },
+    );
 
     it('refuses a root older than the latest it does not hold', async () => {
       const { store } = await open();

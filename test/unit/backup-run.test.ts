@@ -167,7 +167,8 @@ describe('a backup run', () => {
   it('fails when the command exits non-zero, saying its last stderr line; no file is left', async () => {
     const { d, events, files, db } = setup({ cmd: 'fail' });
     await expect(runBackup(d, 'files', { kind: 'manual' })).rejects.toThrow(
-      'backup of files failed: backup command fail exited with code 3: pg_dump: error: permission denied for table rows',
+      'backup of files failed: backup command fail exited with code 3: pg_dump: error: ' +
+        'permission denied for table rows',
     );
     expect(files()).toEqual([]);
     expect(events.at(-1)).toMatchObject({ type: 'backup.failed', data: { result: 'failed' } });
@@ -242,30 +243,34 @@ describe('a backup run', () => {
 });
 
 describe('the backup schedule on board', () => {
-  it('runs at its slot once, runs a missed slot once at start with an alarm, and never re-runs when the clock goes back', async () => {
-    const { d, setNow, db, events } = setup();
-    setNow(Date.parse('2026-03-01T12:00:00Z'));
-    expect(await backupTick(d)).toEqual([]);
-    setNow(Date.parse('2026-03-02T03:00:05Z'));
-    expect(await backupTick(d)).toEqual(['files']);
-    expect(await backupTick(d)).toEqual([]);
-    // Off for three days: one run at start, not three; the missed slots are an alarm and an event.
-    setNow(Date.parse('2026-03-05T09:00:00Z'));
-    expect(await backupTick(d)).toEqual(['files']);
-    expect(await backupTick(d)).toEqual([]);
-    expect(events.find((e) => e.type === 'backup.missed')!.data).toMatchObject({ policy: 'files', slots: 3 });
-    expect(db.alarms()).toMatchObject([{ policy: 'files', kind: 'missed' }]);
-    // The clock set back a day: nothing re-runs.
-    setNow(Date.parse('2026-03-04T03:00:05Z'));
-    expect(await backupTick(d)).toEqual([]);
-    setNow(Date.parse('2026-03-05T03:00:05Z'));
-    expect(await backupTick(d)).toEqual([]);
-    // The next slot on time clears the missed alarm.
-    setNow(Date.parse('2026-03-06T03:00:05Z'));
-    expect(await backupTick(d)).toEqual(['files']);
-    expect(db.alarms()).toEqual([]);
-    expect(db.goodBackups('files')).toHaveLength(3);
-  });
+  it(
+    'runs at its slot once, runs a missed slot once at start with an alarm, and ' +
+      'never re-runs when the clock goes back',
+    async () => {
+      const { d, setNow, db, events } = setup();
+      setNow(Date.parse('2026-03-01T12:00:00Z'));
+      expect(await backupTick(d)).toEqual([]);
+      setNow(Date.parse('2026-03-02T03:00:05Z'));
+      expect(await backupTick(d)).toEqual(['files']);
+      expect(await backupTick(d)).toEqual([]);
+      // Off for three days: one run at start, not three; the missed slots are an alarm and an event.
+      setNow(Date.parse('2026-03-05T09:00:00Z'));
+      expect(await backupTick(d)).toEqual(['files']);
+      expect(await backupTick(d)).toEqual([]);
+      expect(events.find((e) => e.type === 'backup.missed')!.data).toMatchObject({ policy: 'files', slots: 3 });
+      expect(db.alarms()).toMatchObject([{ policy: 'files', kind: 'missed' }]);
+      // The clock set back a day: nothing re-runs.
+      setNow(Date.parse('2026-03-04T03:00:05Z'));
+      expect(await backupTick(d)).toEqual([]);
+      setNow(Date.parse('2026-03-05T03:00:05Z'));
+      expect(await backupTick(d)).toEqual([]);
+      // The next slot on time clears the missed alarm.
+      setNow(Date.parse('2026-03-06T03:00:05Z'));
+      expect(await backupTick(d)).toEqual(['files']);
+      expect(db.alarms()).toEqual([]);
+      expect(db.goodBackups('files')).toHaveLength(3);
+    },
+  );
 
   it('claims a slot whose run fails, so it is an alarm and not retried on every tick', async () => {
     const { d, setNow, db } = setup({ cmd: 'fail' });

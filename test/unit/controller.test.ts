@@ -191,20 +191,23 @@ describe('going back to a kept release needs a signed rollback directive', () =>
     return { b, v1, v2 };
   }
 
-  it('refuses a kept older release named as a normal update, with one event, and keeps the newer one live', async () => {
-    const { b, v1 } = await twoLive();
-    await b.controller.reconcile(desired([v1]));
-    await b.controller.reconcile(desired([v1]));
-    expect(b.liveOf('sms')).toBe('1.0.2');
-    const refused = b.events('rollback.refused');
-    expect(refused).toHaveLength(1);
-    expect(refused[0]!.data.reason).toMatch(/return to kept release sms@1.0.1 refused: no signed rollback directive/);
-    expect(b.events('rollout.outcome').at(-1)?.data).toMatchObject({
-      version: '1.0.1',
-      outcome: 'failed',
-      failure: 'refused',
-    });
-  });
+  it(
+    'refuses a kept older release named as a normal update, with one event, and ' + 'keeps the newer one live',
+    async () => {
+      const { b, v1 } = await twoLive();
+      await b.controller.reconcile(desired([v1]));
+      await b.controller.reconcile(desired([v1]));
+      expect(b.liveOf('sms')).toBe('1.0.2');
+      const refused = b.events('rollback.refused');
+      expect(refused).toHaveLength(1);
+      expect(refused[0]!.data.reason).toMatch(/return to kept release sms@1.0.1 refused: no signed rollback directive/);
+      expect(b.events('rollout.outcome').at(-1)?.data).toMatchObject({
+        version: '1.0.1',
+        outcome: 'failed',
+        failure: 'refused',
+      });
+    },
+  );
 
   it('accepts a valid directive for this vessel, then refuses the same directive replayed later', async () => {
     const { b, v1, v2 } = await twoLive();
@@ -287,17 +290,20 @@ describe('one signed manifest cannot freeze an app or the vessel time', () => {
     expect(b.liveOf('sms')).toBe('1.1.0');
   });
 
-  it('refuses a far-future creation time without lifting the time floor; a poisoned floor does not expire the root', async () => {
-    const b = await board({ rootExpires: iso(Date.now() + 30 * 86400_000) });
-    await b.controller.reconcile(desired([b.publish('sms', '9.9.9', 1, { createdAt: '9999-12-31T00:00:00Z' })]));
-    expect(b.liveOf('sms')).toBeUndefined();
-    expect(b.events('update.refused')[0]?.data.reason).toMatch(/created 9999-12-31T00:00:00Z, more than 24 h after/);
-    expect(b.store.get('time.floor') ?? 0).toBeLessThanOrEqual(Date.now() + 1000);
-    // A floor written by an agent before the bound (year 9999) counts for no more than the allowed lead.
-    b.store.set('time.floor', Date.parse('9999-12-31T00:00:00Z'));
-    await b.controller.reconcile(desired([b.publish('sms', '1.0.0', 2)]));
-    expect(b.liveOf('sms')).toBe('1.0.0');
-  });
+  it(
+    'refuses a far-future creation time without lifting the time floor; a poisoned ' + 'floor does not expire the root',
+    async () => {
+      const b = await board({ rootExpires: iso(Date.now() + 30 * 86400_000) });
+      await b.controller.reconcile(desired([b.publish('sms', '9.9.9', 1, { createdAt: '9999-12-31T00:00:00Z' })]));
+      expect(b.liveOf('sms')).toBeUndefined();
+      expect(b.events('update.refused')[0]?.data.reason).toMatch(/created 9999-12-31T00:00:00Z, more than 24 h after/);
+      expect(b.store.get('time.floor') ?? 0).toBeLessThanOrEqual(Date.now() + 1000);
+      // A floor written by an agent before the bound (year 9999) counts for no more than the allowed lead.
+      b.store.set('time.floor', Date.parse('9999-12-31T00:00:00Z'));
+      await b.controller.reconcile(desired([b.publish('sms', '1.0.0', 2)]));
+      expect(b.liveOf('sms')).toBe('1.0.0');
+    },
+  );
 
   it('checks root expiry against the corrected clock', async () => {
     const b = await board({ rootExpires: iso(Date.now() + 3600_000) });

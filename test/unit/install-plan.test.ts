@@ -99,16 +99,19 @@ describe('install plan', () => {
     ]);
   });
 
-  it('refuses with one reason before any step: not root, no systemd, no Docker, from the sources, nothing to enrol', () => {
-    expect(refusal(fresh({ root: false }), offline)).toMatch(/must run as root/);
-    expect(refusal(fresh({ systemd: false }), offline)).toMatch(/systemd is not running/);
-    expect(refusal(fresh({ docker: { socket: false, group: true } }), offline)).toMatch(
-      /Docker not found \(no \/run\/docker\.sock\)/,
-    );
-    expect(refusal(fresh({ docker: { socket: true, group: false } }), offline)).toMatch(/no group docker/);
-    expect(refusal(fresh({ self: null }), offline)).toMatch(/single executable/);
-    expect(refusal(fresh(), rerun)).toMatch(/not enrolled yet: pass --file/);
-  });
+  it(
+    'refuses with one reason before any step: not root, no systemd, no Docker, from ' + 'the sources, nothing to enrol',
+    () => {
+      expect(refusal(fresh({ root: false }), offline)).toMatch(/must run as root/);
+      expect(refusal(fresh({ systemd: false }), offline)).toMatch(/systemd is not running/);
+      expect(refusal(fresh({ docker: { socket: false, group: true } }), offline)).toMatch(
+        /Docker not found \(no \/run\/docker\.sock\)/,
+      );
+      expect(refusal(fresh({ docker: { socket: true, group: false } }), offline)).toMatch(/no group docker/);
+      expect(refusal(fresh({ self: null }), offline)).toMatch(/single executable/);
+      expect(refusal(fresh(), rerun)).toMatch(/not enrolled yet: pass --file/);
+    },
+  );
 
   it('re-run with nothing new changes nothing and restarts nothing', () => {
     expect(planInstall(installed(), rerun, TEXTS)).toEqual([]);

@@ -89,7 +89,8 @@ describe('a state database written before typed state', () => {
       AGENT_MIGRATIONS.filter((m) => m.id <= 4),
     );
     const release = db.prepare(
-      'INSERT INTO releases (version, app, sequence, envelope, state, installed_at, last_live_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO releases (version, app, sequence, envelope, state, installed_at, ' +
+        'last_live_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     release.run('1.0.0', 'portal', 1, Buffer.from('env1'), 'kept', 1, 10);
     release.run('2.0.0', 'portal', 2, Buffer.from('env2'), opts.failedServing ? 'failed' : 'live', 2, 20);

@@ -119,27 +119,31 @@ describe('tar-split', () => {
   });
 
   // ATTACKS.md 15
-  it('refuses a path through a symlink of the same layer, a hardlink to an absolute path, and links out of the root', () => {
-    refusedBothWays(
-      [
-        { name: 'l', type: '2', linkname: '/etc' },
-        { name: 'l/passwd', data: Buffer.from('x') },
-      ],
-      /passes through the symlink/,
-    );
-    refusedBothWays([{ name: 'h', type: '1', linkname: '/etc/shadow' }], /absolute path/);
-    refusedBothWays([{ name: 'h', type: '1', linkname: '../etc/shadow' }], /climbs out/);
-    refusedBothWays([{ name: 'a/l', type: '2', linkname: '../../etc' }], /outside the image root/);
-    // What real images hold is accepted: absolute symlinks (resolved inside the container's root),
-    // relative ones that stay inside, hardlinks within the layer.
-    const ok = tarOf([
-      { name: 'usr/bin/awk', type: '2', linkname: '/etc/alternatives/awk' },
-      { name: 'usr/lib/x/libfoo.so', type: '2', linkname: '../../lib/libfoo.so.1' },
-      { name: 'bin/a', data: Buffer.from('x') },
-      { name: 'bin/b', type: '1', linkname: 'bin/a' },
-    ]);
-    expect(split(ok).content.toString()).toBe('x');
-  });
+  it(
+    'refuses a path through a symlink of the same layer, a hardlink to an absolute ' +
+      'path, and links out of the root',
+    () => {
+      refusedBothWays(
+        [
+          { name: 'l', type: '2', linkname: '/etc' },
+          { name: 'l/passwd', data: Buffer.from('x') },
+        ],
+        /passes through the symlink/,
+      );
+      refusedBothWays([{ name: 'h', type: '1', linkname: '/etc/shadow' }], /absolute path/);
+      refusedBothWays([{ name: 'h', type: '1', linkname: '../etc/shadow' }], /climbs out/);
+      refusedBothWays([{ name: 'a/l', type: '2', linkname: '../../etc' }], /outside the image root/);
+      // What real images hold is accepted: absolute symlinks (resolved inside the container's root),
+      // relative ones that stay inside, hardlinks within the layer.
+      const ok = tarOf([
+        { name: 'usr/bin/awk', type: '2', linkname: '/etc/alternatives/awk' },
+        { name: 'usr/lib/x/libfoo.so', type: '2', linkname: '../../lib/libfoo.so.1' },
+        { name: 'bin/a', data: Buffer.from('x') },
+        { name: 'bin/b', type: '1', linkname: 'bin/a' },
+      ]);
+      expect(split(ok).content.toString()).toBe('x');
+    },
+  );
 
   // ATTACKS.md 16
   it('refuses device nodes and FIFOs outside /dev, and data on entries that carry none', () => {

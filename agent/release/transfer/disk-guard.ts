@@ -20,7 +20,9 @@ export function checkDisk(
   const free = s.bavail * s.bsize;
   if (free < need) {
     throw new DiskGuardError(
-      `not enough disk for release ${m.version}: needs ${(need / 1e6).toFixed(0)} MB (download, images and a ${(marginBytes / 1e6).toFixed(0)} MB margin), ${(free / 1e6).toFixed(0)} MB free`,
+      `not enough disk for release ${m.version}: needs ${(need / 1e6).toFixed(0)} MB ` +
+        `(download, images and a ${(marginBytes / 1e6).toFixed(0)} MB margin), ` +
+        `${(free / 1e6).toFixed(0)} MB free`,
     );
   }
 }

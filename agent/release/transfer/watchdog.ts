@@ -94,7 +94,8 @@ export async function streamResponse(
       }
     } catch (err) {
       throw new HubUnreachableError(
-        `pack cut after ${dog.received} bytes: ${dog.stalled ? `stalled (${dog.stalled}); dropped, will resume at the byte` : describeFetchError(err)}`,
+        `pack cut after ${dog.received} bytes: ` +
+          `${dog.stalled ? `stalled (${dog.stalled}); dropped, will resume at the byte` : describeFetchError(err)}`,
       );
     }
   } finally {

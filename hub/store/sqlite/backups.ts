@@ -68,7 +68,8 @@ export function sqliteBackups(db: Db, chunks: HubChunkStore): BackupRecords {
     `SELECT ${COLUMNS} FROM backups_ashore WHERE vessel_id = ? ORDER BY started_at DESC, id DESC LIMIT ?`,
   );
   const listPolicy = db.prepare<[string, string, number], Omit<Row, 'chunks'>>(
-    `SELECT ${COLUMNS} FROM backups_ashore WHERE vessel_id = ? AND policy = ? ORDER BY started_at DESC, id DESC LIMIT ?`,
+    `SELECT ${COLUMNS} FROM backups_ashore WHERE vessel_id = ? AND policy = ? ORDER ` +
+      `BY started_at DESC, id DESC LIMIT ?`,
   );
   const ofPolicy = db.prepare<[string, string], { id: string; started_at: number }>(
     'SELECT id, started_at FROM backups_ashore WHERE vessel_id = ? AND policy = ? ORDER BY started_at DESC, id DESC',
@@ -134,7 +135,8 @@ export function sqliteBackups(db: Db, chunks: HubChunkStore): BackupRecords {
       const absent = await chunks.missing([...new Set(b.chunks)]);
       if (absent.length)
         throw new HubStoreError(
-          `backup ${b.id}: the hub lacks ${absent.length} of its chunks (first ${absent[0]!.slice(0, 12)}); upload them first`,
+          `backup ${b.id}: the hub lacks ${absent.length} of its chunks (first ` +
+            `${absent[0]!.slice(0, 12)}); upload them first`,
           'chunk_missing',
           409,
         );

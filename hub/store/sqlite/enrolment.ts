@@ -7,7 +7,8 @@ export type TokenWriter = (vesselId: string, token: NewEnrolmentToken, now: numb
 
 export function sqliteEnrolment(db: Db, audit: AuditWriter): { records: EnrolmentRecords; insertToken: TokenWriter } {
   const insert = db.prepare(
-    'INSERT INTO enrolment_tokens (token_hash, vessel_id, kind, created_at, expires_at, rekey) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO enrolment_tokens (token_hash, vessel_id, kind, created_at, ' +
+      'expires_at, rekey) VALUES (?, ?, ?, ?, ?, ?)',
   );
   const vesselState = db.prepare<[string], { revoked_at: number | null; public_key: string | null }>(
     'SELECT revoked_at, public_key FROM vessels WHERE id = ?',
@@ -21,7 +22,8 @@ export function sqliteEnrolment(db: Db, audit: AuditWriter): { records: Enrolmen
   );
   // Every other unused token of the vessel: a re-key, and any enrolment, leaves exactly one way in.
   const cancelOthers = db.prepare(
-    'UPDATE enrolment_tokens SET expires_at = 0 WHERE vessel_id = ? AND token_hash != ? AND used_at IS NULL AND expires_at > ?',
+    'UPDATE enrolment_tokens SET expires_at = 0 WHERE vessel_id = ? AND token_hash ' +
+      '!= ? AND used_at IS NULL AND expires_at > ?',
   );
   // The WHERE clause makes the claim atomic: of two enrolments racing on one token exactly one changes a row.
   const claim = db.prepare(

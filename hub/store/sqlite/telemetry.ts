@@ -68,7 +68,8 @@ export function sqliteTelemetry(db: Db): TelemetryRecords {
     { id: number; epoch: string; seq: number; type: string; data: string; ts_vessel: number; ts_received: number }
   >('SELECT * FROM events WHERE vessel_id = ? AND id < ? ORDER BY id DESC LIMIT ?');
   const metrics = db.prepare<[string, string, number, number], { labels: string; value: number; ts_vessel: number }>(
-    'SELECT labels, value, ts_vessel FROM metrics WHERE vessel_id = ? AND name = ? AND ts_vessel >= ? ORDER BY ts_vessel, id LIMIT ?',
+    'SELECT labels, value, ts_vessel FROM metrics WHERE vessel_id = ? AND name = ? ' +
+      'AND ts_vessel >= ? ORDER BY ts_vessel, id LIMIT ?',
   );
   const prune = db.prepare('DELETE FROM metrics WHERE ts_received < ?');
 
