@@ -87,18 +87,18 @@ export async function shipTick(d: BackupDeps, o: ShipOptions): Promise<ShipOutco
       const s = d.db.shipment(b.id)?.state;
       return s !== 'done' && s !== 'skipped';
     });
-    let todo: BackupRow[];
+    let toShip: BackupRow[];
     if (policy.ashore.ship === 'latest') {
       const newest = good[0];
       for (const b of due)
         if (b !== newest) d.db.skipShipment(b.id, policy.name, `a newer backup (${newest?.id}) goes instead`, d.now());
-      todo = newest && due.includes(newest) ? [newest] : [];
-    } else todo = [...due].reverse();
-    if (todo.length && policy.ashore.onlyWhenCheap && !(d.linkCheap?.() ?? false)) {
-      for (const b of todo) out.push(waiting(d, b, policy, 'waiting for a link marked cheap (tender link cheap)'));
+      toShip = newest && due.includes(newest) ? [newest] : [];
+    } else toShip = [...due].reverse();
+    if (toShip.length && policy.ashore.onlyWhenCheap && !(d.linkCheap?.() ?? false)) {
+      for (const b of toShip) out.push(waiting(d, b, policy, 'waiting for a link marked cheap (tender link cheap)'));
       continue;
     }
-    for (const b of todo) {
+    for (const b of toShip) {
       const r = await shipOne(d, o, policy, b);
       out.push(r);
       if (r.result !== 'shipped') break;

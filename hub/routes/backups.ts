@@ -12,14 +12,13 @@ import {
   type BackupWireError,
 } from '../../shared/protocol/backup-ashore.js';
 import { verifyPolicyEnvelope } from '../../shared/protocol/backup-policy.js';
-import { decodeUploadPack } from '../../shared/protocol/pack.js';
 import { MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { TenderError } from '../../shared/errors.js';
 import type { HubDeps } from '../deps.js';
 import { latestRoot } from '../roots.js';
 import type { BackupAshore, HubStore, Vessel } from '../store/hub-store.js';
-import { RequestValidationError } from './validate.js';
+import { RequestValidationError, uploadPackEntries } from './validate.js';
 import { addRoute } from './register.js';
 
 // One upload request: a vessel sends about a megabyte at a time; this refuses junk, not honest packs.
@@ -111,13 +110,7 @@ export function backupRoutes(deps: BackupRouteDeps): FastifyPluginAsync {
       ROUTES.uploadBackupChunks,
       async (req) => {
         await vesselOf(req, req.params.name);
-        if (!req.rawBody) throw new RequestValidationError('body: a chunk pack is required');
-        let entries;
-        try {
-          entries = decodeUploadPack(req.rawBody);
-        } catch (err) {
-          throw new RequestValidationError((err as Error).message);
-        }
+        const entries = uploadPackEntries(req.rawBody);
         let stored = 0;
         let present = 0;
         for (const e of entries) {

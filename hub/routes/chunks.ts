@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { ChunkError } from '../../shared/content/chunk-store.js';
-import { decodeUploadPack } from '../../shared/protocol/pack.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
-import { RequestValidationError } from './validate.js';
+import { RequestValidationError, uploadPackEntries } from './validate.js';
 import { addRoute } from './register.js';
 
 // One upload request: large enough that a publish is a handful of requests, small enough to retry whole.
@@ -28,13 +27,7 @@ export function chunkRoutes(deps: HubDeps): FastifyPluginAsync {
       app,
       ROUTES.uploadChunks,
       async (req) => {
-        if (!req.rawBody) throw new RequestValidationError('body: a chunk pack is required');
-        let entries;
-        try {
-          entries = decodeUploadPack(req.rawBody);
-        } catch (err) {
-          throw new RequestValidationError((err as Error).message);
-        }
+        const entries = uploadPackEntries(req.rawBody);
         let stored = 0;
         let present = 0;
         for (const e of entries) {
