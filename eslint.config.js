@@ -22,9 +22,9 @@ export default tseslint.config(
         {
           code: 120,
           ignoreUrls: true,
-          ignoreStrings: true,
-          ignoreTemplateLiterals: true,
-          ignoreRegExpLiterals: true,
+          ignoreStrings: false,
+          ignoreTemplateLiterals: false,
+          ignoreRegExpLiterals: false,
           ignoreComments: false,
         },
       ],

@@ -1,8 +1,11 @@
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { requiredOpt, stringOpt, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
-import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR } from './config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_CONSOLE_LISTEN, DEFAULT_DATA_DIR, loadAgentConfig } from './config.js';
+import { selfPaths } from './self-update/layout.js';
+import { preflight, type PreflightResult } from './self-update/preflight.js';
 import { generatePassword, hashPassword } from './crew/password.js';
 import { enrolFromFile, enrolOnline, readEnrolmentFile } from './enrol.js';
 import { runAgent } from './run.js';
@@ -27,6 +30,10 @@ export const agentEnroll: Command = {
     },
     data: { type: 'string', description: 'state directory (database, chunks, keys)', default: DEFAULT_DATA_DIR },
     force: { type: 'boolean', description: 'enrol again even though a config exists (new key)' },
+    'insecure-http': {
+      type: 'boolean',
+      description: 'accept a plain http:// hub whose token pins no certificate (the link in clear)',
+    },
     'console-password': {
       type: 'string',
       description: 'password for the crew console (default: generated and printed once)',
@@ -38,6 +45,7 @@ export const agentEnroll: Command = {
     const dataDir = resolve(stringOpt(ctx, 'data') ?? DEFAULT_DATA_DIR);
     const file = stringOpt(ctx, 'file');
     const force = ctx.values.force === true;
+    const insecureHttp = ctx.values['insecure-http'] === true;
     const given = stringOpt(ctx, 'console-password');
     const password = given ?? generatePassword();
     const consoleCfg = {
@@ -51,7 +59,7 @@ export const agentEnroll: Command = {
     const enrolment = file ? readEnrolmentFile(file) : undefined;
     actAsDataOwner(dataDir);
     if (enrolment) {
-      const c = enrolFromFile({ file: enrolment, configPath, dataDir, force, console: consoleCfg });
+      const c = enrolFromFile({ file: enrolment, configPath, dataDir, force, console: consoleCfg, insecureHttp });
       return {
         vessel: c.vesselName,
         hub: c.hub,
@@ -70,6 +78,7 @@ export const agentEnroll: Command = {
       dataDir,
       force,
       console: consoleCfg,
+      insecureHttp,
     });
     return {
       vessel: c.vesselName,
@@ -117,9 +126,23 @@ export const agentRun: Command = {
     process.once('SIGINT', () => stop('SIGINT'));
     // Root running the agent by hand (debugging a vessel) acts as the services' user, as crew commands do.
     crewConfig(ctx);
-    await runAgent({ configPath: configPathOf(ctx), log, signal: controller.signal });
+    const r = await runAgent({ configPath: configPathOf(ctx), log, signal: controller.signal });
+    // Switched to a new executable (self-update): end now, whatever handle lingers; systemd starts
+    // `current` again.
+    if (r.restart) setTimeout(() => process.exit(0), 1_000);
     return undefined;
   },
+};
+
+export const agentPreflight: Command = {
+  path: ['agent', 'preflight'],
+  summary: "before each agent start (the unit's ExecStartPre): make self/current runnable; revert a failed self-update",
+  options: CONFIG_OPTION,
+  async run(ctx) {
+    const config = loadAgentConfig(configPathOf(ctx));
+    return preflight(selfPaths(config.dataDir), realpathSync(process.execPath));
+  },
+  human: (r: PreflightResult) => `${r.action}: ${r.current}${r.reason ? ` (${r.reason})` : ''}`,
 };
 
 export const vesselStatus: Command = {
@@ -132,4 +155,4 @@ export const vesselStatus: Command = {
   human: formatStatus,
 };
 
-export const AGENT_COMMANDS = [agentEnroll, agentRun, vesselStatus];
+export const AGENT_COMMANDS = [agentEnroll, agentRun, agentPreflight, vesselStatus];

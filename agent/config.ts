@@ -41,6 +41,13 @@ export const agentConfigSchema = z.strictObject({
     .regex(/^v_[0-9a-f]{16}$/)
     .nullable(),
   dataDir: z.string().min(1),
+  /**
+   * How the hub's TLS is trusted: `pinned` (the certificates in dataDir/hub-ca.pem, pinned at enrolment,
+   * more only by a signed announcement), `system` (an https:// hub behind a public CA), `insecure-http`
+   * (plain text on the link, the operator's explicit choice). Absent in configs from before TLS: an
+   * https:// hub then uses the system store, an http:// one is refused until this says insecure-http.
+   */
+  hubTrust: z.enum(['pinned', 'system', 'insecure-http']).optional(),
   /** One-time token from an offline enrolment file, used on first contact and then removed. */
   pendingToken: z.string().optional(),
   pollIntervalSeconds: z.number().int().min(1).max(86_400).default(DEFAULT_POLL_INTERVAL_S),
@@ -74,8 +81,8 @@ export const agentConfigSchema = z.strictObject({
         .min(1024 * 1024)
         .default(DEFAULT_OUTBOX_CAP_BYTES),
       freeDiskFloorBytes: z.number().int().min(0).default(DEFAULT_FREE_DISK_FLOOR_BYTES),
-      /** Container and host stats this often. */
-      statsIntervalSeconds: z.number().int().min(1).max(3600).default(DEFAULT_STATS_INTERVAL_S),
+      /** Container and host stats this often; 0 turns them off (the hub's hostMetricsSeconds wins). */
+      statsIntervalSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_STATS_INTERVAL_S),
       /** Telemetry's share of the link, bytes per second; 0 means no cap. */
       maxBytesPerSecond: z.number().int().min(0).default(0),
       /** Where the agent serves /metrics for an onboard Prometheus; loopback by default. */
@@ -118,5 +125,9 @@ export function vesselPaths(dataDir: string) {
     db: `${dataDir}/agent.db`,
     releases: `${dataDir}/releases`,
     outbox: `${dataDir}/outbox.db`,
+    /** The certificates pinned for the hub's TLS (PEM). */
+    hubCa: `${dataDir}/hub-ca.pem`,
+    /** The latest TLS session ticket per hub address, so a reboot still resumes. */
+    tlsSession: `${dataDir}/tls-session.json`,
   };
 }

@@ -17,6 +17,12 @@ import {
   type VesselStatusReport,
 } from '../shared/protocol/bodies.js';
 import { vesselNow } from './clock.js';
+import { headerBytes, type LinkMeter } from './link-meter.js';
+import type { HubFetch } from '../shared/tls/hub-fetch.js';
+
+/** A pack request; bases only when there are some (an older hub's schema is strict). */
+const packBody = (release: string, digests: string[], bases?: [string, string][]) =>
+  bases?.length ? { release, digests, bases } : { release, digests };
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
 export class HubUnreachableError extends TenderError {
@@ -71,6 +77,10 @@ export class HubClient {
     private readonly key: PrivateKey,
     public skewMs = 0,
     private readonly onSkew: (skewMs: number) => void = () => {},
+    /** Counts what each exchange costs and how long it took (the status report's link meter). */
+    readonly meter?: LinkMeter,
+    /** How bytes reach the hub: the agent's pinned-TLS fetch (hub-link.ts); tests on plain HTTP use fetch. */
+    private readonly fetch: HubFetch = globalThis.fetch,
   ) {}
 
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<HubResponse> {
@@ -90,23 +100,31 @@ export class HubClient {
       ...signVesselRequest(this.key, this.vesselId, method, path, ts, body),
     };
     if (body && !headers['content-type']) headers['content-type'] = 'application/json';
+    const up = this.requestBytes(method, path, headers, body?.length ?? 0);
+    const started = performance.now();
     let res: Response;
     try {
-      res = await fetch(`${this.hub}${path}`, {
+      res = await this.fetch(`${this.hub}${path}`, {
         method,
         headers,
         body: body ? new Uint8Array(body) : undefined,
         signal: AbortSignal.timeout(opts.timeoutMs ?? CONTROL_REQUEST_TIMEOUT_MS),
       });
     } catch (err) {
+      this.meter?.record({ up, down: 0, failed: true });
       throw new HubUnreachableError(`hub ${this.hub} unreachable: ${describeFetchError(err)}`);
     }
+    const rttMs = performance.now() - started;
     let buf: Buffer;
     try {
       buf = Buffer.from(await res.arrayBuffer());
     } catch (err) {
+      this.meter?.record({ up, down: responseBytes(res, 0), failed: true });
       throw new HubUnreachableError(`hub ${this.hub} cut the response: ${describeFetchError(err)}`);
     }
+    // Round trips of small exchanges only: a large body measures the link's bandwidth, not its latency.
+    const small = up < 16 * 1024 && buf.length < 16 * 1024;
+    this.meter?.record({ up, down: responseBytes(res, buf.length), ...(small && { rttMs }) });
     this.learnSkew(res.headers, false);
     return { status: res.status, headers: res.headers, body: buf };
   }
@@ -124,12 +142,19 @@ export class HubClient {
     const body = jsonBody === undefined ? undefined : Buffer.from(JSON.stringify(jsonBody));
     const method = body ? 'POST' : 'GET';
     const signed = signVesselRequest(this.key, this.vesselId, method, path, vesselNow() + this.skewMs, body);
+    const all = { ...headers, ...signed, ...(body ? { 'content-type': 'application/json' } : {}) };
     try {
-      const res = await fetch(`${this.hub}${path}`, {
+      const res = await this.fetch(`${this.hub}${path}`, {
         method,
-        headers: { ...headers, ...signed, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: all,
         body: body ? new Uint8Array(body) : undefined,
         signal,
+      });
+      // A stream's body is counted by its declared length (a cut one counts what it promised).
+      const length = Number(res.headers.get('content-length') ?? 0) || 0;
+      this.meter?.record({
+        up: this.requestBytes(method, path, all, body?.length ?? 0),
+        down: responseBytes(res, length),
       });
       this.learnSkew(res.headers, false);
       return res;
@@ -177,8 +202,13 @@ export class HubClient {
   }
 
   /** Fix a list of chunks of a release as a pack on the hub: its id and length. */
-  async createPack(vessel: string, release: string, digests: string[]): Promise<PackCreated> {
-    const res = await this.request('POST', paths.vesselPacks(vessel), { body: { release, digests } });
+  async createPack(
+    vessel: string,
+    release: string,
+    digests: string[],
+    bases?: [string, string][],
+  ): Promise<PackCreated> {
+    const res = await this.request('POST', paths.vesselPacks(vessel), { body: packBody(release, digests, bases) });
     return parseAnswer(packCreatedSchema, expectOk(res, 'pack').body, 'pack');
   }
 
@@ -186,8 +216,14 @@ export class HubClient {
    * Fix a pack and receive its bytes in the same answer (its id and length in the headers, see
    * packHeaders); the caller reads the stream.
    */
-  createAndOpenPack(vessel: string, release: string, digests: string[], signal: AbortSignal): Promise<Response> {
-    return this.stream(paths.vesselPacks(vessel), { accept: MEDIA.pack }, signal, { release, digests });
+  createAndOpenPack(
+    vessel: string,
+    release: string,
+    digests: string[],
+    signal: AbortSignal,
+    bases?: [string, string][],
+  ): Promise<Response> {
+    return this.stream(paths.vesselPacks(vessel), { accept: MEDIA.pack }, signal, packBody(release, digests, bases));
   }
 
   /** Bytes first..last (inclusive) of a pack, if it is still the one `etag` names. */
@@ -213,6 +249,13 @@ export class HubClient {
     });
   }
 
+  /** The request line, the headers fetch is given plus Host, and the body (fetch adds a few of its own). */
+  private requestBytes(method: string, path: string, headers: Record<string, string>, bodyLength: number): number {
+    const host = new URL(this.hub).host;
+    const line = `${method} ${path} HTTP/1.1\r\n`.length;
+    return line + headerBytes([['host', host], ...Object.entries(headers)]) + bodyLength;
+  }
+
   private learnSkew(headers: Headers, force: boolean): void {
     const date = headers.get('date');
     if (!date) return;
@@ -224,6 +267,11 @@ export class HubClient {
       this.onSkew(this.skewMs);
     }
   }
+}
+
+/** Status line, headers and body of an answer as they came over the wire (before any decoding). */
+function responseBytes(res: Response, bodyLength: number): number {
+  return `HTTP/1.1 ${res.status} ${res.statusText}\r\n`.length + headerBytes(res.headers.entries()) + bodyLength;
 }
 
 export function describeFetchError(err: unknown): string {
@@ -268,10 +316,15 @@ function parseAnswer<S extends z.ZodType>(schema: S, body: Buffer, what: string,
  * Enrol: claim a one-time token with this vessel's public key. Unsigned (the hub knows no key of ours
  * yet); the only call a vessel makes before it has an identity.
  */
-export async function enrol(hub: string, request: EnrolRequest, timeoutMs: number): Promise<EnrolResponse> {
+export async function enrol(
+  hub: string,
+  request: EnrolRequest,
+  timeoutMs: number,
+  fetcher: HubFetch = globalThis.fetch,
+): Promise<EnrolResponse> {
   let res: Response;
   try {
-    res = await fetch(`${hub}${paths.enrol()}`, {
+    res = await fetcher(`${hub}${paths.enrol()}`, {
       method: 'POST',
       headers: { 'content-type': MEDIA.json },
       body: JSON.stringify(request),

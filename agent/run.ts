@@ -6,15 +6,18 @@ import type { TrustedRoot } from '../shared/trust/root.js';
 import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
 import { HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
+import { hubFetchFor } from './hub-link.js';
 import { openStateStore, type StateStore } from './state-store.js';
 import { backoffDelayMs, pollDelayMs, sleep, Wakeup } from './backoff.js';
 import { syncOnce } from './sync.js';
+import { LinkMeter } from './link-meter.js';
 import { createController, type Controller } from './release/controller.js';
 import { createInstallSource } from './release/install-source.js';
 import { withCarried } from './release/carried.js';
 import { routerPaths } from './router/control.js';
 import { startConsole } from './crew/console.js';
-import { vesselNow } from './clock.js';
+import { startControlSocket } from './crew/control-socket.js';
+import { correctedNow, vesselNow } from './clock.js';
 import { createChunkStore } from '../shared/content/chunk-store.js';
 import { startCollector } from './telemetry/collector.js';
 import { shipLoop, type ShipStats } from './telemetry/shipper.js';
@@ -22,6 +25,8 @@ import { createAgentMetrics, serveAgentMetrics } from './metrics.js';
 import { openBackups } from './backup/setup.js';
 import { backupLoop } from './backup/scheduler.js';
 import { shipLoop as shipBackupsLoop } from './backup/ship-ashore.js';
+import { createSelfUpdater } from './self-update/updater.js';
+import { agentTargetOf } from './release/targets.js';
 
 // First retry after a failure comes quickly: most satellite drops last seconds to minutes.
 const BACKOFF_BASE_MS = 5_000;
@@ -31,8 +36,19 @@ const BACKOFF_BASE_MS = 5_000;
  * signal aborts. An unreachable hub is the normal state at sea: it is recorded for `tender status` and
  * logged at info, never as an error; everything on board keeps working without it.
  */
-export async function runAgent(opts: { configPath: string; log: Logger; signal: AbortSignal }): Promise<void> {
-  const { log, signal } = opts;
+export async function runAgent(opts: {
+  configPath: string;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<{ restart?: string }> {
+  const { log } = opts;
+  // Aborted by the caller (SIGTERM) or by a self-update that switched the executable: the agent stops
+  // cleanly and systemd starts the unit's `current` again (Restart=always).
+  const stopping = new AbortController();
+  const signal = stopping.signal;
+  let restart: string | undefined;
+  if (opts.signal.aborted) stopping.abort();
+  else opts.signal.addEventListener('abort', () => stopping.abort(), { once: true });
   let config = loadAgentConfig(opts.configPath);
   const paths = vesselPaths(config.dataDir);
   const store = openStateStore(paths, {
@@ -61,7 +77,23 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
   // Rung by the sync loop when the target changed or the hub answers again: the apply loop looks at once.
   const targetChanged = new Wakeup();
   const backups = openBackups({ config, store, docker, root: () => root, log: log.child({ part: 'backup' }) });
+  const selfUpdate = createSelfUpdater({
+    dataDir: config.dataDir,
+    store,
+    chunks,
+    root: () => root,
+    source: createInstallSource({ client: () => client, store, docker, chunks, config, log, signal }),
+    log: log.child({ part: 'self-update' }),
+    settleMs: Math.min(config.watchSeconds * 1000, 60_000),
+    now: () => correctedNow(store.get('hub.skewMs')),
+    self: process.execPath,
+    restart: (why) => {
+      restart = why;
+      stopping.abort();
+    },
+  });
   try {
+    selfUpdate.startup();
     store.event('agent.started', { vessel: config.vesselName });
     log.info({ vessel: config.vesselName, hub: config.hub }, 'agent started');
     await controller
@@ -69,11 +101,16 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       .catch((err) => log.error({ reason: errorMessage(err) }, 'recovery of an interrupted update failed'));
     // A console that cannot bind (port taken) must not stop the agent: rollback still works from the CLI.
     const consoleServer = config.console
-      ? await startConsole({ config, controller, log }).catch((err) => {
+      ? await startConsole({ config, controller, store, log }).catch((err) => {
           log.warn({ reason: errorMessage(err) }, 'crew console not started');
           return undefined;
         })
       : undefined;
+    // `tender rollback` asks the running agent, which can cut its own drain or gate short.
+    const controlServer = await startControlSocket({ dataDir: config.dataDir, controller, log }).catch((err) => {
+      log.warn({ reason: errorMessage(err) }, 'agent control socket not started: tender rollback acts by itself');
+      return undefined;
+    });
     const shipStats: ShipStats = { batches: 0, records: 0, wireBytes: 0 };
     const linkUp = new Wakeup();
     const metricsServer = await serveAgentMetrics(
@@ -89,6 +126,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
         syncLoop(linkUp),
         applyLoop(),
         watchLoop(controller, signal, log),
+        selfUpdateLoop(),
         driftLoop(controller, signal, log, config.driftCheckSeconds * 1000),
         startCollector({
           vessel: config.vesselName,
@@ -96,7 +134,8 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           outbox: store.outbox,
           log,
           signal,
-          statsIntervalMs: config.telemetry.statsIntervalSeconds * 1000,
+          statsIntervalMs: () =>
+            (store.get('desired')?.settings?.hostMetricsSeconds ?? config.telemetry.statsIntervalSeconds) * 1000,
           dataDir: config.dataDir,
         }),
         shipLoop({
@@ -121,12 +160,25 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
       ]);
     } finally {
       consoleServer?.close();
+      controlServer?.close();
       metricsServer?.close();
     }
   } finally {
     backups.close();
     store.close();
-    log.info('agent stopped');
+    log.info(restart ? { restart } : {}, 'agent stopped');
+  }
+  return restart ? { restart } : {};
+
+  async function selfUpdateLoop(): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        selfUpdate.tick();
+      } catch (err) {
+        log.warn({ reason: errorMessage(err) }, 'self-update check failed');
+      }
+      await sleep(2_000, signal);
+    }
   }
 
   async function syncLoop(linkUp: Wakeup): Promise<void> {
@@ -147,6 +199,7 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
           rootPath: paths.root,
           root,
           log,
+          docker,
         });
         root = result.root;
         if (failures > 0) {
@@ -155,7 +208,13 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
         }
         if (result.changed || failures > 0) targetChanged.ring();
         failures = 0;
-        delay = pollDelayMs(config.pollIntervalSeconds * 1000);
+        try {
+          selfUpdate.onSynced();
+        } catch (err) {
+          log.warn({ reason: errorMessage(err) }, 'self-update trial not committed');
+        }
+        // The hub's pollSeconds (per vessel or group) wins over agent.json.
+        delay = pollDelayMs((result.desired?.settings?.pollSeconds ?? config.pollIntervalSeconds) * 1000);
       } catch (err) {
         failures++;
         noteFailure(store, log, err, failures);
@@ -179,7 +238,14 @@ export async function runAgent(opts: { configPath: string; log: Logger; signal: 
     while (!signal.aborted) {
       let delay = pollDelayMs(config.pollIntervalSeconds * 1000);
       try {
-        await controller.reconcile(withCarried(store.get('desired'), store.get('carried') ?? [], config.vesselName));
+        const desired = store.get('desired');
+        // The agent's own update runs beside the apps': one failing does not hold the other up.
+        const [apps, agent] = await Promise.allSettled([
+          controller.reconcile(withCarried(desired, store.get('carried') ?? [], config.vesselName)),
+          selfUpdate.reconcile(agentTargetOf(desired), desired),
+        ]);
+        if (apps.status === 'rejected') throw apps.reason;
+        if (agent.status === 'rejected') throw agent.reason;
         failures = 0;
       } catch (err) {
         failures++;
@@ -222,8 +288,14 @@ async function driftLoop(controller: Controller, signal: AbortSignal, log: Logge
 
 function makeClient(config: AgentConfig, store: StateStore): HubClient {
   const key = loadPrivateKey(vesselPaths(config.dataDir).key);
-  return new HubClient(config.hub, config.vesselId!, key, store.get('hub.skewMs') ?? 0, (skew) =>
-    store.set('hub.skewMs', skew),
+  return new HubClient(
+    config.hub,
+    config.vesselId!,
+    key,
+    store.get('hub.skewMs') ?? 0,
+    (skew) => store.set('hub.skewMs', skew),
+    new LinkMeter(store.get('link.meter')),
+    hubFetchFor(config),
   );
 }
 

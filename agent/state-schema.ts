@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { desiredStateSchema } from '../shared/protocol/bodies.js';
 import { ROLLOUT_OUTCOMES } from '../shared/protocol/rollout-outcome.js';
+import { linkMeterStateSchema } from './link-meter.js';
 
 /** How the last exchange with the hub went; `unknown` only in views, before the first attempt. */
 export const linkStateSchema = z.enum(['up', 'down', 'refused']);
@@ -22,6 +23,8 @@ export const watchSchema = z.strictObject({
   until: z.number(),
   /** Each service's restart count at the flip: more restarts than this within the window is a crash loop. */
   restarts: z.record(z.string(), z.number().int().min(0)),
+  /** The release live before, left running through the window (a rollback then is a router flip). */
+  warm: z.string().optional(),
 });
 export type Watch = z.infer<typeof watchSchema>;
 
@@ -53,6 +56,9 @@ export const sentOutcomeSchema = z.strictObject({
   outcome: z.enum(ROLLOUT_OUTCOMES),
   failure: z.string().optional(),
   until: z.string().optional(),
+  /** Kept for the status report (the pending release's reason and download progress): not compared. */
+  reason: z.string().max(512).optional(),
+  progress: z.strictObject({ done: z.number().int().min(0), total: z.number().int().min(0) }).optional(),
 });
 
 /**
@@ -99,6 +105,8 @@ export const STATE_SCHEMA = {
   'rollback.refused': z.string(),
   /** Per app, the last rollout outcome reported (a `rollout.outcome` event goes out when it changes). */
   'rollout.outcomes': z.record(z.string(), sentOutcomeSchema),
+  /** The link meter (hub exchanges' bytes per hour for a day, recent round trips), kept across restarts. */
+  'link.meter': linkMeterStateSchema,
   /** Per APP/SERVICE, how often drift repair started the live container again (missing, exited, replaced). */
   'drift.restarts': z.record(z.string(), z.number().int().min(0)),
   /** Per app, the release the crew said to apply now (`tender apply`), outside its maintenance window. */

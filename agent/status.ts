@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import type { ReleaseManifest } from '../shared/protocol/manifest.js';
 import { createDockerEngine } from '../shared/docker.js';
 import { vesselPaths, type AgentConfig } from './config.js';
 import { loadTrustedRoot } from './enrol.js';
@@ -7,17 +6,21 @@ import { openStateStore } from './state-store.js';
 import type { LinkState, ReleaseResult } from './state-schema.js';
 import { createBoardReleases } from './release/board-releases.js';
 import { createJournal } from './release/journal.js';
-import { containerName } from './release/runtime.js';
+import { serviceStates } from './status-report.js';
 import { effectivePolicy, type TransferPolicy } from './release/transfer-policy.js';
 import { targetsOf } from './release/targets.js';
 import { switchWindow } from './release/switch-window.js';
 import { correctedNow } from './clock.js';
 import { formatBackupStatus, readBackupStatus, type BackupStatus } from './backup/backup-status.js';
 
+import { linkSecurity, type LinkSecurity } from './hub-link.js';
+
 /** What `tender status` and the local console show: all from local state, no hub needed. */
 export interface StatusView {
   vessel: string;
   hub: string;
+  /** Whether the link to the hub is encrypted and how the hub is trusted. */
+  hubLink: LinkSecurity;
   enrolment: 'complete' | 'pending first contact';
   release: {
     current: string | null;
@@ -49,6 +52,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
     return {
       vessel: config.vesselName,
       hub: config.hub,
+      hubLink: linkSecurity(config),
       enrolment: config.pendingToken ? 'pending first contact' : 'complete',
       release: { current: null, previous: null, pending: null, held: false, desired: null },
       link: { state: 'unknown', lastOk: null, lastError: null },
@@ -67,8 +71,11 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
   const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
   try {
     const releases = createBoardReleases(store.db);
-    const live = releases.live();
-    const services = live ? await serviceHealth(live.version, releases.manifest(live.app, live.version, root)) : [];
+    const services = (await serviceStates(store, root, createDockerEngine())).map((x) => ({
+      name: releases.apps().length > 1 && x.app ? `${x.app}/${x.name}` : x.name,
+      state: x.state,
+      detail: x.detail ?? (x.restarts ? `${x.restarts} restarts` : undefined),
+    }));
     const last = createJournal(store.db).recent(1)[0];
     const desired = store.get('desired');
     const targets = targetsOf(desired);
@@ -78,6 +85,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
     return {
       vessel: config.vesselName,
       hub: config.hub,
+      hubLink: linkSecurity(config),
       enrolment: config.pendingToken ? 'pending first contact' : 'complete',
       release: {
         current: releases.serving()?.version ?? null,
@@ -121,48 +129,37 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
   }
 }
 
-async function serviceHealth(version: string, m: ReleaseManifest): Promise<StatusView['services']> {
-  const docker = createDockerEngine();
-  const out: StatusView['services'] = [];
-  for (const name of Object.keys(m.services)) {
-    try {
-      const info = await docker.inspectContainer(containerName(m.app, name, version));
-      if (!info) out.push({ name, state: 'missing' });
-      else if (!info.running) out.push({ name, state: 'stopped', detail: `exit code ${info.exitCode}` });
-      else if (info.health === 'unhealthy') out.push({ name, state: 'unhealthy' });
-      else
-        out.push({
-          name,
-          state: info.health === 'starting' ? 'starting' : 'running',
-          detail: info.restartCount ? `${info.restartCount} restarts` : undefined,
-        });
-    } catch {
-      out.push({ name, state: 'unknown', detail: 'docker not reachable' });
-    }
-  }
-  return out;
-}
-
 export function formatStatus(s: StatusView): string {
+  const linkError = s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : '';
+  const u = s.lastUpdate;
+  const update = u
+    ? `${u.kind} ${u.from ?? 'none'} -> ${u.to}: ${u.state}${u.reason ? ` (${u.reason})` : ''}`
+    : 'none yet';
+  const app = (a: StatusView['apps'][number]) =>
+    `${a.app} ${a.current ?? 'none'}${a.desired && a.desired !== a.current ? ` -> ${a.desired}` : ''}` +
+    (a.held ? ' (held)' : '');
+  const w = s.window;
+  const window = w
+    ? `${w.spec} (${w.source}): ${w.open ? 'open' : `closed, waiting for window until ${w.until ?? 'unknown'}`}`
+    : 'none (switch any time)';
+  const services = s.services.length
+    ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ')
+    : 'none deployed';
   return [
     `vessel     ${s.vessel}${s.enrolment === 'complete' ? '' : ` (${s.enrolment})`}`,
     `release    current ${s.release.current ?? 'none'}, previous ` +
       `${s.release.previous ?? 'none'}, pending ` +
       `${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
-    `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${s.link.state !== 'up' && s.link.lastError ? ` (${s.link.lastError})` : ''}`,
+    `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${linkError}`,
     `last sync  ${s.lastSync ?? 'never'}`,
-    `update     ${s.lastUpdate ? `${s.lastUpdate.kind} ${s.lastUpdate.from ?? 'none'} -> ${s.lastUpdate.to}: ${s.lastUpdate.state}${s.lastUpdate.reason ? ` (${s.lastUpdate.reason})` : ''}` : 'none yet'}`,
-    ...(s.apps.length > 1
-      ? [
-          `apps       ${s.apps.map((a) => `${a.app} ${a.current ?? 'none'}${a.desired && a.desired !== a.current ? ` -> ${a.desired}` : ''}${a.held ? ' (held)' : ''}`).join(', ')}`,
-        ]
-      : []),
-    `window     ${s.window ? `${s.window.spec} (${s.window.source}): ${s.window.open ? 'open' : `closed, waiting for window until ${s.window.until ?? 'unknown'}`}` : 'none (switch any time)'}`,
+    `update     ${update}`,
+    ...(s.apps.length > 1 ? [`apps       ${s.apps.map(app).join(', ')}`] : []),
+    `window     ${window}`,
     `downloads  ${formatPolicy(s.downloads)}`,
     `backlog    ${s.backlog} records`,
     `trust      root v${s.rootVersion}`,
-    `services   ${s.services.length ? s.services.map((x) => `${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}`).join(', ') : 'none deployed'}`,
-    `hub        ${s.hub}`,
+    `services   ${services}`,
+    `hub        ${s.hub} (${s.hubLink.note})`,
     ...formatBackupStatus(s.backups),
   ].join('\n');
 }

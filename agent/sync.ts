@@ -1,16 +1,18 @@
 import type { Logger } from 'pino';
-import type { DesiredState, VesselStatusReport } from '../shared/protocol/bodies.js';
+import type { DesiredState } from '../shared/protocol/bodies.js';
+import type { DockerEngine } from '../shared/docker.js';
 import { walkRootChain, type TrustedRoot } from '../shared/trust/root.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 import { canonicalJson } from '../shared/trust/canonical-json.js';
-import { bootId, type StateStore } from './state-store.js';
+import type { StateStore } from './state-store.js';
 import type { HubClient } from './hub-client.js';
-import { AGENT_VERSION } from './version.js';
-import { createBoardReleases } from './release/board-releases.js';
+import type { LinkMeter } from './link-meter.js';
+import { buildStatusReport, reportFingerprintPart } from './status-report.js';
 import { errorMessage } from '../shared/errors.js';
 import { desiredProblem } from './release/targets.js';
 
-// Even when nothing changes, tell shore we are alive and what we run this often.
+// Even when nothing changes, tell shore we are alive and what we run this often (the hub's
+// statusHeartbeatSeconds setting wins).
 const STATUS_REPORT_EVERY_MS = 15 * 60 * 1000;
 
 export interface SyncDeps {
@@ -20,6 +22,12 @@ export interface SyncDeps {
   rootPath: string;
   root: TrustedRoot;
   log: Logger;
+  /** The engine the live services are asked about (absent: the report lists none). */
+  docker?: Pick<DockerEngine, 'inspectContainer'>;
+  /** The link meter (default: the client's). */
+  meter?: LinkMeter;
+  /** The clock the heartbeat is timed on (benchmarks inject one). */
+  now?: () => number;
 }
 
 export interface SyncResult {
@@ -63,7 +71,8 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
     'sync.lastAt': new Date().toISOString(),
     'link.lastError': null,
   });
-  const report = reportStatus(deps, root);
+  if (client.meter) store.set('link.meter', client.meter.snapshot());
+  const report = reportStatus(deps, root, desired);
   if (changed) {
     // A new target waits for nothing: the report travels alongside the download instead of costing it a
     // round trip. Not sent now, it is sent with the next sync (its fingerprint is stored only on success).
@@ -87,28 +96,16 @@ async function updateRoot(deps: SyncDeps): Promise<TrustedRoot> {
   return root;
 }
 
-export function currentStatus(store: StateStore, root: TrustedRoot): VesselStatusReport {
-  return {
-    agentVersion: AGENT_VERSION,
-    current: createBoardReleases(store.db).serving()?.version ?? null,
-    previous: store.get('release.previous') ?? null,
-    pending: store.get('release.pending') ?? null,
-    held: store.get('crew.hold') !== undefined,
-    rootVersion: root.version,
-    backlog: store.backlog(),
-    services: [],
-    bootId: bootId(),
-    reportedAt: new Date().toISOString(),
-  };
-}
-
-async function reportStatus(deps: SyncDeps, root: TrustedRoot): Promise<void> {
+async function reportStatus(deps: SyncDeps, root: TrustedRoot, desired: DesiredState | undefined): Promise<void> {
   const { client, store, vesselName } = deps;
-  const status = currentStatus(store, root);
-  const { reportedAt: _ignored, ...comparable } = status;
-  const fingerprint = canonicalJson(comparable);
+  const meter = deps.meter ?? client.meter;
+  const now = deps.now ?? Date.now;
+  const status = await buildStatusReport(store, root, { docker: deps.docker, meter, now });
+  const fingerprint = canonicalJson(reportFingerprintPart(status));
   const last = store.get('status.lastReport');
-  if (last && last.fingerprint === fingerprint && Date.now() - last.at < STATUS_REPORT_EVERY_MS) return;
+  const heartbeatMs = (desired?.settings?.statusHeartbeatSeconds ?? 0) * 1000 || STATUS_REPORT_EVERY_MS;
+  if (last && last.fingerprint === fingerprint && now() - last.at < heartbeatMs) return;
+  const at = now();
   await client.postStatus(vesselName, status);
-  store.set('status.lastReport', { fingerprint, at: Date.now() });
+  store.set('status.lastReport', { fingerprint, at });
 }

@@ -19,19 +19,21 @@ import { eventually, tender } from '../test/helpers/proc.js';
 import { startLoad } from '../test/helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { machine, median } from './lib.js';
+import { unique } from '../test/helpers/names.js';
 
+const APP = unique('sms');
 const SWAPS = 20;
 const RATE = 200;
 
 useFileScope();
-removeAppContainers('sms');
+removeAppContainers(APP);
 buildSwapTestImages();
 const shore = await startShore();
 const vessel = await enrolVessel(shore, 'bench', { watchSeconds: 0 });
 const port = await freePort();
 await vessel.startRouter();
 vessel.startAgent();
-await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/portal:v1', port), '1');
+await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/portal:v1', port, APP), '1');
 await waitServing(port, 'portal v1');
 
 const load = startLoad(port, RATE, 30 * 60_000);
@@ -39,7 +41,7 @@ const swapSeconds: number[] = [];
 for (let i = 2; i <= SWAPS + 1; i++) {
   const img = i % 2 === 0 ? 'v2' : 'v1';
   const t0 = Date.now();
-  await publishAndRollout(shore, composeFile(shore.dir, `r${i}`, `tender-test/portal:${img}`, port), String(i));
+  await publishAndRollout(shore, composeFile(shore.dir, `r${i}`, `tender-test/portal:${img}`, port, APP), String(i));
   await eventually(
     async () => {
       const s = await vessel.status();
@@ -73,7 +75,7 @@ await new Promise((r) => setTimeout(r, 1000));
 const killStats = await load2.stop();
 
 await runDeferredCleanup();
-removeAppContainers('sms');
+removeAppContainers(APP);
 console.log(
   JSON.stringify(
     {

@@ -2,10 +2,12 @@
 # Build the realistic image pair for bench/transfer.ts (no registry needed):
 #   base: Debian bookworm minbase via debootstrap; node: this machine's node binary; app: an app with
 #   real npm dependencies. v2 edits a few sources, bumps one dependency, adds one Debian package (jq) in a
-#   new layer. Each app is a fresh `npm ci`-style install in a fresh folder, as a CI rebuild would be, so
+#   new layer (TENDER_BENCH_EXTRA=python3-minimal: that package and every dependency the base lacks, the
+#   second pair). Each app is a fresh `npm ci`-style install in a fresh folder, as a CI rebuild would be, so
 #   unchanged files get new timestamps.
 set -euo pipefail
 W=${TENDER_BENCH_DIR:-/var/tmp/tender-bench}
+IMAGE=${TENDER_BENCH_IMAGE:-tender-bench/portal}
 mkdir -p "$W"
 if [ ! -x "$W/base/bin/sh" ]; then
   debootstrap --variant=minbase --include=libstdc++6,ca-certificates bookworm "$W/base" http://deb.debian.org/debian
@@ -34,7 +36,17 @@ tar -C "$W/app1" -cf "$W/app1.tar" .
 tar -C "$W/app2" -cf "$W/app2.tar" .
 
 # One more Debian package for v2, in a layer of its own.
-rm -rf "$W/extra" && mkdir -p "$W/extra/root" && (cd "$W/extra" && apt-get download jq libjq1 libonig5 >/dev/null 2>&1)
+if [ -n "${TENDER_BENCH_EXTRA:-}" ]; then
+  # The package and its dependencies (recursively, no recommends) that the base does not have installed.
+  installed=$(dpkg-query --admindir="$W/base/var/lib/dpkg" -W -f '${Package}\n' | sort -u)
+  wanted=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+    --no-enhances $TENDER_BENCH_EXTRA | grep -v '^ ' | grep -v '^<' | sed 's/:any$//' | sort -u)
+  packages=$(comm -23 <(echo "$wanted") <(echo "$installed"))
+else
+  packages="jq libjq1 libonig5"
+fi
+echo "extra packages for v2: $(echo $packages | wc -w): $(echo $packages)"
+rm -rf "$W/extra" && mkdir -p "$W/extra/root" && (cd "$W/extra" && apt-get download $packages >/dev/null 2>&1)
 for d in "$W"/extra/*.deb; do dpkg-deb -x "$d" "$W/extra/root"; done
 tar -C "$W/extra/root" -cf "$W/extra.tar" .
 
@@ -49,6 +61,6 @@ for v in 1 2; do
     if [ "$v" = 2 ]; then ln "$W/extra.tar" "$ctx/extra.tar"; echo "ADD extra.tar /"; fi
     echo 'CMD ["/usr/local/bin/node", "/app/src/index.js"]'
   } >"$ctx/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t "tender-bench/portal:v$v" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE:v$v" "$ctx" >/dev/null
 done
-docker image ls tender-bench/portal
+docker image ls "$IMAGE"

@@ -2,7 +2,9 @@ import { Cli } from '../shared/cli.js';
 import { keysInit, keysRevoke, keysRotate } from '../publisher/keys-commands.js';
 import { releaseVerify } from '../publisher/verify-command.js';
 import { HUB_COMMANDS } from '../hub/commands/hub-commands.js';
+import { TOKEN_COMMANDS } from '../hub/commands/token-commands.js';
 import { RELEASE_COMMANDS } from '../publisher/release-commands.js';
+import { ROLLOUT_COMMANDS } from '../publisher/rollout-commands.js';
 import { AGENT_COMMANDS } from '../agent/commands.js';
 import { CREW_COMMANDS } from '../agent/crew/crew-commands.js';
 import { logsCommand } from './logs-command.js';
@@ -13,6 +15,7 @@ import { BACKUP_COMMANDS, backupList, policyList } from '../agent/backup/command
 import { backupListCommand, policyListCommand } from './backup-list-commands.js';
 import { bundleExport } from '../publisher/bundle-export.js';
 import { bundleImport } from '../agent/crew/bundle-command.js';
+import { agentPublish } from '../publisher/agent-publish.js';
 
 /** Every `tender` command, registered in one place; nothing runs until main() is called. */
 export function buildCli(): Cli {
@@ -22,7 +25,9 @@ export function buildCli(): Cli {
     keysRevoke,
     releaseVerify,
     ...RELEASE_COMMANDS,
+    ...ROLLOUT_COMMANDS,
     ...HUB_COMMANDS,
+    ...TOKEN_COMMANDS,
     ...AGENT_COMMANDS,
     ...CREW_COMMANDS,
     logsCommand,
@@ -34,6 +39,7 @@ export function buildCli(): Cli {
     backupListCommand,
     bundleExport,
     bundleImport,
+    agentPublish,
   );
 }
 

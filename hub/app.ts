@@ -6,12 +6,15 @@ import Fastify, {
   type FastifyServerFactory,
 } from 'fastify';
 import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as TlsServer } from 'node:tls';
 import rateLimit from '@fastify/rate-limit';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { TenderError } from '../shared/errors.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
 import { describeIssue } from '../shared/validation.js';
-import { bodyDigest } from '../shared/protocol/vessel-auth.js';
+import { bodyDigest, VESSEL_AUTH_SCHEME } from '../shared/protocol/vessel-auth.js';
 import { HEADER, MEDIA } from '../shared/protocol/http.js';
 import { createLogger } from '../shared/log.js';
 import { createAuthenticator, UNAUTHORIZED_BODY } from './auth.js';
@@ -19,6 +22,8 @@ import { openSqliteHubStore } from './store/sqlite/sqlite-hub-store.js';
 import { createHubMetrics } from './metrics.js';
 import { startRetention } from './retention.js';
 import { releaseRoutes } from './routes/releases.js';
+import { rolloutRoutes } from './routes/rollouts.js';
+import { createRolloutEngine, ROLLOUT_TICK_MS } from './rollout/engine.js';
 import { telemetryRoutes } from './routes/telemetry.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
@@ -26,6 +31,7 @@ import { bundleRoutes } from './routes/bundles.js';
 import { backupRoutes } from './routes/backups.js';
 import * as limits from './limits.js';
 import type { HubDeps, HubLimits, HubOptions } from './deps.js';
+import { TLS_SESSION_TIMEOUT_S, type HubTlsState } from './tls.js';
 import { registerOpenApi } from './openapi.js';
 import { healthRoutes } from './routes/health.js';
 import { enrolRoutes } from './routes/enrol.js';
@@ -57,17 +63,26 @@ const ERROR_CODES: Record<number, string> = {
 const PART_NAMES: Record<string, string> = { body: 'body', params: 'path', querystring: 'query', headers: 'headers' };
 
 /** Counts connections per address and refuses past the cap, so one client cannot hold every socket. */
-function serverFactory(lim: HubLimits): FastifyServerFactory {
+function serverFactory(lim: HubLimits, tls: HubOptions['tls']): FastifyServerFactory {
   return (handler) => {
-    const server: Server = createServer(
-      {
-        headersTimeout: lim.HEADERS_TIMEOUT_MS,
-        requestTimeout: lim.REQUEST_TIMEOUT_MS,
-        keepAliveTimeout: lim.KEEP_ALIVE_TIMEOUT_MS,
-        connectionsCheckingInterval: lim.TIMEOUT_CHECK_INTERVAL_MS,
-      },
-      handler,
-    );
+    const http = {
+      headersTimeout: lim.HEADERS_TIMEOUT_MS,
+      requestTimeout: lim.REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: lim.KEEP_ALIVE_TIMEOUT_MS,
+      connectionsCheckingInterval: lim.TIMEOUT_CHECK_INTERVAL_MS,
+    };
+    const server: Server = tls
+      ? createHttpsServer(
+          {
+            ...http,
+            ...tls.state.context,
+            ticketKeys: tls.ticketKeys,
+            sessionTimeout: TLS_SESSION_TIMEOUT_S,
+            handshakeTimeout: lim.TLS_HANDSHAKE_TIMEOUT_MS,
+          },
+          handler,
+        )
+      : createServer(http, handler);
     server.maxConnections = lim.MAX_CONNECTIONS;
     const perAddress = new Map<string, number>();
     server.on('connection', (socket) => {
@@ -89,16 +104,31 @@ function serverFactory(lim: HubLimits): FastifyServerFactory {
 }
 
 /** Build the hub app without listening: tests inject requests or listen on port 0. */
-export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance; deps: HubDeps; routes: string[] }> {
+export async function buildHub(opts: HubOptions): Promise<{
+  app: FastifyInstance;
+  deps: HubDeps;
+  routes: string[];
+  /** Serve a renewed certificate from the next handshake on (SIGHUP); connections open keep theirs. */
+  reloadTls: (state: HubTlsState) => void;
+}> {
   const lim: HubLimits = { ...limits, ...(opts.limits ?? {}) };
   // The embedded default: SQLite and a chunk folder under dataDir (its hub.db and chunks/).
   const store = opts.store ?? openSqliteHubStore(opts.dataDir);
   const now = opts.now ?? Date.now;
-  const deps: HubDeps = { store, metrics: createHubMetrics(store, now), limits: lim, now };
+  const metrics = createHubMetrics(store, now, { perVessel: opts.perVesselMetrics });
+  const log = (opts.logger ?? createLogger('hub', 'silent')) as Logger;
+  const rollouts = createRolloutEngine({
+    store,
+    now: () => deps.now(),
+    log,
+    onEvent: (kind) => metrics.rolloutEvent(kind),
+  });
+  let tlsState: HubTlsState | undefined = opts.tls?.state;
+  const deps: HubDeps = { store, metrics, rollouts, limits: lim, now, tls: () => tlsState };
   const app = Fastify({
-    loggerInstance: (opts.logger ?? createLogger('hub', 'silent')) as FastifyBaseLogger,
+    loggerInstance: log as FastifyBaseLogger,
     bodyLimit: lim.DEFAULT_BODY_LIMIT,
-    serverFactory: serverFactory(lim),
+    serverFactory: serverFactory(lim, opts.tls),
     return503OnClosing: true,
     // The router's own refusals (a path parameter over its length cap, a URL that does not decode) in the
     // hub's one error shape, without echoing the path back.
@@ -156,6 +186,15 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   );
 
   app.addHook('onRequest', createAuthenticator({ store, now }));
+  // Answers to vessels go without Connection and Keep-Alive (HTTP/1.1 is persistent without them, and
+  // the agent keeps its idle sockets under the hub's timeout itself): 47 bytes less on every poll.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.authorization?.startsWith(`${VESSEL_AUTH_SCHEME} `)) reply.raw.removeHeader('connection');
+  });
+  // Every answer counted by the pattern it matched, so a path full of vessel names makes no new series.
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.request(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
   app.setErrorHandler((err: FastifyError | TenderError, req, reply) => {
     if (err instanceof TenderError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
@@ -207,6 +246,7 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(rootRoutes(deps));
   await app.register(opsRoutes(deps));
   await app.register(releaseRoutes(deps));
+  await app.register(rolloutRoutes(deps));
   await app.register(telemetryRoutes(deps));
   await app.register(chunkRoutes(deps));
   await app.register(packRoutes(deps));
@@ -215,9 +255,17 @@ export async function buildHub(opts: HubOptions): Promise<{ app: FastifyInstance
   await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
   const stopRetention = startRetention(store, now, app.log);
+  // Waves advance and halt by themselves; the first tick resumes whatever a restart left mid-wave.
+  if ((opts.rolloutTickMs ?? ROLLOUT_TICK_MS) > 0) rollouts.startTimer(opts.rolloutTickMs ?? ROLLOUT_TICK_MS);
   app.addHook('onClose', async () => {
+    await rollouts.stop();
     await stopRetention();
     await store.close();
   });
-  return { app, deps, routes };
+  const reloadTls = (state: HubTlsState) => {
+    if (!opts.tls) throw new TenderError('the hub was started without TLS; a certificate cannot be loaded now');
+    (app.server as unknown as TlsServer).setSecureContext(state.context);
+    tlsState = state;
+  };
+  return { app, deps, routes, reloadTls };
 }

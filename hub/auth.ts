@@ -1,7 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TenderError } from '../shared/errors.js';
 import { publicKeyFromBase64 } from '../shared/trust/keys.js';
-import { BODY_DIGEST_HEADER, parseVesselAuth, verifyVesselRequest } from '../shared/protocol/vessel-auth.js';
+import {
+  BODY_DIGEST_HEADER,
+  parseVesselAuth,
+  replayKeyExpiry,
+  replayKeyOf,
+  verifyVesselRequest,
+} from '../shared/protocol/vessel-auth.js';
 import type { Role } from '../shared/protocol/names.js';
 import type { RouteAuth } from '../shared/protocol/routes.js';
 import { checkOpsToken, roleAtLeast } from './ops-tokens.js';
@@ -11,7 +17,10 @@ import type { HubStore, Vessel } from './store/hub-store.js';
  * Who is calling: an ops token (bearer, with a role) or a vessel (signed request). Ownership of vessel
  * data comes from here, never from a path or a body field.
  */
-export type Principal = { kind: 'ops'; tokenId: string; role: Role; name: string } | { kind: 'vessel'; vessel: Vessel };
+export type Principal =
+  | { kind: 'ops'; tokenId: string; role: Role; name: string }
+  /** `at`: the vessel time the request was signed at (orders its status reports). */
+  | { kind: 'vessel'; vessel: Vessel; at: number };
 
 export type { RouteAuth };
 
@@ -35,7 +44,7 @@ export function createAuthenticator(deps: { store: HubStore; now?: () => number 
     const header = req.headers.authorization;
     if (!header) return undefined;
     if (header.startsWith('Bearer ')) {
-      const t = await checkOpsToken(deps.store, header.slice(7).trim());
+      const t = await checkOpsToken(deps.store, header.slice(7).trim(), now());
       return t && { kind: 'ops', tokenId: t.id, role: t.role, name: t.name };
     }
     const auth = parseVesselAuth(header);
@@ -52,8 +61,15 @@ export function createAuthenticator(deps: { store: HubStore; now?: () => number 
       now(),
     );
     if (!ok) return undefined;
+    // Inside the clock window a signed request counts once: a captured one sent again (a status report,
+    // a telemetry batch, an acknowledgement) is refused as if its signature were wrong. Recorded only
+    // after the signature checks, so nobody can fill the table with made-up keys.
+    if (!(await deps.store.requests.firstUse(vessel.id, replayKeyOf(auth), replayKeyExpiry(auth), now()))) {
+      req.log.warn({ vessel: vessel.name, address: req.ip }, 'replayed vessel request refused');
+      return undefined;
+    }
     await deps.store.vessels.touch(vessel.id, req.ip, now());
-    return { kind: 'vessel', vessel };
+    return { kind: 'vessel', vessel, at: auth.ts };
   }
 
   /** onRequest hook: 401 with one uniform body when credentials are missing or wrong, 403 when too weak. */

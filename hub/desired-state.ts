@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { canonicalJson } from '../shared/trust/canonical-json.js';
 import { sha256Hex } from '../shared/trust/secrets.js';
-import { EMBEDDED_MANIFEST_MAX_BYTES, type DesiredState } from '../shared/protocol/bodies.js';
+import { EMBEDDED_MANIFEST_MAX_BYTES, type DesiredApp, type DesiredState } from '../shared/protocol/bodies.js';
 import type { HubStore, StoredRelease, Vessel } from './store/hub-store.js';
 import type { VesselTarget } from './store/rollout-records.js';
 
@@ -22,17 +23,22 @@ export async function desiredStateOf(
   vessel: Vessel,
   rootVersion: number,
   store: HubStore,
-  opts: { embedManifest?: boolean } = {},
+  opts: { embedManifest?: boolean; now?: number } = {},
 ): Promise<{ state: DesiredState; etag: string }> {
   const ctx: DesiredContext = { vessel, store, embedManifest: opts.embedManifest ?? false };
   const state: DesiredState = { vessel: vessel.name, release: null, rootVersion };
   await addTargetRelease(state, ctx);
+  await addRolloutParts(state, ctx, opts.now ?? Date.now());
   await addPolicies(state, ctx);
   return { state, etag: desiredEtag(state) };
 }
 
+/**
+ * 96 bits of the digest in base64url: ample to tell one desired state from the next, and 18 bytes fewer
+ * than hex each way on every poll (the If-None-Match up, the ETag down).
+ */
 export function desiredEtag(state: DesiredState): string {
-  return `"${sha256Hex(canonicalJson(state)).slice(0, 32)}"`;
+  return `"${createHash('sha256').update(canonicalJson(state)).digest('base64url').slice(0, 16)}"`;
 }
 
 /** The vessel's targets (one per app, by app) with their releases. */
@@ -45,19 +51,75 @@ export async function targetReleases(ctx: DesiredContext): Promise<{ target: Ves
   return out;
 }
 
+// Releases are immutable: the digest of a release's envelope is computed once per hub process. Bounded by
+// the number of releases a hub keeps hot; the oldest entry goes first past the cap.
+const DIGEST_CACHE_MAX = 4096;
+const digests = new Map<number, string>();
+
+async function releaseDigest(ctx: DesiredContext, r: StoredRelease): Promise<{ digest: string; bytes?: Buffer }> {
+  const known = digests.get(r.id);
+  if (known && !ctx.embedManifest) return { digest: known };
+  const bytes = await ctx.store.releases.envelope(r.id);
+  if (!bytes) throw new Error(`release ${r.app}@${r.version} has no stored manifest`);
+  const digest = sha256Hex(bytes);
+  if (digests.size >= DIGEST_CACHE_MAX) digests.delete(digests.keys().next().value!);
+  digests.set(r.id, digest);
+  return { digest, bytes };
+}
+
 /**
- * Legacy v1 fields: `release` (the first app's target, as `apps[0]`) and, when asked for and small
- * enough, its signed `manifest`.
+ * The targets: `apps[]` (desired state v2, one per app, each named by app, version and manifest digest)
+ * and the legacy v1 fields older agents read: `release` (the first app's target, as `apps[0]` without its
+ * digest) and, when asked for and small enough, its signed `manifest`.
  */
 export async function addTargetRelease(state: DesiredState, ctx: DesiredContext): Promise<void> {
-  const t = (await targetReleases(ctx))[0];
-  if (!t) return;
-  const r = t.release;
-  state.release = { app: r.app, version: r.version, sequence: r.sequence, rolloutId: t.target.rolloutId };
-  if (ctx.embedManifest) {
-    const bytes = await ctx.store.releases.envelope(r.id);
-    if (bytes && bytes.byteLength <= EMBEDDED_MANIFEST_MAX_BYTES) state.manifest = bytes.toString('base64');
+  const targets = await targetReleases(ctx);
+  if (targets.length === 0) return;
+  state.apps = [];
+  for (const { target, release: r } of targets) {
+    const { digest, bytes } = await releaseDigest(ctx, r);
+    const app: DesiredApp = {
+      app: r.app,
+      version: r.version,
+      sequence: r.sequence,
+      digest,
+      rolloutId: target.rolloutId,
+    };
+    if (ctx.embedManifest && bytes && bytes.byteLength <= EMBEDDED_MANIFEST_MAX_BYTES)
+      app.manifest = bytes.toString('base64');
+    state.apps.push(app);
   }
+  const first = state.apps[0]!;
+  state.release = { app: first.app, version: first.version, sequence: first.sequence, rolloutId: first.rolloutId ?? 0 };
+  if (first.manifest) state.manifest = first.manifest;
+}
+
+// The desired state carries at most this many directives (the schema's cap); the newest go first.
+const MAX_DIRECTIVES_IN_DESIRED = 16;
+
+/**
+ * The rollout parts: the vessel's groups (directives name groups), its maintenance window with where it
+ * comes from, the live signed rollback directives that name it, and the download settings the hub sets
+ * for it. Each is absent when empty, so a fleet without them keeps its ETags.
+ */
+export async function addRolloutParts(state: DesiredState, ctx: DesiredContext, now: number): Promise<void> {
+  const { vessel, store } = ctx;
+  if (vessel.groups.length > 0) state.groups = vessel.groups.slice(0, 64);
+  const window = await store.windows.forVessel(vessel.name, vessel.groups);
+  if (window) state.window = window;
+  const directives = (await store.directives.live(now, 256))
+    .filter((d) => {
+      const t = d.targets;
+      return (
+        t.all === true ||
+        (t.vessels ?? []).includes(vessel.name) ||
+        (t.groups ?? []).some((g) => vessel.groups.includes(g))
+      );
+    })
+    .slice(0, MAX_DIRECTIVES_IN_DESIRED);
+  if (directives.length > 0) state.directives = directives.map((d) => d.envelope.toString('base64'));
+  const settings = await store.settings.forVessel(vessel.name, vessel.groups);
+  if (settings) state.settings = settings;
 }
 
 // The desired state carries at most this many policies (the schema's cap); a fleet has a handful.

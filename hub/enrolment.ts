@@ -18,10 +18,11 @@ export function newEnrolmentToken(
   ttlMs: number,
   root: { version: number; bytes: Buffer },
   now: number,
+  tlsPin?: string,
 ): { token: string; stored: NewEnrolmentToken } {
   const secret = newSecret();
   return {
-    token: formatEnrolmentToken(secret, root.version, root.bytes),
+    token: formatEnrolmentToken(secret, root.version, root.bytes, tlsPin),
     stored: { tokenHash: sha256Hex(secret), kind, expiresAt: now + ttlMs },
   };
 }

@@ -10,6 +10,9 @@ export const MAX_JSON_DEPTH = 32;
 export const HEADERS_TIMEOUT_MS = 15_000;
 // A whole request must arrive in this time. Long transfers use resumable ranges, not one long request.
 export const REQUEST_TIMEOUT_MS = 120_000;
+// A TLS handshake is two satellite round trips; one that has not finished in this time is stalled (or
+// someone holding sockets open), and the socket is dropped.
+export const TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
 // Idle keep-alive connections: a vessel polling every minute reuses its connection; idle ones close.
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 // How often node checks the two timeouts above; the default (30 s) lets a slow client overstay.
@@ -33,3 +36,12 @@ export const TELEMETRY_MAX_DECOMPRESSED = 16 * 1024 * 1024;
 // to 59 MB: counting batches stops nothing). A ship draining a week's backlog ships ~1 MB/min over
 // satellite; past this it is told to retry after the minute.
 export const TELEMETRY_INFLATED_BYTES_PER_MINUTE = 32 * 1024 * 1024;
+// Solid groups of the chunks a release adds are compressed once per (from, to) release pair and sent to
+// every vessel holding `from`: brotli's best (quality 11) is worth its CPU. Tests lower it.
+export const SOLID_BROTLI_QUALITY = 11;
+// A pack request waits this long for a release's solid groups still being computed, then is served per
+// chunk: under the agent's 60 s stall limit.
+export const PACK_PLAN_WAIT_MS = 20_000;
+// A publish waits this long for the release's solid groups before it answers (the rest carries on in the
+// background): under the ops client's 30 s timeout.
+export const PUBLISH_PLAN_WAIT_MS = 15_000;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { newSecret, sameHex, sha256Hex } from '../shared/trust/secrets.js';
 import { ROLES, type Role } from '../shared/protocol/names.js';
-import type { AuditEntry, HubStore } from './store/hub-store.js';
+import { OPS_TOKEN_DEFAULT_TTL_SECONDS, type OpsTokenView } from '../shared/protocol/ops-bodies.js';
+import type { AuditEntry, HubStore, OpsTokenRecord } from './store/hub-store.js';
 
 // The roles are part of the API contract (a token's role travels in bodies).
 export { ROLES, type Role };
@@ -26,19 +27,39 @@ export async function createOpsToken(
   name: string,
   now: number,
   audit?: (id: string) => AuditEntry,
-): Promise<{ token: string; id: string }> {
+  expiresAt: number | null = now + OPS_TOKEN_DEFAULT_TTL_SECONDS * 1000,
+): Promise<{ token: string; id: string; expiresAt: number | null }> {
   const id = randomBytes(8).toString('hex');
   const secret = newSecret();
-  await store.opsTokens.create({ id, tokenHash: sha256Hex(secret), role, name }, now, audit?.(id));
-  return { token: `tnd_${id}_${secret}`, id };
+  await store.opsTokens.create({ id, tokenHash: sha256Hex(secret), role, name, expiresAt }, now, audit?.(id));
+  return { token: `tnd_${id}_${secret}`, id, expiresAt };
 }
 
-/** The token's identity, or undefined when it is malformed, unknown or revoked. */
-export async function checkOpsToken(store: HubStore, token: string): Promise<OpsToken | undefined> {
+/** What the API shows of a token (never its hash). */
+export function opsTokenView(t: OpsTokenRecord, now: number): OpsTokenView {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: t.id,
+    role: t.role,
+    name: t.name,
+    state: t.revokedAt !== null ? 'revoked' : t.expiresAt !== null && t.expiresAt <= now ? 'expired' : 'active',
+    createdAt: new Date(t.createdAt).toISOString(),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+  };
+}
+
+/** The token's identity, or undefined when it is malformed, unknown, revoked or expired at `now`. */
+export async function checkOpsToken(
+  store: HubStore,
+  token: string,
+  now: number = Date.now(),
+): Promise<OpsToken | undefined> {
   const m = TOKEN_RE.exec(token);
   if (!m) return undefined;
   const row = await store.opsTokens.get(m[1]!);
   if (!row || row.revokedAt !== null) return undefined;
+  if (row.expiresAt !== null && row.expiresAt <= now) return undefined;
   if (!sameHex(row.tokenHash, sha256Hex(m[2]!))) return undefined;
   return { id: row.id, role: row.role, name: row.name };
 }

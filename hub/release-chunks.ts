@@ -1,4 +1,4 @@
-import { namedChunks } from '../shared/content/release-chunks.js';
+import { indexRefs, namedChunks } from '../shared/content/release-chunks.js';
 import { ChunkError, verifyCompressedChunk } from '../shared/content/chunk-store.js';
 import { decodeLayerIndex, LayerIndexError } from '../shared/content/layer-index.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
@@ -13,20 +13,17 @@ import type { HubChunkStore } from './store/hub-store.js';
 export async function contentChunkList(m: ReleaseManifest, chunks: HubChunkStore): Promise<string[] | undefined> {
   const out = new Set<string>();
   const seen = new Set<string>();
-  for (const img of Object.values(m.images)) {
-    for (const l of img.layers) {
-      if (!l.index || seen.has(l.index[0])) continue;
-      const [digest, raw] = l.index;
-      seen.add(digest);
-      if (!(await chunks.has(digest))) return undefined;
-      try {
-        const ix = decodeLayerIndex(verifyCompressedChunk(digest, await chunks.read(digest), raw));
-        for (const [d] of ix.chunks) out.add(d);
-      } catch (err) {
-        if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
-        await chunks.remove(digest);
-        return undefined;
-      }
+  for (const [digest, raw] of indexRefs(m)) {
+    if (seen.has(digest)) continue;
+    seen.add(digest);
+    if (!(await chunks.has(digest))) return undefined;
+    try {
+      const ix = decodeLayerIndex(verifyCompressedChunk(digest, await chunks.read(digest), raw));
+      for (const [d] of ix.chunks) out.add(d);
+    } catch (err) {
+      if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+      await chunks.remove(digest);
+      return undefined;
     }
   }
   return [...out];

@@ -26,7 +26,12 @@ await build({
   format: 'cjs',
   outfile: process.argv[2],
   logLevel: 'warning',
-  define: { TENDER_BUNDLED_UNITS: JSON.stringify(units) },
+  define: {
+    TENDER_BUNDLED_UNITS: JSON.stringify(units),
+    // The version stamped into the executable (agent/version.ts); unset, the source's default stays. Always
+    // replaced, so the executable never reads its version from its environment.
+    'process.env.TENDER_BUILD_VERSION_STAMP': JSON.stringify(process.env.TENDER_BUILD_VERSION ?? ''),
+  },
   // unit-files.ts reads systemd/ through import.meta.url only when run from the sources, never in here.
   logOverride: { 'empty-import-meta': 'silent' },
   plugins: [

@@ -262,7 +262,12 @@ export async function runStep(step: Step, out: StepOutput): Promise<void> {
         listen: step.console.listen ?? DEFAULT_CONSOLE_LISTEN,
         passwordHash: hashPassword(password),
       };
-      const where = { configPath: PATHS.agentConfig, dataDir: PATHS.data, console: consoleCfg };
+      const where = {
+        configPath: PATHS.agentConfig,
+        dataDir: PATHS.data,
+        console: consoleCfg,
+        insecureHttp: step.enrol.insecureHttp,
+      };
       const config =
         step.enrol.mode === 'offline'
           ? enrolFromFile({ ...where, file: step.enrol.file })

@@ -26,6 +26,7 @@ function vesselRequest(ctx: CommandContext, notes: string[]): InstallRequest {
   const hub = stringOpt(ctx, 'hub');
   const console = { listen: stringOpt(ctx, 'console-listen'), password: stringOpt(ctx, 'console-password') };
   const start = ctx.values['no-start'] !== true;
+  const insecureHttp = ctx.values['insecure-http'] === true ? { insecureHttp: true } : {};
   if (file && (token || hub))
     throw new UsageError('pass either --file FILE or --hub URL --token T, not both (the file names its hub)');
   if (file) {
@@ -33,14 +34,14 @@ function vesselRequest(ctx: CommandContext, notes: string[]): InstallRequest {
     const f = readEnrolmentFile(file);
     if (Date.parse(f.expiresAt) < Date.now())
       notes.push(`the enrolment file expired at ${f.expiresAt} (by this clock): the hub will refuse it`);
-    return { kind: 'vessel', enrol: { mode: 'offline', file, vessel: f.vessel }, console, start };
+    return { kind: 'vessel', enrol: { mode: 'offline', file, vessel: f.vessel, ...insecureHttp }, console, start };
   }
   if (token || hub) {
     if (!token || !hub) throw new UsageError('online enrolment needs both --hub URL and --token T');
     if (!URL.canParse(hub)) throw new UsageError(`--hub must be a URL, got ${JSON.stringify(hub)}`);
     if (!parseEnrolmentToken(token))
       throw new UsageError('--token is malformed (expected tne_<secret>.<version>.<digest>, from tender vessel add)');
-    return { kind: 'vessel', enrol: { mode: 'online', hub, token }, console, start };
+    return { kind: 'vessel', enrol: { mode: 'online', hub, token, ...insecureHttp }, console, start };
   }
   return { kind: 'vessel', console, start };
 }
@@ -189,6 +190,10 @@ export const installCommand: Command = {
     },
     hub: { type: 'string', description: 'hub URL (online enrolment, with --token)' },
     token: { type: 'string', description: 'one-time enrolment token from `tender vessel add`' },
+    'insecure-http': {
+      type: 'boolean',
+      description: 'accept a plain http:// hub (everything on the link in clear); only for a hub without TLS',
+    },
     'console-listen': { type: 'string', description: 'HOST:PORT of the crew console', default: '127.0.0.1:8421' },
     'console-password': { type: 'string', description: 'crew console password (default: generated, shown once)' },
     'hub-server': { type: 'boolean', description: 'install the shore hub (tender-hub.service) instead' },

@@ -62,8 +62,9 @@ export interface HostFacts {
   hubDatabase: boolean;
 }
 
-export type Enrolment =
-  { mode: 'offline'; file: string; vessel: string } | { mode: 'online'; hub: string; token: string };
+export type Enrolment = (
+  { mode: 'offline'; file: string; vessel: string } | { mode: 'online'; hub: string; token: string }
+) & { insecureHttp?: boolean };
 
 export interface ConsoleChoice {
   listen?: string;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { positional, requiredOpt, table, type Command, type CommandContext } from '../shared/cli.js';
 import { TenderError } from '../shared/errors.js';
-import { HUB_OPTIONS, opsCall, resolveHubTarget } from '../shared/ops-client.js';
+import { HUB_OPTIONS, opsCall, opsFetch, resolveHubTarget } from '../shared/ops-client.js';
 import { paths, ROUTES } from '../shared/protocol/routes.js';
 import {
   SEALED_DOWNLOAD_MAGIC,
@@ -74,7 +74,7 @@ export async function downloadBackup(
   );
   if (!listed)
     throw new BackupShoreError(`no backup ${id} of ${vessel} ashore (see: tender backup list --vessel ${vessel})`);
-  const res = await fetch(`${target.hub}${paths.backupContent(vessel, id)}`, {
+  const res = await opsFetch(target)(`${target.hub}${paths.backupContent(vessel, id)}`, {
     headers: target.token ? { authorization: `Bearer ${target.token}` } : {},
   }).catch((err: Error) => {
     throw new BackupShoreError(`cannot reach the hub at ${target.hub}: ${err.message}`);

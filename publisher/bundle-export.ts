@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { positional, requiredOpt, stringOpt, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { fsyncDir } from '../shared/fs-atomic.js';
-import { HUB_OPTIONS, HubRequestError, resolveHubTarget } from '../shared/ops-client.js';
+import { HUB_OPTIONS, HubRequestError, opsFetch, resolveHubTarget } from '../shared/ops-client.js';
 import { BundleDecoder } from '../shared/protocol/bundle.js';
 import { MEDIA } from '../shared/protocol/http.js';
 import { releaseRefSchema } from '../shared/protocol/names.js';
@@ -37,7 +37,7 @@ export const bundleExport: Command = {
     let timer = setTimeout(() => stall.abort(), BUNDLE_STALL_MS);
     let res: Response;
     try {
-      res = await fetch(`${target.hub}${paths.bundle(ref, { for: forText?.slice(7) })}`, {
+      res = await opsFetch(target)(`${target.hub}${paths.bundle(ref, { for: forText?.slice(7) })}`, {
         headers: { accept: MEDIA.bundle, ...(target.token ? { authorization: `Bearer ${target.token}` } : {}) },
         signal: stall.signal,
       });

@@ -33,6 +33,7 @@ const SIGN_OPTIONS = {
 function signPolicy(
   ctx: Parameters<Command['run']>[0],
   targets: string[] = [],
+  retired = false,
 ): { policy: PolicyDocument; bytes: Buffer } {
   const file = positional(ctx, 0, 'FILE');
   let text: string;
@@ -46,7 +47,8 @@ function signPolicy(
   const sequence = intOpt(ctx, 'sequence', Math.floor(Date.now() / 1000), 1, 2 ** 40);
   const parsed = parsePolicyFile(text, file, { sequence });
   // --target names who it is for; signed into the policy, so neither the hub nor a vessel can widen it.
-  const policy = targets.length ? checkPolicyDocument({ ...parsed, targets }, '--target') : parsed;
+  const targeted = targets.length ? checkPolicyDocument({ ...parsed, targets }, '--target') : parsed;
+  const policy = retired ? checkPolicyDocument({ ...targeted, retired: true }, file) : targeted;
   return { policy, bytes: envelopeBytes(signEnvelope('policy', policy, [key])) };
 }
 
@@ -111,6 +113,37 @@ remove it. --out also writes the signed file (for \`tender policy install\` on a
     (r.out ? `; signed file also written to ${r.out}` : ''),
 };
 
+export const policyRetire: Command = {
+  path: ['policy', 'retire'],
+  args: 'FILE',
+  summary: 'retire a backup policy fleet-wide: a signed retirement that every vessel holding it obeys',
+  details: `FILE is the policy as published (its name and targets are what matter). The retirement is signed here
+with a newer --sequence and published to the hub, which delivers it to the same targets: a vessel holding the
+policy removes it (its backups on board stay, \`tender backup list\` still shows them) and never installs that
+policy again at or below this sequence, so an older signed copy replayed later is refused. Publish the policy
+again with a higher --sequence to bring it back.`,
+  options: {
+    ...SIGN_OPTIONS,
+    target: { type: 'string' as const, multiple: true, description: 'all, group:G or vessel:NAME' },
+    out: { type: 'string' as const, description: 'also write the signed retirement here' },
+    ...HUB_OPTIONS,
+  },
+  async run(ctx) {
+    const target = resolveHubTarget(ctx);
+    const { policy, bytes } = signPolicy(ctx, listOpt(ctx, 'target'), true);
+    const out = stringOpt(ctx, 'out');
+    if (out) writeFileAtomic(out, bytes, 0o644);
+    const r = await opsCall(target, ROUTES.publishPolicy, paths.policies(), undefined, {
+      raw: bytes,
+      contentType: MEDIA.envelope,
+    });
+    return { name: policy.name, sequence: policy.sequence, targets: r.targets, created: r.created, hub: target.hub };
+  },
+  human: (r: { name: string; sequence: number; targets: string[]; created: boolean; hub: string }) =>
+    `${r.created ? 'retired' : 'already retired:'} policy ${r.name} at #${r.sequence} for ${r.targets.join(', ')} ` +
+    `on ${r.hub}; vessels remove it at their next contact`,
+};
+
 export const policyKeygen: Command = {
   path: ['policy', 'keygen'],
   summary: 'make the shore key pair backups are sealed to (X25519); the private key stays ashore',
@@ -159,4 +192,4 @@ sealed \`tender backup download\` from the hub (opened to the dump itself, each 
   human: (r: { file: string; out: string }) => `opened ${r.file} into ${r.out}`,
 };
 
-export const POLICY_COMMANDS = [policySign, policyPublish, policyKeygen, backupOpen, backupDownload];
+export const POLICY_COMMANDS = [policySign, policyPublish, policyRetire, policyKeygen, backupOpen, backupDownload];

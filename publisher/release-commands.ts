@@ -1,4 +1,4 @@
-import { stringOpt, positional, requiredOpt, table, type Command } from '../shared/cli.js';
+import { stringOpt, requiredOpt, table, type Command } from '../shared/cli.js';
 import { UsageError } from '../shared/errors.js';
 import { envelopeBytes, signEnvelope } from '../shared/trust/envelope.js';
 import { loadPrivateKey } from '../shared/trust/keys.js';
@@ -10,6 +10,7 @@ import { paths, ROUTES } from '../shared/protocol/routes.js';
 import { buildManifest, defaultVersion } from './publish.js';
 import { createChunkStore } from '../shared/content/chunk-store.js';
 import { uploadMissingChunks } from './chunk-upload.js';
+import { formatBytes, progressTo, transferLine } from '../shared/progress.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,35 +40,45 @@ export const releasePublish: Command = {
     const cache = createChunkStore(
       stringOpt(ctx, 'cache') ?? join(ctx.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'tender', 'chunks'),
     );
-    const tty = ctx.stderr.isTTY;
-    // Reading and chunking images takes minutes on a cold cache: a line that updates on a TTY, and a plain
-    // line every 64 MB in logs.
-    let lastLine = 0;
+    // Reading and chunking images takes minutes on a cold cache: on a TTY one line that updates, with the
+    // total (the engine's image size, which the saved tar about matches), rate and time left; in logs a
+    // plain line every few seconds.
+    const progress = progressTo(ctx.stderr);
+    const sizes = new Map<string, number>();
+    const started = new Map<string, number>();
     const draft = await buildManifest(composeFile, {
       version,
       sequence: 1,
       docker,
       chunkCache: cache,
       progress: (ref, n) => {
-        if (tty) ctx.stderr.write(`\rreading ${ref}: ${(n / 1e6).toFixed(0)} MB`);
-        else if (n - lastLine >= 64 * 2 ** 20) {
-          lastLine = n;
-          ctx.stderr.write(`reading ${ref}: ${(n / 1e6).toFixed(0)} MB\n`);
+        if (!started.has(ref)) {
+          started.set(ref, Date.now());
+          void docker
+            .imageInspect(ref)
+            .then((i) => i && sizes.set(ref, i.size))
+            .catch(() => undefined);
         }
+        const total = sizes.get(ref);
+        progress.update(
+          total
+            ? transferLine(`reading ${ref}`, n, Math.max(n, total), started.get(ref)!)
+            : `reading ${ref}: ${formatBytes(n)}`,
+        );
       },
     });
-    if (tty) ctx.stderr.write('\n');
+    progress.end();
     const seqText = stringOpt(ctx, 'sequence');
     if (seqText !== undefined && !/^\d{1,15}$/.test(seqText)) throw new UsageError('--sequence must be a whole number');
     const sequence = seqText
       ? Number(seqText)
       : (await opsCall(target, ROUTES.nextSequence, paths.nextSequence(draft.app))).sequence;
     const manifest = { ...draft, sequence };
-    const upload = await uploadMissingChunks(target, manifest, cache, (done, total) => {
-      const line = `uploading chunks: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
-      ctx.stderr.write(tty ? `\r${line}` : `${line}\n`);
-    });
-    if (tty && upload.missing > 0) ctx.stderr.write('\n');
+    const uploadStart = Date.now();
+    const upload = await uploadMissingChunks(target, manifest, cache, (done, total) =>
+      progress.update(transferLine('uploading chunks', done, total, uploadStart)),
+    );
+    progress.end();
     const bytes = envelopeBytes(signEnvelope('release', manifest, [key]));
     const out = stringOpt(ctx, 'out');
     if (out) writeFileAtomic(out, bytes, 0o644);
@@ -94,7 +105,9 @@ export const releasePublish: Command = {
     chunksUploaded: number;
     uploadedBytes: number;
   }) =>
-    `${r.created ? 'published' : 'already published'} ${r.app}@${r.version} (#${r.sequence}): ${r.services.join(', ')}; ${r.chunksUploaded} of ${r.chunks} chunks uploaded (${(r.uploadedBytes / 1e6).toFixed(2)} MB)`,
+    `${r.created ? 'published' : 'already published'} ${r.app}@${r.version} (#${r.sequence}): ` +
+    `${r.services.join(', ')}; ${r.chunksUploaded} of ${r.chunks} chunks uploaded ` +
+    `(${(r.uploadedBytes / 1e6).toFixed(2)} MB)`,
 };
 
 export const releaseList: Command = {
@@ -105,65 +118,27 @@ export const releaseList: Command = {
     return opsCall(resolveHubTarget(ctx), ROUTES.listReleases, paths.releases());
   },
   human: (r: {
-    releases: { app: string; version: string; sequence: number; createdAt: number; publishedBy: string }[];
+    releases: {
+      app: string;
+      version: string;
+      sequence: number;
+      createdAt: number;
+      publishedBy: string;
+      hostAccess?: string[];
+    }[];
   }) =>
     table(
-      ['APP', 'VERSION', 'SEQ', 'PUBLISHED', 'BY'],
+      ['APP', 'VERSION', 'SEQ', 'PUBLISHED', 'BY', 'HOST ACCESS'],
       r.releases.map((x) => [
         x.app,
         x.version,
         String(x.sequence),
         new Date(x.createdAt).toISOString().slice(0, 16),
         x.publishedBy,
+        // What the release may touch on the host; "?" when the hub could not read it again.
+        x.hostAccess === undefined ? '?' : x.hostAccess.join('; ') || 'none',
       ]),
     ),
 };
 
-export const rolloutStart: Command = {
-  path: ['rollout', 'start'],
-  args: 'RELEASE',
-  summary: 'make RELEASE (VERSION or APP@VERSION) the desired release for all vessels, a group or one vessel',
-  options: {
-    ...HUB_OPTIONS,
-    target: { type: 'string', description: 'all, group:NAME or vessel:NAME' },
-    waves: { type: 'string', description: 'percentages per wave, e.g. 5,25,100 (not yet implemented)' },
-    'max-failures': { type: 'string', description: 'halt past this failure share, e.g. 10% (not yet implemented)' },
-  },
-  async run(ctx) {
-    const release = positional(ctx, 0, 'RELEASE');
-    if (stringOpt(ctx, 'waves') !== undefined || stringOpt(ctx, 'max-failures') !== undefined) {
-      throw new UsageError('--waves and --max-failures are not implemented yet; start the rollout without them');
-    }
-    return opsCall(resolveHubTarget(ctx), ROUTES.startRollout, paths.rollouts(), {
-      release,
-      target: requiredOpt(ctx, 'target'),
-    });
-  },
-  human: (r: { id: number; release: { app: string; version: string }; vessels: string[] }) =>
-    `rollout ${r.id}: ${r.release.app}@${r.release.version} targeted at ${r.vessels.length} vessel(s): ${r.vessels.join(', ')}`,
-};
-
-export const rolloutList: Command = {
-  path: ['rollout', 'list'],
-  summary: 'rollouts, newest first',
-  options: HUB_OPTIONS,
-  async run(ctx) {
-    return opsCall(resolveHubTarget(ctx), ROUTES.listRollouts, paths.rollouts());
-  },
-  human: (r: {
-    rollouts: { id: number; releaseId: number; target: string; state: string; vessels: number; createdAt: number }[];
-  }) =>
-    table(
-      ['ID', 'RELEASE', 'TARGET', 'STATE', 'VESSELS', 'STARTED'],
-      r.rollouts.map((x) => [
-        String(x.id),
-        String(x.releaseId),
-        x.target,
-        x.state,
-        String(x.vessels),
-        new Date(x.createdAt).toISOString().slice(0, 16),
-      ]),
-    ),
-};
-
-export const RELEASE_COMMANDS = [releasePublish, releaseList, rolloutStart, rolloutList];
+export const RELEASE_COMMANDS = [releasePublish, releaseList];

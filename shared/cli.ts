@@ -186,7 +186,8 @@ export class Cli {
   }
 
   overview(): string {
-    return `${this.name} ${this.version}: ship-to-shore releases and telemetry for vessel fleets\n\nUsage:\n${this.list(this.commands)}\nEvery command takes --help and --json.\n`;
+    const title = `${this.name} ${this.version}: ship-to-shore releases and telemetry for vessel fleets`;
+    return `${title}\n\nUsage:\n${this.list(this.commands)}\nEvery command takes --help and --json.\n`;
   }
 
   help(c: Command): string {
@@ -198,7 +199,8 @@ export class Cli {
         `  ${names[i]!.padEnd(width)}  ` +
         `${o.description}${o.default ? ` (default: ${o.default})` : ''}${o.multiple ? ' (repeatable)' : ''}`,
     );
-    return `Usage: ${this.name} ${usageOf(c)}\n\n${c.summary}\n\nOptions:\n${lines.join('\n')}\n${c.details ? `\n${c.details.trim()}\n` : ''}`;
+    const details = c.details ? `\n${c.details.trim()}\n` : '';
+    return `Usage: ${this.name} ${usageOf(c)}\n\n${c.summary}\n\nOptions:\n${lines.join('\n')}\n${details}`;
   }
 }
 

@@ -7,7 +7,11 @@ import { describeZodError } from './validation.js';
 export class ConfigError extends TenderError {}
 
 /** Read and validate a JSON config file; every error names the file and the field. */
-export function loadJsonConfig<S extends z.ZodType>(path: string, schema: S): z.infer<S> {
+export function loadJsonConfig<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  missingHint = 'enrol first: tender agent enroll',
+): z.infer<S> {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -15,7 +19,7 @@ export function loadJsonConfig<S extends z.ZodType>(path: string, schema: S): z.
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(
       `cannot read config ${path}: ` +
-        `${code === 'ENOENT' ? 'no such file (enrol first: tender agent enroll)' : (code ?? (err as Error).message)}`,
+        `${code === 'ENOENT' ? `no such file (${missingHint})` : (code ?? (err as Error).message)}`,
     );
   }
   let json: unknown;

@@ -429,15 +429,21 @@ export function createDockerEngine(socketPath = process.env.DOCKER_SOCKET ?? '/v
           /* gone already, or not ours to signal (the agent is not root): its pipe is closed either way */
         }
       };
-      const onAbort = () => void kill();
+      // Both listeners come off the caller's signal when the exec ends: a signal that lives as long as the
+      // agent would otherwise keep every exec's streams (and a listener each) for months.
+      let ended = () => {};
+      const onAbort = () => {
+        void kill();
+        ended();
+      };
       if (opts.signal?.aborted) void kill();
       else opts.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         await new Promise<void>((resolve, reject) => {
+          ended = resolve;
           stream.on('error', (e) => (opts.signal?.aborted ? resolve() : reject(e)));
           // A socket may close without an end; what was received is still written out first.
           stream.on('close', () => (opts.signal?.aborted ? resolve() : demux.writableEnded || demux.end()));
-          opts.signal?.addEventListener('abort', () => resolve(), { once: true });
           demux.on('error', reject);
           demux.on('finish', resolve);
           stream.pipe(demux);

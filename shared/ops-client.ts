@@ -8,10 +8,17 @@ import { describeZodError } from './validation.js';
 import { stringOpt, type CommandContext } from './cli.js';
 import { MEDIA } from './protocol/http.js';
 import type { RouteDef } from './protocol/routes.js';
+import { createHubFetch, type HubFetch } from './tls/hub-fetch.js';
+import { parseCertificates, readPemFile, toPem } from './tls/certs.js';
 
 export class HubRequestError extends TenderError {}
 
-const cliConfigSchema = z.strictObject({ hub: z.url().optional(), token: z.string().optional() });
+const cliConfigSchema = z.strictObject({
+  hub: z.url().optional(),
+  token: z.string().optional(),
+  /** A PEM file of CAs to verify an https:// hub with instead of the system store. */
+  ca: z.string().optional(),
+});
 
 // Control requests are small; a hub that has not answered in this time is down or the link is.
 const OPS_REQUEST_TIMEOUT_MS = 30_000;
@@ -19,7 +26,21 @@ const OPS_REQUEST_TIMEOUT_MS = 30_000;
 export interface HubTarget {
   hub: string;
   token?: string;
+  /** PEM certificates trusted for the hub instead of the system store (--ca FILE). */
+  ca?: string[];
 }
+
+/** The fetch ops commands reach the hub with: https:// verified (system store, or --ca), TLS 1.3. */
+export function opsFetch(target: HubTarget): HubFetch {
+  let f = fetchers.get(target);
+  if (!f) {
+    // http:// stays possible for a hub on the same machine or an office LAN: the operator typed it.
+    f = createHubFetch({ ca: target.ca, allowHttp: true });
+    fetchers.set(target, f);
+  }
+  return f;
+}
+const fetchers = new WeakMap<HubTarget, HubFetch>();
 
 export function cliConfigPath(env: NodeJS.ProcessEnv): string {
   return env.TENDER_CONFIG ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'tender', 'cli.json');
@@ -37,12 +58,25 @@ export function resolveHubTarget(ctx: CommandContext): HubTarget {
   const hub = stringOpt(ctx, 'hub') ?? ctx.env.TENDER_HUB ?? file.hub;
   const token = stringOpt(ctx, 'token') ?? ctx.env.TENDER_TOKEN ?? file.token;
   if (!hub) throw new UsageError(`no hub: pass --hub URL, set TENDER_HUB, or write ${path}`);
-  return { hub: hub.replace(/\/+$/, ''), token };
+  const caFile = stringOpt(ctx, 'ca') ?? ctx.env.TENDER_CA ?? file.ca;
+  let ca: string[] | undefined;
+  if (caFile) {
+    try {
+      ca = parseCertificates(readPemFile(caFile, '--ca'), `--ca ${caFile}`).map(toPem);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return { hub: hub.replace(/\/+$/, ''), token, ...(ca ? { ca } : {}) };
 }
 
 export const HUB_OPTIONS = {
   hub: { type: 'string' as const, description: 'hub URL (else TENDER_HUB, else the CLI config file)' },
   token: { type: 'string' as const, description: 'ops token (else TENDER_TOKEN, else the CLI config file)' },
+  ca: {
+    type: 'string' as const,
+    description: 'PEM CA file to verify an https:// hub with (else TENDER_CA, else the system store)',
+  },
 };
 
 export async function opsRequest<T = unknown>(
@@ -59,7 +93,7 @@ export async function opsRequest<T = unknown>(
   if (payload) headers['content-type'] = init.contentType ?? MEDIA.json;
   let res: Response;
   try {
-    res = await fetch(`${target.hub}${path}`, {
+    res = await opsFetch(target)(`${target.hub}${path}`, {
       method,
       headers,
       body: payload ? new Uint8Array(payload) : undefined,

@@ -121,6 +121,19 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'retired policies',
+    sql: `
+      -- A policy retired by a signed retirement (tender policy retire): gone from board, and no sequence
+      -- at or below this one installs again (a replayed older policy cannot bring it back).
+      CREATE TABLE retired_policies (
+        name TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        retired_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 export interface Shipment {
@@ -136,7 +149,8 @@ export interface Shipment {
   finishedAt: number | null;
 }
 
-export type BackupKind = 'scheduled' | 'manual' | 'pre-restore';
+// imported: a dump brought back on board (tender backup import), not taken here.
+export type BackupKind = 'scheduled' | 'manual' | 'pre-restore' | 'imported';
 export type BackupState = 'running' | 'ok' | 'failed' | 'removed';
 
 export interface BackupRow {
@@ -233,6 +247,7 @@ export function createBackupDb(db: Db) {
     finishFailed: db.prepare("UPDATE backups SET state = 'failed', reason = ?, finished_at = ? WHERE id = ?"),
     setQuiesced: db.prepare('UPDATE backups SET quiesced = ? WHERE id = ?'),
     markRemoved: db.prepare("UPDATE backups SET state = 'removed' WHERE id = ?"),
+    forgetImport: db.prepare("DELETE FROM backups WHERE id = ? AND kind = 'imported'"),
     verified: db.prepare('UPDATE backups SET verified_at = ? WHERE id = ?'),
     lock: db.prepare('SELECT * FROM locks WHERE policy = ?'),
     takeLock: db.prepare(
@@ -264,6 +279,11 @@ export function createBackupDb(db: Db) {
     clearAlarm: db.prepare('DELETE FROM alarms WHERE policy = ?'),
     clearAlarmKind: db.prepare('DELETE FROM alarms WHERE policy = ? AND kind = ?'),
     removePolicy: db.prepare('DELETE FROM policies WHERE name = ?'),
+    retired: db.prepare('SELECT sequence FROM retired_policies WHERE name = ?'),
+    retire: db.prepare(
+      `INSERT INTO retired_policies (name, sequence, retired_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET sequence = excluded.sequence, retired_at = excluded.retired_at`,
+    ),
     sealSecret: db.prepare('SELECT secret FROM seal_secrets WHERE key_id = ?'),
     addSealSecret: db.prepare('INSERT OR IGNORE INTO seal_secrets (key_id, secret, created_at) VALUES (?, ?, ?)'),
     shipment: db.prepare('SELECT * FROM shipments WHERE backup_id = ?'),
@@ -279,7 +299,8 @@ export function createBackupDb(db: Db) {
     noteShipment: db.prepare('UPDATE shipments SET reason = ? WHERE backup_id = ?'),
     skipShipment: db.prepare(
       `INSERT INTO shipments (backup_id, policy, state, reason, finished_at) VALUES (?, ?, 'skipped', ?, ?)
-       ON CONFLICT(backup_id) DO UPDATE SET state = 'skipped', reason = excluded.reason, finished_at = excluded.finished_at`,
+       ON CONFLICT(backup_id) DO UPDATE
+       SET state = 'skipped', reason = excluded.reason, finished_at = excluded.finished_at`,
     ),
     dayBytes: db.prepare('SELECT bytes FROM ship_days WHERE policy = ? AND day = ?'),
     addDayBytes: db.prepare(
@@ -310,6 +331,19 @@ export function createBackupDb(db: Db) {
       db.transaction(() => {
         q.removePolicy.run(name);
         q.clearAlarm.run(name);
+      }).immediate();
+    },
+
+    /** The sequence a signed retirement of this policy carried, if it was retired on board. */
+    retiredSequence(name: string): number | undefined {
+      return (q.retired.get(name) as { sequence: number } | undefined)?.sequence;
+    },
+    /** Retire a policy: removed with its alarm, and its sequence remembered (its backups on board stay). */
+    retirePolicy(name: string, sequence: number, at: number): void {
+      db.transaction(() => {
+        q.removePolicy.run(name);
+        q.clearAlarm.run(name);
+        q.retire.run(name, sequence, at);
       }).immediate();
     },
 
@@ -346,6 +380,8 @@ export function createBackupDb(db: Db) {
     /** Good backups of a policy, newest first (pre-restore safety copies apart). */
     goodBackups: (policy: string) =>
       (q.ofPolicy.all(policy) as Record<string, unknown>[]).map((r) => fromRow<BackupRow>(r)!),
+    /** Good backups taken on board (not imported): what goes ashore, and what "last good" means. */
+    takenBackups: (policy: string) => api.goodBackups(policy).filter((b) => b.kind !== 'imported'),
     runningBackups: () => (q.running.all() as Record<string, unknown>[]).map((r) => fromRow<BackupRow>(r)!),
 
     /**
@@ -383,6 +419,10 @@ export function createBackupDb(db: Db) {
         );
         if (b.slot !== null) q.setSlot.run(b.slot, b.policy);
       }).immediate();
+    },
+    /** An import refused half-way leaves no record: nothing was brought on board. */
+    forgetImport(id: string): void {
+      q.forgetImport.run(id);
     },
     finishBackupOk(id: string, r: { bytes: number; rawBytes: number; sha256: string; at: number; file: string }): void {
       q.finishOk.run(r.bytes, r.rawBytes, r.sha256, r.at, r.file, id);

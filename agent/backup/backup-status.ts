@@ -14,7 +14,7 @@ export function readBackupStatus(dataDir: string): BackupStatus {
   try {
     return {
       policies: db.policies().map((p) => {
-        const g = db.goodBackups(p.name)[0];
+        const g = db.takenBackups(p.name)[0];
         return { name: p.name, lastGood: g ? { id: g.id, at: new Date(g.startedAt).toISOString() } : null };
       }),
       alarms: db.alarms().map((a) => ({ ...a, since: new Date(a.since).toISOString() })),
@@ -26,10 +26,13 @@ export function readBackupStatus(dataDir: string): BackupStatus {
 
 export function formatBackupStatus(b: BackupStatus): string[] {
   if (b.policies.length === 0) return [];
-  const lines = [
-    `backups    ${b.policies.map((p) => `${p.name}: last good ${p.lastGood ? p.lastGood.at.slice(0, 16).replace('T', ' ') : 'none'}`).join(', ')}`,
-  ];
-  for (const a of b.alarms)
-    lines.push(`ALARM      backup ${a.policy} ${a.kind} since ${a.since.slice(0, 16).replace('T', ' ')}: ${a.reason}`);
+  const good = b.policies.map((p) => `${p.name}: last good ${p.lastGood ? minute(p.lastGood.at) : 'none'}`);
+  const lines = [`backups    ${good.join(', ')}`];
+  for (const a of b.alarms) lines.push(`ALARM      backup ${a.policy} ${a.kind} since ${minute(a.since)}: ${a.reason}`);
   return lines;
+}
+
+/** An ISO time to the minute, as a person reads it: 2026-12-02 13:45. */
+function minute(iso: string): string {
+  return iso.slice(0, 16).replace('T', ' ');
 }

@@ -22,7 +22,14 @@ export interface ServiceNames {
   (app: string): { release: string; services: string[] } | undefined;
 }
 
-export type InstallResult = { policy: PolicyDocument; installed: boolean; removed?: boolean; note: string };
+export type InstallResult = {
+  policy: PolicyDocument;
+  installed: boolean;
+  removed?: boolean;
+  /** A signed retirement took the policy off board now (it was held). */
+  retired?: boolean;
+  note: string;
+};
 
 /**
  * Install a signed policy; refused (nothing changed) when it is unsigned, older, or not for this vessel.
@@ -40,6 +47,33 @@ export function installPolicy(
     p = verifyPolicyBytes(root, bytes);
   } catch (err) {
     throw new PolicyRefusedError(`policy refused: ${(err as Error).message}`);
+  }
+  const retiredAt = db.retiredSequence(p.name);
+  if (retiredAt !== undefined) {
+    if (p.retired && p.sequence === retiredAt)
+      return { policy: p, installed: false, note: `policy ${p.name} is retired (#${retiredAt})` };
+    if (p.sequence <= retiredAt)
+      throw new PolicyRefusedError(
+        `policy ${p.name} #${p.sequence} refused: it was retired on this vessel at #${retiredAt}`,
+      );
+  }
+  if (p.retired) {
+    const was = db.policy(p.name);
+    if (was && p.sequence <= was.sequence)
+      throw new PolicyRefusedError(
+        `retirement of policy ${p.name} #${p.sequence} refused: this vessel holds #${was.sequence}`,
+      );
+    // Remembered even when the policy was never held here: a replay of an older one stays refused.
+    db.retirePolicy(p.name, p.sequence, ctx.now);
+    return was
+      ? {
+          policy: p,
+          installed: false,
+          removed: true,
+          retired: true,
+          note: `policy ${p.name} retired (#${p.sequence}): removed (its backups on board stay)`,
+        }
+      : { policy: p, installed: false, note: `policy ${p.name} retired (#${p.sequence}); it was not installed here` };
   }
   if (policyTargets(p.targets, { name: ctx.vessel, groups: ctx.groups }) === false) {
     const was = db.policy(p.name);

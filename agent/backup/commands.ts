@@ -13,6 +13,7 @@ import type { BackupRow } from './backup-db.js';
 import { boardPolicy, installPolicy } from './board-policies.js';
 import { checkBackupFile } from './backup-file.js';
 import type { BackupDeps } from './context.js';
+import { importBackup } from './import-backup.js';
 import { recoverBackups, restoreBackup } from './restore.js';
 import { mb, runBackup } from './run-backup.js';
 import { openBackups } from './setup.js';
@@ -68,6 +69,7 @@ export const policyInstall: Command = {
       try {
         const r = installPolicy(d.db, d.root(), bytes, { vessel: d.vessel, services: d.services, now: d.now() });
         if (r.installed) d.event('policy.installed', { policy: r.policy.name, sequence: r.policy.sequence, by: actor });
+        if (r.retired) d.event('policy.retired', { policy: r.policy.name, sequence: r.policy.sequence, by: actor });
         return { name: r.policy.name, sequence: r.policy.sequence, installed: r.installed, note: r.note };
       } catch (err) {
         d.event('policy.refused', { file, reason: (err as Error).message });
@@ -100,7 +102,7 @@ export const policyList: Command = {
     return withBackups(ctx, async (d) => {
       const alarms = new Map(d.db.alarms().map((a) => [a.policy, a]));
       const policies = d.db.policies().map((row): PolicyView => {
-        const good = d.db.goodBackups(row.name)[0];
+        const good = d.db.takenBackups(row.name)[0];
         const base = {
           name: row.name,
           sequence: row.sequence,
@@ -204,7 +206,8 @@ export const backupList: Command = {
       (b) =>
         `${b.id.padEnd(40)} ${b.kind.padEnd(11)} ${b.state.padEnd(7)} ` +
         `${b.bytes === null ? '' : mb(b.bytes).padStart(10)}` +
-        `${b.sha256 ? `  sha256 ${b.sha256.slice(0, 12)}` : ''}${b.verifiedAt ? '  verified' : ''}${b.reason ? `  (${b.reason})` : ''}`,
+        `${b.sha256 ? `  sha256 ${b.sha256.slice(0, 12)}` : ''}` +
+        `${b.verifiedAt ? '  verified' : ''}${b.reason ? `  (${b.reason})` : ''}`,
     );
     const last = r.restores[0];
     if (last)
@@ -287,6 +290,30 @@ export const backupExport: Command = {
     `${r.out}${r.sealedTo ? ` sealed to shore key ${r.sealedTo}` : ' (not sealed: the policy names no shore key)'}`,
 };
 
+export const backupImport: Command = {
+  path: ['backup', 'import'],
+  args: 'FILE',
+  summary: 'bring a dump back on board (from `tender backup download` ashore) as a backup of POLICY, to restore',
+  details: `FILE is the dump as \`tender backup download\` (or \`tender backup open\`) wrote it ashore, plain or
+gzip/zstd-compressed. It must have the shape the policy's method restores (a pg_dump archive, an SQLite
+database, a tar) and, with --sha256, the checksum the download printed. It is kept as a board backup of
+kind "imported": \`tender backup verify\` and \`tender backup restore\` take its ID. No link needed.`,
+  options: {
+    ...CONFIG_OPTION,
+    policy: { type: 'string', description: 'the board policy whose service the dump restores into' },
+    sha256: { type: 'string', description: "the dump's sha256 as `tender backup download` printed it" },
+  },
+  async run(ctx) {
+    const file = positional(ctx, 0, 'FILE');
+    const policy = requiredOpt(ctx, 'policy');
+    const sha256 = stringOpt(ctx, 'sha256');
+    return withBackups(ctx, async (d, actor) => view(await importBackup(d, file, { policy, sha256, actor })));
+  },
+  human: (r: BackupView) =>
+    `imported ${r.id} for policy ${r.policy} (${mb(r.rawBytes ?? 0)} dump); restore it with ` +
+    `\`tender backup restore ${r.id}\``,
+};
+
 export const BACKUP_COMMANDS = [
   policyInstall,
   policyList,
@@ -295,4 +322,5 @@ export const BACKUP_COMMANDS = [
   backupVerify,
   backupRestore,
   backupExport,
+  backupImport,
 ];

@@ -31,7 +31,11 @@ export function createPolicySync(d: BackupDeps): (desired: DesiredState | undefi
           d.log.info({ policy: r.policy.name, sequence: r.policy.sequence }, 'backup policy installed from the hub');
           changed.push(r.policy.name);
         } else if (r.removed) {
-          d.event('policy.removed', { policy: r.policy.name, sequence: r.policy.sequence, by: 'hub' });
+          d.event(r.retired ? 'policy.retired' : 'policy.removed', {
+            policy: r.policy.name,
+            sequence: r.policy.sequence,
+            by: 'hub',
+          });
           d.log.info({ policy: r.policy.name, sequence: r.policy.sequence }, r.note);
           changed.push(r.policy.name);
         }

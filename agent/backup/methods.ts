@@ -166,7 +166,8 @@ function postgres(m: Extract<BackupMethod, { type: 'postgres' }>): MethodOps {
           },
         );
         const answer = (await checkOn(d, id)).trim();
-        return `restored into a scratch container of ${t.spec.imageRef}; check query answered ${JSON.stringify(answer.slice(0, 80))}`;
+        const answered = JSON.stringify(answer.slice(0, 80));
+        return `restored into a scratch container of ${t.spec.imageRef}; check query answered ${answered}`;
       });
     },
   };

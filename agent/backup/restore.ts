@@ -210,6 +210,12 @@ export async function recoverBackups(d: BackupDeps): Promise<void> {
     if (pidAlive(b.pid, b.pidStart)) continue;
     // A restore's safety copy is recovered with its restore (below).
     rmSync(b.file, { force: true });
+    if (b.kind === 'imported') {
+      // An import cut short brought nothing on board: no record, no alarm (the crew runs it again).
+      d.db.forgetImport(b.id);
+      d.log.warn({ policy: b.policy, id: b.id }, 'interrupted import cleaned up');
+      continue;
+    }
     if (b.quiesced) await bringBack(d, b);
     d.db.finishBackupFailed(b.id, 'interrupted (the process running it stopped)', d.now());
     d.db.giveBackSlot(b);

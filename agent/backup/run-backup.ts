@@ -45,7 +45,7 @@ function compactTime(ms: number): string {
     .replace(/\.\d{3}Z$/, 'Z');
 }
 
-function newId(d: BackupDeps, policy: string, at: number): string {
+export function newBackupId(d: BackupDeps, policy: string, at: number): string {
   const base = `${policy}-${compactTime(at)}`;
   let id = base;
   for (let i = 2; d.db.backup(id); i++) id = `${base}-${i}`;
@@ -100,7 +100,7 @@ export async function runBackup(d: BackupDeps, policyName: string, opts: RunOpti
       null,
       'backup.refused',
     );
-  const id = newId(d, policy.name, started);
+  const id = newBackupId(d, policy.name, started);
   const final = `${polDir}/${id}.dump${extensionOf(policy.compression)}`;
   const partial = `${final}.partial`;
   d.db.beginBackup({

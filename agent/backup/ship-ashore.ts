@@ -82,7 +82,7 @@ export async function shipTick(d: BackupDeps, o: ShipOptions): Promise<ShipOutco
       continue; // the schedule loop raises the alarm for a policy that no longer verifies
     }
     if (policy.ashore.ship === 'none') continue;
-    const good = d.db.goodBackups(policy.name);
+    const good = d.db.takenBackups(policy.name);
     const due = good.filter((b) => {
       const s = d.db.shipment(b.id)?.state;
       return s !== 'done' && s !== 'skipped';

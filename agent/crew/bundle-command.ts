@@ -8,10 +8,14 @@ import { DEFAULT_CONFIG_PATH } from '../config.js';
 import { loadTrustedRoot } from '../enrol.js';
 import { importBundle, type BundleImportResult } from '../release/bundle-import.js';
 import { withCarried } from '../release/carried.js';
+import { UpdateInProgressError } from '../release/journal.js';
 import type { Controller } from '../release/controller.js';
 import type { StateStore } from '../state-store.js';
 import type { AgentConfig } from '../config.js';
 import { withController } from './crew-commands.js';
+
+// How long an import waits for an update the running agent began (a gate, a drain) before answering.
+const AGENT_UPDATE_WAIT_MS = 120_000;
 
 export interface BundleApplied extends BundleImportResult {
   /** What became of it under the rules a release from the hub follows. */
@@ -45,10 +49,22 @@ export async function importAndApply(
     actor,
   );
   let reason: string | null = null;
-  try {
-    await c.reconcile(withCarried(store.get('desired'), store.get('carried') ?? [], config.vesselName));
-  } catch (err) {
-    reason = (err as Error).message;
+  // The running agent sees the carried release too and may begin its update first: the journal then
+  // refuses ours. Wait for that update to end (bounded), then reconcile again, so the answer is what became
+  // of the release, not "pending" while the agent is half-way through applying it.
+  const until = Date.now() + AGENT_UPDATE_WAIT_MS;
+  for (;;) {
+    try {
+      await c.reconcile(withCarried(store.get('desired'), store.get('carried') ?? [], config.vesselName));
+      break;
+    } catch (err) {
+      if (err instanceof UpdateInProgressError && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      reason = (err as Error).message;
+      break;
+    }
   }
   const live = c.releases.live();
   if (live?.version === result.version) return { ...result, outcome: 'live', reason: null };

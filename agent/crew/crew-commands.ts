@@ -7,7 +7,9 @@ import { createLogger } from '../../shared/log.js';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig, vesselPaths, type AgentConfig } from '../config.js';
 import { loadTrustedRoot } from '../enrol.js';
 import { openStateStore, type StateStore } from '../state-store.js';
-import { createController, type Controller } from '../release/controller.js';
+import { createController, type Controller, type RollbackResult } from '../release/controller.js';
+import { rollbackViaAgent } from './control-socket.js';
+import { progressTo } from '../../shared/progress.js';
 import { routerPaths, runRouter } from '../router/control.js';
 import { actAsDataOwner } from '../data-owner.js';
 
@@ -114,11 +116,15 @@ export const releasesCommand: Command = {
   },
   human: (v: ReleasesView) => {
     if (v.releases.length === 0) return 'no releases on board yet';
-    const lines = v.releases.map(
-      (r) =>
-        `${r.state === 'live' ? '*' : ' '} ${r.version.padEnd(20)} #${String(r.sequence).padEnd(5)} ${r.state.padEnd(7)} ${r.lastLiveAt ? `last live ${r.lastLiveAt.slice(0, 16).replace('T', ' ')}` : 'never live'}${r.failedReason ? `  (${r.failedReason})` : ''}`,
-    );
-    return `${lines.join('\n')}${v.held ? '\nheld by the crew: the shore target is not applied until `tender resume`' : ''}`;
+    const lines = v.releases.map((r) => {
+      const lastLive = r.lastLiveAt ? `last live ${r.lastLiveAt.slice(0, 16).replace('T', ' ')}` : 'never live';
+      return (
+        `${r.state === 'live' ? '*' : ' '} ${r.version.padEnd(20)} #${String(r.sequence).padEnd(5)} ` +
+        `${r.state.padEnd(7)} ${lastLive}${r.failedReason ? `  (${r.failedReason})` : ''}`
+      );
+    });
+    const held = '\nheld by the crew: the shore target is not applied until `tender resume`';
+    return `${lines.join('\n')}${v.held ? held : ''}`;
   },
 };
 
@@ -126,13 +132,27 @@ export const rollbackCommand: Command = {
   path: ['rollback'],
   args: '[RELEASE]',
   summary: 'put the previous (or the named) release kept on board back in service, now, with no link; holds it',
+  details:
+    'Accepted whatever the agent is doing: a drain or health gate under way is cut short (and said so), a ' +
+    'download goes on beside it. Each step is printed as it happens (on stderr); the command returns once the ' +
+    'release serves through the router, and the running agent finishes the tidy-up (drain, stop, prune).',
   options: CONFIG_OPTION,
   async run(ctx) {
     const target = ctx.positionals[0];
-    return withController(ctx, (c, _store, _config, actor) => c.rollback(target, actor));
+    const t0 = Date.now();
+    const progress = progressTo(ctx.stderr);
+    const say = (line: string) => progress.line(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s  ${line}`);
+    return withController(ctx, async (c, _store, config, actor) => {
+      // The running agent does it (it can cut its own drain or gate short); with no agent, this command.
+      const viaAgent = await rollbackViaAgent(config.dataDir, { target, actor }, say);
+      if (viaAgent) return { ...viaAgent, by: 'agent' };
+      return { ...(await c.rollback(target, actor, { progress: say, untilDone: true })), by: 'command' };
+    });
   },
-  human: (r: { from: string | null; to: string; tookMs: number }) =>
-    `rolled back from ${r.from ?? 'nothing'} to ${r.to} in ${(r.tookMs / 1000).toFixed(1)}s; holding ${r.to} until \`tender resume\` or a newer release from shore`,
+  human: (r: RollbackResult & { by: string }) =>
+    `${r.note ? `${r.note}; ` : ''}rolled back from ${r.from ?? 'nothing'} to ${r.to} (${r.app}): serving after ` +
+    `${(r.tookMs / 1000).toFixed(1)}s${r.cutShort ? ` (cut short: ${r.cutShort})` : ''}; holding ${r.to} until ` +
+    '`tender resume` or a newer release from shore',
 };
 
 export const resumeCommand: Command = {

@@ -1,3 +1,4 @@
+import { hostAccessLines } from '../../shared/protocol/release-spec.js';
 import type { Logger } from 'pino';
 import { TenderError, errorMessage } from '../../shared/errors.js';
 import { assertRootFresh, type TrustedRoot } from '../../shared/trust/root.js';
@@ -6,10 +7,19 @@ import type { DesiredState } from '../../shared/protocol/bodies.js';
 import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
 import type { FailureKind } from '../../shared/protocol/rollout-outcome.js';
 import { createBoardReleases, manifestDigest, releaseLabel, type BoardReleases } from './board-releases.js';
-import { createJournal, type Journal } from './journal.js';
-import { recoverInterrupted, renameLegacyContainers, swapTo, type SwapDeps } from './swap.js';
+import { createJournal, type Journal, UpdateInProgressError } from './journal.js';
+import {
+  recoverInterrupted,
+  renameLegacyContainers,
+  swapTo,
+  type StepEvent,
+  type SwapDeps,
+  type SwapOptions,
+} from './swap.js';
 import { containerName } from './runtime.js';
-import { probe } from './health-gate.js';
+import { PreemptedError, probe } from './health-gate.js';
+import { describeStep } from './plan.js';
+import type { UpdateKind } from './journal.js';
 import { DiskGuardError } from './transfer/disk-guard.js';
 import { TransferDeferred, type InstallSource } from './install-source.js';
 import type { ChunkStore } from '../../shared/content/chunk-store.js';
@@ -31,6 +41,88 @@ export class ControllerError extends TenderError {}
 const WATCH_TICK_MS = 2_000;
 // Probe failures in a row that count as "failing health" (one slow answer is not a failure).
 const WATCH_PROBE_FAILURES = 3;
+// A release that served before is probed this often at its gate: it is usually ready at once.
+const WARM_GATE_INTERVAL_MS = 100;
+
+/** What a crew rollback says while it works, and what it answers once the release serves. */
+export interface RollbackResult {
+  app: string;
+  from: string | null;
+  to: string;
+  /** From the request to the router serving `to`. */
+  tookMs: number;
+  /** The work it preempted, e.g. "the drain after the auto-rollback to 2.0.0". */
+  cutShort: string | null;
+  /** Set when nothing had to change (the release was already live when its turn came). */
+  note?: string;
+}
+
+export interface RollbackOptions {
+  /** Each step as it happens, as a line for a person. */
+  progress?: (line: string) => void;
+  /** Return after the tidy-up too (drain, stop, prune), not only once the release serves. */
+  untilDone?: boolean;
+}
+
+/**
+ * One swap at a time, with a lane for the crew: a crew rollback waiting for the lock goes before every
+ * queued shore update, so a queue of them cannot keep the crew waiting.
+ */
+function createSwapLock() {
+  let held = false;
+  const waiting: { crew: boolean; go: () => void }[] = [];
+  return async function run<T>(fn: () => Promise<T>, crew = false): Promise<T> {
+    if (held)
+      await new Promise<void>((go) => {
+        const at = crew ? waiting.findIndex((w) => !w.crew) : -1;
+        waiting.splice(at < 0 ? waiting.length : at, 0, { crew, go });
+      });
+    held = true;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next.go();
+      else held = false;
+    }
+  };
+}
+
+/** A step as the crew reads it. */
+function stepLine(e: StepEvent): string | undefined {
+  const s = e.step;
+  const took = e.ms !== undefined ? ` (${(e.ms / 1000).toFixed(1)}s)` : '';
+  const undo = e.phase === 'undo' ? 'undo: ' : '';
+  if (e.state === 'begin')
+    switch (s.kind) {
+      case 'start':
+        return `${undo}starting ${s.service}@${s.release}`;
+      case 'gate':
+        return `${undo}health gate of ${s.service}@${s.release}`;
+      case 'drain':
+        return `draining the old release for ${(s.ms / 1000).toFixed(1)}s`;
+      case 'stop':
+        return `${undo}stopping ${s.service}@${s.release}`;
+      default:
+        return undefined;
+    }
+  switch (s.kind) {
+    case 'start':
+      return `${undo}${s.service}@${s.release} running${took}`;
+    case 'gate':
+      return `${undo}${s.service}@${s.release} healthy${took}`;
+    case 'flip':
+      return `${undo}router switched to ${s.release || '(none)'}${took}`;
+    case 'stop':
+      return `${undo}${s.service}@${s.release} stopped${took}`;
+    case 'remove':
+      return `${undo}${s.service}@${s.release} removed${took}`;
+    case 'drain':
+      return `drained${took}`;
+    default:
+      return undefined;
+  }
+}
 
 export interface ControllerDeps {
   vessel: string;
@@ -77,12 +169,73 @@ export function createController(deps: ControllerDeps) {
     keepReleases: deps.keepReleases,
     log: deps.log,
   };
-  let queue: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const p = queue.then(fn, fn);
-    queue = p.catch(() => undefined);
-    return p;
-  };
+  const lock = createSwapLock();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => lock(fn);
+  /** The swap under way in this process, so a crew rollback can cut it short. */
+  let running:
+    | {
+        abort: AbortController;
+        app: string;
+        to: string;
+        kind: UpdateKind;
+        step: string | null;
+        flipped: boolean;
+        /** Who else watches this swap's steps (a crew rollback waiting for it to end). */
+        watchers: Set<(e: StepEvent) => void>;
+      }
+    | undefined;
+  /** The release the watch window is rolling back from: failing, never the crew's "previous". */
+  let rollingBackFrom: { app: string; version: string } | undefined;
+
+  async function swap(
+    app: string,
+    to: string,
+    kind: UpdateKind,
+    actor: string,
+    reason: string | null,
+    opts: SwapOptions = {},
+  ): Promise<void> {
+    const abort = new AbortController();
+    const mine = {
+      abort,
+      app,
+      to,
+      kind,
+      step: null as string | null,
+      flipped: false,
+      watchers: new Set<(e: StepEvent) => void>(),
+    };
+    running = mine;
+    try {
+      await swapTo(swapDeps, app, to, kind, actor, reason, {
+        ...opts,
+        signal: abort.signal,
+        onStep: (e) => {
+          mine.step = e.state === 'begin' ? e.step.kind : null;
+          if (e.step.kind === 'flip' && e.state === 'done' && e.phase === 'forward') mine.flipped = true;
+          deps.log.info({ update: e.update, step: describeStep(e.step), state: e.state, ms: e.ms }, 'update step');
+          opts.onStep?.(e);
+          for (const w of mine.watchers) w(e);
+        },
+      });
+    } finally {
+      if (running === mine) running = undefined;
+    }
+  }
+
+  /** Stop what a watch window kept warm, unless it serves again (a rollback went back to it). */
+  async function stopWarm(app: string, version: string | undefined): Promise<void> {
+    if (!version || releases.live(app)?.version === version || !releases.get(app, version)) return;
+    try {
+      const m = releases.manifest(app, version, deps.root());
+      for (const service of Object.keys(m.services)) {
+        const info = await deps.docker.inspectContainer(containerName(app, service, version));
+        if (info?.running) await deps.docker.stopContainer(info.id, 10);
+      }
+    } catch (err) {
+      deps.log.warn({ release: `${app}@${version}`, reason: errorMessage(err) }, 'warm colour not stopped');
+    }
+  }
   const problems: { failures: Record<string, number> } = { failures: {} };
   const now = deps.now ?? (() => correctedNow(deps.store.get('hub.skewMs')));
   const store = deps.store;
@@ -125,7 +278,8 @@ export function createController(deps: ControllerDeps) {
       refuseOnce(
         t,
         'update.refused',
-        `release ${releaseLabel(t)} on board has manifest digest ${onBoard.digest.slice(0, 12)}, the target names ${t.digest.slice(0, 12)}`,
+        `release ${releaseLabel(t)} on board has manifest digest ${onBoard.digest.slice(0, 12)}, ` +
+          `the target names ${t.digest.slice(0, 12)}`,
       );
       return { act: 'none' };
     }
@@ -150,7 +304,8 @@ export function createController(deps: ControllerDeps) {
       refuseOnce(
         t,
         'update.refused',
-        `release ${releaseLabel(t)} (#${t.sequence}) is older than what this vessel has installed of ${t.app} (#${newest}); refused as a rollback attack`,
+        `release ${releaseLabel(t)} (#${t.sequence}) is older than what this vessel has installed of ` +
+          `${t.app} (#${newest}); refused as a rollback attack`,
       );
       return { act: 'none' };
     }
@@ -205,6 +360,12 @@ export function createController(deps: ControllerDeps) {
     const created = Date.parse(m.createdAt);
     if (created > floor) store.set('time.floor', Math.min(created, now()));
     releases.add(m, bytes);
+    // Shown and logged before it ever runs: what this release may touch on the host.
+    const access = hostAccessLines(m.services);
+    if (access.length > 0) {
+      store.event('release.host-access', { app: t.app, release: t.version, hostAccess: access });
+      deps.log.warn({ release: releaseLabel(t), hostAccess: access }, 'release declares host access');
+    }
     return m;
   }
 
@@ -262,16 +423,22 @@ export function createController(deps: ControllerDeps) {
       return;
     }
     const hold = heldFor(t.app);
+    const before = releases.live(t.app)?.version;
+    // After an update the old colour stays up through the watch window: a rollback then is a router flip.
+    const keepFrom = d.kind === 'update' && deps.watchMs > 0;
     try {
-      await swapTo(
-        swapDeps,
-        t.app,
-        t.version,
-        d.kind,
-        'shore',
-        d.kind === 'rollback' ? `directive #${d.counter}` : null,
-      );
+      await swap(t.app, t.version, d.kind, 'shore', d.kind === 'rollback' ? `directive #${d.counter}` : null, {
+        keepFrom,
+      });
     } catch (err) {
+      if (err instanceof PreemptedError) {
+        // The crew rolled back meanwhile: their hold decides now, nothing failed.
+        outcome(t, 'held', { reason: errorMessage(err) });
+        return;
+      }
+      // Another process (the running agent, or a crew command) is mid-update: nothing of this release
+      // failed, and marking it failed would keep it from ever being applied. The caller may try again.
+      if (err instanceof UpdateInProgressError) throw err;
       fail(t, 'gate-failed', errorMessage(err));
       throw err;
     }
@@ -285,10 +452,10 @@ export function createController(deps: ControllerDeps) {
       store.set('apply.now', rest);
     }
     setResult(t.version, 'live', null);
-    await afterUpdate(t);
+    await afterUpdate(t, keepFrom ? before : undefined);
   }
 
-  async function afterUpdate(t: Target): Promise<void> {
+  async function afterUpdate(t: Target, warm?: string): Promise<void> {
     const m = releases.manifest(t.app, t.version, deps.root());
     const restarts: Record<string, number> = {};
     for (const s of Object.keys(m.services))
@@ -300,6 +467,7 @@ export function createController(deps: ControllerDeps) {
         rolloutId: t.rolloutId,
         until: Date.now() + deps.watchMs,
         restarts,
+        ...(warm && { warm }),
       });
     else outcome(t, 'installed-healthy');
   }
@@ -323,6 +491,15 @@ export function createController(deps: ControllerDeps) {
     releases,
     journal,
 
+    /** What a kept release may touch on the host ("SERVICE: /PATH ro|rw"); undefined when it no longer verifies. */
+    hostAccess(app: string, version: string): string[] | undefined {
+      try {
+        return hostAccessLines(releases.manifest(app, version, deps.root()).services);
+      } catch {
+        return undefined;
+      }
+    },
+
     recover: () =>
       serial(async () => {
         await renameLegacyContainers(swapDeps).catch((err) =>
@@ -345,13 +522,24 @@ export function createController(deps: ControllerDeps) {
       if (first) throw first;
     },
 
-    /** Crew rollback to the previous (or a named) release kept on board; no link needed. Holds it. */
-    rollback: (target: string | undefined, actor: string) =>
-      serial(async () => {
-        await recoverInterrupted(swapDeps);
-        const which = crewApp(target);
-        const live = releases.live(which.app);
-        const to = which.version ? releases.get(which.app, which.version) : releases.previous(which.app);
+    /**
+     * Crew rollback to the previous (or a named) release kept on board; no link needed. Holds it. Accepted
+     * whatever the agent is doing: a drain (of any swap) or a gate of another release of the app is cut
+     * short, a download goes on beside it, queued shore updates wait behind it. Answers once the release
+     * serves through the router; the tidy-up (drain, stop, prune) goes on after that unless `untilDone`.
+     */
+    async rollback(target: string | undefined, actor: string, opts: RollbackOptions = {}): Promise<RollbackResult> {
+      const say = opts.progress ?? (() => {});
+      const t0 = Date.now();
+      const which = crewApp(target);
+      const pick = () => {
+        const failing = rollingBackFrom?.app === which.app ? rollingBackFrom.version : undefined;
+        const to = which.version
+          ? releases.get(which.app, which.version)
+          : releases
+              .list(which.app)
+              .filter((x) => x.state === 'kept' && x.lastLiveAt !== null && x.version !== failing)
+              .sort((a, b) => b.lastLiveAt! - a.lastLiveAt!)[0];
         if (!to)
           throw new ControllerError(
             target
@@ -362,31 +550,103 @@ export function createController(deps: ControllerDeps) {
           throw new ControllerError(
             `release ${to.version} was never installed on this vessel; refusing to roll back to it`,
           );
-        if (live?.version === to.version) throw new ControllerError(`release ${to.version} is already live`);
-        const t0 = Date.now();
-        // The hold is set before the swap: an agent deciding meanwhile (another process) must not see the
-        // rollback done and no hold yet, and apply the newer target again. Put back if the swap fails.
-        const before = store.get('crew.hold');
-        const desiredSeq = targetsOf(store.get('desired')).find((t) => t.app === to.app)?.sequence ?? 0;
-        store.set('crew.hold', { sequence: Math.max(desiredSeq, releases.maxSequence(to.app)), app: to.app });
-        try {
-          await swapTo(swapDeps, to.app, to.version, 'rollback', actor, 'crew rollback');
-        } catch (err) {
-          store.set('crew.hold', before ?? null);
-          throw err;
-        }
-        store.set('watch', null);
-        store.event('rollback', {
-          app: to.app,
-          from: live?.version ?? null,
-          to: to.version,
-          by: actor,
-          at: new Date().toISOString(),
-          tookMs: Date.now() - t0,
+        return to;
+      };
+      const first = pick();
+      const app = first.app;
+      const fromAtStart = releases.live(app)?.version ?? null;
+      const r = running;
+      if (fromAtStart === first.version && !(r && r.app === app))
+        throw new ControllerError(`release ${first.version} is already live`);
+      // The hold is set before anything else: a shore update deciding meanwhile (here or in another
+      // process) must see it, and not apply the newer target again. Put back if the rollback fails.
+      const before = store.get('crew.hold');
+      const desiredSeq = targetsOf(store.get('desired')).find((x) => x.app === app)?.sequence ?? 0;
+      store.set('crew.hold', { sequence: Math.max(desiredSeq, releases.maxSequence(app)), app });
+      let cutShort: string | null = null;
+      if (r) {
+        const what =
+          {
+            drain: `the drain after the ${r.kind} to ${r.to}`,
+            gate: `the health gate of ${r.app}@${r.to} (${r.kind})`,
+            start: `the ${r.kind} to ${r.app}@${r.to} (starting its containers)`,
+            stop: `the tidy-up after the ${r.kind} to ${r.to} (stopping the old colour)`,
+          }[r.step ?? ''] ?? `the ${r.kind} to ${r.app}@${r.to}`;
+        // A swap already past its switch only has its drain and tidy-up left; one of this app going
+        // elsewhere is undone (what served before its switch still serves). One going where the crew
+        // goes, or of another app and not yet switched, is waited for.
+        if (r.flipped || (r.app === app && r.to !== first.version)) {
+          cutShort = what;
+          say(`rolling back now; cutting short ${what}`);
+          r.abort.abort(`crew rollback to ${app}@${first.version} by ${actor}`);
+        } else say(`waiting for ${what} to end`);
+        // What it does until it ends (an undo, a last step) is shown too.
+        r.watchers.add((e) => {
+          const line = stepLine(e);
+          if (line) say(line);
         });
-        setResult(to.version, 'rolled-back', `crew rollback by ${actor}`);
-        return { from: live?.version ?? null, to: to.version, tookMs: Date.now() - t0 };
-      }),
+      }
+      say(`rolling back ${app} from ${fromAtStart ?? 'nothing'} to ${first.version}`);
+      let served: RollbackResult | undefined;
+      let resolveServed!: (v: RollbackResult) => void;
+      const servedP = new Promise<RollbackResult>((res) => (resolveServed = res));
+      const serve = (from: string | null, to: string, note?: string) => {
+        served = { app, from, to, tookMs: Date.now() - t0, cutShort, ...(note && { note }) };
+        resolveServed(served);
+      };
+      const work = lock(async () => {
+        await recoverInterrupted(swapDeps);
+        const to = pick();
+        const live = releases.live(app)?.version ?? null;
+        if (live === to.version) {
+          store.set('watch', null);
+          setResult(to.version, 'rolled-back', `crew rollback by ${actor}`);
+          say(`${app}@${to.version} is live`);
+          return serve(fromAtStart, to.version, `${to.version} was already live when the rollback's turn came`);
+        }
+        const w = store.get('watch');
+        await swap(app, to.version, 'rollback', actor, 'crew rollback', {
+          gateIntervalMs: WARM_GATE_INTERVAL_MS,
+          onStep: (e) => {
+            const line = stepLine(e);
+            if (line) say(line);
+            if (e.step.kind !== 'commit' || e.state !== 'done') return;
+            // Committed: the router serves it and the vessel knows it. The crew has their answer.
+            store.set('watch', null);
+            store.event('rollback', {
+              app,
+              from: live,
+              to: to.version,
+              by: actor,
+              at: new Date().toISOString(),
+              tookMs: Date.now() - t0,
+              ...(cutShort && { cutShort }),
+            });
+            setResult(to.version, 'rolled-back', `crew rollback by ${actor}`);
+            serve(live, to.version);
+            say(`${app}@${to.version} serves through the router after ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+          },
+        });
+        // What the window kept warm and the rollback did not go back to was a stray of the swap: stopped.
+        if (w?.warm && w.warm !== to.version) await stopWarm(app, w.warm);
+      }, true);
+      const failed = (err: unknown) => {
+        if (served) {
+          deps.log.warn({ reason: errorMessage(err) }, 'crew rollback: tidy-up after the switch failed');
+          return;
+        }
+        store.set('crew.hold', before ?? null);
+        throw err;
+      };
+      if (opts.untilDone) {
+        await work.catch(failed);
+        return served!;
+      }
+      work.catch((err) => {
+        if (served) failed(err);
+      });
+      return Promise.race([servedP, work.then(() => servedP, failed)]) as Promise<RollbackResult>;
+    },
 
     resume(actor: string): { held: boolean } {
       const held = store.get('crew.hold') !== undefined;
@@ -428,10 +688,12 @@ export function createController(deps: ControllerDeps) {
         const t: Target = { app, version: w.version, sequence: 0, rolloutId: w.rolloutId ?? null };
         if (live?.version !== w.version) {
           store.set('watch', null);
+          await stopWarm(app, w.warm);
           return;
         }
         if (Date.now() > w.until) {
           store.set('watch', null);
+          await stopWarm(app, w.warm);
           outcome(t, 'installed-healthy');
           return;
         }
@@ -468,8 +730,18 @@ export function createController(deps: ControllerDeps) {
           outcome(t, 'failed', { failure: kind, reason });
           return;
         }
-        await swapTo(swapDeps, app, prev.version, 'auto-rollback', 'agent', reason);
+        // A crew rollback during this swap (its drain) must not pick the failing release as "previous".
+        rollingBackFrom = { app, version: w.version };
+        try {
+          await swap(app, prev.version, 'auto-rollback', 'agent', reason, { gateIntervalMs: WARM_GATE_INTERVAL_MS });
+        } catch (err) {
+          if (!(err instanceof PreemptedError)) throw err;
+          deps.log.info({ reason: errorMessage(err) }, 'automatic rollback cut short by the crew');
+        } finally {
+          rollingBackFrom = undefined;
+        }
         releases.markFailed(app, w.version, reason);
+        if (w.warm && w.warm !== prev.version) await stopWarm(app, w.warm);
         setResult(w.version, 'rolled-back', reason);
         outcome(t, 'failed', { failure: kind, reason });
         store.event('rollback', {

@@ -5,6 +5,9 @@ import type { GateSpec } from '../../shared/protocol/release-spec.js';
 
 export class HealthGateError extends TenderError {}
 
+/** A wait cut short on purpose (a crew rollback preempting an update), not a failure of what it waited for. */
+export class PreemptedError extends TenderError {}
+
 // Probe often enough that a healthy service passes within a second or two of being ready.
 const PROBE_INTERVAL_MS = 500;
 // One probe may take this long before it counts as a failure.
@@ -15,6 +18,21 @@ export interface GateTarget {
   release: string;
   gate: GateSpec;
   inspect(): Promise<ContainerInfo | undefined>;
+  /** Time between probes; default 500 ms (a release that served before is probed more often). */
+  intervalMs?: number;
+  /** Aborted: the wait ends at once with a PreemptedError carrying the abort's reason. */
+  signal?: AbortSignal;
+}
+
+/** Sleep `ms`, or less when the signal aborts (then a PreemptedError with its reason). */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = () => reject(new PreemptedError(String(signal?.reason ?? 'preempted')));
+    if (signal?.aborted) return fail();
+    const onAbort = () => (clearTimeout(t), fail());
+    const t = setTimeout(() => (signal?.removeEventListener('abort', onAbort), resolve()), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** One probe of the gate: undefined when healthy, else why not. */
@@ -74,6 +92,7 @@ export async function waitHealthy(t: GateTarget): Promise<void> {
   let ok = 0;
   let last = 'not probed yet';
   for (;;) {
+    if (t.signal?.aborted) throw new PreemptedError(String(t.signal.reason ?? 'preempted'));
     const info = await t.inspect();
     if (!info) throw new HealthGateError(`${t.service}@${t.release}: container is gone`);
     if (!info.running && info.status !== 'restarting') {
@@ -96,6 +115,6 @@ export async function waitHealthy(t: GateTarget): Promise<void> {
         `${t.service}@${t.release} failed to become healthy (${Math.round(timeoutOf(t.gate) / 1000)}s): ${last}`,
       );
     }
-    await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+    await abortableSleep(t.intervalMs ?? PROBE_INTERVAL_MS, t.signal);
   }
 }

@@ -80,7 +80,8 @@ export function createJournal(db: Db) {
     }
   >("SELECT * FROM updates WHERE state = 'running' ORDER BY id LIMIT 1");
   const insertUpdate = db.prepare(
-    "INSERT INTO updates (kind, app, from_release, to_release, state, actor, pid, pid_start, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+    `INSERT INTO updates (kind, app, from_release, to_release, state, actor, pid, pid_start, started_at)
+     VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
   );
   const insertStep = db.prepare(
     "INSERT INTO update_steps (update_id, idx, phase, step, state) VALUES (?, ?, ?, ?, 'pending')",

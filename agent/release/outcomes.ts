@@ -52,6 +52,8 @@ export function reportOutcome(
       outcome,
       ...(detail.failure && { failure: detail.failure }),
       ...(detail.until && { until: detail.until }),
+      ...(detail.reason && { reason: detail.reason.slice(0, 512) }),
+      ...(detail.progress && { progress: detail.progress }),
     },
   });
   return true;

@@ -27,7 +27,22 @@ export function otherColour(c: Colour | undefined): Colour {
   return c === 'blue' ? 'green' : 'blue';
 }
 
-export function planSwap(from: ReleaseView | null, to: ReleaseView, liveColours: Record<string, Colour>): Step[] {
+export interface PlanOptions {
+  /**
+   * Leave the old release's blue-green services running after the flip (warm through the new release's
+   * watch window, so a rollback then is a router flip); they are stopped when the window ends.
+   */
+  keepFrom?: boolean;
+  /** Other containers of the app still running (a warm colour, an update cut short): stopped after the flip. */
+  strays?: { service: string; release: string }[];
+}
+
+export function planSwap(
+  from: ReleaseView | null,
+  to: ReleaseView,
+  liveColours: Record<string, Colour>,
+  opts: PlanOptions = {},
+): Step[] {
   const steps: Step[] = [];
   const stopped = new Set<string>();
   for (const name of startOrder(to.services)) {
@@ -52,9 +67,11 @@ export function planSwap(from: ReleaseView | null, to: ReleaseView, liveColours:
     );
     if (drain > 0) steps.push({ kind: 'drain', ms: drain });
     for (const name of startOrder(from.services).reverse()) {
-      if (!stopped.has(name)) steps.push({ kind: 'stop', service: name, release: from.version });
+      if (stopped.has(name) || (opts.keepFrom && from.services[name]!.strategy === 'blue-green')) continue;
+      steps.push({ kind: 'stop', service: name, release: from.version });
     }
   }
+  for (const s of opts.strays ?? []) steps.push({ kind: 'stop', service: s.service, release: s.release });
   steps.push({ kind: 'prune' });
   return steps;
 }

@@ -5,7 +5,7 @@ import type { TrustedRoot } from '../../shared/trust/root.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { planSwap, planUndo, describeStep, type Colour, type ReleaseView, type Step } from './plan.js';
 import { containerName, containerSpec, LABELS, legacyContainerName, volumeName } from './runtime.js';
-import { waitHealthy } from './health-gate.js';
+import { abortableSleep, PreemptedError, waitHealthy } from './health-gate.js';
 import { pidAlive, type Journal, type JournalStep, type UpdateKind } from './journal.js';
 import { releaseLabel, type BoardReleases } from './board-releases.js';
 import type { StateStore } from '../state-store.js';
@@ -34,6 +34,30 @@ export interface SwapDeps {
   log: Logger;
 }
 
+/** One step of a swap as it happens, for the crew watching it (CLI, console) and the log. */
+export interface StepEvent {
+  update: number;
+  step: Step;
+  state: 'begin' | 'done';
+  phase: 'forward' | 'undo';
+  /** How long the step took (done only). */
+  ms?: number;
+}
+
+export interface SwapOptions {
+  /**
+   * Aborted (a crew rollback preempting this swap): a wait in a gate or a drain ends at once. Before the
+   * flip the swap is undone (the old release never stopped serving); after it the swap ends done, the
+   * drain cut short and what it would have stopped left to the next swap (its strays).
+   */
+  signal?: AbortSignal;
+  onStep?: (e: StepEvent) => void;
+  /** Probe interval of the health gates: short for a release that served before. */
+  gateIntervalMs?: number;
+  /** Leave the old colour running after the flip (warm through the watch window). */
+  keepFrom?: boolean;
+}
+
 function view(m: ReleaseManifest): ReleaseView {
   return { app: m.app, version: m.version, services: m.services };
 }
@@ -50,6 +74,7 @@ export async function swapTo(
   kind: UpdateKind,
   actor: string,
   reason: string | null = null,
+  opts: SwapOptions = {},
 ): Promise<void> {
   await recoverInterrupted(deps);
   const root = deps.root();
@@ -60,26 +85,37 @@ export async function swapTo(
   // Before anything stops: every container name the target needs is free or its own (ATTACKS.md 37).
   await assertNamesFree(deps, target);
   const colours = from ? await liveColours(deps, from) : {};
-  const forward = planSwap(from && view(from), view(target), colours);
+  const strays = await strayContainers(deps, app, [to, from?.version ?? '']);
+  const forward = planSwap(from && view(from), view(target), colours, { keepFrom: opts.keepFrom, strays });
   const id = deps.journal.begin(kind, app, from?.version ?? null, to, actor, forward);
   deps.log.info(
     { update: id, kind, app, from: from?.version ?? null, to, steps: forward.map(describeStep) },
     'update started',
   );
   deps.store.event(`${kind}.started`, { app, from: from?.version ?? null, to, actor, reason });
-  const ctx = { deps, from, to: target, id };
+  const ctx: Ctx = { deps, from, to: target, id, opts };
   const steps = deps.journal.steps(id);
   try {
     await runSteps(ctx, steps);
   } catch (err) {
     const why = errorMessage(err);
+    const preempted = err instanceof PreemptedError;
     if (steps.some((s) => s.step.kind === 'flip' && s.done)) {
+      if (preempted) {
+        // The new release serves: only the drain and the tidy-up are cut, the next swap stops the rest.
+        deps.log.info({ update: id, reason: why }, 'update cut short after its switch');
+        deps.journal.finish(id, 'done', `cut short: ${why}`);
+        deps.store.event(`${kind}.done`, { app, from: from?.version ?? null, to, actor, reason: `cut short: ${why}` });
+        return;
+      }
       // The new release serves; a failure while tidying up is worth a warning, not an undo.
       deps.log.warn({ update: id, reason: why }, 'update finished with a tidy-up failure');
       deps.journal.finish(id, 'done', `tidy-up: ${why}`);
       return;
     }
-    await undo(ctx, why);
+    // The undo itself is never cut short: it puts back the release that served.
+    await undo({ ...ctx, opts: { onStep: opts.onStep } }, why, preempted);
+    if (preempted) throw new PreemptedError(`${kind} to ${to} was cut short and undone: ${why}`);
     throw new SwapError(`${kind} to ${to} failed and was undone: ${why}`);
   }
   deps.journal.finish(id, 'done', reason);
@@ -103,7 +139,8 @@ async function assertNamesFree(deps: SwapDeps, m: ReleaseManifest): Promise<void
         ? `${l[LABELS.app]}/${l[LABELS.service]}@${l[LABELS.release]}`
         : 'a container not ours';
       throw new SwapError(
-        `container name ${name} for ${service}@${releaseLabel(m)} is taken by ${holder}; refused before anything stopped`,
+        `container name ${name} for ${service}@${releaseLabel(m)} is taken by ${holder}; ` +
+          'refused before anything stopped',
       );
     }
   }
@@ -133,25 +170,50 @@ export async function renameLegacyContainers(deps: SwapDeps): Promise<void> {
   }
 }
 
+/** Running containers of the app (this vessel's) of releases other than `except`: left by a cut-short swap or warm. */
+async function strayContainers(
+  deps: SwapDeps,
+  app: string,
+  except: string[],
+): Promise<{ service: string; release: string }[]> {
+  const out: { service: string; release: string }[] = [];
+  for (const c of await deps.docker.listContainers({ [LABELS.app]: app })) {
+    const l = c.labels;
+    const service = l[LABELS.service];
+    const release = l[LABELS.release];
+    if (!c.running || !service || !release || except.includes(release)) continue;
+    if (l[LABELS.vessel] !== undefined && l[LABELS.vessel] !== deps.vessel) continue;
+    if (containerName(app, service, release) !== c.name.replace(/^\//, '')) continue;
+    out.push({ service, release });
+  }
+  return out;
+}
+
 interface Ctx {
   deps: SwapDeps;
   from: ReleaseManifest | null;
   to: ReleaseManifest;
   id: number;
+  opts: SwapOptions;
 }
 
 async function runSteps(ctx: Ctx, steps: JournalStep[]): Promise<void> {
   for (const s of steps) {
     if (s.done) continue;
+    const signal = ctx.opts.signal;
+    if (signal?.aborted) throw new PreemptedError(String(signal.reason ?? 'preempted'));
     faultPoint(s.step.kind, 'before');
+    const t0 = Date.now();
+    ctx.opts.onStep?.({ update: ctx.id, step: s.step, state: 'begin', phase: s.phase });
     await execStep(ctx, s.step);
     ctx.deps.journal.markDone(ctx.id, s.idx);
     s.done = true;
+    ctx.opts.onStep?.({ update: ctx.id, step: s.step, state: 'done', phase: s.phase, ms: Date.now() - t0 });
     faultPoint(s.step.kind, 'after');
   }
 }
 
-async function undo(ctx: Ctx, why: string): Promise<void> {
+async function undo(ctx: Ctx, why: string, preempted = false): Promise<void> {
   const { deps } = ctx;
   // Steps done, plus the first not marked done: a crash may have come after it acted but before its mark.
   const all = deps.journal.steps(ctx.id).filter((s) => s.phase === 'forward');
@@ -161,14 +223,27 @@ async function undo(ctx: Ctx, why: string): Promise<void> {
   deps.log.warn({ update: ctx.id, reason: why, steps: undoSteps.map((s) => describeStep(s.step)) }, 'undoing update');
   for (const s of undoSteps) {
     try {
+      const t0 = Date.now();
+      ctx.opts.onStep?.({ update: ctx.id, step: s.step, state: 'begin', phase: 'undo' });
       await execStep(ctx, s.step);
       deps.journal.markDone(ctx.id, s.idx);
+      ctx.opts.onStep?.({ update: ctx.id, step: s.step, state: 'done', phase: 'undo', ms: Date.now() - t0 });
     } catch (err) {
       // Keep going: every undo step is independent, and leaving the old release half-started is worse.
       deps.log.error({ update: ctx.id, step: describeStep(s.step), reason: errorMessage(err) }, 'undo step failed');
     }
   }
   deps.journal.finish(ctx.id, 'failed', why);
+  if (preempted) {
+    // Nothing wrong with the release: the crew chose another. It stays on board and may be applied later.
+    deps.store.event('update.cut-short', {
+      app: ctx.to.app,
+      from: ctx.from?.version ?? null,
+      to: ctx.to.version,
+      reason: why,
+    });
+    return;
+  }
   deps.releases.markFailed(ctx.to.app, ctx.to.version, why);
   deps.store.event('update.failed', {
     app: ctx.to.app,
@@ -215,12 +290,17 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
         release: m.version,
         gate: m.services[step.service]!.gate,
         inspect: () => deps.docker.inspectContainer(name),
+        intervalMs: ctx.opts.gateIntervalMs,
+        signal: ctx.opts.signal,
       });
       return;
     }
     case 'stop': {
-      const m = manifestOf(ctx, step.release);
-      await deps.docker.stopContainer(containerName(m.app, step.service, m.version), STOP_TIMEOUT_S);
+      // A stray (a colour left running by a swap cut short) may be of a third release: named by the app.
+      const stopping = deps.docker.stopContainer(containerName(ctx.to.app, step.service, step.release), STOP_TIMEOUT_S);
+      // A crew rollback does not wait for a process that ignores SIGTERM: the engine finishes the stop
+      // by itself, and the next swap stops it again (a stray) if it still runs.
+      await untilAborted(stopping, ctx.opts.signal);
       return;
     }
     case 'remove': {
@@ -246,12 +326,29 @@ async function execStep(ctx: Ctx, step: Step): Promise<void> {
       return;
     }
     case 'drain':
-      await new Promise((r) => setTimeout(r, step.ms));
+      await abortableSleep(step.ms, ctx.opts.signal);
       return;
     case 'prune':
       await prune(deps);
       return;
   }
+}
+
+/** P's outcome, or a PreemptedError as soon as the signal aborts (P then goes on by itself, unobserved). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      p.catch(() => undefined);
+      reject(new PreemptedError(String(signal.reason ?? 'preempted')));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
+    );
+  });
 }
 
 export async function routesFor(deps: Pick<SwapDeps, 'docker'>, m: ReleaseManifest): Promise<Route[]> {
@@ -362,7 +459,7 @@ export async function recoverInterrupted(deps: SwapDeps): Promise<void> {
   const app = u.app || (deps.releases.withVersion(u.to)[0]?.app ?? '');
   const to = deps.releases.manifest(app, u.to, root);
   const from = u.from ? deps.releases.manifest(app, u.from, root) : null;
-  const ctx: Ctx = { deps, from, to, id: u.id };
+  const ctx: Ctx = { deps, from, to, id: u.id, opts: {} };
   const steps = deps.journal.steps(u.id);
   const flipped = steps.some((s) => s.phase === 'forward' && s.step.kind === 'flip' && s.done);
   const undoing = steps.some((s) => s.phase === 'undo');

@@ -13,6 +13,8 @@ const FLUSH_AT_LINES = 2_000;
 // New containers (a swap) are noticed within this time.
 const DISCOVER_EVERY_MS = 2_000;
 
+const STATS_OFF_RECHECK_MS = 60_000;
+
 /**
  * Collect what happens on board into the outbox: every managed container's stdout and stderr (with a
  * cursor committed in the same transaction as the lines, so a restart neither loses nor repeats one),
@@ -24,7 +26,8 @@ export function startCollector(opts: {
   outbox: Outbox;
   log: Logger;
   signal: AbortSignal;
-  statsIntervalMs: number;
+  /** Container and host stats this often, read before each batch (the hub's setting may change it); 0: off. */
+  statsIntervalMs: number | (() => number);
   dataDir: string;
 }) {
   const followers = new Map<string, Promise<void>>();
@@ -131,8 +134,14 @@ export function startCollector(opts: {
     }
   }
 
+  const statsEvery = () => (typeof opts.statsIntervalMs === 'function' ? opts.statsIntervalMs() : opts.statsIntervalMs);
   async function statsLoop(): Promise<void> {
     while (!opts.signal.aborted) {
+      if (statsEvery() <= 0) {
+        // Turned off (a metered link's policy): look again in a minute, send nothing.
+        await sleep(STATS_OFF_RECHECK_MS, opts.signal);
+        continue;
+      }
       const records: NewRecord[] = [];
       const metric = (name: string, value: number, labels: Record<string, string> = {}) =>
         records.push({
@@ -163,7 +172,7 @@ export function startCollector(opts: {
         /* data dir gone */
       }
       opts.outbox.append(records);
-      await sleep(opts.statsIntervalMs, opts.signal);
+      await sleep(Math.max(1000, statsEvery()), opts.signal);
     }
   }
 

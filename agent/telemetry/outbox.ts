@@ -67,7 +67,8 @@ const MIGRATIONS: Migration[] = [
       );
       CREATE INDEX records_cls_seq ON records (shipped, cls, seq);
       CREATE TABLE drops (cls INTEGER PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL);
-      CREATE TABLE dead_letter (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL);
+      CREATE TABLE dead_letter (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, reason TEXT NOT NULL,
+        first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL);
       CREATE TABLE cursors (container TEXT PRIMARY KEY, ts TEXT NOT NULL, n INTEGER NOT NULL);
     `,
   },

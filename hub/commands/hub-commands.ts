@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { listOpt, positional, requiredOpt, stringOpt, table, type Command } from '../../shared/cli.js';
+import {
+  listOpt,
+  positional,
+  requiredOpt,
+  stringOpt,
+  table,
+  type Command,
+  type CommandContext,
+} from '../../shared/cli.js';
 import { UsageError } from '../../shared/errors.js';
 import { writeFileAtomic } from '../../shared/fs-atomic.js';
 import { createLogger } from '../../shared/log.js';
@@ -10,6 +18,8 @@ import { parseDuration } from '../../shared/duration.js';
 import type { EnrolmentFile } from '../../shared/protocol/enrolment-file.js';
 import { createOpsToken, ROLES, type Role } from '../ops-tokens.js';
 import { ago } from '../page/status-page.js';
+import { loadHubConfig, type HubStoreLocation } from '../store/open-store.js';
+import { hubMigrate } from './hub-migrate.js';
 
 // Loopback by default: exposing the hub is a decision for the operator (or a reverse proxy with TLS).
 export const DEFAULT_HUB_LISTEN = '127.0.0.1:8420';
@@ -19,22 +29,74 @@ export const hubServe: Command = {
   summary: 'run the shore hub (API, status page, metrics)',
   options: {
     data: { type: 'string', description: 'data directory (SQLite database and chunk store)' },
+    db: {
+      type: 'string',
+      description: 'postgres://USER:PASSWORD@HOST:PORT/DB: keep the records in PostgreSQL (several hubs)',
+    },
+    chunks: { type: 'string', description: 'with --db: chunk folder shared by the hubs, or s3://BUCKET/PREFIX' },
+    config: {
+      type: 'string',
+      description: 'hub config file (JSON: data, db, chunks, listen, dbPool, perVesselMetrics)',
+    },
     listen: { type: 'string', description: 'HOST:PORT to listen on', default: DEFAULT_HUB_LISTEN },
+    'per-vessel-metrics': {
+      type: 'boolean',
+      description: 'also one /metrics series per vessel for backlog and drops (off: bounded series at any fleet size)',
+    },
     root: { type: 'string', description: 'a signed root document to trust (first start) or rotate to' },
+    'tls-cert': { type: 'string', description: 'PEM certificate chain to serve HTTPS with (reloaded on SIGHUP)' },
+    'tls-key': { type: 'string', description: 'PEM private key of the first certificate in --tls-cert' },
+    'tls-ca': {
+      type: 'string',
+      description: 'the self-signed CA vessels pin at enrolment, when --tls-cert does not end with it',
+    },
   },
   async run(ctx) {
+    const c = hubSettings(ctx);
     // The server (fastify, its plugins, every route) loads only for the command that runs it: every other
     // `tender` command, on shore and on board, starts without it.
     const { serveHub } = await import('../server.js');
+    const certFile = stringOpt(ctx, 'tls-cert');
+    const keyFile = stringOpt(ctx, 'tls-key');
+    if (!certFile !== !keyFile) throw new UsageError('pass --tls-cert and --tls-key together');
+    if (stringOpt(ctx, 'tls-ca') && !certFile) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
     await serveHub({
-      dataDir: requiredOpt(ctx, 'data'),
-      listen: stringOpt(ctx, 'listen') ?? DEFAULT_HUB_LISTEN,
+      store: c.store,
+      listen: c.listen ?? DEFAULT_HUB_LISTEN,
+      tls: certFile && keyFile ? { certFile, keyFile, caFile: stringOpt(ctx, 'tls-ca') } : undefined,
       rootFile: stringOpt(ctx, 'root'),
       logger: createLogger('hub'),
+      pool: c.pool,
+      perVesselMetrics: c.perVesselMetrics,
     });
     return undefined;
   },
 };
+
+/**
+ * The store and address from flags, then the environment (TENDER_HUB_DB, TENDER_HUB_CHUNKS: a password
+ * kept out of the process list), then --config FILE.
+ */
+export function hubSettings(ctx: CommandContext): {
+  store: HubStoreLocation;
+  listen?: string;
+  pool?: number;
+  perVesselMetrics?: boolean;
+} {
+  const file = stringOpt(ctx, 'config');
+  const cfg = file ? loadHubConfig(file) : {};
+  return {
+    store: {
+      dataDir: stringOpt(ctx, 'data') ?? cfg.data,
+      db: stringOpt(ctx, 'db') ?? nonEmpty(ctx.env.TENDER_HUB_DB) ?? cfg.db,
+      chunks: stringOpt(ctx, 'chunks') ?? nonEmpty(ctx.env.TENDER_HUB_CHUNKS) ?? cfg.chunks,
+    },
+    listen: stringOpt(ctx, 'listen') ?? cfg.listen,
+    pool: cfg.dbPool,
+    perVesselMetrics: ctx.values['per-vessel-metrics'] === true || cfg.perVesselMetrics === true,
+  };
+}
+const nonEmpty = (s: string | undefined) => (s ? s : undefined);
 
 export const hubTokenCreate: Command = {
   path: ['hub', 'token', 'create'],
@@ -43,6 +105,7 @@ export const hubTokenCreate: Command = {
     data: { type: 'string', description: 'hub data directory' },
     role: { type: 'string', description: `one of ${ROLES.join(', ')}` },
     name: { type: 'string', description: 'who or what the token is for', default: 'cli' },
+    expires: { type: 'string', description: 'lifetime (e.g. 30d, 12h)', default: '90d' },
   },
   async run(ctx) {
     const role = requiredOpt(ctx, 'role');
@@ -51,8 +114,10 @@ export const hubTokenCreate: Command = {
     const { openSqliteHubStore } = await import('../store/sqlite/sqlite-hub-store.js');
     const store = openSqliteHubStore(requiredOpt(ctx, 'data'));
     try {
-      const t = await createOpsToken(store, role as Role, stringOpt(ctx, 'name') ?? 'cli', Date.now());
-      return { id: t.id, role, token: t.token };
+      const now = Date.now();
+      const ttl = parseDuration(stringOpt(ctx, 'expires') ?? '90d', '--expires');
+      const t = await createOpsToken(store, role as Role, stringOpt(ctx, 'name') ?? 'cli', now, undefined, now + ttl);
+      return { id: t.id, role, token: t.token, expiresAt: new Date(now + ttl).toISOString() };
     } finally {
       await store.close();
     }
@@ -81,6 +146,7 @@ interface IssuedToken {
   token: string;
   expiresAt: string;
   root?: string;
+  hubCa?: string;
 }
 
 function writeOfflineFile(path: string, hub: string, issued: IssuedToken): void {
@@ -92,6 +158,7 @@ function writeOfflineFile(path: string, hub: string, issued: IssuedToken): void 
     token: issued.token,
     expiresAt: issued.expiresAt,
     root: issued.root!,
+    ...(issued.hubCa ? { hubCa: issued.hubCa } : {}),
   };
   writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
 }
@@ -129,8 +196,10 @@ export const vesselAdd: Command = {
   },
   human: (r: { vessel: string; token?: string; offlineFile?: string; expiresAt: string }) =>
     r.offlineFile
-      ? `enrolment file for ${r.vessel} written to ${r.offlineFile} (valid until ${r.expiresAt}); on the vessel: tender agent enroll --file ${r.offlineFile}`
-      : `${r.token}\n# one-time token for ${r.vessel}, valid until ${r.expiresAt}; on the vessel: tender agent enroll --hub URL --token TOKEN`,
+      ? `enrolment file for ${r.vessel} written to ${r.offlineFile} (valid until ${r.expiresAt}); ` +
+        `on the vessel: tender agent enroll --file ${r.offlineFile}`
+      : `${r.token}\n# one-time token for ${r.vessel}, valid until ${r.expiresAt}; ` +
+        'on the vessel: tender agent enroll --hub URL --token TOKEN',
 };
 
 interface VesselRow {
@@ -179,7 +248,7 @@ export const vesselRevoke: Command = {
 export const vesselToken: Command = {
   path: ['vessel', 'token'],
   args: 'NAME',
-  summary: 'a new one-time enrolment token for an existing vessel (re-enrolment after a server swap)',
+  summary: 'another one-time enrolment token for a vessel not enrolled yet (enrolled ones: tender vessel rekey)',
   options: {
     ...HUB_OPTIONS,
     'offline-file': vesselAdd.options!['offline-file']!,
@@ -203,4 +272,39 @@ export const vesselToken: Command = {
   human: vesselAdd.human!,
 };
 
-export const HUB_COMMANDS = [hubServe, hubTokenCreate, hubRootPush, vesselAdd, vesselList, vesselRevoke, vesselToken];
+export const vesselRekey: Command = {
+  path: ['vessel', 'rekey'],
+  args: 'NAME',
+  summary:
+    "a one-time token that may replace an enrolled vessel's key (server swap, lost key); " +
+    'cancels its other tokens (admin)',
+  options: vesselToken.options!,
+  async run(ctx) {
+    const name = positional(ctx, 0, 'NAME');
+    const target = resolveHubTarget(ctx);
+    const offlineFile = stringOpt(ctx, 'offline-file');
+    const expires = stringOpt(ctx, 'expires');
+    const issued = await opsCall(target, ROUTES.rekeyVessel, paths.vesselRekey(name), {
+      offline: offlineFile !== undefined,
+      ttlSeconds: expires ? parseDuration(expires, '--expires') / 1000 : undefined,
+    });
+    if (offlineFile) {
+      writeOfflineFile(offlineFile, target.hub, issued);
+      return { vessel: name, offlineFile, expiresAt: issued.expiresAt, tokensCancelled: issued.tokensCancelled };
+    }
+    return { vessel: name, token: issued.token, expiresAt: issued.expiresAt, tokensCancelled: issued.tokensCancelled };
+  },
+  human: vesselAdd.human!,
+};
+
+export const HUB_COMMANDS = [
+  hubServe,
+  hubMigrate,
+  hubTokenCreate,
+  hubRootPush,
+  vesselAdd,
+  vesselList,
+  vesselRevoke,
+  vesselToken,
+  vesselRekey,
+];

@@ -71,7 +71,8 @@ function renderSchema(s: Schema | undefined, doc: Document): string {
     const fields = Object.entries(s.properties)
       .map(
         ([k, v]) =>
-          `<li><code>${escapeHtml(k)}</code>${req.has(k) ? '' : '<span class="muted">?</span>'}: ${renderSchema(v, doc)}</li>`,
+          `<li><code>${escapeHtml(k)}</code>${req.has(k) ? '' : '<span class="muted">?</span>'}: ` +
+          `${renderSchema(v, doc)}</li>`,
       )
       .join('');
     return `<span class="t">object</span>${desc}<ul class="s">${fields}</ul>`;
@@ -113,11 +114,12 @@ function renderOperation(method: string, path: string, op: Operation, doc: Docum
       (p) =>
         `<li><code>${escapeHtml(p.name)}</code> <span ` +
         `class="muted">(${escapeHtml(p.in)}${p.required ? ', required' : ''})</span>: ` +
-        `${renderSchema(p.schema, doc)}${p.description ? ` <span class="muted">${escapeHtml(p.description)}</span>` : ''}</li>`,
+        `${renderSchema(p.schema, doc)}${muted(p.description, ' <span class="muted">', '</span>')}</li>`,
     )
     .join('');
   const body = op.requestBody
-    ? `<h4>Request body</h4>${op.requestBody.description ? `<div class="muted">${escapeHtml(op.requestBody.description)}</div>` : ''}${renderContent(op.requestBody.content, doc)}`
+    ? `<h4>Request body</h4>${muted(op.requestBody.description, '<div class="muted">', '</div>')}` +
+      renderContent(op.requestBody.content, doc)
     : '';
   const responses = Object.entries(op.responses ?? {})
     .map(
@@ -127,7 +129,7 @@ function renderOperation(method: string, path: string, op: Operation, doc: Docum
     .join('');
   return `<section class="op" id="${escapeHtml(`${m} ${path}`)}">
 <h3><span class="m ${m}">${m}</span>${escapeHtml(path)}</h3>
-<div>${escapeHtml(op.summary ?? '')}</div>${op.description ? `<div class="muted">${escapeHtml(op.description)}</div>` : ''}
+<div>${escapeHtml(op.summary ?? '')}</div>${muted(op.description, '<div class="muted">', '</div>')}
 <div class="muted">Credentials: ${escapeHtml(op['x-tender-auth'] ?? (op.security?.length ? 'required' : 'none'))}</div>
 ${params ? `<h4>Parameters</h4><ul class="s">${params}</ul>` : ''}${body}
 <h4>Responses</h4><ul class="s">${responses}</ul></section>`;
@@ -153,10 +155,12 @@ export function renderApiReference(doc: Document): string {
   const shared = Object.entries(doc.components?.schemas ?? {})
     .map(
       ([name, s]) =>
-        `<section class="op" id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>${renderSchema(s, doc)}</section>`,
+        `<section class="op" id="schema-${escapeHtml(name)}"><h3>${escapeHtml(name)}</h3>` +
+        `${renderSchema(s, doc)}</section>`,
     )
     .join('');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body>
 <header><h1>${escapeHtml(title)}</h1></header><main>
 ${intro}
@@ -164,4 +168,9 @@ ${intro}
 <nav>${nav}</nav>
 ${sections}
 ${shared ? `<h2 id="schemas">shared schemas</h2>${shared}` : ''}</main></body></html>`;
+}
+
+/** Optional prose, escaped and wrapped in the given tags; nothing when there is none. */
+function muted(text: string | undefined, open: string, close: string): string {
+  return text ? `${open}${escapeHtml(text)}${close}` : '';
 }

@@ -172,7 +172,13 @@ export function createRolloutEngine(deps: RolloutEngineDeps) {
     }
   }
 
-  async function change(id: number, verb: 'pause' | 'resume' | 'abort', actor: string): Promise<RolloutRecord> {
+  /** Pause, resume or abort, audited (with where it came from: the page says so); a resume drives at once. */
+  async function change(
+    id: number,
+    verb: 'pause' | 'resume' | 'abort',
+    actor: string,
+    via?: string,
+  ): Promise<RolloutRecord> {
     const table: Record<typeof verb, { from: RolloutState[]; to: RolloutState; past: string }> = {
       pause: { from: ['active'], to: 'paused', past: 'paused' },
       resume: { from: ['paused'], to: 'active', past: 'resumed' },
@@ -185,7 +191,7 @@ export function createRolloutEngine(deps: RolloutEngineDeps) {
         id,
         { from: t.from, to: t.to, verb: t.past, reason: verb === 'abort' ? `aborted by ${actor}` : undefined },
         now,
-        { actor, action: `rollout.${verb}`, detail: { id } },
+        { actor, action: `rollout.${verb}`, detail: { id, ...(via && { via }) } },
       ),
     );
     if (verb === 'resume') await tickOne(id);
@@ -228,9 +234,9 @@ export function createRolloutEngine(deps: RolloutEngineDeps) {
       await tickOne(started.id);
       return { rollout: (await store.rollouts.get(started.id))!, release, ...started };
     },
-    pause: (id: number, actor: string) => change(id, 'pause', actor),
-    resume: (id: number, actor: string) => change(id, 'resume', actor),
-    abort: (id: number, actor: string) => change(id, 'abort', actor),
+    pause: (id: number, actor: string, via?: string) => change(id, 'pause', actor, via),
+    resume: (id: number, actor: string, via?: string) => change(id, 'resume', actor, via),
+    abort: (id: number, actor: string, via?: string) => change(id, 'abort', actor, via),
 
     /** Every open rollout one step further; errors are logged, never thrown (it runs on a timer). */
     async tick(): Promise<void> {

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
-import { verifyManifest, type ReleaseManifest } from '../../shared/protocol/manifest.js';
-import type { HubChunkStore } from '../store/hub-store.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import type { HubChunkStore, StoredRelease } from '../store/hub-store.js';
 import { releaseChunkOrder } from '../release-chunks.js';
-import { latestRoot } from '../roots.js';
+import { storedManifest } from '../releases.js';
 import { BundleEncoder } from '../../shared/protocol/bundle.js';
 import { MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
@@ -18,10 +18,9 @@ import { addRoute } from './register.js';
  */
 export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
   const chunks = deps.store.chunks;
-  const manifestOf = async (id: number): Promise<{ m: ReleaseManifest; bytes: Buffer }> => {
-    const bytes = (await deps.store.releases.envelope(id))!;
-    return { m: verifyManifest((await latestRoot(deps.store))!.root, bytes), bytes };
-  };
+  // Under the root in force at publication, as packs are (hub/releases.ts storedManifest).
+  const manifestOf = (r: StoredRelease): Promise<{ m: ReleaseManifest; bytes: Buffer }> =>
+    storedManifest(deps.store, r);
   /** Chunks of the releases a vessel reported running or kept, as far as the hub still has them. */
   const heldBy = async (app: string, status: unknown): Promise<Set<string>> => {
     const held = new Set<string>();
@@ -30,7 +29,7 @@ export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
       if (typeof v !== 'string') continue;
       const r = await deps.store.releases.find(v.includes('@') ? v : `${app}@${v}`);
       if (!r) continue;
-      for (const d of (await releaseChunkOrder((await manifestOf(r.id)).m, chunks)) ?? []) held.add(d);
+      for (const d of (await releaseChunkOrder((await manifestOf(r)).m, chunks)) ?? []) held.add(d);
     }
     return held;
   };
@@ -42,7 +41,7 @@ export function bundleRoutes(deps: HubDeps): FastifyPluginAsync {
       const forName = req.query.for;
       const vessel = forName ? await deps.store.vessels.getByName(forName) : undefined;
       if (forName && !vessel) return reply.code(404).send({ error: 'not_found', message: `no vessel ${forName}` });
-      const { m, bytes } = await manifestOf(release.id);
+      const { m, bytes } = await manifestOf(release);
       const order = await releaseChunkOrder(m, chunks);
       const absent = order ? await chunks.missing(order) : [];
       const missing = absent[0];

@@ -3,17 +3,18 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
-import { verifyManifest } from '../../shared/protocol/manifest.js';
 import { ChunkError } from '../../shared/content/chunk-store.js';
-import type { HubChunkStore } from '../store/hub-store.js';
+import type { HubChunkStore, StoredRelease } from '../store/hub-store.js';
 import { releaseChunkOrder } from '../release-chunks.js';
-import { latestRoot } from '../roots.js';
+import { storedManifest } from '../releases.js';
 import { downloadEntryBytes, encodeDownloadEntry } from '../../shared/protocol/pack.js';
 import { HEADER, MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { parseRange } from './range.js';
+import { packPlans } from '../pack-plans.js';
+import { namedChunks } from '../../shared/content/release-chunks.js';
 
 // A pack request names up to MAX_PACK_CHUNKS digests as JSON.
 const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
@@ -26,11 +27,12 @@ const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
 export function packRoutes(deps: HubDeps): FastifyPluginAsync {
   const chunkSets = new Map<number, Set<string>>();
   const chunks = deps.store.chunks;
-  const chunksOf = async (releaseId: number): Promise<Set<string> | undefined> => {
+  const chunksOf = async (release: StoredRelease): Promise<Set<string> | undefined> => {
+    const releaseId = release.id;
     let s = chunkSets.get(releaseId);
     if (!s) {
-      const root = (await latestRoot(deps.store))!.root;
-      const m = verifyManifest(root, (await deps.store.releases.envelope(releaseId))!);
+      // Under the root in force at publication: a release key rotated out since still serves its downloads.
+      const { m } = await storedManifest(deps.store, release);
       const order = await releaseChunkOrder(m, chunks);
       // Without every layer index the hub cannot tell which content chunks are the release's.
       if (!order) return undefined;
@@ -52,7 +54,7 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
         const release = await deps.store.releases.find(body.release);
         if (!release || !(await deps.store.rollouts.mayFetch(v.id, release.id)))
           return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
-        const allowed = await chunksOf(release.id);
+        const allowed = await chunksOf(release);
         if (!allowed)
           return reply
             .code(409)
@@ -67,13 +69,14 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
             error: 'incomplete',
             message: `the hub lacks chunk ${missingHere.slice(0, 12)} of ${body.release}; publish it again`,
           });
-        const digests = Buffer.concat(body.digests.map((d) => Buffer.from(d, 'hex')));
+        const entries = await packEntries(deps, release.id, body.digests, body.bases ?? []);
+        const entrySizes = await chunks.sizes(entries);
+        const digests = Buffer.concat(entries.map((d) => Buffer.from(d, 'hex')));
+        // The id names the entries (the layout), not only the chunks: the same chunks asked for before and
+        // after their solid groups were ready are two packs, each with stable bytes.
         const id = createHash('sha256').update(v.id).update(digests).digest('hex').slice(0, 32);
-        const length = body.digests.reduce((a, d) => a + downloadEntryBytes(sizes.get(d)!), 0);
-        await deps.store.packs.put(
-          { id, vesselId: v.id, releaseId: release.id, digests: body.digests, length },
-          deps.now(),
-        );
+        const length = entries.reduce((a, d) => a + downloadEntryBytes(entrySizes.get(d)!), 0);
+        await deps.store.packs.put({ id, vesselId: v.id, releaseId: release.id, digests: entries, length }, deps.now());
         // A vessel without a bandwidth cap asks for the bytes in the same round trip; a cut one resumes
         // with Range on GET .../packs/:id like any other.
         // Asked for in Accept, the creation answers with the pack's bytes instead of its id alone.
@@ -85,7 +88,7 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
             .header('etag', `"${id}"`)
             .header('content-length', String(length))
             .type(MEDIA.pack);
-          return reply.send(Readable.from(packBytes(chunks, body.digests, 0, length)));
+          return reply.send(Readable.from(packBytes(chunks, entries, 0, length)));
         }
         return reply.code(201).send({ id, length, etag: `"${id}"` });
       },
@@ -121,6 +124,38 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
       return reply.send(Readable.from(packBytes(chunks, pack.digests, start, end + 1)));
     });
   };
+}
+
+/**
+ * The entries of a pack for these chunks: a solid group wherever the vessel lacks all of its members, a
+ * delta for a layer index it names a base for (when smaller), and the chunk itself for the rest, in the
+ * order asked. Every entry is a blob of the chunk store, so the pack's bytes are stable.
+ */
+async function packEntries(
+  deps: HubDeps,
+  releaseId: number,
+  wanted: string[],
+  bases: [string, string][],
+): Promise<string[]> {
+  const plans = packPlans(deps);
+  const lacking = new Set(wanted);
+  const out: string[] = [];
+  // Configs and layer indexes (the first pack of a transfer) are never in a group: no wait for them.
+  const named = namedChunks((await plans.manifest(releaseId))!);
+  const groups = wanted.every((d) => named.has(d)) ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
+  for (const g of groups) {
+    if (!g.members.every((d) => lacking.has(d))) continue;
+    out.push(g.digest);
+    for (const d of g.members) lacking.delete(d);
+  }
+  const baseOf = new Map(bases.filter(([t]) => lacking.has(t)));
+  for (const d of wanted) {
+    if (!lacking.has(d)) continue;
+    const base = baseOf.get(d);
+    const delta = base ? await plans.delta(releaseId, d, base) : undefined;
+    out.push(delta ?? d);
+  }
+  return out;
 }
 
 /**

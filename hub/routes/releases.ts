@@ -9,7 +9,10 @@ import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { parseRange } from './range.js';
 import { auditEntry } from '../audit.js';
-import { publishRelease } from '../releases.js';
+import { publishRelease, storedManifest } from '../releases.js';
+import { hostAccessLines } from '../../shared/protocol/release-spec.js';
+import type { StoredRelease } from '../store/hub-store.js';
+import { packPlans } from '../pack-plans.js';
 
 export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
   const actor = (p: unknown) => {
@@ -17,6 +20,26 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
     return o?.kind === 'ops' ? `ops:${o.name}` : 'unknown';
   };
   return async (app) => {
+    // A stored manifest never changes: what it may touch on the host is worked out once per release.
+    const hostAccessCache = new Map<number, string[] | undefined>();
+    const releaseHostAccess = async (r: StoredRelease): Promise<string[] | undefined> => {
+      if (!hostAccessCache.has(r.id)) {
+        let lines: string[] | undefined;
+        try {
+          lines = hostAccessLines((await storedManifest(deps.store, r)).m.services);
+        } catch (err) {
+          // Listed anyway (the publish checked it); unknown is not the same as none.
+          app.log.warn(
+            { release: `${r.app}@${r.version}`, err: (err as Error).message },
+            'stored manifest did not verify',
+          );
+        }
+        if (hostAccessCache.size > 1000) hostAccessCache.clear();
+        hostAccessCache.set(r.id, lines);
+      }
+      return hostAccessCache.get(r.id);
+    };
+
     addRoute(
       app,
       ROUTES.publishRelease,
@@ -34,50 +57,26 @@ export function releaseRoutes(deps: HubDeps): FastifyPluginAsync {
             }),
             now,
           );
+        // The solid groups a vessel holding an earlier release will be sent: the publish waits for them a
+        // while (most are ready by then), the rest is computed in the background.
+        await packPlans(deps).ready(release.id, deps.limits.PUBLISH_PLAN_WAIT_MS);
         return reply.code(created ? 201 : 200).send({ ...release, created });
       },
       { bodyLimit: MAX_MANIFEST_BYTES },
     );
 
-    addRoute(app, ROUTES.listReleases, async () => ({ releases: await deps.store.releases.list({ limit: 200 }) }));
+    // Each with what it may touch on the host, read from its manifest (verified as packs are).
+    addRoute(app, ROUTES.listReleases, async () => {
+      const list = await deps.store.releases.list({ limit: 200 });
+      const releases = [];
+      for (const r of list) releases.push({ ...r, hostAccess: await releaseHostAccess(r) });
+      return { releases };
+    });
 
     addRoute(app, ROUTES.nextSequence, async (req) => ({
       app: req.query.app,
       sequence: await deps.store.releases.nextSequence(req.query.app),
     }));
-
-    addRoute(app, ROUTES.startRollout, async (req, reply) => {
-      const body = req.body;
-      if (body.waves !== undefined || body.maxFailuresPercent !== undefined) {
-        throw new RequestValidationError(
-          'waves and failure thresholds are not implemented yet; start the rollout without them',
-        );
-      }
-      const release = await deps.store.releases.find(body.release);
-      if (!release) return reply.code(404).send({ error: 'not_found', message: `no release ${body.release}` });
-      const now = deps.now();
-      const r = await deps.store.rollouts.start(
-        { releaseId: release.id, target: body.target, createdBy: actor(req.principal) },
-        now,
-      );
-      await deps.store.audit.append(
-        auditEntry(req.principal, 'rollout.start', {
-          id: r.id,
-          release: `${release.app}@${release.version}`,
-          target: body.target,
-          vessels: r.vessels.length,
-        }),
-        now,
-      );
-      return reply.code(201).send({
-        id: r.id,
-        release: { app: release.app, version: release.version, sequence: release.sequence },
-        target: body.target,
-        vessels: r.vessels,
-      });
-    });
-
-    addRoute(app, ROUTES.listRollouts, async () => ({ rollouts: await deps.store.rollouts.list({ limit: 100 }) }));
 
     addRoute(app, ROUTES.getManifest, async (req, reply) => {
       const p = req.params;

@@ -72,6 +72,9 @@ export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
           v.id,
           stored.flatMap((x) => (x.kind === 'event' ? [x] : [])),
         );
+        // Rollout outcomes, in the order the vessel queued them; the rollouts they touch advance at once. A
+        // failure here answers 500, so the vessel sends the batch again (stored once, outcomes applied once).
+        await deps.rollouts.ingest(v.id, batch.epoch, stored);
         deps.metrics.telemetryReceived(req.rawBody.byteLength, r.stored);
         return { stored: r.stored, duplicates: r.duplicates };
       },

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
-import type { Vessel } from '../store/hub-store.js';
+import { HubStoreError, type Vessel } from '../store/hub-store.js';
 import { newEnrolmentToken, OFFLINE_TOKEN_TTL_MS, ONLINE_TOKEN_TTL_MS } from '../enrolment.js';
 import { latestRoot } from '../roots.js';
 import { desiredStateOf } from '../desired-state.js';
@@ -10,6 +10,7 @@ import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { auditEntry } from '../audit.js';
+import { encodeFlags, statusFlagsOf } from '../page/facts.js';
 
 export function vesselView(v: Vessel, now: number): VesselView {
   return {
@@ -25,6 +26,8 @@ export function vesselView(v: Vessel, now: number): VesselView {
     agentVersion: v.agentVersion,
     // Stored as the vessel sent it, after the report schema let it through.
     status: v.status as VesselStatusReport | null,
+    statusReceivedAt: v.statusReceivedAt ? new Date(v.statusReceivedAt).toISOString() : null,
+    statusAgeSeconds: v.statusReceivedAt ? Math.round((now - v.statusReceivedAt) / 1000) : null,
   };
 }
 
@@ -39,12 +42,14 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       ttl,
       { version: latest.root.version, bytes: latest.bytes },
       deps.now(),
+      deps.tls()?.anchor?.pin,
     );
     const issued: IssuedToken = {
       vessel: name,
       token: t.token,
       expiresAt: new Date(t.stored.expiresAt).toISOString(),
       root: offline ? latest.bytes.toString('base64') : undefined,
+      hubCa: offline ? deps.tls()?.anchor?.pem : undefined,
     };
     return { stored: t.stored, issued };
   };
@@ -91,6 +96,25 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       return reply.code(201).send(t.issued);
     });
 
+    // Re-keying an enrolled vessel: the admin's explicit, audited step. Its token alone may replace the
+    // vessel's key; issuing it cancels every other unused token, and the old key works until it is claimed.
+    addRoute(app, ROUTES.rekeyVessel, async (req, reply) => {
+      const { name } = req.params;
+      const v = await vesselInScope(req, deps.store, name);
+      if (v.revokedAt) throw new RequestValidationError(`vessel ${name} is revoked`);
+      if (!v.publicKey)
+        throw new HubStoreError(`vessel ${name} is not enrolled yet: issue an ordinary token`, 'not_enrolled', 409);
+      const t = await newToken(v.name, req.body.offline, req.body.ttlSeconds);
+      const { tokensCancelled } = await deps.store.enrolment.issue(
+        v.id,
+        { ...t.stored, rekey: true },
+        deps.now(),
+        auditEntry(req.principal, 'vessel.rekey', { vessel: name, offline: req.body.offline }),
+      );
+      req.log.warn({ vessel: name, tokensCancelled }, 're-key token issued for an enrolled vessel');
+      return reply.code(201).send({ ...t.issued, tokensCancelled });
+    });
+
     addRoute(app, ROUTES.getVessel, async (req) =>
       vesselView(await vesselInScope(req, deps.store, req.params.name), deps.now()),
     );
@@ -112,8 +136,10 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       const v = await vesselInScope(req, deps.store, req.params.name);
       const embedManifest = req.query.with === 'manifest';
       const rootVersion = (await deps.store.roots.latest())?.version ?? 0;
-      const { state, etag } = await desiredStateOf(v, rootVersion, deps.store, { embedManifest });
-      reply.header('etag', etag).header('cache-control', 'no-cache');
+      const { state, etag } = await desiredStateOf(v, rootVersion, deps.store, { embedManifest, now: deps.now() });
+      // No cache-control: a response to a signed request is not stored by a shared cache (RFC 9111 3.5),
+      // and the agent keeps no HTTP cache; the header would cost 25 bytes on every poll.
+      reply.header('etag', etag);
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
       return state;
     });
@@ -121,11 +147,20 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
     addRoute(app, ROUTES.postStatus, async (req, reply) => {
       const v = await vesselInScope(req, deps.store, req.params.name);
       const report = req.body;
-      await deps.store.vessels.report(v.id, {
-        currentRelease: report.current,
-        agentVersion: report.agentVersion,
-        status: report,
-      });
+      // Ordered by the vessel time it was signed at: a late or older report never overwrites a newer one.
+      const at = req.principal?.kind === 'vessel' ? req.principal.at : undefined;
+      const stored = await deps.store.vessels.report(
+        v.id,
+        {
+          currentRelease: report.current,
+          agentVersion: report.agentVersion,
+          status: report,
+          receivedAt: deps.now(),
+          flags: encodeFlags(statusFlagsOf(report)),
+        },
+        at,
+      );
+      if (!stored) req.log.info({ vessel: v.name, at }, 'status report older than the one stored; kept the newer');
       return reply.code(204).send();
     });
   };

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { TenderError } from '../../shared/errors.js';
 import type { Role } from '../../shared/protocol/names.js';
-import type { DirectiveRecords, RolloutRecords, WindowRecords } from './rollout-records.js';
+import type { DirectiveRecords, RolloutRecords, SettingsRecords, WindowRecords } from './rollout-records.js';
+import type { PageRecords } from './page-records.js';
 
 /**
  * Everything the hub stores, behind one asynchronous interface: SQLite and a chunk folder on one machine
@@ -54,11 +55,14 @@ export interface HubStore {
   readonly rollouts: RolloutRecords;
   readonly windows: WindowRecords;
   readonly directives: DirectiveRecords;
+  readonly settings: SettingsRecords;
   readonly telemetry: TelemetryRecords;
   readonly audit: AuditRecords;
   readonly packs: PackRecords;
   readonly policies: PolicyRecords;
   readonly backups: BackupRecords;
+  /** The status page's fleet query, counts, vessel rollout history and browser sessions (page-records.ts). */
+  readonly page: PageRecords;
   readonly chunks: HubChunkStore;
   /** Resolves when the store can serve (the readiness probe); rejects with the reason. */
   ping(): Promise<void>;
@@ -112,6 +116,8 @@ export interface Vessel {
   currentRelease: string | null;
   agentVersion: string | null;
   status: unknown;
+  /** When the hub received the stored status report (hub time); undefined from stores that do not keep it. */
+  statusReceivedAt?: number | null;
 }
 
 /** An enrolment token as stored: only the sha256 of its secret. */
@@ -142,7 +148,15 @@ export interface VesselRecords {
    */
   report(
     id: string,
-    r: { currentRelease: string | null; agentVersion: string; status: unknown },
+    r: {
+      currentRelease: string | null;
+      agentVersion: string;
+      status: unknown;
+      /** Hub time of receipt (kept beside the report: its age). */
+      receivedAt?: number;
+      /** The report's facts as words, ",failing,held," (hub/page/facts.ts statusFlags): what the fleet filters on. */
+      flags?: string;
+    },
     at?: number,
   ): Promise<boolean>;
   /** Revokes the vessel and cancels its unused enrolment tokens in one step; `revoked` is false if it already was. */

@@ -1,5 +1,10 @@
 import type { Migration } from '../../shared/sqlite.js';
 
+// What a rollout made before waves existed meant: everything at once, every vessel must succeed.
+const LEGACY_ROLLOUT_RULES =
+  '{"waves":[100],"threshold":{"kind":"min-success","percent":100},' +
+  '"minDone":1,"quorumPercent":100,"deadlineMs":null}';
+
 export const HUB_MIGRATIONS: Migration[] = [
   {
     id: 1,
@@ -225,7 +230,7 @@ export const HUB_MIGRATIONS: Migration[] = [
       -- A rollout is a plan the hub executes: its rules, the wave it is in, and why it stopped.
       ALTER TABLE rollouts ADD COLUMN app TEXT NOT NULL DEFAULT '';
       ALTER TABLE rollouts ADD COLUMN kind TEXT NOT NULL DEFAULT 'release';
-      ALTER TABLE rollouts ADD COLUMN rules TEXT NOT NULL DEFAULT '{"waves":[100],"threshold":{"kind":"min-success","percent":100},"minDone":1,"quorumPercent":100,"deadlineMs":null}';
+      ALTER TABLE rollouts ADD COLUMN rules TEXT NOT NULL DEFAULT '${LEGACY_ROLLOUT_RULES}';
       ALTER TABLE rollouts ADD COLUMN canary TEXT NOT NULL DEFAULT '[]';
       ALTER TABLE rollouts ADD COLUMN current_wave INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE rollouts ADD COLUMN wave_started_at INTEGER;
@@ -307,6 +312,38 @@ export const HUB_MIGRATIONS: Migration[] = [
       -- A token that may replace the key of an enrolled vessel (issued by an admin, cancels the others).
       ALTER TABLE enrolment_tokens ADD COLUMN rekey INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE ops_tokens ADD COLUMN expires_at INTEGER;
+    `,
+  },
+  {
+    id: 8,
+    name: 'status report age and flags, page sessions',
+    sql: `
+      -- When the hub received the stored status report (hub time): the page shows every fact with its age.
+      ALTER TABLE vessels ADD COLUMN status_received_at INTEGER;
+      -- What the report says in a word per fact, ",failing,held," (hub/page/facts.ts): the fleet filter.
+      ALTER TABLE vessels ADD COLUMN status_flags TEXT NOT NULL DEFAULT '';
+      -- Signed-in browsers: the sha256 of the cookie's secret, the ops token behind it, the CSRF secret.
+      CREATE TABLE page_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX page_sessions_expiry ON page_sessions (expires_at);
+    `,
+  },
+  {
+    id: 9,
+    name: 'download settings per vessel or group',
+    sql: `
+      -- Download settings the hub sets (vessel:NAME or group:G), as JSON; the hub's win over agent.json's.
+      CREATE TABLE vessel_settings (
+        scope TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        set_by TEXT NOT NULL
+      );
     `,
   },
 ];

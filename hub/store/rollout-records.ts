@@ -1,4 +1,5 @@
 import type { RolloutOutcome, RolloutOutcomeEvent } from '../../shared/protocol/rollout-outcome.js';
+import type { VesselSettings } from '../../shared/protocol/bodies.js';
 import type { WaveCounts, WaveRules } from '../rollout/waves.js';
 
 /**
@@ -166,8 +167,8 @@ export interface RolloutRecords {
   mayFetch(vesselId: string, releaseId: number): Promise<boolean>;
   /** For metrics: rollouts per state. */
   stateCounts(): Promise<{ state: RolloutState; n: number }[]>;
-  /** For metrics: vessels per outcome of the given rollouts. */
-  outcomeCounts(ids: number[]): Promise<{ rolloutId: number; outcome: RolloutOutcome; n: number }[]>;
+  /** For metrics: vessels per outcome of the given rollouts; a vessel a later rollout took over is 'superseded'. */
+  outcomeCounts(ids: number[]): Promise<{ rolloutId: number; outcome: RolloutOutcome | 'superseded'; n: number }[]>;
 }
 
 /** A maintenance window as set on the hub: scope is vessel:NAME or group:G. */
@@ -194,4 +195,28 @@ export interface DirectiveRecords {
   /** Unexpired directives at `now`, newest first, at most `limit`. */
   live(now: number, limit: number): Promise<StoredDirective[]>;
   get(id: number): Promise<StoredDirective | undefined>;
+}
+
+/**
+ * Download settings the hub sets per vessel (vessel:NAME) or group (group:G); on board the hub's value
+ * wins over agent.json's where both exist. Stored as the desired state carries them.
+ */
+export interface SettingsRecord {
+  scope: string;
+  settings: VesselSettings;
+  setAt: number;
+  setBy: string;
+}
+export interface SettingsRecords {
+  /** Sets (or replaces) the settings of a scope; the caller checked them against the schema. */
+  set(s: { scope: string; settings: VesselSettings; setBy: string }, now: number, audit?: AuditEntry): Promise<void>;
+  /** False when the scope had none (nothing changed, no audit record). */
+  clear(scope: string, now: number, audit?: AuditEntry): Promise<boolean>;
+  /** By scope. */
+  list(): Promise<SettingsRecord[]>;
+  /**
+   * The settings in force for a vessel, field by field: its own, else its groups' (by group name, the
+   * first that sets the field). Undefined when no scope sets anything.
+   */
+  forVessel(name: string, groups: readonly string[]): Promise<VesselSettings | undefined>;
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { brotliDecompressSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { join } from 'node:path';
 import { TenderError } from '../errors.js';
 
@@ -88,6 +88,34 @@ export function createChunkStore(dir: string) {
       const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
       writeFileSync(tmp, compressed);
       renameSync(tmp, path);
+    },
+    /**
+     * Store a chunk that arrived raw (unpacked from a solid group or built from a delta) after checking its
+     * digest; compressed here at a quality a vessel's CPU affords (the link was the costly part).
+     */
+    putRaw(digest: string, raw: Buffer): void {
+      if (createHash('sha256').update(raw).digest('hex') !== digest)
+        throw new ChunkError(`chunk ${digest.slice(0, 12)}: content does not match its digest`);
+      const path = pathOf(digest);
+      if (existsSync(path)) return;
+      const compressed = brotliCompressSync(raw, {
+        params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: raw.byteLength },
+      });
+      mkdirSync(join(dir, digest.slice(0, 2)), { recursive: true });
+      const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+      writeFileSync(tmp, compressed);
+      renameSync(tmp, path);
+    },
+    /** The raw bytes of a chunk on board, checked against its digest; undefined when absent or damaged. */
+    getRaw(digest: string): Buffer | undefined {
+      const path = pathOf(digest);
+      if (!existsSync(path)) return undefined;
+      try {
+        const raw = brotliDecompressSync(readFileSync(path), { maxOutputLength: MAX_CHUNK_RAW_BYTES });
+        return createHash('sha256').update(raw).digest('hex') === digest ? raw : undefined;
+      } catch {
+        return undefined;
+      }
     },
   };
 }

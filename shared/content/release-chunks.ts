@@ -3,6 +3,17 @@ import { decodeLayerIndex, LayerIndexError, type LayerIndex } from './layer-inde
 import type { ChunkRef, ReleaseManifest } from '../protocol/manifest.js';
 
 /**
+ * Every index blob the manifest names, in order: one per image layer, and the agent executable's. Each
+ * lists content chunks (layer-index.ts); an executable's has an empty meta stream.
+ */
+export function indexRefs(m: ReleaseManifest): ChunkRef[] {
+  const out: ChunkRef[] = [];
+  for (const img of Object.values(m.images)) for (const l of img.layers) if (l.index) out.push(l.index);
+  if (m.binary) out.push(m.binary.index);
+  return out;
+}
+
+/**
  * The chunks a release is made of, in two tiers: the ones its signed manifest names directly (image
  * configs and layer index blobs), and the content chunks those indexes list. A vessel fetches the first
  * tier, then works out from the indexes which content it lacks.
@@ -10,10 +21,8 @@ import type { ChunkRef, ReleaseManifest } from '../protocol/manifest.js';
 export function namedChunks(m: ReleaseManifest): Map<string, { raw: number; comp: number }> {
   const out = new Map<string, { raw: number; comp: number }>();
   const add = (c: ChunkRef) => out.set(c[0], { raw: c[1], comp: c[2] });
-  for (const img of Object.values(m.images)) {
-    for (const c of img.config?.chunks ?? []) add(c);
-    for (const l of img.layers) if (l.index) add(l.index);
-  }
+  for (const img of Object.values(m.images)) for (const c of img.config?.chunks ?? []) add(c);
+  for (const ix of indexRefs(m)) add(ix);
   return out;
 }
 
@@ -33,25 +42,23 @@ export function contentChunks(
   const chunks = new Map<string, number>();
   const missingIndexes: string[] = [];
   const seen = new Set<string>();
-  for (const img of Object.values(m.images)) {
-    for (const l of img.layers) {
-      if (!l.index || seen.has(l.index[0])) continue;
-      seen.add(l.index[0]);
-      let ix;
-      try {
-        ix = store.has(l.index[0]) ? loadLayerIndex(store, l.index) : undefined;
-      } catch (err) {
-        if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
-        // Damaged on disk (verification is against the signed digest, so this is never the publisher's
-        // fault): drop it; it is missing now and gets fetched again.
-        store.remove(l.index[0]);
-      }
-      if (!ix) {
-        missingIndexes.push(l.index[0]);
-        continue;
-      }
-      for (const [d, raw] of ix.chunks) chunks.set(d, raw);
+  for (const ref of indexRefs(m)) {
+    if (seen.has(ref[0])) continue;
+    seen.add(ref[0]);
+    let ix;
+    try {
+      ix = store.has(ref[0]) ? loadLayerIndex(store, ref) : undefined;
+    } catch (err) {
+      if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+      // Damaged on disk (verification is against the signed digest, so this is never the publisher's
+      // fault): drop it; it is missing now and gets fetched again.
+      store.remove(ref[0]);
     }
+    if (!ix) {
+      missingIndexes.push(ref[0]);
+      continue;
+    }
+    for (const [d, raw] of ix.chunks) chunks.set(d, raw);
   }
   return { chunks, missingIndexes };
 }

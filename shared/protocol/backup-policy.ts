@@ -152,6 +152,11 @@ export const policyDocumentSchema = z.strictObject({
       keyId: z.string().regex(/^[0-9a-f]{16}$/),
     })
     .nullable(),
+  /**
+   * A retirement (`tender policy retire`): every vessel holding this policy removes it (its backups on
+   * board stay) and from then on refuses any sequence of it at or below this one.
+   */
+  retired: z.literal(true).optional(),
 });
 export type PolicyDocument = z.infer<typeof policyDocumentSchema>;
 

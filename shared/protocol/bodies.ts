@@ -93,6 +93,11 @@ export const issuedTokenSchema = z.strictObject({
   token: z.string(),
   expiresAt: isoTime,
   root: z.string().optional().describe('base64 of the signed root, for an offline enrolment file'),
+  hubCa: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe("PEM of the certificate the token's TLS pin names, for an offline enrolment file"),
 });
 export type IssuedToken = z.infer<typeof issuedTokenSchema>;
 
@@ -105,11 +110,78 @@ export const listVesselsQuerySchema = z.strictObject({
 /** Nothing, or an empty object: the route takes no arguments beyond its path. */
 export const emptyBodySchema = z.strictObject({}).optional();
 
+/**
+ * A service's state as the vessel's engine sees it. `stopped` is kept for reports from agents before v2
+ * (they never sent it in practice: their list was empty).
+ */
+export const SERVICE_STATES = [
+  'running',
+  'healthy',
+  'unhealthy',
+  'starting',
+  'restarting',
+  'exited',
+  'missing',
+  'stopped',
+  'unknown',
+] as const;
+export type ServiceState = (typeof SERVICE_STATES)[number];
+/** States in which a service is doing its job (running without a health check counts). */
+export const SERVICE_OK_STATES: readonly ServiceState[] = ['running', 'healthy'];
+
 export const serviceHealthSchema = z.strictObject({
   name: z.string().max(128),
-  state: z.enum(['healthy', 'unhealthy', 'starting', 'stopped', 'unknown']),
+  state: z.enum(SERVICE_STATES),
   detail: z.string().max(512).optional(),
+  /** v2: the app and release the service belongs to (the live release of its app). */
+  app: z.string().max(64).optional(),
+  release: z.string().max(128).optional(),
+  /** v2: the exit code of an exited container. */
+  exitCode: z.number().int().optional(),
+  /** v2: restarts the engine counted for the container. */
+  restarts: count.optional(),
 });
+export type ServiceHealth = z.infer<typeof serviceHealthSchema>;
+
+/** Why a release shore wants is not live yet, as the vessel knows it. */
+export const PENDING_STATES = ['queued', 'downloading', 'waiting-for-window', 'held', 'refused', 'failed'] as const;
+export type PendingState = (typeof PENDING_STATES)[number];
+
+export const pendingReleaseSchema = z.strictObject({
+  version: z.string().max(128),
+  state: z.enum(PENDING_STATES),
+  reason: z.string().max(512).optional(),
+  /** While waiting for the window: when it opens (ISO time, the vessel's corrected clock). */
+  until: z.string().max(40).optional(),
+  /** While downloading: bytes received of the bytes needed. */
+  progress: z.strictObject({ done: count, total: count }).optional(),
+});
+export type PendingRelease = z.infer<typeof pendingReleaseSchema>;
+
+/** v2: one app on board or targeted: what is live, what shore wants, and why they differ. */
+export const appStatusSchema = z.strictObject({
+  app: z.string().max(64),
+  live: z.string().max(128).nullable(),
+  desired: z.string().max(128).nullable(),
+  pending: pendingReleaseSchema.nullable(),
+  held: z.boolean(),
+});
+export type AppStatus = z.infer<typeof appStatusSchema>;
+
+/** v2: the link as the vessel measured it (its own requests to the hub, headers and bodies counted). */
+export const linkReportSchema = z.strictObject({
+  state: z.enum(['up', 'down', 'refused', 'unknown']),
+  lastOkAt: z.string().max(40).nullable(),
+  lastError: z.string().max(512).nullable(),
+  /** Median round trip of the recent control requests (ms), null before any. */
+  rttMs: count.nullable(),
+  /** The last 24 hours (hourly buckets), across restarts. */
+  bytesUp24h: count,
+  bytesDown24h: count,
+  requests24h: count,
+  failures24h: count,
+});
+export type LinkReport = z.infer<typeof linkReportSchema>;
 
 export const vesselStatusReportSchema = z.strictObject({
   agentVersion: z.string().max(64),
@@ -122,6 +194,15 @@ export const vesselStatusReportSchema = z.strictObject({
   services: z.array(serviceHealthSchema).max(256),
   bootId: z.string().max(64),
   reportedAt: z.string().max(40),
+  /** v2 (absent from older agents): per app, live vs desired vs pending and why. */
+  apps: z.array(appStatusSchema).max(64).optional(),
+  /** v2: the crew hold (app null: every app), or null. */
+  hold: z
+    .strictObject({ app: z.string().max(64).nullable(), sequence: count })
+    .nullable()
+    .optional(),
+  /** v2: the link meter. */
+  link: linkReportSchema.optional(),
 });
 export type VesselStatusReport = z.infer<typeof vesselStatusReportSchema>;
 
@@ -137,6 +218,9 @@ export const vesselViewSchema = z.strictObject({
   currentRelease: z.string().nullable(),
   agentVersion: z.string().nullable(),
   status: vesselStatusReportSchema.nullable().describe("the vessel's last status report"),
+  /** When the hub received that report (hub time), and how old it is: the page never shows a fact without it. */
+  statusReceivedAt: isoTime.nullable().optional(),
+  statusAgeSeconds: z.number().int().nullable().optional(),
 });
 export type VesselView = z.infer<typeof vesselViewSchema>;
 
@@ -240,7 +324,16 @@ export const storedReleaseSchema = z.strictObject({
 export const publishedReleaseSchema = storedReleaseSchema.extend({
   created: z.boolean().describe('false when this exact manifest was already published'),
 });
-export const releaseListSchema = z.strictObject({ releases: z.array(storedReleaseSchema) });
+export const releaseListSchema = z.strictObject({
+  releases: z.array(
+    storedReleaseSchema.extend({
+      hostAccess: z
+        .array(z.string())
+        .optional()
+        .describe('what the release may touch on the host, "SERVICE: /PATH ro|rw"; empty when nothing'),
+    }),
+  ),
+});
 
 export const bundleParams = z.strictObject({ release: releaseRefSchema });
 export const bundleQuerySchema = z.strictObject({
@@ -250,31 +343,7 @@ export const bundleQuerySchema = z.strictObject({
 export const nextSequenceQuerySchema = z.strictObject({ app: appNameSchema });
 export const nextSequenceSchema = z.strictObject({ app: z.string(), sequence: z.number().int() });
 
-export const rolloutStartRequestSchema = z.strictObject({
-  release: releaseRefSchema,
-  target: z.string().max(80).describe('all, group:NAME or vessel:NAME'),
-  waves: z.array(z.number().int()).optional().describe('not implemented yet: refused'),
-  maxFailuresPercent: z.number().int().optional().describe('not implemented yet: refused'),
-});
-export const rolloutStartedSchema = z.strictObject({
-  id: z.number().int(),
-  release: z.strictObject({ app: z.string(), version: z.string(), sequence: z.number().int() }),
-  target: z.string(),
-  vessels: z.array(z.string()),
-});
-export const rolloutListSchema = z.strictObject({
-  rollouts: z.array(
-    z.strictObject({
-      id: z.number().int(),
-      releaseId: z.number().int(),
-      target: z.string(),
-      state: z.string(),
-      createdAt: z.number().int().describe('unix ms'),
-      createdBy: z.string(),
-      vessels: count,
-    }),
-  ),
-});
+// The rollout API's bodies: rollout-bodies.ts.
 
 // ---- telemetry
 
@@ -352,7 +421,16 @@ export const chunksStoredSchema = z.strictObject({ stored: count, present: count
 
 export const createPackRequestSchema = z.strictObject({
   release: z.string().max(130).describe('APP@VERSION of a release targeted at this vessel'),
-  digests: z.array(chunkDigestSchema).min(1).max(MAX_PACK_CHUNKS).describe('the chunks, in pack order'),
+  digests: z
+    .array(chunkDigestSchema)
+    .min(1)
+    .max(MAX_PACK_CHUNKS)
+    .describe('the chunks; the hub may carry several in one solid group, or one as a delta'),
+  bases: z
+    .array(z.tuple([chunkDigestSchema, chunkDigestSchema]))
+    .max(256)
+    .optional()
+    .describe('[wanted layer index, an index of the same app the vessel holds]: send it as a delta'),
 });
 export const packCreatedSchema = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{32}$/),
@@ -363,5 +441,20 @@ export type PackCreated = z.infer<typeof packCreatedSchema>;
 
 // ---- ops tokens
 
-export const createTokenRequestSchema = z.strictObject({ role: z.enum(ROLES), name: z.string().min(1).max(64) });
-export const tokenCreatedSchema = z.strictObject({ id: z.string(), role: z.enum(ROLES), token: z.string() });
+export const createTokenRequestSchema = z.strictObject({
+  role: z.enum(ROLES),
+  name: z.string().min(1).max(64),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(2 * 365 * 24 * 3600)
+    .optional()
+    .describe('token lifetime in seconds (default 90 days)'),
+});
+export const tokenCreatedSchema = z.strictObject({
+  id: z.string(),
+  role: z.enum(ROLES),
+  token: z.string(),
+  expiresAt: isoTime.optional(),
+});

@@ -13,5 +13,10 @@ export const enrolmentFileSchema = z.strictObject({
   expiresAt: z.iso.datetime(),
   /** base64 of the signed root document the token pins. */
   root: z.string().max(2 * 1024 * 1024),
+  /** PEM of the certificate the token's TLS pin names (absent when the hub serves plain HTTP). */
+  hubCa: z
+    .string()
+    .max(64 * 1024)
+    .optional(),
 });
 export type EnrolmentFile = z.infer<typeof enrolmentFileSchema>;

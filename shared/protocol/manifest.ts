@@ -44,6 +44,30 @@ export const imageSchema = z.strictObject({
  */
 export const MAX_RELEASE_SEQUENCE = 2 ** 40;
 
+/**
+ * The app name the agent's own executable is published under (`tender agent publish`): a release of it
+ * carries `binary` and nothing else, and rolls out with the same rollouts, windows and trust as any app.
+ */
+export const AGENT_APP = 'tender-agent';
+
+/**
+ * The agent executable as a release artifact: its bytes are content-defined chunks listed by one index
+ * blob (a layer index with an empty meta stream), so vN+1 costs only the chunks vN lacks.
+ */
+export const agentBinarySchema = z.strictObject({
+  /** Node's platform-arch the executable runs on (e.g. linux-x64): a vessel refuses another one. */
+  platform: z.string().regex(/^[a-z0-9]+-[a-z0-9_]+$/),
+  size: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024 * 1024),
+  /** sha256 of the whole executable, hex: checked after reassembly, before it is ever run. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  index: chunkRefSchema,
+});
+export type AgentBinary = z.infer<typeof agentBinarySchema>;
+
 export const releaseManifestSchema = z.strictObject({
   _type: z.literal('release'),
   spec: z.literal(1),
@@ -53,6 +77,8 @@ export const releaseManifestSchema = z.strictObject({
   createdAt: z.iso.datetime(),
   services: z.record(z.string(), serviceSpecSchema),
   images: z.record(z.string().regex(/^sha256:[0-9a-f]{64}$/), imageSchema),
+  /** Only in a release of AGENT_APP: the agent executable (then services and images are empty). */
+  binary: agentBinarySchema.optional(),
 });
 export type ReleaseManifest = z.infer<typeof releaseManifestSchema>;
 
@@ -69,6 +95,15 @@ export function verifyManifest(root: TrustedRoot, bytes: Uint8Array): ReleaseMan
   const doc = verifySignedDocument(root, env, 'release');
   const r = releaseManifestSchema.safeParse(doc.payload);
   if (!r.success) throw new ManifestError(`release manifest invalid: ${describeZodError(r.error, 'payload')}`);
+  const isAgent = r.data.app === AGENT_APP;
+  if (isAgent !== (r.data.binary !== undefined))
+    throw new ManifestError(
+      isAgent
+        ? `release manifest invalid: app ${AGENT_APP} is the agent executable and must carry binary`
+        : `release manifest invalid: only app ${AGENT_APP} may carry binary`,
+    );
+  if (isAgent && (Object.keys(r.data.services).length > 0 || Object.keys(r.data.images).length > 0))
+    throw new ManifestError(`release manifest invalid: an ${AGENT_APP} release carries no services or images`);
   // A manifest signed by hand (not through parseCompose) is held to the same rule: no silent host access.
   for (const [name, s] of Object.entries(r.data.services)) {
     const why = undeclaredHostAccess(s.volumes, s.hostAccess ?? []);

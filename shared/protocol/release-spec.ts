@@ -287,16 +287,40 @@ export function undeclaredHostAccess(
   for (const v of volumes) {
     if (v.kind !== 'bind') continue;
     if (posix.normalize(v.source) !== v.source || (v.source.length > 1 && v.source.endsWith('/')))
-      return `bind ${v.source} is not a normalised absolute path (write it as ${posix.normalize(v.source).replace(/(.)\/$/, '$1')})`;
+      return (
+        `bind ${v.source} is not a normalised absolute path ` +
+        `(write it as ${posix.normalize(v.source).replace(/(.)\/$/, '$1')})`
+      );
     const d = declared.find((h) => h.path === v.source);
     if (!d)
-      return `binds host path ${v.source}${v.readOnly ? ' read-only' : ' read-write'} without declaring it in x-tender.host-access`;
+      return (
+        `binds host path ${v.source}${v.readOnly ? ' read-only' : ' read-write'} ` +
+        'without declaring it in x-tender.host-access'
+      );
     if (d.readOnly && !v.readOnly)
-      return `binds host path ${v.source} read-write but x-tender.host-access allows it read-only (add :ro to the volume)`;
+      return (
+        `binds host path ${v.source} read-write but x-tender.host-access allows it read-only ` +
+        '(add :ro to the volume)'
+      );
   }
   const unused = declared.find((h) => !volumes.some((v) => v.kind === 'bind' && v.source === h.path));
   if (unused) return `x-tender.host-access declares ${unused.path} but no volume binds it`;
   return undefined;
+}
+
+/**
+ * What a release may touch on the host, one line per declared bind ("SERVICE: /PATH ro|rw"), in service
+ * then path order: what `tender releases`, the hub and the crew console show, and what the vessel logs
+ * before it runs the release. Empty when the release binds no host path.
+ */
+export function hostAccessLines(services: Record<string, Pick<ServiceSpec, 'hostAccess'>>): string[] {
+  return Object.keys(services)
+    .sort()
+    .flatMap((name) =>
+      [...(services[name]!.hostAccess ?? [])]
+        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+        .map((h) => `${name}: ${h.path} ${h.readOnly ? 'ro' : 'rw'}`),
+    );
 }
 
 function hostAccessOf(entries: string[], volumes: ServiceSpec['volumes'], file: string, where: string): HostAccess {

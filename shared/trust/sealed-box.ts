@@ -25,7 +25,8 @@ export class SealError extends TenderError {
   }
 }
 
-const MAGIC = Buffer.from('tender-seal/v1\n');
+/** What a sealed stream starts with (a file that does is refused where only an opened one will do). */
+export const SEAL_MAGIC = Buffer.from('tender-seal/v1\n');
 const RECORD = 64 * 1024;
 const TAG = 16;
 const INFO = Buffer.from('tender backup seal v1');
@@ -93,7 +94,7 @@ export function sealStream(recipientBase64: string): Transform {
   const header = () => {
     if (headerSent) return [];
     headerSent = true;
-    return [MAGIC, ephRaw];
+    return [SEAL_MAGIC, ephRaw];
   };
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
@@ -126,11 +127,11 @@ export function openStream(privatePem: string): Transform {
       try {
         const out: Buffer[] = [];
         if (!key) {
-          if (buf.byteLength < MAGIC.byteLength + 32) return cb();
-          if (!buf.subarray(0, MAGIC.byteLength).equals(MAGIC)) throw new SealError('not a sealed backup');
-          const eph = Buffer.from(buf.subarray(MAGIC.byteLength, MAGIC.byteLength + 32));
+          if (buf.byteLength < SEAL_MAGIC.byteLength + 32) return cb();
+          if (!buf.subarray(0, SEAL_MAGIC.byteLength).equals(SEAL_MAGIC)) throw new SealError('not a sealed backup');
+          const eph = Buffer.from(buf.subarray(SEAL_MAGIC.byteLength, SEAL_MAGIC.byteLength + 32));
           key = deriveKey(diffieHellman({ privateKey: priv, publicKey: publicFromRaw(eph) }), eph, recipient);
-          buf = buf.subarray(MAGIC.byteLength + 32);
+          buf = buf.subarray(SEAL_MAGIC.byteLength + 32);
         }
         // A full record followed by more bytes cannot be the last one.
         while (buf.byteLength > RECORD + TAG) {

@@ -28,6 +28,9 @@ export function postgresImage(): string {
     .trim();
 }
 
+// The app's database in WAL mode, as a real app would keep it.
+const SQLITE_INIT =
+  'sqlite3 /data/app.db "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS rows (v TEXT);" >/dev/null';
 const APPLETS = ['sh', 'httpd', 'sleep', 'cat', 'echo', 'ls', 'rm', 'mv', 'tar', 'mkdir', 'wc', 'true', 'test', 'seq'];
 
 /** Copy a host binary and the shared libraries it loads into an image root, at the same paths. */
@@ -62,7 +65,7 @@ export function buildBackupServiceImage(tag: string, opts: { sqlite: boolean }):
       join(root, 'bin', 'serve'),
       `#!/bin/sh
 trap "exit 0" TERM
-${opts.sqlite ? 'sqlite3 /data/app.db "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS rows (v TEXT);" >/dev/null' : 'test -e /data/page.txt || echo empty >/data/page.txt'}
+${opts.sqlite ? SQLITE_INIT : 'test -e /data/page.txt || echo empty >/data/page.txt'}
 ln -sf /data/page.txt /www/index.html
 (while :; do if test -e /data/broken; then rm -f /www/health; else echo ok >/www/health; fi; sleep 0.2; done) &
 httpd -f -p 8080 -h /www &

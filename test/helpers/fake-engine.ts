@@ -35,6 +35,13 @@ export function fakeEngine(): FakeEngine {
       const { spec: _spec, ...info } = c;
       return { ...info, labels: { ...info.labels }, ports: { ...info.ports } };
     },
+    async listContainers(labels) {
+      const out = [];
+      for (const c of containers.values())
+        if (Object.entries(labels).every(([k, v]) => c.labels[k] === v))
+          out.push((await impl.inspectContainer!(c.id))!);
+      return out;
+    },
     async imageInspect(ref) {
       return images.has(ref) ? { id: ref, diffIds: [], size: 1, repoTags: [] } : undefined;
     },
@@ -145,10 +152,28 @@ export function plainService(image: string, ports: ServiceSpec['ports'] = []): S
 /** A signed manifest's envelope bytes for APP@VERSION (one service per name given). */
 export function signedManifest(
   key: PrivateKey,
-  m: { app: string; version: string; sequence: number; createdAt?: string; services?: string[] },
+  m: {
+    app: string;
+    version: string;
+    sequence: number;
+    createdAt?: string;
+    services?: string[];
+    /** Host paths the first service binds at the same path, declared in its hostAccess. */
+    hostAccess?: NonNullable<ServiceSpec['hostAccess']>;
+    /** A drain for every service (with a port): a long one gives a test time to cut it short. */
+    drainMs?: number;
+  },
 ): { bytes: Buffer; manifest: ReleaseManifest } {
   const services: Record<string, ServiceSpec> = {};
-  for (const s of m.services ?? ['portal']) services[s] = plainService(`${m.app}/${s}:${m.version}`);
+  for (const s of m.services ?? ['portal']) {
+    services[s] = plainService(`${m.app}/${s}:${m.version}`);
+    if (m.drainMs) services[s] = { ...services[s], ports: [{ published: 8080, target: 8080 }], drainMs: m.drainMs };
+  }
+  const first = Object.values(services)[0];
+  if (first && m.hostAccess?.length) {
+    first.hostAccess = m.hostAccess;
+    first.volumes = m.hostAccess.map((h) => ({ source: h.path, target: h.path, readOnly: h.readOnly, kind: 'bind' }));
+  }
   const manifest = {
     _type: 'release',
     spec: 1,

@@ -109,6 +109,8 @@ export async function enrolVessel(
     CONSOLE_PASSWORD,
     '--console-listen',
     `127.0.0.1:${consolePort}`,
+    // Until the shore serves TLS (its tokens then pin the hub's CA and this flag is not needed).
+    '--insecure-http',
   ]);
   expect(e.code, e.stderr).toBe(0);
   const c = JSON.parse(readFileSync(config, 'utf8'));
@@ -149,7 +151,7 @@ export async function enrolVessel(
   return v;
 }
 
-export function composeFile(dir: string, name: string, image: string, port: number, app = 'sms', extra = ''): string {
+export function composeFile(dir: string, name: string, image: string, port: number, app: string, extra = ''): string {
   const file = join(dir, `${name}.yml`);
   writeFileSync(
     file,
@@ -176,10 +178,10 @@ export async function publishAndRollout(shore: Shore, compose: string, version: 
   expect(r.code, r.stderr).toBe(0);
 }
 
-/** GET through the router; the body or the error. */
-export async function getBody(port: number): Promise<string> {
+/** GET through the router (on HOST: a second vessel's router binds another loopback address); the body or the error. */
+export async function getBody(port: number, host = '127.0.0.1'): Promise<string> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) });
+    const r = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(3000) });
     return (await r.text()).trim();
   } catch (err) {
     return `error: ${(err as Error).message}`;

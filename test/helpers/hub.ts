@@ -12,6 +12,7 @@ import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
 import { makeKeys, rootPayloadFor, signedRoot, type TestKeys } from './keys.js';
 import { tempDir } from './tmp.js';
 import { paths } from '../../shared/protocol/routes.js';
+import type { HubTlsState } from '../../hub/tls.js';
 
 export interface TestHub {
   app: FastifyInstance;
@@ -30,14 +31,16 @@ export interface TestHub {
   publish(manifest: Buffer, by?: string, now?: number): Promise<StoredRelease>;
   /** Start a rollout of a release to a target straight in the store. */
   rollout(release: StoredRelease, target: string, now?: number): Promise<{ id: number; vessels: string[] }>;
-  /** Listen on 127.0.0.1:0 and return the base URL. */
+  /** Listen on 127.0.0.1:0 and return the base URL (https:// when started with `tls`). */
   listen(): Promise<string>;
+  /** Serve another certificate from the next handshake on (what SIGHUP does in `tender hub serve`). */
+  reloadTls: (state: HubTlsState) => void;
 }
 
 /** An in-process hub on a temp dir with a root loaded, closed when the test ends. */
 export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub> {
   const dataDir = tempDir('tender-hub-');
-  const { app, deps, routes } = await buildHub({ dataDir, ...opts });
+  const { app, deps, routes, reloadTls } = await buildHub({ dataDir, ...opts });
   onTestFinished(async () => {
     await app.close();
   });
@@ -68,8 +71,9 @@ export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub>
     async listen() {
       await app.listen({ host: '127.0.0.1', port: 0 });
       const a = app.server.address();
-      return `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+      return `${opts.tls ? 'https' : 'http'}://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
     },
+    reloadTls,
   };
 }
 

@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from './tools.js';
+import { RUN_ID } from './names.js';
 
 /**
  * Test images built locally (no registry here): a busybox root filesystem with httpd serving /www,
@@ -63,8 +64,13 @@ export function buildSwapTestImages(repo = 'tender-test/portal'): Record<'v1' | 
   };
 }
 
-/** Remove every container Tender made for an app (test cleanup). */
+/**
+ * Remove every container Tender made for an app (test cleanup). Only an app named for this run
+ * (unique(), test/helpers/names.ts): a name like `sms` may be a developer's demo on the same engine.
+ */
 export function removeAppContainers(app: string): void {
+  if (!app.includes(RUN_ID))
+    throw new Error(`removeAppContainers(${JSON.stringify(app)}): not an app of this run; name it with unique()`);
   const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=io.tender.app=${app}`])
     .toString()
     .trim()

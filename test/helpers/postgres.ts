@@ -17,6 +17,13 @@ export interface PgCluster {
   url(database?: string): string;
   /** A fresh empty database; returns its URL. */
   createDatabase(): Promise<string>;
+  /**
+   * A copy of a database (a migrated one: ~0.3 s where CREATE DATABASE and the migrations take ~2 s on a
+   * loaded machine); nobody may be connected to the template while it is copied. Returns its URL.
+   */
+  copyDatabase(templateUrl: string): Promise<string>;
+  /** Drops a database, ending its connections (WITH (FORCE)). */
+  dropDatabase(url: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -122,6 +129,15 @@ export async function startPgCluster(opts: { timeoutMs?: number } = {}): Promise
     }
   }
   let n = 0;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: url() });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
   return {
     url,
     async createDatabase() {
@@ -134,6 +150,15 @@ export async function startPgCluster(opts: { timeoutMs?: number } = {}): Promise
         await c.end();
       }
       return url(name);
+    },
+    async copyDatabase(templateUrl) {
+      const template = new URL(templateUrl).pathname.slice(1);
+      const name = `t_${process.pid}_${++n}_${Math.random().toString(36).slice(2, 8)}`;
+      await admin(`CREATE DATABASE ${name} TEMPLATE ${template} STRATEGY FILE_COPY`);
+      return url(name);
+    },
+    async dropDatabase(dbUrl) {
+      await admin(`DROP DATABASE IF EXISTS ${new URL(dbUrl).pathname.slice(1)} WITH (FORCE)`);
     },
     async stop() {
       if (proc.exitCode === null) {

@@ -9,6 +9,8 @@ import { delimiter, join } from 'node:path';
 export const TOOL_PACKAGES = {
   docker: 'docker.io',
   prometheus: 'prometheus',
+  promtool: 'prometheus',
+  dockerd: 'docker.io',
   chromium: 'chromium',
   haproxy: 'haproxy',
   casync: 'casync',

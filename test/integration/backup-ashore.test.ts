@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { removeAppContainers } from '../helpers/images.js';
 import {
@@ -16,6 +16,7 @@ import {
 import { tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { dockerExec, postgresImage, publishLocalImages } from '../helpers/backup.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * Backups ashore with a real PostgreSQL container, a real hub and a real agent: a policy published to
@@ -24,7 +25,7 @@ import { dockerExec, postgresImage, publishLocalImages } from '../helpers/backup
  * after the first upload request resumes with only the chunks the hub lacks; the download opens with
  * the seal key to exactly the dump; a second backup after a small change uploads a small fraction.
  */
-const APP = `bka${process.pid}`;
+const APP = unique('bka');
 const CONTAINER = `tender-${APP}-db-1.0.0`;
 const POLICY = 'db-ashore';
 let shore: Shore;
@@ -274,4 +275,54 @@ describe('backups ashore', () => {
     expect(list.stdout).toContain(second.id);
     expect(list.stdout).toContain(first.id);
   }, 180_000);
+
+  it('restore from ashore: the board copy lost, the dump downloaded ashore is imported and restored', async () => {
+    const sealed = join(shore.dir, 'restore.sealed');
+    const dump = join(shore.dir, 'restore.dump');
+    const d = await tender(['backup', 'download', first.id, '--vessel', vessel.name, '--out', sealed], shore.env);
+    expect(d.code, d.stderr).toBe(0);
+    const o = await tender(['backup', 'open', sealed, '--key', sealKey, '--out', dump]);
+    expect(o.code, o.stderr).toBe(0);
+    const dumpSha = sha(readFileSync(dump));
+    // Carried on board gzip-compressed, as a crew would bring it.
+    const carried = join(shore.dir, 'restore.dump.gz');
+    writeFileSync(carried, gzipSync(readFileSync(dump)));
+    // The board's own copy is gone (a failed disk, or retention), and so is the link.
+    rmSync(first.file);
+    await shore.hub.stop();
+    const lost = await tender(['backup', 'restore', first.id, '--config', vessel.config]);
+    expect(lost.code).toBe(1);
+    expect(lost.stderr).toMatch(/is missing; refused/);
+    const before = (await boardBackups()).length;
+    const imp = (file: string, ...extra: string[]) =>
+      tender(['backup', 'import', file, '--policy', POLICY, '--config', vessel.config, '--json', ...extra]);
+    const refusals: [string, string[], RegExp][] = [
+      [sealed, [], /sealed to the shore key, which never comes on board/],
+      [join(shore.dir, 'policy.yml'), [], /is not a pg_dump custom-format archive/],
+      [carried, ['--sha256', sha(Buffer.from('another dump'))], /not [0-9a-f]{64} as given/],
+      [carried, ['--policy', 'no-such-policy'], /no-such-policy/],
+    ];
+    for (const [file, extra, why] of refusals) {
+      const r = await imp(file, ...extra);
+      expect(r.code, `${file} ${extra.join(' ')}: ${r.stdout}`).toBe(1);
+      expect(JSON.parse(r.stdout).message).toMatch(why);
+    }
+    expect((await boardBackups()).length).toBe(before);
+    const r = await imp(carried, '--sha256', dumpSha);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const imported = JSON.parse(r.stdout);
+    expect(imported).toMatchObject({ policy: POLICY, kind: 'imported', state: 'ok', rawBytes: first.rawBytes });
+    // Work lost since the first backup: the restore brings the first backup's rows back through the gate.
+    psql('DELETE FROM work_orders WHERE id > 100');
+    const v = await tender(['backup', 'verify', imported.id, '--config', vessel.config]);
+    expect(v.code, v.stderr).toBe(0);
+    const back = await tender(['backup', 'restore', imported.id, '--config', vessel.config]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(psql('SELECT count(*) FROM work_orders')).toBe('40000');
+    // What came from ashore is not the policy's last good backup, and never goes ashore again.
+    const pl = await tender(['policy', 'list', '--config', vessel.config, '--json']);
+    const mine = JSON.parse(pl.stdout).policies.find((p: any) => p.name === POLICY);
+    expect(mine.lastGood.id).not.toBe(imported.id);
+    expect(shipment(imported.id)).toBeUndefined();
+  }, 240_000);
 });

@@ -13,6 +13,7 @@ import {
 import { tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { dockerExec, postgresImage, publishLocalImages, signPolicy } from '../helpers/backup.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * The backup journey with a real PostgreSQL server in a container and a real agent process, the hub
@@ -21,7 +22,7 @@ import { dockerExec, postgresImage, publishLocalImages, signPolicy } from '../he
  * health gate; then kill -9 of the agent mid-dump and of `tender backup restore` mid-restore, each leaving
  * the database serving complete data.
  */
-const APP = `bkj${process.pid}`;
+const APP = unique('bkj');
 const CONTAINER = `tender-${APP}-db-1.0.0`;
 const DAY = 86_400_000;
 let shore: Shore;
@@ -88,7 +89,8 @@ volumes: { pgdata: }
   dockerExec(CONTAINER, ['createdb', 'sms']);
   psql(
     `CREATE TABLE parts (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);
-     INSERT INTO parts SELECT g, 'spare part number ' || g || ' for the main engine', g % 7 FROM generate_series(1, 20000) g;`,
+     INSERT INTO parts SELECT g, 'spare part number ' || g || ' for the main engine', g % 7
+       FROM generate_series(1, 20000) g;`,
   );
   ORIGINAL = summary();
   policyFile = await signPolicy(

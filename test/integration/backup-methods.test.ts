@@ -7,6 +7,7 @@ import { enrolVessel, freePort, getBody, startShore, waitServing, type Shore, ty
 import { tender } from '../helpers/proc.js';
 import { cleanup, runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { buildBackupServiceImage, dockerExec, publishLocalImages, signPolicy } from '../helpers/backup.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * Each backup method against real containers of a real release (the hub stopped once it is live), and the
@@ -14,7 +15,7 @@ import { buildBackupServiceImage, dockerExec, publishLocalImages, signPolicy } f
  * whose data fails the health gate; a disk that fills mid-dump (a 6 MB tmpfs as the backup directory);
  * two runs of one policy at once; policies that must be refused at signing or at install.
  */
-const APP = `bkm${process.pid}`;
+const APP = unique('bkm');
 const DB = `tender-${APP}-db-1.0.0`;
 const FILES = `tender-${APP}-files-1.0.0`;
 const TMPFS_BYTES = 6 * 1024 * 1024;

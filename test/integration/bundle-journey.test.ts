@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
 import {
+  CONSOLE_PASSWORD,
   composeFile,
   enrolVessel,
   eventuallyOrReport,
@@ -22,6 +23,7 @@ import { paths } from '../../shared/protocol/routes.js';
 import { BundleDecoder, BundleEncoder, type BundleFrame } from '../../shared/protocol/bundle.js';
 import { envelopeBytes, parsePayload, readEnvelope, signEnvelope } from '../../shared/trust/envelope.js';
 import { generateKey } from '../../shared/trust/keys.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * Journey 1's USB stick: a release exported ashore as a bundle, imported on a vessel whose hub is down,
@@ -30,7 +32,7 @@ import { generateKey } from '../../shared/trust/keys.js';
  * so the vessel can only get it from the bundle.
  */
 const run = randomBytes(3).toString('hex');
-const app = `carry${run}`;
+const app = unique('carry');
 const repo = `tender-test/carry-${run}`;
 let shore: Shore;
 let vessel: Vessel;
@@ -70,6 +72,18 @@ async function hubEvents(): Promise<{ type: string; data: Record<string, unknown
     headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
   });
   return ((await r.json()) as { events: { type: string; data: Record<string, unknown> }[] }).events;
+}
+
+const consoleAuth = { authorization: `Basic ${Buffer.from(`crew:${CONSOLE_PASSWORD}`).toString('base64')}` };
+
+/** POST a bundle file to the console's JSON upload route (basic auth, as curl would). */
+async function consoleUpload(file: string): Promise<{ status: number; body: { message?: string } }> {
+  const r = await fetch(`${vessel.consoleUrl}/api/bundle`, {
+    method: 'POST',
+    headers: { ...consoleAuth, 'content-type': 'application/octet-stream' },
+    body: readFileSync(file),
+  });
+  return { status: r.status, body: (await r.json()) as { message?: string } };
 }
 
 async function releasesOnBoard(): Promise<string[]> {
@@ -226,6 +240,17 @@ describe('journey: a release carried aboard on a USB stick', () => {
       expect(r.stderr).toMatch(why);
       expect(r.stderr).toMatch(/nothing staged/);
     }
+    // The console's upload form goes through the same checks: refused, one reason, nothing staged.
+    for (const [file, why] of [
+      [cut, /truncated/],
+      [foreign, /sign|key/],
+    ] as const) {
+      const r = await consoleUpload(file);
+      expect(r.status, file).toBe(409);
+      expect(r.body.message).toMatch(/bundle refused/);
+      expect(r.body.message).toMatch(why);
+      expect(r.body.message).toMatch(/nothing staged/);
+    }
     expect(await releasesOnBoard()).toEqual(['1.0.0']);
     expect(imagePresent(v2ImageId)).toBe(false);
     expect(readdirSync(join(vessel.dataDir, 'import'))).toEqual([]);
@@ -257,6 +282,30 @@ describe('journey: a release carried aboard on a USB stick', () => {
     // The hold wins over the carried target as it does over the hub's.
     expect(await getBody(port)).toBe('carry v1');
     expect((await vessel.status()).release).toMatchObject({ current: '1.0.0', held: true });
+  });
+
+  it('imports through the crew console upload form (CSRF-bound), under the same rules', async () => {
+    const page = await fetch(`${vessel.consoleUrl}/`, { headers: consoleAuth });
+    const html = await page.text();
+    expect(html).toContain('<form id="bundle" method="post" action="/upload">');
+    // A post from elsewhere (no token from this page) is refused before a byte is imported.
+    const forged = await fetch(`${vessel.consoleUrl}/upload`, {
+      method: 'POST',
+      headers: { ...consoleAuth, 'content-type': 'application/octet-stream' },
+      body: readFileSync(bundles.all!),
+    });
+    expect(forged.status).toBe(403);
+    const csrf = /'x-csrf': "([0-9a-f]{64})"/.exec(html)![1]!;
+    const r = await fetch(`${vessel.consoleUrl}/upload`, {
+      method: 'POST',
+      headers: { ...consoleAuth, 'content-type': 'application/octet-stream', 'x-csrf': csrf },
+      body: readFileSync(bundles.all!),
+    });
+    const body = (await r.json()) as Record<string, unknown>;
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    // On board already, and the crew's hold on 1.0.0 wins, as it does for the CLI and the hub.
+    expect(body).toMatchObject({ app, version: '2.0.0', alreadyOnBoard: true, outcome: 'held' });
+    expect(await getBody(port)).toBe('carry v1');
   });
 
   it('tells the hub at the next contact', async () => {

@@ -42,6 +42,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
       const enrol = await tender([
         'agent',
         'enroll',
+        '--insecure-http',
         '--hub',
         shore.url,
         '--token',
@@ -59,6 +60,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
       const again = await tender([
         'agent',
         'enroll',
+        '--insecure-http',
         '--hub',
         shore.url,
         '--token',
@@ -121,6 +123,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
     const enrol = await tender([
       'agent',
       'enroll',
+      '--insecure-http',
       '--file',
       file,
       '--config',
@@ -142,7 +145,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
     expect(s.enrolment).toBe('complete');
     expect((await hubVessel(shore, 'ship-2')).state).toBe('enrolled');
     const list = await tender(['vessel', 'list'], shore.env);
-    expect(list.stdout).toMatch(/^ship-2\s+-\s+-\s+enrolled\s+\d+s ago/m);
+    expect(list.stdout).toMatch(/^ship-2\s+-\s+-\s+enrolled\s+\d+ s ago/m);
   });
 
   it('refuses an offline file whose root does not match the token pin, and writes no config', async () => {

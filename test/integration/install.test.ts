@@ -18,6 +18,7 @@ import { startLoad } from '../helpers/load.js';
 import { tender } from '../helpers/proc.js';
 import { machineImage, startMachine, type Machine } from '../helpers/systemd-machine.js';
 import { tempDir } from '../helpers/tmp.js';
+import { RUN_ID } from '../helpers/names.js';
 
 /**
  * Journey 1 on a fresh Debian server: a debootstrap root booted with systemd as PID 1 (a container on the
@@ -29,7 +30,7 @@ import { tempDir } from '../helpers/tmp.js';
  */
 const repo = join(import.meta.dirname, '..', '..');
 const id = `${process.pid.toString(36)}${Date.now().toString(36)}`;
-const app = `inst${id}`;
+const app = `inst${id}${RUN_ID}`;
 const vessel = `inst-${id}`;
 const debVessel = `inst-${id}-deb`;
 const imageRepo = `tender-test/install-${id}`;
@@ -177,6 +178,8 @@ describe('journey 1: install on a fresh Debian server with systemd', () => {
       '/stick/install.sh',
       '--file',
       '/stick/vessel.enrol',
+      // The shore here serves plain HTTP: the file pins no certificate.
+      '--insecure-http',
       '--console-listen',
       `127.0.0.1:${consolePort}`,
       '--console-password',
@@ -348,6 +351,7 @@ describe('journey 1: install on a fresh Debian server with systemd', () => {
       'enroll',
       '--file',
       '/stick/deb.enrol',
+      '--insecure-http',
       '--console-listen',
       '127.0.0.1:0',
     ]);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { buildBusyboxImage } from '../helpers/images.js';
+import { unique } from '../helpers/names.js';
 import { startShore } from '../helpers/fleet.js';
 import { tender } from '../helpers/proc.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -13,6 +14,8 @@ import { createChunkStore } from '../../shared/content/chunk-store.js';
 import { loadLayerIndex } from '../../shared/content/release-chunks.js';
 import { joinTar } from '../../shared/content/tar-split.js';
 import { uploadMissingChunks } from '../../publisher/chunk-upload.js';
+
+const REPO = unique('tender-test/pub');
 
 function compose(dir: string, name: string, image: string): string {
   const file = join(dir, `${name}.yml`);
@@ -25,8 +28,8 @@ describe('release publish: chunks', () => {
     const shore = await startShore();
     const dir = tempDir();
     const cache = join(dir, 'cache');
-    buildBusyboxImage({ tag: 'tender-test/pub:1', body: 'one\n' });
-    buildBusyboxImage({ tag: 'tender-test/pub:2', body: 'two, a little different\n' });
+    buildBusyboxImage({ tag: `${REPO}:1`, body: 'one\n' });
+    buildBusyboxImage({ tag: `${REPO}:2`, body: 'two, a little different\n' });
     const publish = async (file: string, version: string) => {
       const r = await tender(
         [
@@ -52,11 +55,14 @@ describe('release publish: chunks', () => {
         stderr: r.stderr,
       };
     };
-    const first = await publish(compose(dir, 'a', 'tender-test/pub:1'), '1');
+    const first = await publish(compose(dir, 'a', `${REPO}:1`), '1');
     expect(first.chunksUploaded).toBe(first.chunks);
     expect(first.uploadedBytes).toBeGreaterThan(100_000);
-    // Progress goes to stderr as plain lines off a TTY.
-    expect(first.stderr).toMatch(/^uploading chunks: [\d.]+ of [\d.]+ MB$/m);
+    // Progress goes to stderr as plain lines off a TTY, with the total and the rate; the last at 100 %.
+    expect(first.stderr).toMatch(/^uploading chunks: [\d.]+ [kMG]?B of [\d.]+ [kMG]?B \(100 %\), [\d.]+ [kMG]?B\/s$/m);
+    expect(first.stderr).toMatch(
+      new RegExp(`^reading ${REPO}:1: [\\d.]+ [kMG]?B( of [\\d.]+ [kMG]?B \\(\\d+ %\\).*)?$`, 'm'),
+    );
 
     // The layer reassembled from the hub's chunks is exactly the layer Docker knows (its diff ID).
     const m = JSON.parse(
@@ -77,7 +83,7 @@ describe('release publish: chunks', () => {
     expect(ix.meta.byteLength + ix.contentSize).toBe(layer.size);
     expect(ix.meta.byteLength).toBeLessThan(ix.contentSize / 10);
 
-    const again = await publish(compose(dir, 'b', 'tender-test/pub:1'), '2');
+    const again = await publish(compose(dir, 'b', `${REPO}:1`), '2');
     expect(again).toMatchObject({ chunksUploaded: 0, uploadedBytes: 0 });
     expect(again.stderr).not.toMatch(/uploading chunks/);
 
@@ -93,7 +99,7 @@ describe('release publish: chunks', () => {
     expect(up.missing).toBe(first.chunks);
     expect(seen.at(-1)).toEqual([up.uploadedBytes, up.uploadedBytes]);
 
-    const changed = await publish(compose(dir, 'c', 'tender-test/pub:2'), '3');
+    const changed = await publish(compose(dir, 'c', `${REPO}:2`), '3');
     expect(changed.chunksUploaded).toBeGreaterThan(0);
     expect(changed.chunksUploaded).toBeLessThan(changed.chunks / 4);
   }, 120_000);

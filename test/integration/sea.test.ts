@@ -6,6 +6,7 @@ import { buildBusyboxImage, removeAppContainers } from '../helpers/images.js';
 import { composeFile, enrolVessel, freePort, publishAndRollout, startShore, waitServing } from '../helpers/fleet.js';
 import { eventually } from '../helpers/proc.js';
 import { tempDir } from '../helpers/tmp.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * Tender ships as one executable file: built with installer/build-sea.sh, copied away from the sources,
@@ -55,7 +56,7 @@ describe('single executable', () => {
     await vessel.startRouter();
     vessel.startAgent();
     await eventually(async () => (await vessel.status()).link.state === 'up', 30_000);
-    const app = 'seaapp';
+    const app = unique('seaapp');
     removeAppContainers(app);
     const tag = `tender-test/sea:${Date.now()}`;
     buildBusyboxImage({ tag, body: 'one file\n' });

@@ -14,18 +14,21 @@ import {
 } from '../helpers/fleet.js';
 import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * kill -9 at each journal step of a swap (a crew rollback between two releases kept on board), then a
  * restart of the agent: exactly one complete release serves. Before the flip the update is undone; after
  * it, finished.
  */
+const APP = unique('crash');
+const REPO = unique('tender-test/crash');
 let shore: Shore;
 let vessel: Vessel;
 let port: number;
 
 function running(): string[] {
-  return execFileSync('docker', ['ps', '--filter', 'label=io.tender.app=crash', '--format', '{{.Names}}'])
+  return execFileSync('docker', ['ps', '--filter', `label=io.tender.app=${APP}`, '--format', '{{.Names}}'])
     .toString()
     .trim()
     .split('\n')
@@ -34,16 +37,16 @@ function running(): string[] {
 
 beforeAll(async () => {
   useFileScope();
-  removeAppContainers('crash');
-  buildSwapTestImages('tender-test/crash');
+  removeAppContainers(APP);
+  buildSwapTestImages(REPO);
   shore = await startShore();
   vessel = await enrolVessel(shore, 'ship-crash', { watchSeconds: 0 });
   port = await freePort();
   await vessel.startRouter();
   vessel.startAgent();
-  await publishAndRollout(shore, composeFile(shore.dir, 'v1', 'tender-test/crash:v1', port, 'crash'), '1.0.0');
+  await publishAndRollout(shore, composeFile(shore.dir, 'v1', `${REPO}:v1`, port, APP), '1.0.0');
   await waitServing(port, 'portal v1', vessel);
-  await publishAndRollout(shore, composeFile(shore.dir, 'v2', 'tender-test/crash:v2', port, 'crash'), '2.0.0');
+  await publishAndRollout(shore, composeFile(shore.dir, 'v2', `${REPO}:v2`, port, APP), '2.0.0');
   await waitServing(port, 'portal v2', vessel);
   await eventually(async () => (await vessel.status()).lastUpdate?.state === 'done');
   // A crew rollback holds the vessel, so the agent restarted below does not chase the shore target.
@@ -54,7 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runDeferredCleanup();
-  removeAppContainers('crash');
+  removeAppContainers(APP);
 });
 
 const body = (v: string) => `portal v${v[0]}`;
@@ -73,7 +76,8 @@ const faults: [string, 'undone' | 'finished'][] = [
 
 describe('kill -9 at each step of a swap', () => {
   for (const [fault, outcome] of faults) {
-    it(`${fault}: the restarted agent ${outcome === 'undone' ? 'undoes the update' : 'finishes the update'} and one release serves`, async () => {
+    const does = outcome === 'undone' ? 'undoes the update' : 'finishes the update';
+    it(`${fault}: the restarted agent ${does} and one release serves`, async () => {
       const before = (await vessel.status()).release.current as string;
       const other = before === '1.0.0' ? '2.0.0' : '1.0.0';
       const r = await tender(['rollback', other, '--config', vessel.config], { TENDER_FAULT: fault });
@@ -90,7 +94,7 @@ describe('kill -9 at each step of a swap', () => {
       expect(st.release.current).toBe(expected);
       expect(st.lastUpdate.state).toBe(outcome === 'undone' ? 'failed' : 'done');
       expect(await getBody(port)).toBe(body(expected));
-      expect(running()).toEqual([`tender-crash-portal-${expected}`]);
+      expect(running()).toEqual([`tender-${APP}-portal-${expected}`]);
     }, 120_000);
   }
 });

@@ -15,6 +15,9 @@ import { eventually, tender } from '../helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../helpers/cleanup.js';
 import { LinkSim } from '../link-sim.js';
 import { paths } from '../../shared/protocol/routes.js';
+import { unique } from '../helpers/names.js';
+
+const REPO = unique('tender-test/chatter');
 
 /**
  * Store-and-forward with real hub and agent processes and a real container writing numbered lines:
@@ -25,7 +28,7 @@ const apps: string[] = [];
 
 beforeAll(async () => {
   useFileScope();
-  buildBusyboxImage({ tag: 'tender-test/chatter:1', body: 'chatter\n' });
+  buildBusyboxImage({ tag: `${REPO}:1`, body: 'chatter\n' });
   shore = await startShore();
 }, 60_000);
 
@@ -35,7 +38,8 @@ afterAll(async () => {
 });
 
 /** A release whose one service prints `lines` numbered lines after `delayS` seconds, then idles. */
-function chatterCompose(app: string, lines: number, delayS = 2, intervalS = '0.005', pad = ''): string {
+function chatterCompose(base: string, lines: number, delayS = 2, intervalS = '0.005', pad = ''): string {
+  const app = unique(base);
   apps.push(app);
   removeAppContainers(app);
   const file = join(shore.dir, `${app}.yml`);
@@ -48,7 +52,7 @@ function chatterCompose(app: string, lines: number, delayS = 2, intervalS = '0.0
     `name: ${app}
 services:
   chatter:
-    image: tender-test/chatter:1
+    image: ${REPO}:1
     command: ["/bin/sh", "-c", ${JSON.stringify(script)}]
     x-tender:
       health: { none: true }

@@ -8,6 +8,7 @@ import { eventually, tender } from '../helpers/proc.js';
 import { LinkSim } from '../link-sim.js';
 import { paths } from '../../shared/protocol/routes.js';
 import { requireTool } from '../helpers/tools.js';
+import { unique } from '../helpers/names.js';
 
 /**
  * A release travels from the publisher through the hub to a vessel that does not have its images: the
@@ -32,7 +33,7 @@ function partBytes(vessel: Vessel): number {
 
 describe('release transfer', () => {
   it('fetches a release through repeated cuts and a tampered byte, verifies it, loads it and serves it', async () => {
-    const app = 'xfer';
+    const app = unique('xfer');
     removeAppContainers(app);
     const tag = `tender-test/xfer:${Date.now()}`;
     const id = buildBusyboxImage({ tag, body: `transfer ${tag}\n` });
@@ -71,7 +72,7 @@ describe('release transfer', () => {
     expect(pub.code, pub.stderr).toBe(0);
     // The shore engine and the vessel engine are the same here: remove the image so the vessel must fetch it.
     rmi(tag);
-    expect((await tender(['rollout', 'start', 'xfer@1', '--target', 'vessel:ship-x'], shore.env)).code).toBe(0);
+    expect((await tender(['rollout', 'start', `${app}@1`, '--target', 'vessel:ship-x'], shore.env)).code).toBe(0);
     await waitServing(port, `transfer ${tag}`, vessel, 120_000);
     expect(JSON.parse(execFileSync('docker', ['image', 'inspect', tag], { encoding: 'utf8' }))[0].Id).toBe(id);
     const log = vessel.agent!.lines.join('\n');
@@ -93,7 +94,7 @@ describe('release transfer: restarts and refusals', () => {
   it(
     'resumes after the agent and then the hub are restarted mid-transfer, without ' + 're-downloading what it had',
     async () => {
-      const app = 'xfer2';
+      const app = unique('xfer2');
       removeAppContainers(app);
       const tag = `tender-test/xfer2:${Date.now()}`;
       buildBusyboxImage({ tag, body: `resume ${tag}\n` });
@@ -125,7 +126,7 @@ describe('release transfer: restarts and refusals', () => {
       );
       expect(pub.code, pub.stderr).toBe(0);
       rmi(tag);
-      expect((await tender(['rollout', 'start', 'xfer2@1', '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
+      expect((await tender(['rollout', 'start', `${app}@1`, '--target', 'vessel:ship-r'], shore.env)).code).toBe(0);
       const partSize = () => partBytes(vessel);
       await eventually(async () => partSize() > 200_000, 60_000, 100);
       const before = link.stats.down;
@@ -150,7 +151,7 @@ describe('release transfer: restarts and refusals', () => {
   it(
     'drops a download that a silent link (a black hole) stalls, and resumes at its ' + 'byte when the link returns',
     async () => {
-      const app = 'xfer5';
+      const app = unique('xfer5');
       removeAppContainers(app);
       const tag = `tender-test/xfer5:${Date.now()}`;
       buildBusyboxImage({ tag, body: `silence ${tag}\n` });
@@ -180,7 +181,7 @@ describe('release transfer: restarts and refusals', () => {
       );
       expect(pub.code, pub.stderr).toBe(0);
       rmi(tag);
-      expect((await tender(['rollout', 'start', 'xfer5@1', '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
+      expect((await tender(['rollout', 'start', `${app}@1`, '--target', 'vessel:ship-s'], shore.env)).code).toBe(0);
       await eventually(async () => partBytes(vessel) > 150_000, 60_000, 50);
       // The link goes silent: no reset, no FIN. Only the agent's own watchdog can tell.
       link.set('blackhole');
@@ -191,7 +192,8 @@ describe('release transfer: restarts and refusals', () => {
       link.set('up');
       await waitServing(port, `silence ${tag}`, vessel, 120_000);
       const need = (JSON.parse(pub.stdout) as { uploadedBytes: number }).uploadedBytes;
-      expect(link.stats.down).toBeLessThan(need * 1.15 + 50_000);
+      const cuts = vessel.agent!.lines.filter((l) => /stalled|download cut|pack/.test(l));
+      expect(link.stats.down, `${JSON.stringify(link.stats)}\n${cuts.join('\n')}`).toBeLessThan(need * 1.15 + 50_000);
       await link.close();
       removeAppContainers(app);
     },
@@ -199,7 +201,7 @@ describe('release transfer: restarts and refusals', () => {
   );
 
   it('fetches nothing for a release it cannot verify, and keeps serving what it runs', async () => {
-    const app = 'xfer3';
+    const app = unique('xfer3');
     removeAppContainers(app);
     const shore = await startShore();
     const other = await startShore();
@@ -243,7 +245,7 @@ describe('release transfer: restarts and refusals', () => {
     );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(badTag);
-    expect((await tender(['rollout', 'start', 'xfer3@2', '--target', 'vessel:ship-b'], shore.env)).code).toBe(0);
+    expect((await tender(['rollout', 'start', `${app}@2`, '--target', 'vessel:ship-b'], shore.env)).code).toBe(0);
     const st = await eventually(async () => {
       const s = await vessel.status();
       return s.lastResult?.result === 'refused' && s;
@@ -260,7 +262,7 @@ describe('release transfer: restarts and refusals', () => {
   }, 180_000);
 
   it('holds the disk guard: short of space it fetches nothing, raises an event and says why', async () => {
-    const app = 'xfer4';
+    const app = unique('xfer4');
     removeAppContainers(app);
     const shore = await startShore();
     // A margin no disk has: the guard must trip before a single chunk moves.
@@ -285,7 +287,7 @@ describe('release transfer: restarts and refusals', () => {
     );
     expect(pub.code, pub.stderr).toBe(0);
     rmi(tag);
-    expect((await tender(['rollout', 'start', 'xfer4@1', '--target', 'vessel:ship-d'], shore.env)).code).toBe(0);
+    expect((await tender(['rollout', 'start', `${app}@1`, '--target', 'vessel:ship-d'], shore.env)).code).toBe(0);
     const st = await eventually(async () => {
       const s = await vessel.status();
       return s.lastResult?.reason?.includes('not enough disk') && s;

@@ -9,6 +9,7 @@ import { rolloutTests } from './suite-rollouts.js';
 import { telemetryTests } from './suite-telemetry.js';
 import { vesselTests } from './suite-vessels.js';
 import { hubsecTests } from './suite-hubsec.js';
+import { pageTests } from './suite-page.js';
 
 /** What a backend gives the suite: a fresh, empty store, and more handles on the same data. */
 export interface HubStoreHarness {
@@ -44,5 +45,6 @@ export function describeHubStore(name: string, factory: HubStoreFactory): void {
     backupTests(open);
     rolloutTests(open);
     hubsecTests(open);
+    pageTests(open);
   });
 }

@@ -138,6 +138,12 @@ export function rolloutTests(open: OpenStore): void {
       expect(m.filter((x) => x.supersededBy === null)).toHaveLength(3);
       // Another app on the same vessel is untouched: targets are per (vessel, app).
       expect((await store.rollouts.members(nav.id)).every((x) => x.supersededBy === null)).toBe(true);
+      // Metrics count the vessel the later rollout took over apart, so the first rollout's total still adds up.
+      expect(await store.rollouts.outcomeCounts([first.id, second.id])).toEqual([
+        { rolloutId: first.id, outcome: 'pending', n: 3 },
+        { rolloutId: first.id, outcome: 'superseded', n: 1 },
+        { rolloutId: second.id, outcome: 'pending', n: 1 },
+      ]);
       await store.rollouts.startWave(first.id, 1, T0 + 3);
       const v1 = vessels[1]!;
       expect(await store.rollouts.targetsOf(v1.id)).toEqual([
@@ -281,6 +287,39 @@ export function rolloutTests(open: OpenStore): void {
       expect(await store.windows.clear('vessel:a', T0 + 3, audit('window.clear'))).toBe(true);
       expect(await store.windows.clear('vessel:a', T0 + 3, audit('window.clear'))).toBe(false);
       expect((await store.audit.list({ limit: 10 })).map((a) => a.action)).toEqual(['window.set', 'window.clear']);
+    });
+  });
+
+  describe('download settings', () => {
+    it("sets, lists and clears settings; field by field a vessel's own win over its groups'", async () => {
+      const { store } = await open();
+      await store.settings.set(
+        {
+          scope: 'group:north',
+          settings: { releaseBytesPerSecond: 1000, downloadOnlyWhenCheap: true },
+          setBy: 'ops:x',
+        },
+        T0,
+        audit('settings.set'),
+      );
+      await store.settings.set({ scope: 'vessel:a', settings: { releaseBytesPerSecond: 5 }, setBy: 'ops:x' }, T0 + 1);
+      expect(await store.settings.forVessel('a', ['north'])).toEqual({
+        releaseBytesPerSecond: 5,
+        downloadOnlyWhenCheap: true,
+      });
+      expect(await store.settings.forVessel('b', ['north'])).toEqual({
+        releaseBytesPerSecond: 1000,
+        downloadOnlyWhenCheap: true,
+      });
+      expect(await store.settings.forVessel('c', [])).toBeUndefined();
+      expect((await store.settings.list()).map((w) => [w.scope, w.setAt])).toEqual([
+        ['group:north', T0],
+        ['vessel:a', T0 + 1],
+      ]);
+      expect(await store.settings.clear('group:north', T0 + 3, audit('settings.clear'))).toBe(true);
+      expect(await store.settings.clear('group:north', T0 + 3, audit('settings.clear'))).toBe(false);
+      expect(await store.settings.forVessel('b', ['north'])).toBeUndefined();
+      expect((await store.audit.list({ limit: 10 })).map((a) => a.action)).toEqual(['settings.set', 'settings.clear']);
     });
   });
 }

@@ -163,6 +163,50 @@ describe('policies on board', () => {
     expect(installPolicy(db, root, sign(`${FILE}targets: [group:south]\n`, 5), ctx).installed).toBe(true);
   });
 
+  it('a signed retirement removes the policy, keeps its backups, and refuses any older sequence after', () => {
+    const { root, keys, db, ctx } = setup();
+    const signDoc = (doc: unknown) => envelopeBytes(signEnvelope('policy', doc, [keys.release[0]!]));
+    const events: [string, Record<string, unknown>][] = [];
+    const d = {
+      vessel: ctx.vessel,
+      db,
+      root: () => root,
+      now: () => ctx.now,
+      services: ctx.services,
+      event: (type: string, data: Record<string, unknown>) => events.push([type, data]),
+      log: pino({ level: 'silent' }),
+    } as unknown as BackupDeps;
+    const sync = createPolicySync(d);
+    const v5 = signDoc(parse(FILE, 5));
+    const retire6 = signDoc({ ...parse(FILE, 6), retired: true });
+    const desired = (p: Buffer[]) => ({
+      vessel: 'ship-a',
+      release: null,
+      rootVersion: 1,
+      groups: [],
+      policies: p.map((b) => b.toString('base64')),
+    });
+    expect(sync(desired([v5]))).toEqual(['sms-db']);
+    // A retirement signed with an older or equal sequence than the one held is refused.
+    expect(() => installPolicy(db, root, signDoc({ ...parse(FILE, 5), retired: true }), ctx)).toThrow(/holds #5/);
+    expect(sync(desired([retire6]))).toEqual(['sms-db']);
+    expect(db.policy('sms-db')).toBeUndefined();
+    expect(events.map((e) => e[0])).toEqual(['policy.installed', 'policy.retired']);
+    // Delivered again on every poll: nothing happens, nothing is reported.
+    expect(sync(desired([retire6]))).toEqual([]);
+    expect(events).toHaveLength(2);
+    // The old policy replayed (by hand or by a hub) stays out; a newer signed one brings it back.
+    expect(() => installPolicy(db, root, v5, ctx)).toThrow(/retired on this vessel at #6/);
+    expect(() => installPolicy(db, root, signDoc(parse(FILE, 6)), ctx)).toThrow(/retired on this vessel at #6/);
+    expect(installPolicy(db, root, signDoc(parse(FILE, 7)), ctx).installed).toBe(true);
+    // A retirement for a policy never held here is remembered too.
+    const other = FILE.replace('name: sms-db', 'name: sms-files');
+    expect(installPolicy(db, root, signDoc({ ...parse(other, 3), retired: true }), ctx)).toMatchObject({
+      installed: false,
+    });
+    expect(() => installPolicy(db, root, signDoc(parse(other, 2)), ctx)).toThrow(/retired on this vessel at #3/);
+  });
+
   it('policies from the desired state install through the same checks, a refusal reported once', () => {
     const { root, db, sign, ctx } = setup();
     const events: [string, Record<string, unknown>][] = [];

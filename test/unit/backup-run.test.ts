@@ -37,7 +37,12 @@ function fakeDocker(state: { data: Buffer; running: boolean }): DockerEngine {
         case 'dump':
           for (let i = 0; i < state.data.length && !opts.signal?.aborted; i += 65536) {
             if (!out!.write(state.data.subarray(i, i + 65536)))
-              await new Promise((r) => (out!.once('drain', r), opts.signal?.addEventListener('abort', r)));
+              // Like the real engine's exec: the listener comes off the signal when the wait ends.
+              await new Promise<void>((r) => {
+                const done = () => (opts.signal?.removeEventListener('abort', done), out!.off('drain', done), r());
+                out!.once('drain', done);
+                opts.signal?.addEventListener('abort', done, { once: true });
+              });
           }
           return { exitCode: 0, stderr: '', stdout: Buffer.alloc(0) };
         case 'fail':
@@ -301,7 +306,10 @@ describe('restore and verify', () => {
     const b = await runBackup(d, 'files', { kind: 'manual' });
     state.data = Buffer.from('good rows of today');
     await expect(restoreBackup(d, b.id, 'crew')).rejects.toThrow(
-      /restore of files-\S+ failed: db@1\.0\.0 failed its health gate: docker reports unhealthy; the previous data is back \(safety copy files-/,
+      new RegExp(
+        'restore of files-\\S+ failed: db@1\\.0\\.0 failed its health gate: docker reports unhealthy; ' +
+          'the previous data is back \\(safety copy files-',
+      ),
     );
     expect(state.data.toString()).toBe('good rows of today');
     expect(db.recentRestores(1)[0]!.state).toBe('undone');

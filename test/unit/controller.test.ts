@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createController } from '../../agent/release/controller.js';
+import { createJournal, processStart, UpdateInProgressError } from '../../agent/release/journal.js';
 import { manifestDigest } from '../../agent/release/board-releases.js';
 import type { InstallSource } from '../../agent/release/install-source.js';
 import { openStateStore, type StateStore } from '../../agent/state-store.js';
@@ -34,7 +36,12 @@ interface Board {
     app: string,
     version: string,
     sequence: number,
-    extra?: { createdAt?: string; services?: string[] },
+    extra?: {
+      createdAt?: string;
+      services?: string[];
+      hostAccess?: { path: string; readOnly: boolean }[];
+      drainMs?: number;
+    },
   ): DesiredApp;
   events(type?: string): { type: string; data: Record<string, unknown> }[];
   liveOf(app: string): string | undefined;
@@ -426,6 +433,31 @@ describe('crew actions and downloads', () => {
   });
 });
 
+describe('a crew rollback preempts the running swap (issue 19)', () => {
+  it('cuts short the drain of an update, says so, and serves the previous release', async () => {
+    const b = await board();
+    await b.controller.reconcile(desired([b.publish('sms', '1.0.0', 1, { drainMs: 30_000 })]));
+    const v2 = b.publish('sms', '2.0.0', 2, { drainMs: 30_000 });
+    b.store.set('desired', desired([v2]));
+    const t0 = Date.now();
+    const update = b.controller.reconcile(desired([v2]));
+    for (let i = 0; i < 100 && b.liveOf('sms') !== '2.0.0'; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
+    const lines: string[] = [];
+    const r = await b.controller.rollback(undefined, 'crew', { progress: (l) => lines.push(l) });
+    expect(r).toMatchObject({ from: '2.0.0', to: '1.0.0', cutShort: 'the drain after the update to 2.0.0' });
+    expect(lines[0]).toBe('rolling back now; cutting short the drain after the update to 2.0.0');
+    expect(lines).toContain('router switched to 1.0.0 (0.0s)');
+    await update;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(b.liveOf('sms')).toBe('1.0.0');
+    expect(b.controller.journal.recent(2).map((u) => [u.kind, u.state, u.reason])).toEqual([
+      ['rollback', 'running', null],
+      ['update', 'done', 'cut short: crew rollback to sms@1.0.0 by crew'],
+    ]);
+  });
+});
+
 describe('drift repair keeps the live release running', () => {
   it('makes again a live container that is missing, starts one that exited, replaces one not its own', async () => {
     const b = await board();
@@ -466,5 +498,56 @@ describe('drift repair keeps the live release running', () => {
     expect(await b.controller.repairDrift()).toBe(0);
     b.controller.journal.finish(id, 'failed', 'test');
     expect(await b.controller.repairDrift()).toBe(1);
+  });
+});
+
+describe('what a release may touch on the host is logged and shown before it runs (ATTACKS.md 42)', () => {
+  it('raises release.host-access when it accepts such a release; the console reads it per kept release', async () => {
+    const b = await board();
+    const plain = b.publish('sms', '1.0.0', 1);
+    await b.controller.reconcile(desired([plain]));
+    expect(b.events('release.host-access')).toEqual([]);
+    expect(b.controller.hostAccess('sms', '1.0.0')).toEqual([]);
+    const sock = b.publish('sms', '1.0.1', 2, {
+      hostAccess: [
+        { path: '/var/run/docker.sock', readOnly: false },
+        { path: '/etc', readOnly: true },
+      ],
+    });
+    await b.controller.reconcile(desired([sock]));
+    expect(b.liveOf('sms')).toBe('1.0.1');
+    const [e] = b.events('release.host-access');
+    expect(e?.data).toEqual({
+      app: 'sms',
+      release: '1.0.1',
+      hostAccess: ['portal: /etc ro', 'portal: /var/run/docker.sock rw'],
+    });
+    expect(b.controller.hostAccess('sms', '1.0.1')).toEqual(['portal: /etc ro', 'portal: /var/run/docker.sock rw']);
+    expect(b.controller.hostAccess('sms', '9.9.9')).toBeUndefined();
+  });
+});
+
+describe('an update another process began (the running agent, while a crew command reconciles)', () => {
+  it('is refused as in progress and recorded as no failure; applied once that update ends', async () => {
+    const b = await board();
+    const v1 = b.publish('sms', '1.0.0', 1);
+    await b.controller.reconcile(desired([v1]));
+    const v2 = b.publish('sms', '2.0.0', 2);
+    const other = createJournal(b.store.db);
+    const id = other.begin('update', 'sms', '1.0.0', '2.0.0', 'agent', []);
+    // Begun by another live process (recovery leaves a live process's update alone).
+    const agent = spawn('sleep', ['60'], { stdio: 'ignore' });
+    closers.push(() => agent.kill());
+    await new Promise((r) => setTimeout(r, 100));
+    b.store.db
+      .prepare('UPDATE updates SET pid = ?, pid_start = ? WHERE id = ?')
+      .run(agent.pid!, processStart(agent.pid!), id);
+    await expect(b.controller.reconcile(desired([v2]))).rejects.toThrow(UpdateInProgressError);
+    expect(b.store.get('release.lastResult')).not.toMatchObject({ version: '2.0.0', result: 'failed' });
+    expect(b.events('rollout.outcome').filter((e) => e.data.outcome === 'failed')).toEqual([]);
+    expect(b.liveOf('sms')).toBe('1.0.0');
+    other.finish(id, 'done', null);
+    await b.controller.reconcile(desired([v2]));
+    expect(b.liveOf('sms')).toBe('2.0.0');
   });
 });

@@ -43,7 +43,12 @@ describe('systemd units', () => {
     chmodSync(exe, 0o755);
     const files = UNIT_NAMES.map((u) => {
       const f = join(dir, u);
-      writeFileSync(f, readFileSync(unitPath(u), 'utf8').replaceAll('/usr/local/bin/tender', exe));
+      writeFileSync(
+        f,
+        readFileSync(unitPath(u), 'utf8')
+          .replaceAll('/usr/local/bin/tender', exe)
+          .replaceAll('/var/lib/tender/self/current', exe),
+      );
       return f;
     });
     const r = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });

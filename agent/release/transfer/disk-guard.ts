@@ -14,7 +14,9 @@ export function checkDisk(
   downloadBytes: number,
   marginBytes = DISK_MARGIN_BYTES,
 ): void {
-  const layerBytes = Object.values(m.images).reduce((a, i) => a + i.layers.reduce((b, l) => b + l.size, 0), 0);
+  // An agent executable is written out once beside the chunks, as a layer is loaded into the engine.
+  const layerBytes =
+    Object.values(m.images).reduce((a, i) => a + i.layers.reduce((b, l) => b + l.size, 0), 0) + (m.binary?.size ?? 0);
   const need = downloadBytes + layerBytes + marginBytes;
   const s = statfsSync(dir);
   const free = s.bavail * s.bsize;

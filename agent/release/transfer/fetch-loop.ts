@@ -11,6 +11,7 @@ import { PackSink, type SinkCounters } from './pack-sink.js';
 import { packsUnderWay, savePackState, type PackState } from './pack-state.js';
 import { Pacer } from './pacer.js';
 import { planPacks } from './planner.js';
+import { indexBases, recordIndexes } from './index-bases.js';
 import { streamResponse, type StallLimits } from './watchdog.js';
 import { backoffDelayMs, sleep } from '../../backoff.js';
 
@@ -55,6 +56,8 @@ interface Run {
   stats: FetchStats;
   pacer: Pacer;
   hub: PackHub;
+  /** [wanted layer index, the index of its slot on board]: asked for as deltas. */
+  bases: [string, string][];
 }
 
 /**
@@ -87,8 +90,10 @@ export async function fetchRelease(
     stats,
     pacer: new Pacer(deps.bytesPerSecond ?? 0),
     hub,
+    bases: indexBases(deps.dir, m, new Set(deps.chunks.missing(named.keys())), (d) => deps.chunks.has(d)),
   };
   await fetchTier(run, named);
+  run.bases = [];
   let content = contentChunks(m, deps.chunks);
   // An index found damaged on disk was dropped: fetch it again, once.
   if (content.missingIndexes.length) {
@@ -110,8 +115,14 @@ export async function fetchRelease(
     margin,
   );
   await fetchTier(run, content.chunks, missing);
+  recordIndexes(deps.dir, m);
   return stats;
 }
+
+const basesFor = (run: Run, digests: string[]) => {
+  const want = new Set(digests);
+  return run.bases.filter(([t]) => want.has(t));
+};
 
 async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: string[]): Promise<void> {
   const { deps } = run;
@@ -122,7 +133,7 @@ async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: s
     for (const state of resumed) await downloadPack(run, state, needed);
     for (const g of groups) {
       if (run.pacer.capped) {
-        const pack = await createPack(run.hub, run.m, g, needed);
+        const pack = await createPack(run.hub, run.m, g, needed, basesFor(run, g));
         await downloadPack(run, savePackState(deps.dir, run.release, pack, g), needed);
       } else await streamNewPack(run, g, needed);
     }
@@ -141,7 +152,7 @@ async function streamNewPack(run: Run, digests: string[], sizes: Map<string, num
     await streamResponse(
       deps,
       async (signal) => {
-        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal);
+        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal, basesFor(run, digests));
         sink = new PackSink(deps, savePackState(deps.dir, run.release, pack, digests), sizes, run.stats);
         return res;
       },

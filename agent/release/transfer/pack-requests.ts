@@ -31,8 +31,9 @@ export async function createPack(
   m: ReleaseRef,
   digests: string[],
   sizes: Map<string, number>,
+  bases?: [string, string][],
 ): Promise<PackHandle> {
-  const p = await hub.client.createPack(hub.vesselName, `${m.app}@${m.version}`, digests);
+  const p = await hub.client.createPack(hub.vesselName, `${m.app}@${m.version}`, digests, bases);
   hub.stats.requests++;
   checkPackLength(p.length, digests, sizes);
   return p;
@@ -45,8 +46,9 @@ export async function openNewPack(
   digests: string[],
   sizes: Map<string, number>,
   signal: AbortSignal,
+  bases?: [string, string][],
 ): Promise<{ res: Response; pack: PackHandle }> {
-  const res = await hub.client.createAndOpenPack(hub.vesselName, `${m.app}@${m.version}`, digests, signal);
+  const res = await hub.client.createAndOpenPack(hub.vesselName, `${m.app}@${m.version}`, digests, signal, bases);
   hub.stats.requests++;
   if (res.status !== 201)
     throw new FetchRefused(

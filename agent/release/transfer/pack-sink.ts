@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { errorMessage } from '../../../shared/errors.js';
 import type { ChunkStore } from '../../../shared/content/chunk-store.js';
+import { expandEntry } from '../../../shared/content/solid.js';
 import { PackDecoder } from './pack-decoder.js';
 import { packPartPath, removePack, type PackState } from './pack-state.js';
 
@@ -69,10 +70,19 @@ export class PackSink {
     const { chunks, log } = this.deps;
     for (const { digest, body } of this.decoder.push(data)) {
       const raw = this.sizes.get(digest);
-      if (raw === undefined || chunks.has(digest)) continue;
+      if (raw !== undefined && chunks.has(digest)) continue;
       try {
-        chunks.put(digest, Buffer.from(body), raw);
-        this.stats.chunksStored++;
+        if (raw !== undefined) {
+          chunks.put(digest, Buffer.from(body), raw);
+          this.stats.chunksStored++;
+          continue;
+        }
+        // A solid group or a delta: each chunk it stands for is checked against its own digest.
+        for (const c of expandEntry(digest, body, { sizes: this.sizes, held: (d) => chunks.getRaw(d) })) {
+          if (chunks.has(c.digest)) continue;
+          chunks.putRaw(c.digest, c.raw);
+          this.stats.chunksStored++;
+        }
       } catch (err) {
         this.stats.chunksRejected++;
         log.warn(

@@ -25,6 +25,8 @@ class StallWatchdog {
   private readonly startedAt = Date.now();
   private lastByteAt = Date.now();
   private readonly marks: { at: number; got: number }[] = [];
+  // Bytes received when a stall was first suspected; undefined while none is.
+  private suspect: number | undefined;
   private readonly onOuterAbort = () => this.ac.abort();
 
   constructor(
@@ -53,17 +55,40 @@ class StallWatchdog {
     this.outer?.removeEventListener('abort', this.onOuterAbort);
   }
 
+  /**
+   * A verdict takes two looks in separate turns of the event loop. After the process was held up (a
+   * loaded machine, a long sync step) timers run before pending I/O is read: judged on the first look,
+   * bytes already waiting in the socket would be thrown away with it, and the link pays for them again.
+   */
   private check(): void {
     const { ms, minBytes } = this.limits;
     const now = Date.now();
     this.marks.push({ at: now, got: this.received });
     while (this.marks.length && this.marks[0]!.at < now - ms) this.marks.shift();
     const windowBytes = this.received - (this.marks[0]?.got ?? 0);
-    if (now - this.lastByteAt > ms)
-      this.stalled = `nothing received for ${Math.round((now - this.lastByteAt) / 1000)} s`;
+    let verdict: string | undefined;
+    if (now - this.lastByteAt > ms) verdict = `nothing received for ${Math.round((now - this.lastByteAt) / 1000)} s`;
     else if (now - this.startedAt > ms && windowBytes < minBytes)
-      this.stalled = `${windowBytes} bytes in the last ${ms / 1000} s`;
-    if (this.stalled) this.ac.abort();
+      verdict = `${windowBytes} bytes in the last ${ms / 1000} s`;
+    if (!verdict) {
+      this.suspect = undefined;
+      return;
+    }
+    if (this.suspect !== undefined) return;
+    this.suspect = this.received;
+    // Let the poll phase read what the socket holds, then look again.
+    setImmediate(() => setImmediate(() => this.confirm(verdict)));
+  }
+
+  private confirm(verdict: string): void {
+    if (this.suspect === undefined || this.ac.signal.aborted) return;
+    if (this.received !== this.suspect) {
+      // Bytes were waiting: not a stall after all (a trickle is judged again on the next look).
+      this.suspect = undefined;
+      return;
+    }
+    this.stalled = verdict;
+    this.ac.abort();
   }
 }
 

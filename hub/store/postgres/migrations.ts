@@ -242,6 +242,50 @@ export const PG_MIGRATIONS: { id: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    id: 2,
+    name: 'request replay keys, status report order, re-key tokens, ops token expiry (SQLite migration 7)',
+    sql: `
+      CREATE TABLE vessel_requests (
+        vessel_id TEXT NOT NULL,
+        request_key TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (vessel_id, request_key)
+      );
+      CREATE INDEX vessel_requests_expiry ON vessel_requests (vessel_id, expires_at);
+      ALTER TABLE vessels ADD COLUMN status_at BIGINT;
+      ALTER TABLE enrolment_tokens ADD COLUMN rekey INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE ops_tokens ADD COLUMN expires_at BIGINT;
+    `,
+  },
+  {
+    id: 3,
+    name: 'download settings per vessel or group (SQLite migration 9)',
+    sql: `
+      CREATE TABLE vessel_settings (
+        scope TEXT COLLATE "C" PRIMARY KEY,
+        settings TEXT NOT NULL,
+        set_at BIGINT NOT NULL,
+        set_by TEXT NOT NULL
+      );
+    `,
+  },
+  {
+    id: 4,
+    name: 'status report age and flags, page sessions (SQLite migration 8)',
+    sql: `
+      ALTER TABLE vessels ADD COLUMN status_received_at BIGINT;
+      ALTER TABLE vessels ADD COLUMN status_flags TEXT NOT NULL DEFAULT '';
+      CREATE TABLE page_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX page_sessions_expiry ON page_sessions (expires_at);
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, one hub at a time (a session advisory lock), each in a transaction. */

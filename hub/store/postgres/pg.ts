@@ -82,18 +82,22 @@ export function openPg(url: string, opts: { max?: number } = {}): PgDb {
     pool,
     ...base,
     async tx(fn, o = {}) {
-      const c = await pool.connect();
-      try {
-        await c.query('BEGIN');
-        if (o.lock) await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const out = await fn(queryable(c));
-        await c.query('COMMIT');
-        return out;
-      } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        c.release();
+      for (let attempt = 1; ; attempt++) {
+        const c = await pool.connect();
+        try {
+          await c.query('BEGIN');
+          if (o.lock) await c.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+          const out = await fn(queryable(c));
+          await c.query('COMMIT');
+          return out;
+        } catch (err) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          // A deadlock or serialization failure rolled everything back: the callback runs again (it only
+          // talks to the database, so running it twice is safe), a few times, then the error stands.
+          if (!isRetryable(err) || attempt >= TX_ATTEMPTS) throw err;
+        } finally {
+          c.release();
+        }
       }
     },
     async close() {
@@ -104,6 +108,10 @@ export function openPg(url: string, opts: { max?: number } = {}): PgDb {
   };
 }
 
+const TX_ATTEMPTS = 5;
+/** Deadlock detected, serialization failure: the transaction may simply be run again. */
+const isRetryable = (err: unknown) => ['40P01', '40001'].includes(String((err as { code?: unknown }).code));
+
 /** A UNIQUE or PRIMARY KEY violation: another writer (or an earlier call) got there first. */
 export function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown }).code === '23505';
@@ -111,3 +119,12 @@ export function isUniqueViolation(err: unknown): boolean {
 
 /** PostgreSQL text cannot hold NUL: a vessel's line that carries one is stored with U+FFFD instead. */
 export const noNul = (s: string): string => (s.includes('\0') ? s.replace(/\0/g, '\uFFFD') : s);
+
+export { parseJson } from '../json-text.js';
+
+/** Writes the audit record of an ops action inside the caller's transaction (nothing without an entry). */
+export type PgAuditWriter = (
+  q: Queryable,
+  entry: { actor: string; action: string; detail: unknown } | undefined,
+  now: number,
+) => Promise<void>;

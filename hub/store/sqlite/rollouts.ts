@@ -180,9 +180,9 @@ export function sqliteRollouts(db: Db, audit: AuditWriter): RolloutRecords {
     'SELECT state, COUNT(*) AS n FROM rollouts GROUP BY state ORDER BY state',
   );
   const outcomeCounts = db.prepare<[string], { rollout_id: number; outcome: string; n: number }>(
-    `SELECT rollout_id, outcome, COUNT(*) AS n FROM rollout_vessels
-     WHERE rollout_id IN (SELECT value FROM json_each(?)) AND superseded_by IS NULL
-     GROUP BY rollout_id, outcome ORDER BY rollout_id, outcome`,
+    `SELECT rollout_id, CASE WHEN superseded_by IS NULL THEN outcome ELSE 'superseded' END AS outcome,
+       COUNT(*) AS n FROM rollout_vessels WHERE rollout_id IN (SELECT value FROM json_each(?))
+     GROUP BY 1, 2 ORDER BY 1, 2`,
   );
 
   function resolve(targetText: string): { id: string; name: string }[] {
@@ -391,7 +391,7 @@ export function sqliteRollouts(db: Db, audit: AuditWriter): RolloutRecords {
     async outcomeCounts(ids) {
       return outcomeCounts
         .all(JSON.stringify(ids))
-        .map((c) => ({ rolloutId: c.rollout_id, outcome: c.outcome as RolloutOutcome, n: c.n }));
+        .map((c) => ({ rolloutId: c.rollout_id, outcome: c.outcome as RolloutOutcome | 'superseded', n: c.n }));
     },
   };
 }

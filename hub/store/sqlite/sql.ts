@@ -1,14 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../../../shared/sqlite.js';
 
-/** Stored JSON text back as a value; text that is not JSON (a vessel's odd event body) comes back as it is. */
-export function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
-  }
-}
+export { parseJson } from '../json-text.js';
 
 /** A UNIQUE or PRIMARY KEY violation: another writer (or an earlier call) got there first. */
 export function isUniqueViolation(err: unknown): boolean {

@@ -13,10 +13,12 @@ import { sqliteBackups } from './backups.js';
 import { sqliteReleases } from './releases.js';
 import { sqliteDirectives } from './rollout-directives.js';
 import { sqliteWindows } from './rollout-windows.js';
+import { sqliteSettings } from './rollout-settings.js';
 import { sqliteRollouts } from './rollouts.js';
 import { sqliteRoots } from './roots.js';
 import { sqliteTelemetry } from './telemetry.js';
 import { sqliteVessels } from './vessels.js';
+import { sqlitePage } from './page.js';
 import { sqliteRequests } from './requests.js';
 
 /**
@@ -32,6 +34,7 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
   const ping = db.prepare('SELECT 1');
   return {
     vessels: sqliteVessels(db, audit.write, enrolment.insertToken),
+    page: sqlitePage(db),
     requests: sqliteRequests(db),
     enrolment: enrolment.records,
     opsTokens: sqliteOpsTokens(db, audit.write),
@@ -40,6 +43,7 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
     rollouts: sqliteRollouts(db, audit.write),
     windows: sqliteWindows(db, audit.write),
     directives: sqliteDirectives(db),
+    settings: sqliteSettings(db, audit.write),
     telemetry: sqliteTelemetry(db),
     audit: audit.records,
     packs: sqlitePacks(db),

@@ -18,6 +18,7 @@ interface Row {
   current_release: string | null;
   agent_version: string | null;
   status: string | null;
+  status_received_at?: number | null;
 }
 
 export function vesselFromRow(r: Row): Vessel {
@@ -34,6 +35,7 @@ export function vesselFromRow(r: Row): Vessel {
     currentRelease: r.current_release,
     agentVersion: r.agent_version,
     status: r.status === null ? null : parseJson(r.status),
+    statusReceivedAt: r.status_received_at ?? null,
   };
 }
 
@@ -47,7 +49,8 @@ export function sqliteVessels(db: Db, audit: AuditWriter, insertToken: TokenWrit
   const touch = db.prepare('UPDATE vessels SET last_contact = ?, last_address = ? WHERE id = ?');
   // A report timed before the stored one changes nothing (status_at NULL: none stored, or untimed ones).
   const report = db.prepare(
-    `UPDATE vessels SET current_release = ?, agent_version = ?, status = ?, status_at = COALESCE(?, status_at)
+    `UPDATE vessels SET current_release = ?, agent_version = ?, status = ?, status_at = COALESCE(?, status_at),
+       status_received_at = ?, status_flags = ?
      WHERE id = ? AND (? IS NULL OR status_at IS NULL OR status_at <= ?)`,
   );
   const revoke = db.prepare('UPDATE vessels SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL');
@@ -106,7 +109,8 @@ export function sqliteVessels(db: Db, audit: AuditWriter, insertToken: TokenWrit
     },
     async report(id, r, at) {
       const t = at ?? null;
-      return report.run(r.currentRelease, r.agentVersion, JSON.stringify(r.status ?? null), t, id, t, t).changes === 1;
+      const args = [r.currentRelease, r.agentVersion, JSON.stringify(r.status ?? null), t];
+      return report.run(...args, r.receivedAt ?? null, r.flags ?? '', id, t, t).changes === 1;
     },
     async revoke(id, now, entry) {
       return db.transaction(() => {

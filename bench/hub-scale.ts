@@ -1,0 +1,380 @@
+/**
+ * One hub at fleet scale (issue 12): N simulated vessels (default 10,000), each with its own Ed25519 key,
+ * against one hub process (`tender hub serve`, embedded SQLite store) on this machine; this process is
+ * the load generator. Each vessel polls its desired state with If-None-Match every 60 s, sends a status
+ * report every 15 min and a small telemetry batch every 5 min, at random phases, from 256 loopback
+ * addresses (the hub caps connections per address) over keep-alive sockets. Measured over the window:
+ * p50/p99 of the poll, status and telemetry routes, the hub's CPU (share of one core) and RSS, and the
+ * fleet page's server time with N vessels (signed in, first page). Baseline in the same run: the same
+ * routes asked one at a time, a few per second, against the hub otherwise idle.
+ * Usage: npx tsx bench/hub-scale.ts [vessels=10000] [seconds=120]
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { openSqliteHubStore } from '../hub/store/sqlite/sqlite-hub-store.js';
+import { addRoot } from '../hub/roots.js';
+import { newEnrolmentToken } from '../hub/enrolment.js';
+import { createOpsToken } from '../hub/ops-tokens.js';
+import { generateKey, type PrivateKey } from '../shared/trust/keys.js';
+import { signVesselRequest } from '../shared/protocol/vessel-auth.js';
+import { MEDIA } from '../shared/protocol/http.js';
+import { paths } from '../shared/protocol/routes.js';
+import { CLASS, encodeBatch, type WireRecord } from '../shared/protocol/telemetry-wire.js';
+import { makeKeys, rootPayloadFor, signedRoot } from '../test/helpers/keys.js';
+import { machine, median } from './lib.js';
+
+const N = Number(process.argv[2] ?? 10_000);
+const WINDOW_S = Number(process.argv[3] ?? 120);
+const POLL_S = 60;
+const STATUS_S = 15 * 60;
+const TELEMETRY_S = 5 * 60;
+const ADDRESSES = 256;
+type Route = 'poll' | 'status' | 'telemetry';
+
+interface Sim {
+  name: string;
+  id: string;
+  key: PrivateKey;
+  etag: string;
+  seq: number;
+  epoch: string;
+  agent: Agent;
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function setUp(dir: string): Promise<{ sims: Sim[]; token: string }> {
+  const store = openSqliteHubStore(dir);
+  const now = Date.now();
+  const keys = makeKeys();
+  const rootBytes = signedRoot(rootPayloadFor(1, keys), keys.root);
+  await addRoot(store, rootBytes, now);
+  const agents = Array.from(
+    { length: ADDRESSES },
+    (_, i) =>
+      new Agent({
+        keepAlive: true,
+        maxSockets: 32,
+        localAddress: `127.1.${Math.floor(i / 250)}.${1 + (i % 250)}`,
+      } as ConstructorParameters<typeof Agent>[0]),
+  );
+  const sims: Sim[] = [];
+  const t0 = Date.now();
+  for (let i = 0; i < N; i++) {
+    const name = `ship-${String(i).padStart(5, '0')}`;
+    const tok = newEnrolmentToken('online', 60_000, { version: 1, bytes: rootBytes }, now);
+    const groups = [`fleet-${i % 20}`];
+    const v = await store.vessels.create({ name, groups, token: tok.stored }, now);
+    const key = generateKey().key;
+    await store.enrolment.claim(
+      { tokenHash: tok.stored.tokenHash, publicKey: key.publicRaw.toString('base64'), address: '127.0.0.1' },
+      now,
+    );
+    sims.push({
+      name,
+      id: v.id,
+      key,
+      etag: '',
+      seq: 0,
+      epoch: randomBytes(8).toString('hex'),
+      agent: agents[i % ADDRESSES]!,
+    });
+  }
+  const token = (await createOpsToken(store, 'admin', 'bench', now)).token;
+  await store.close();
+  console.error(`enrolled ${N} vessels in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return { sims, token };
+}
+
+function send(
+  url: URL,
+  agent: Agent | undefined,
+  method: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<{ status: number; ms: number; etag?: string; cookie?: string; text: string }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ms: performance.now() - t0,
+          etag: res.headers.etag,
+          cookie: res.headers['set-cookie']?.[0],
+          text,
+        }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const REPORT = (s: Sim) =>
+  Buffer.from(
+    JSON.stringify({
+      agentVersion: '0.1.0',
+      current: null,
+      previous: null,
+      pending: null,
+      held: false,
+      rootVersion: 1,
+      backlog: 0,
+      services: [],
+      bootId: '247074a3-593b-44aa-9b3a-14b2d16ed49a',
+      reportedAt: new Date().toISOString(),
+      apps: [],
+      hold: null,
+      link: {
+        state: 'up',
+        lastOkAt: new Date().toISOString(),
+        lastError: null,
+        bytesUp24h: 9000 + (s.seq % 100),
+        bytesDown24h: 12000,
+        requests24h: 1500,
+        failures24h: 0,
+        rttMs: 600,
+      },
+    }),
+  );
+
+function telemetryBody(s: Sim): Buffer {
+  const recs: WireRecord[] = [];
+  const ts = Date.now();
+  for (let k = 0; k < 5; k++)
+    recs.push({
+      seq: ++s.seq,
+      ts: ts - k * 60_000,
+      cls: CLASS.info,
+      kind: 'log',
+      source: 'sms/app',
+      body: `work order ${s.seq} updated by crew; pump ${k} inspected`,
+      bootId: 'bench',
+    });
+  return gzipSync(Buffer.from(JSON.stringify(encodeBatch(s.epoch, recs, {}, 0))));
+}
+
+async function hit(hub: string, s: Sim, route: Route): Promise<{ status: number; ms: number }> {
+  if (route === 'poll') {
+    const path = paths.vesselDesired(s.name, { with: 'manifest' });
+    const h = signVesselRequest(s.key, s.id, 'GET', path, Date.now());
+    const r = await send(new URL(path, hub), s.agent, 'GET', { ...h, ...(s.etag && { 'if-none-match': s.etag }) });
+    if (r.status === 200 && r.etag) s.etag = r.etag;
+    return r;
+  }
+  const path = route === 'status' ? paths.vesselStatus(s.name) : paths.vesselTelemetry(s.name);
+  const body = route === 'status' ? REPORT(s) : telemetryBody(s);
+  const h = signVesselRequest(s.key, s.id, 'POST', path, Date.now(), body);
+  const type: Record<string, string> =
+    route === 'status'
+      ? { 'content-type': 'application/json' }
+      : { 'content-type': MEDIA.telemetry, 'content-encoding': 'gzip' };
+  return send(new URL(path, hub), s.agent, 'POST', { ...h, ...type, 'content-length': String(body.length) }, body);
+}
+
+const ROUTE_OF: Record<Route, string> = {
+  poll: '/api/v1/vessels/:name/desired',
+  status: '/api/v1/vessels/:name/status',
+  telemetry: '/api/v1/vessels/:name/telemetry',
+};
+
+/** The hub's own request-duration histogram (its /metrics), cumulative counts per route and bucket. */
+async function hubBuckets(hub: string): Promise<Map<string, Map<number, number>>> {
+  const text = (await send(new URL('/metrics', hub), undefined, 'GET', {})).text;
+  const out = new Map<string, Map<number, number>>();
+  for (const m of text.matchAll(
+    /^tender_hub_http_request_duration_seconds_bucket\{le="([^"]+)",route="([^"]+)"\} (\d+)/gm,
+  )) {
+    const b = out.get(m[2]!) ?? new Map<number, number>();
+    b.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[3]));
+    out.set(m[2]!, b);
+  }
+  return out;
+}
+
+/** A quantile from bucket counts as Prometheus's histogram_quantile reads it (linear inside a bucket), in ms. */
+function bucketQuantile(after: Map<number, number>, before: Map<number, number> | undefined, q: number): number {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const counts = les.map((le) => after.get(le)! - (before?.get(le) ?? 0));
+  const total = counts.at(-1)!;
+  const rank = q * total;
+  for (let i = 0; i < les.length; i++) {
+    if (counts[i]! < rank) continue;
+    const lo = i === 0 ? 0 : les[i - 1]!;
+    const hi = les[i]!;
+    if (hi === Infinity) return lo * 1000;
+    const below = i === 0 ? 0 : counts[i - 1]!;
+    return (lo + ((hi - lo) * (rank - below)) / Math.max(1, counts[i]! - below)) * 1000;
+  }
+  return NaN;
+}
+
+function procStat(pid: number): { cpuS: number; rssMb: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
+  return { cpuS: ticks / 100, rssMb: Number(rss) / 1024 };
+}
+
+async function pageMs(hub: string, token: string, runs = 7): Promise<number[]> {
+  const login = await send(
+    new URL('/login', hub),
+    undefined,
+    'POST',
+    { 'content-type': 'application/x-www-form-urlencoded' },
+    Buffer.from(`token=${encodeURIComponent(token)}`),
+  );
+  if (login.status !== 303 || !login.cookie) throw new Error(`sign-in: ${login.status} ${login.text.slice(0, 200)}`);
+  const cookie = login.cookie.split(';')[0]!;
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await send(new URL('/', hub), undefined, 'GET', { cookie });
+    if (r.status !== 200 || !r.text.includes('ship-00000')) throw new Error(`fleet page: ${r.status}`);
+    out.push(r.ms);
+  }
+  return out;
+}
+
+/** The hub idle: each route asked one at a time by a few vessels, 5 a second. */
+async function baseline(hub: string, sims: Sim[]): Promise<Record<Route, number[]>> {
+  const out: Record<Route, number[]> = { poll: [], status: [], telemetry: [] };
+  for (let i = 0; i < 60; i++)
+    for (const route of ['poll', 'status', 'telemetry'] as Route[]) {
+      const r = await hit(hub, sims[i]!, route);
+      if (r.status >= 300 && r.status !== 304) throw new Error(`baseline ${route}: ${r.status}`);
+      out[route].push(r.ms);
+      await new Promise((res) => setTimeout(res, 200 / 3));
+    }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tender-bench-scale-'));
+  const { sims, token } = await setUp(join(dir, 'hub'));
+  const hubProc = spawn(
+    process.execPath,
+    ['bin/tender.js', 'hub', 'serve', '--data', join(dir, 'hub'), '--listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TENDER_LOG_LEVEL: 'info' } },
+  );
+  try {
+    const hub = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      hubProc.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = /"url":"(http:\/\/[^"]+)"/.exec(buf);
+        if (m) resolve(m[1]!);
+      });
+      hubProc.once('exit', (c) => reject(new Error(`hub exited ${c}`)));
+      setTimeout(() => reject(new Error(`hub did not start: ${buf.slice(-500)}`)), 60_000);
+    });
+    hubProc.stdout!.resume();
+    // Every vessel's first poll (200 with its ETag), as after a hub restart: then the steady state.
+    const t0 = Date.now();
+    for (let i = 0; i < sims.length; i += 200)
+      await Promise.all(sims.slice(i, i + 200).map((s) => hit(hub, s, 'poll')));
+    console.error(`first polls of ${N} vessels in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const idle = await baseline(hub, sims);
+    const idlePage = await pageMs(hub, token);
+    const lat: Record<Route, number[]> = { poll: [], status: [], telemetry: [] };
+    const failed: Record<Route, number> = { poll: 0, status: 0, telemetry: 0 };
+    const due: { at: number; s: Sim; route: Route }[] = [];
+    const start = Date.now() + 1000;
+    for (const s of sims) {
+      for (let at = start + Math.random() * POLL_S * 1000; at < start + WINDOW_S * 1000; at += POLL_S * 1000)
+        due.push({ at, s, route: 'poll' });
+      for (const [route, every] of [
+        ['status', STATUS_S],
+        ['telemetry', TELEMETRY_S],
+      ] as const) {
+        const at = start + Math.random() * every * 1000;
+        if (at < start + WINDOW_S * 1000) due.push({ at, s, route });
+      }
+    }
+    due.sort((a, b) => a.at - b.at);
+    const before = procStat(hubProc.pid!);
+    const genBefore = process.cpuUsage();
+    const bucketsBefore = await hubBuckets(hub);
+    const inFlight = new Set<Promise<void>>();
+    let next = 0;
+    let pageUnderLoad: number[] = [];
+    const pageRun = new Promise<void>((res) => setTimeout(res, (WINDOW_S * 1000) / 2)).then(async () => {
+      pageUnderLoad = await pageMs(hub, token, 5);
+    });
+    while (next < due.length) {
+      const now = Date.now();
+      while (next < due.length && due[next]!.at <= now) {
+        const d = due[next++]!;
+        const p = hit(hub, d.s, d.route)
+          .then((r) => {
+            if (r.status >= 300 && r.status !== 304) failed[d.route]++;
+            else lat[d.route].push(r.ms);
+          })
+          .catch(() => {
+            failed[d.route]++;
+          })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    await Promise.all(inFlight);
+    await pageRun;
+    const after = procStat(hubProc.pid!);
+    const seconds = (Date.now() - start) / 1000;
+    const gen = process.cpuUsage(genBefore);
+    const bucketsAfter = await hubBuckets(hub);
+    const rows = (['poll', 'status', 'telemetry'] as Route[]).map((r) => ({
+      route: r,
+      requests: lat[r].length,
+      failed: failed[r],
+      perSecond: lat[r].length / seconds,
+      p50: pct(lat[r], 50),
+      p99: pct(lat[r], 99),
+      idleP50: pct(idle[r], 50),
+      idleP99: pct(idle[r], 99),
+      // Inside the hub (its histogram: routing to the last byte written), without the generator's queueing.
+      hubP50: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.5),
+      hubP99: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.99),
+    }));
+    const result = {
+      machine: machine(),
+      at: new Date().toISOString(),
+      vessels: N,
+      windowSeconds: seconds,
+      routes: rows,
+      hubCpuShareOfOneCore: (after.cpuS - before.cpuS) / seconds,
+      generatorCpuShareOfOneCore: (gen.user + gen.system) / 1e6 / seconds,
+      hubRssMb: after.rssMb,
+      fleetPageMs: { underLoadMedian: median(pageUnderLoad), idleMedian: median(idlePage) },
+    };
+    console.log(JSON.stringify(result, null, 2));
+    const head = ['route', 'req/s', 'requests', 'failed', 'p50 ms', 'p99 ms', 'hub p50', 'hub p99'];
+    console.log(`| ${[...head, 'idle p50', 'idle p99', 'p99 ratio to idle'].join(' | ')} |`);
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rows)
+      console.log(
+        `| ${r.route} | ${r.perSecond.toFixed(1)} | ${r.requests} | ${r.failed} | ${r.p50.toFixed(1)} | ` +
+          `${r.p99.toFixed(1)} | ${r.hubP50.toFixed(1)} | ${r.hubP99.toFixed(1)} | ` +
+          `${r.idleP50.toFixed(1)} | ${r.idleP99.toFixed(1)} | ` +
+          `${(r.p99 / r.idleP99).toFixed(2)} |`,
+      );
+  } finally {
+    hubProc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

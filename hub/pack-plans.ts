@@ -1,0 +1,212 @@
+import { verifyCompressedChunk } from '../shared/content/chunk-store.js';
+import { decodeLayerIndex } from '../shared/content/layer-index.js';
+import { namedChunks } from '../shared/content/release-chunks.js';
+import { encodeDelta } from '../shared/content/delta.js';
+import { compressBlob, encodeDeltaRaw, encodeSolidRaw, sha256hex, groupChunks } from '../shared/content/solid.js';
+import type { ReleaseManifest } from '../shared/protocol/manifest.js';
+import { DOWNLOAD_ENTRY_HEADER_BYTES } from '../shared/protocol/pack.js';
+import type { HubChunkStore, HubStore, StoredRelease } from './store/hub-store.js';
+import { storedManifest } from './releases.js';
+import type { HubDeps } from './deps.js';
+
+/** A solid group stored in the chunk store: its blob's digest and the chunks it stands for. */
+export interface SolidGroup {
+  digest: string;
+  members: string[];
+}
+
+// Releases before the target a plan is computed against: the common holdings (the previous release, or
+// the one before). Any other holding gets per-chunk entries, as before.
+const PLAN_DEPTH = 2;
+
+/**
+ * Content chunks of a release, digest → raw size in index order; undefined when an index is missing. The
+ * plans' twin of hub/release-chunks.ts, which does not keep sizes.
+ */
+async function contentSizes(m: ReleaseManifest, chunks: HubChunkStore): Promise<Map<string, number> | undefined> {
+  const out = new Map<string, number>();
+  for (const img of Object.values(m.images)) {
+    for (const l of img.layers) {
+      if (!l.index) continue;
+      if (!(await chunks.has(l.index[0]))) return undefined;
+      const ix = decodeLayerIndex(verifyCompressedChunk(l.index[0], await chunks.read(l.index[0]), l.index[1]));
+      for (const [d, raw] of ix.chunks) out.set(d, raw);
+    }
+  }
+  return out;
+}
+
+/**
+ * Per (from, to) release pair, the chunks `to` adds, grouped by a few MB in layer order and compressed as
+ * one stream per group (solid groups), stored in the chunk store under the digest of their raw bytes.
+ * Computed once per release (against the previous PLAN_DEPTH of its app) and cached; from the stored
+ * blobs after a restart, only the hashing is redone. A vessel's pack uses a group when it lacks every
+ * member of it, and per-chunk entries for the rest.
+ */
+export class PackPlans {
+  private readonly plans = new Map<number, Promise<SolidGroup[]>>();
+  private readonly deltas = new Map<string, Promise<string | undefined>>();
+  private readonly manifests = new Map<number, ReleaseManifest>();
+
+  constructor(
+    private readonly store: HubStore,
+    private readonly quality: number,
+  ) {}
+
+  /** The release's groups if they are ready within `waitMs`; none otherwise (per-chunk entries serve). */
+  async ready(releaseId: number, waitMs: number): Promise<SolidGroup[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<SolidGroup[]>((resolve) => {
+      timer = setTimeout(() => resolve([]), waitMs);
+    });
+    try {
+      return await Promise.race([this.groups(releaseId).catch(() => []), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  groups(releaseId: number): Promise<SolidGroup[]> {
+    let p = this.plans.get(releaseId);
+    if (!p) {
+      p = this.compute(releaseId);
+      // A failed plan is tried again next time (an index uploaded late, a store hiccup).
+      p.catch(() => this.plans.delete(releaseId));
+      if (this.plans.size > 64) this.plans.delete(this.plans.keys().next().value!);
+      this.plans.set(releaseId, p);
+    }
+    return p;
+  }
+
+  async manifest(releaseId: number): Promise<ReleaseManifest | undefined> {
+    let m = this.manifests.get(releaseId);
+    if (!m) {
+      // Under the root in force when the hub accepted it, as the pack route checks it (not the latest root,
+      // which may have rotated its key out since).
+      const release = await this.store.releases.get(releaseId);
+      if (!release) return undefined;
+      m = (await storedManifest(this.store, release)).m;
+      if (this.manifests.size > 64) this.manifests.clear();
+      this.manifests.set(releaseId, m);
+    }
+    return m;
+  }
+
+  /** Releases of the same app published before this one, newest first. */
+  private async before(r: StoredRelease, n: number): Promise<StoredRelease[]> {
+    const all = await this.store.releases.list({ app: r.app, limit: 200 });
+    return all.filter((x) => x.sequence < r.sequence).slice(0, n);
+  }
+
+  private async compute(releaseId: number): Promise<SolidGroup[]> {
+    const { chunks } = this.store;
+    const r = await this.store.releases.get(releaseId);
+    const m = await this.manifest(releaseId);
+    if (!r || !m) return [];
+    const sizes = await contentSizes(m, chunks);
+    if (!sizes) throw new Error(`release ${r.app}@${r.version}: a layer index is not on the hub yet`);
+    const out: SolidGroup[] = [];
+    const covered = new Set<string>();
+    for (const from of await this.before(r, PLAN_DEPTH)) {
+      const fm = await this.manifest(from.id);
+      const held = fm && (await contentSizes(fm, chunks));
+      if (!held) continue;
+      const level = [...sizes].filter(([d]) => !held.has(d) && !covered.has(d));
+      for (const g of await this.groupLevel(level)) {
+        out.push(g);
+        for (const d of g.members) covered.add(d);
+      }
+    }
+    return out;
+  }
+
+  /** Chunks (digest, raw size) into groups of about SOLID_GROUP_BYTES, each stored as one blob. */
+  private async groupLevel(level: [string, number][]): Promise<SolidGroup[]> {
+    const out: SolidGroup[] = [];
+    for (const group of groupChunks(level)) {
+      const g = await this.storeGroup(group);
+      if (g) out.push(g);
+    }
+    return out;
+  }
+
+  private async storeGroup(group: [string, number][]): Promise<SolidGroup | undefined> {
+    const { chunks } = this.store;
+    const parts: { digest: string; raw: Buffer }[] = [];
+    let perChunk = 0;
+    for (const [d, rawSize] of group) {
+      const comp = await chunks.read(d);
+      perChunk += DOWNLOAD_ENTRY_HEADER_BYTES + comp.byteLength;
+      parts.push({ digest: d, raw: verifyCompressedChunk(d, comp, rawSize) });
+    }
+    const members = group.map(([d]) => d);
+    const raw = encodeSolidRaw(parts);
+    const digest = sha256hex(raw);
+    if (!(await chunks.has(digest))) await chunks.put(digest, await compressBlob(raw, this.quality), raw.byteLength);
+    // Worth it only when smaller than the members sent one by one (it always is, but never promise more).
+    const size = (await chunks.size(digest)) ?? Infinity;
+    return size + DOWNLOAD_ENTRY_HEADER_BYTES < perChunk ? { digest, members } : undefined;
+  }
+
+  /**
+   * A delta blob that builds `target` (a layer index of release `releaseId`) from `base` (a layer index of
+   * a release of the same app the vessel says it holds); undefined when that is not so, or not smaller.
+   */
+  delta(releaseId: number, target: string, base: string): Promise<string | undefined> {
+    const key = `${releaseId}:${target}:${base}`;
+    let p = this.deltas.get(key);
+    if (!p) {
+      p = this.computeDelta(releaseId, target, base).catch(() => undefined);
+      if (this.deltas.size > 1024) this.deltas.clear();
+      this.deltas.set(key, p);
+    }
+    return p;
+  }
+
+  private async computeDelta(releaseId: number, target: string, base: string): Promise<string | undefined> {
+    const { chunks } = this.store;
+    const r = await this.store.releases.get(releaseId);
+    const m = await this.manifest(releaseId);
+    if (!r || !m || base === target) return undefined;
+    const t = namedChunks(m).get(target);
+    if (!t || !isLayerIndex(m, target)) return undefined;
+    // The base must be a layer index of this app: a delta says which bytes two blobs share, so it is only
+    // made against a blob the vessel may fetch anyway.
+    let baseRaw: number | undefined;
+    for (const other of await this.store.releases.list({ app: r.app, limit: 200 })) {
+      const om = await this.manifest(other.id);
+      if (om && isLayerIndex(om, base)) {
+        baseRaw = namedChunks(om).get(base)!.raw;
+        break;
+      }
+    }
+    if (baseRaw === undefined || !(await chunks.has(base))) return undefined;
+    const targetComp = await chunks.read(target);
+    const ops = encodeDelta(
+      verifyCompressedChunk(base, await chunks.read(base), baseRaw),
+      verifyCompressedChunk(target, targetComp, t.raw),
+    );
+    const raw = encodeDeltaRaw(base, target, ops);
+    const digest = sha256hex(raw);
+    if (!(await chunks.has(digest))) await chunks.put(digest, await compressBlob(raw, this.quality), raw.byteLength);
+    const size = (await chunks.size(digest)) ?? Infinity;
+    return size < targetComp.byteLength ? digest : undefined;
+  }
+}
+
+function isLayerIndex(m: ReleaseManifest, digest: string): boolean {
+  return Object.values(m.images).some((i) => i.layers.some((l) => l.index?.[0] === digest));
+}
+
+const plans = new WeakMap<HubStore, PackPlans>();
+
+/** The store's pack plans (one per store, so every route of a hub process shares the cache). */
+export function packPlans(deps: Pick<HubDeps, 'store' | 'limits'>): PackPlans {
+  const { store } = deps;
+  let p = plans.get(store);
+  if (!p) {
+    p = new PackPlans(store, deps.limits.SOLID_BROTLI_QUALITY);
+    plans.set(store, p);
+  }
+  return p;
+}

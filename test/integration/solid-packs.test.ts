@@ -1,0 +1,207 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { HubClient } from '../../agent/hub-client.js';
+import { fetchRelease, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
+import { PackSink } from '../../agent/release/transfer/pack-sink.js';
+import { packPartPath, savePackState } from '../../agent/release/transfer/pack-state.js';
+import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
+import { allReleaseChunks, loadLayerIndex } from '../../shared/content/release-chunks.js';
+import { joinTar } from '../../shared/content/tar-split.js';
+import { createLogger } from '../../shared/log.js';
+import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
+import { DOWNLOAD_ENTRY_HEADER_BYTES } from '../../shared/protocol/pack.js';
+import { paths } from '../../shared/protocol/routes.js';
+import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
+import { storeLayer, tarOf, type TarEntrySpec } from '../helpers/tar.js';
+import { tempDir } from '../helpers/tmp.js';
+import { LinkSim } from '../link-sim.js';
+
+/**
+ * Packs with solid groups (the chunks a release adds, compressed as one stream per few MB) and layer
+ * index deltas, end to end through a real hub over HTTP: a vessel holding the previous release, one that
+ * skipped two, and one holding nothing all end up with every layer byte for byte; a pack cut at any byte
+ * resumes into the same chunks.
+ */
+const log = createLogger('t', 'silent');
+const WORDS = Array.from({ length: 400 }, () => randomBytes(3 + (randomBytes(1)[0]! % 6)).toString('hex'));
+
+/** Text that compresses well, and better across chunks than within one (the words repeat everywhere). */
+function prose(bytes: number): Buffer {
+  const out: string[] = [];
+  let n = 0;
+  while (n < bytes) {
+    const w = WORDS[randomBytes(2).readUInt16BE(0) % WORDS.length]!;
+    out.push(w);
+    n += w.length + 1;
+  }
+  return Buffer.from(out.join(' ').slice(0, bytes));
+}
+
+const base = tarOf([{ name: 'base.bin', data: randomBytes(30_000) }]);
+const appFiles = Array.from({ length: 40 }, (_, i) => ({ name: `app/f${i}.txt`, data: prose(1500) }));
+
+/** Release k: the same base layer, the app layer with one file edited and other modes (new headers), a
+ * layer of new content of its own. */
+function releaseLayers(k: number): Buffer[] {
+  const app: TarEntrySpec[] = appFiles.map((f, i) => ({
+    ...f,
+    mode: k % 2 ? 0o644 : 0o640,
+    data: i === k ? Buffer.concat([f.data, Buffer.from(`edited in ${k}\n`)]) : f.data,
+  }));
+  const extra = tarOf([
+    { name: `extra${k}/a.txt`, data: prose(70_000) },
+    { name: `extra${k}/b.txt`, data: prose(50_000) },
+  ]);
+  return [base, tarOf(app), extra];
+}
+
+async function publish(hub: TestHub, k: number): Promise<ReleaseManifest> {
+  const layers = releaseLayers(k).map((t) => storeLayer(t, hub.chunkFiles).layer);
+  const m: ReleaseManifest = {
+    _type: 'release',
+    spec: 1,
+    app: 'solid',
+    version: String(k),
+    sequence: k,
+    createdAt: '2026-12-02T00:00:00Z',
+    services: {},
+    images: { [`sha256:${String(k).repeat(64)}`]: { refs: ['ship/app:v'], layers } },
+  };
+  const r = await hub.publish(envelopeBytes(signEnvelope('release', m, [hub.keys.release[0]!])));
+  await hub.rollout(r, 'all');
+  return m;
+}
+
+/** Every layer of the release rebuilt from the store matches its diff ID. */
+function expectImages(m: ReleaseManifest, store: ChunkStore): void {
+  for (const img of Object.values(m.images))
+    for (const l of img.layers) {
+      const ix = loadLayerIndex(store, l.index!);
+      const h = createHash('sha256');
+      for (const piece of joinTar(
+        ix.meta,
+        ix.chunks.map(([d]) => store.getRaw(d)!),
+      ))
+        h.update(piece);
+      expect(`sha256:${h.digest('hex')}`).toBe(l.diffId);
+    }
+}
+
+async function fetchOn(url: string, v: TestVessel, store: ChunkStore, dir: string, m: ReleaseManifest) {
+  const stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 };
+  await fetchRelease(
+    { client: new HubClient(url, v.id, v.key), vesselName: v.name, chunks: store, dir, log },
+    m,
+    stats,
+  );
+  return stats;
+}
+
+/** What the chunks the store lacks would cost sent one by one (the fallback). */
+function perChunkBytes(hub: TestHub, m: ReleaseManifest, store: ChunkStore): number {
+  const all = allReleaseChunks(m, hub.chunkFiles);
+  return store.missing(all.keys()).reduce((a, d) => a + DOWNLOAD_ENTRY_HEADER_BYTES + hub.chunkFiles.size(d), 0);
+}
+
+describe('solid packs and index deltas', () => {
+  it('brings the right images to a vessel holding the previous release, one two behind, one with nothing', async () => {
+    const hub = await startHub({ limits: { SOLID_BROTLI_QUALITY: 5 } });
+    const url = await hub.listen();
+    const [a, b, c] = [
+      await enrolVessel(hub, 'ship-a'),
+      await enrolVessel(hub, 'ship-b'),
+      await enrolVessel(hub, 'ship-c'),
+    ];
+    const ms = [];
+    for (let k = 1; k <= 4; k++) ms.push(await publish(hub, k));
+    const [m1, m2, m3, m4] = ms as [ReleaseManifest, ReleaseManifest, ReleaseManifest, ReleaseManifest];
+
+    // Holds nothing: per-chunk entries (no release before it is held), every layer right.
+    const aStore = createChunkStore(tempDir());
+    const aDir = tempDir();
+    await fetchOn(url, a, aStore, aDir, m1);
+    expectImages(m1, aStore);
+
+    // Holds m1 and m2: m3 comes in solid groups and index deltas, well under the per-chunk cost.
+    await fetchOn(url, a, aStore, aDir, m2);
+    expectImages(m2, aStore);
+    const oneByOne = perChunkBytes(hub, m3, aStore);
+    const s3 = await fetchOn(url, a, aStore, aDir, m3);
+    expectImages(m3, aStore);
+    expect(s3.chunksRejected).toBe(0);
+    expect(s3.bytesReceived).toBeLessThan(oneByOne * 0.8);
+
+    // Holds m1 only, skips m2 and m3: m4's groups against m2 serve it, the rest comes chunk by chunk.
+    const bStore = createChunkStore(tempDir());
+    const bDir = tempDir();
+    await fetchOn(url, b, bStore, bDir, m1);
+    const s4 = await fetchOn(url, b, bStore, bDir, m4);
+    expectImages(m4, bStore);
+    expect(s4.chunksRejected).toBe(0);
+
+    // Holds nothing at all and asks for the newest: right too.
+    const cStore = createChunkStore(tempDir());
+    await fetchOn(url, c, cStore, tempDir(), m4);
+    expectImages(m4, cStore);
+  }, 120_000);
+
+  it('resumes a pack of solid groups and deltas cut at any byte into the same chunks', async () => {
+    const hub = await startHub({ limits: { SOLID_BROTLI_QUALITY: 5 } });
+    const url = await hub.listen();
+    const v = await enrolVessel(hub, 'ship-r');
+    const w = await enrolVessel(hub, 'ship-w');
+    const m1 = await publish(hub, 1);
+    const m2 = await publish(hub, 2);
+    const held = createChunkStore(tempDir());
+    const dir = tempDir();
+    await fetchOn(url, v, held, dir, m1);
+    // The pack a vessel holding m1 gets for m2's content, straight from the hub.
+    const sizes = allReleaseChunks(m2, hub.chunkFiles);
+    const wanted = held.missing(sizes.keys());
+    const path = paths.vesselPacks(v.name);
+    const s = v.sign('POST', path, { release: 'solid@2', digests: wanted });
+    const r = await hub.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { ...s.headers, accept: 'application/vnd.tender.pack' },
+      payload: s.payload,
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    const pack = r.rawPayload;
+    const oneByOne = wanted.reduce((a, d) => a + DOWNLOAD_ENTRY_HEADER_BYTES + hub.chunkFiles.size(d), 0);
+    expect(pack.byteLength).toBeLessThan(oneByOne * 0.8);
+    const id = String(r.headers['tender-pack-id']);
+    // Cuts at every byte of the first entry's header, inside the compressed groups, and near the end.
+    const cuts = [
+      ...Array.from({ length: 40 }, (_, i) => i),
+      ...Array.from({ length: 25 }, (_, i) => Math.floor(((i + 1) * pack.byteLength) / 26)),
+      pack.byteLength - 1,
+    ];
+    for (const cut of cuts) {
+      const store = createChunkStore(tempDir());
+      const sdir = tempDir();
+      const state = savePackState(sdir, 'solid@2', { id, length: pack.byteLength, etag: `"${id}"` }, wanted);
+      writeFileSync(packPartPath(sdir, id), pack.subarray(0, cut));
+      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0 };
+      const sink = new PackSink({ dir: sdir, chunks: store, log }, state, sizes, counters);
+      // The rest arrives in odd pieces after the restart.
+      for (let off = cut; off < pack.byteLength; off += 65_537) sink.write(pack.subarray(off, off + 65_537));
+      sink.flush();
+      expect(store.missing(wanted), `cut at ${cut}`).toEqual([]);
+      expect(counters.chunksRejected).toBe(0);
+    }
+    // And through a link that cuts every few KB, at whatever byte that falls on.
+    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(url).port) }, { cutAfterBytes: 15_001 });
+    const linkPort = await link.start();
+    const wStore = createChunkStore(tempDir());
+    const wDir = tempDir();
+    await fetchOn(url, w, wStore, wDir, m1);
+    const st = await fetchOn(`http://127.0.0.1:${linkPort}`, w, wStore, wDir, m2);
+    await link.close();
+    expect(link.stats.cuts).toBeGreaterThanOrEqual(3);
+    expect(st.chunksRejected).toBe(0);
+    expectImages(m2, wStore);
+  }, 180_000);
+});
