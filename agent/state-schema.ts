@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { desiredStateSchema } from '../shared/protocol/bodies.js';
 import { ROLLOUT_OUTCOMES } from '../shared/protocol/rollout-outcome.js';
 import { linkMeterStateSchema } from './link-meter.js';
+import { downloadProgressSchema } from './release/transfer/progress.js';
 
 /** How the last exchange with the hub went; `unknown` only in views, before the first attempt. */
 export const linkStateSchema = z.enum(['up', 'down', 'refused']);
@@ -88,6 +89,8 @@ export const STATE_SCHEMA = {
   'release.previous': z.string(),
   /** The shore target not live yet. */
   'release.pending': z.string(),
+  /** The release download under way (or the last one, cut): percent, rate and time left are read from it. */
+  'download.progress': downloadProgressSchema,
   'release.lastResult': releaseResultSchema,
   'crew.hold': crewHoldSchema,
   watch: watchSchema,

@@ -15,6 +15,7 @@ import { createBoardReleases } from './release/board-releases.js';
 import { containerName } from './release/runtime.js';
 import { targetsOf } from './release/targets.js';
 import type { LinkMeter } from './link-meter.js';
+import { downloadView, type DownloadProgress } from './release/transfer/progress.js';
 
 /**
  * The status report a vessel sends ashore (v2): what its engine says of each live service, per app what
@@ -70,6 +71,9 @@ export function appStatuses(store: StateStore): AppStatus[] {
         pending = { version: desired, state: o.failure === 'refused' ? 'refused' : 'failed' };
       if (o?.reason) pending.reason = o.reason.slice(0, 512);
       if (o?.progress && pending.state === 'downloading') pending.progress = o.progress;
+      const dl = store.get('download.progress');
+      if (pending.state === 'downloading' && dl?.app === app && dl.version === desired)
+        pending.progress = reportedProgress(dl, Date.now());
     }
     return { app, live, desired, pending, held };
   });
@@ -150,6 +154,31 @@ function linkReport(store: StateStore, meter: LinkMeter | undefined): LinkReport
  * meter's counters (they change on every poll; the heartbeat carries them).
  */
 export function reportFingerprintPart(r: VesselStatusReport): unknown {
-  const { reportedAt: _t, link, ...rest } = r;
-  return { ...rest, link: link && { state: link.state } };
+  const { reportedAt: _t, link, apps, ...rest } = r;
+  // A download's rate and time left change with every look: a report goes when its tenth changes.
+  const steady = apps?.map((a) =>
+    a.pending?.progress
+      ? {
+          ...a,
+          pending: { ...a.pending, progress: { done: a.pending.progress.done, total: a.pending.progress.total } },
+        }
+      : a,
+  );
+  return { ...rest, apps: steady, link: link && { state: link.state } };
+}
+
+/**
+ * A download's figures for the hub, done rounded down to a tenth of the total (a report per tenth, not
+ * per poll); rate and time left only while it moves.
+ */
+export function reportedProgress(dl: DownloadProgress, now: number): NonNullable<PendingRelease['progress']> {
+  const v = downloadView(dl, now);
+  const tenth = Math.max(1, Math.ceil(dl.total / 10));
+  const done = dl.done >= dl.total ? dl.total : Math.floor(dl.done / tenth) * tenth;
+  return {
+    done,
+    total: dl.total,
+    ...(v.bytesPerSecond > 0 && { bytesPerSecond: Math.round(v.bytesPerSecond) }),
+    ...(v.etaSeconds !== null && v.bytesPerSecond > 0 && { etaSeconds: Math.ceil(v.etaSeconds) }),
+  };
 }

@@ -14,6 +14,8 @@ import { correctedNow } from './clock.js';
 import { formatBackupStatus, readBackupStatus, type BackupStatus } from './backup/backup-status.js';
 
 import { linkSecurity, type LinkSecurity } from './hub-link.js';
+import { downloadView, type DownloadView } from './release/transfer/progress.js';
+import { formatBytes, formatSeconds } from '../shared/progress.js';
 
 /** What `tender status` and the local console show: all from local state, no hub needed. */
 export interface StatusView {
@@ -43,6 +45,8 @@ export interface StatusView {
   downloads: TransferPolicy;
   lastUpdate: { kind: string; from: string | null; to: string; state: string; reason: string | null } | null;
   backups: BackupStatus;
+  /** The release download under way (or cut), while that release is not live: null when none. */
+  download: DownloadView | null;
 }
 
 export async function buildStatus(config: AgentConfig): Promise<StatusView> {
@@ -66,6 +70,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
       apps: [],
       window: null,
       downloads: effectivePolicy(config, undefined),
+      download: null,
     };
   }
   const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
@@ -82,6 +87,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
     const hold = store.get('crew.hold');
     const appNames = [...new Set([...releases.apps(), ...targets.map((t) => t.app)])];
     const w = switchWindow(desired, correctedNow(store.get('hub.skewMs')));
+    const dl = store.get('download.progress');
     return {
       vessel: config.vesselName,
       hub: config.hub,
@@ -123,6 +129,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
           }
         : null,
       downloads: effectivePolicy(config, desired?.settings),
+      download: dl && releases.serving(dl.app)?.version !== dl.version ? downloadView(dl, Date.now()) : null,
     };
   } finally {
     store.close();
@@ -150,6 +157,7 @@ export function formatStatus(s: StatusView): string {
     `release    current ${s.release.current ?? 'none'}, previous ` +
       `${s.release.previous ?? 'none'}, pending ` +
       `${s.release.pending ?? 'none'}${s.release.held ? ' (held by crew)' : ''}`,
+    ...(s.download ? [`download   ${formatDownload(s.download)}`] : []),
     `link       ${s.link.state}${s.link.lastOk ? `, last ok ${s.link.lastOk}` : ''}${linkError}`,
     `last sync  ${s.lastSync ?? 'never'}`,
     `update     ${update}`,
@@ -162,6 +170,14 @@ export function formatStatus(s: StatusView): string {
     `hub        ${s.hub} (${s.hubLink.note})`,
     ...formatBackupStatus(s.backups),
   ].join('\n');
+}
+
+/** "sms@1.0.2: 45 % (4.5 MB of 10.0 MB), 12.3 kB/s, about 6 min 10 s left", or since when it stands. */
+export function formatDownload(d: DownloadView): string {
+  const head = `${d.release}: ${d.percent} % (${formatBytes(d.done)} of ${formatBytes(d.total)})`;
+  if (d.staleSince) return `${head}, not moving since ${d.staleSince.slice(0, 19).replace('T', ' ')} UTC`;
+  const left = d.etaSeconds === null ? '' : `, about ${formatSeconds(d.etaSeconds)} left`;
+  return `${head}, ${formatBytes(Math.round(d.bytesPerSecond))}/s${left}`;
 }
 
 function formatPolicy(p: TransferPolicy): string {

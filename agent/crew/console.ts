@@ -6,7 +6,7 @@ import { errorMessage, TenderError } from '../../shared/errors.js';
 import { escapeHtml } from '../../shared/html.js';
 import type { AgentConfig } from '../config.js';
 import type { Controller } from '../release/controller.js';
-import { buildStatus, type StatusView } from '../status.js';
+import { buildStatus, formatDownload, type StatusView } from '../status.js';
 import type { StateStore } from '../state-store.js';
 import { importAndApply } from './bundle-command.js';
 
@@ -47,7 +47,7 @@ function postButton(action: string, csrf: string, label: string, opts: { big?: b
   );
 }
 
-function releaseRow(r: ConsoleRelease, csrf: string): string {
+function releaseRow(r: ConsoleRelease, csrf: string, download: StatusView['download']): string {
   const lastLive = r.lastLiveAt
     ? escapeHtml(new Date(r.lastLiveAt).toISOString().slice(0, 16).replace('T', ' '))
     : 'never';
@@ -56,9 +56,17 @@ function releaseRow(r: ConsoleRelease, csrf: string): string {
       ? postButton('/rollback', csrf, `Roll back to ${escapeHtml(r.version)}`, { release: `${r.app}@${r.version}` })
       : '';
   return (
-    `<tr><td>${r.state === 'live' ? '<b>live</b>' : escapeHtml(r.state)}</td><td>${escapeHtml(r.version)}</td>` +
+    `<tr><td>${stateCell(r, download)}</td><td>${escapeHtml(r.version)}</td>` +
     `<td>${lastLive}</td><td>${hostAccessCell(r.hostAccess)}</td>\n<td>${rollback}</td></tr>`
   );
+}
+
+/** A release whose images are still coming down says so, with its percent, not "staged". */
+function stateCell(r: ConsoleRelease, download: StatusView['download']): string {
+  if (r.state === 'live') return '<b>live</b>';
+  if (r.state === 'staged' && download?.release === `${r.app}@${r.version}`)
+    return download.staleSince ? `downloading ${download.percent} % (not moving)` : `downloading ${download.percent} %`;
+  return escapeHtml(r.state);
 }
 
 // The bundle form posts the file as the raw body, so a bundle of any size streams into the import.
@@ -79,11 +87,12 @@ document.getElementById('bundle').addEventListener('submit', async (e) => {
 </script>`;
 
 function page(s: StatusView, releases: ConsoleRelease[], csrf: string, message?: string): string {
-  const rows = releases.map((r) => releaseRow(r, csrf)).join('');
+  const rows = releases.map((r) => releaseRow(r, csrf, s.download)).join('');
   const rel = s.release;
   const live =
     `<p>Live release: <b>${escapeHtml(rel.current ?? 'none')}</b>${rel.held ? ' (held by the crew)' : ''}. ` +
-    `Previous: ${escapeHtml(rel.previous ?? 'none')}. Link to shore: ${escapeHtml(s.link.state)}.</p>`;
+    `Previous: ${escapeHtml(rel.previous ?? 'none')}. Link to shore: ${escapeHtml(s.link.state)}.</p>` +
+    (s.download ? `<p>Downloading ${escapeHtml(formatDownload(s.download))}.</p>` : '');
   const rollback = rel.previous
     ? postButton('/rollback', csrf, `Roll back to the previous release (${escapeHtml(rel.previous)})`, { big: true })
     : '<p>No previous release kept on board to roll back to.</p>';

@@ -11,6 +11,7 @@ import { fetchManifestResumable } from './manifest-fetch.js';
 import { stageRelease } from './stage.js';
 import { effectivePolicy, transferAllowed } from './transfer-policy.js';
 import { correctedNow } from '../clock.js';
+import { RateMeter, type TransferCounts } from './transfer/progress.js';
 
 /** Not an error: the policy says not now (download window, metered link). */
 export class TransferDeferred extends TenderError {}
@@ -28,7 +29,7 @@ export interface InstallSource {
 
 export interface InstallSourceDeps {
   client: () => HubClient | undefined;
-  store: Pick<StateStore, 'get'>;
+  store: Pick<StateStore, 'get' | 'set'>;
   docker: DockerEngine;
   chunks: ChunkStore;
   config: Pick<
@@ -83,12 +84,35 @@ export function createInstallSource(deps: InstallSourceDeps): InstallSource {
           bytesPerSecond: policy.bytesPerSecond,
           diskMarginBytes: config.diskMarginBytes,
           stall: { ms: config.stallSeconds * 1000 },
+          onProgress: progressRecorder(deps.store, m, t0),
         },
         m,
       );
+      // Done: nothing is downloading. A failed download keeps its last figures (shown as not moving).
+      deps.store.set('download.progress', null);
       log.info({ release: m.version, ...stats, seconds: (Date.now() - t0) / 1000 }, 'release chunks on board');
       const loaded = await stageRelease(deps.docker, m, deps.chunks);
       log.info({ release: m.version, images: loaded.length }, 'images loaded into the engine');
     },
+  };
+}
+
+/** Keep the download's figures in the agent's state, for `tender status`, the console and the report. */
+function progressRecorder(
+  store: Pick<StateStore, 'set'>,
+  m: ReleaseManifest,
+  startedAt: number,
+): (c: TransferCounts) => void {
+  const rate = new RateMeter();
+  return (c) => {
+    const at = Date.now();
+    store.set('download.progress', {
+      app: m.app,
+      version: m.version,
+      ...c,
+      bytesPerSecond: rate.sample(c.linkBytes, at),
+      startedAt,
+      at,
+    });
   };
 }

@@ -13,6 +13,7 @@ import { readReport } from './facts.js';
 import type { FleetPageQuery } from './page-query.js';
 import { backupText, type BackupCell } from '../backup-status.js';
 import { OFFLINE_AFTER_MS, STALE_AFTER_MS } from '../fleet.js';
+import { formatBytes, formatSeconds } from '../../shared/progress.js';
 
 /**
  * Server-rendered pages for people: readable with no script (a few lines of it refresh the fleet), no
@@ -160,13 +161,20 @@ function servicesCell(r: VesselStatusReport | null, contact: Contact): string {
   return `<span class="bad">${h(bad.map(serviceLabel).join(', '))}</span>${lastKnown}`;
 }
 
+/** ", 12.3 kB/s, about 4 min 10 s left" as the vessel measured it when it reported. */
+function rateText(p: { bytesPerSecond?: number; etaSeconds?: number }): string {
+  if (!p.bytesPerSecond) return '';
+  const left = p.etaSeconds !== undefined ? `, about ${formatSeconds(p.etaSeconds)} left` : '';
+  return `, ${formatBytes(p.bytesPerSecond)}/s${left}`;
+}
+
 function pendingText(p: NonNullable<NonNullable<VesselStatusReport['apps']>[number]['pending']>): string {
   switch (p.state) {
     case 'held':
       return `${p.version} held by crew`;
     case 'downloading':
       return p.progress && p.progress.total
-        ? `${p.version} downloading ${Math.floor((100 * p.progress.done) / p.progress.total)}%`
+        ? `${p.version} downloading ${Math.floor((100 * p.progress.done) / p.progress.total)}%${rateText(p.progress)}`
         : `${p.version} downloading`;
     case 'waiting-for-window':
       return `${p.version} waiting for window${p.until ? ` until ${p.until.slice(0, 16).replace('T', ' ')}` : ''}`;

@@ -153,8 +153,13 @@ export const pendingReleaseSchema = z.strictObject({
   reason: z.string().max(512).optional(),
   /** While waiting for the window: when it opens (ISO time, the vessel's corrected clock). */
   until: z.string().max(40).optional(),
-  /** While downloading: bytes received of the bytes needed. */
-  progress: z.strictObject({ done: count, total: count }).optional(),
+  /**
+   * While downloading: bytes received of the bytes needed; the link rate (bytes/s) and the seconds left
+   * at it, as the vessel measured them when it reported (absent from older agents and when not moving).
+   */
+  progress: z
+    .strictObject({ done: count, total: count, bytesPerSecond: count.optional(), etaSeconds: count.optional() })
+    .optional(),
 });
 export type PendingRelease = z.infer<typeof pendingReleaseSchema>;
 

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { HubClient } from '../../agent/hub-client.js';
 import { fetchRelease, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
+import type { TransferCounts } from '../../agent/release/transfer/progress.js';
 import { PackSink } from '../../agent/release/transfer/pack-sink.js';
 import { packPartPath, savePackState } from '../../agent/release/transfer/pack-state.js';
 import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
@@ -89,13 +90,27 @@ function expectImages(m: ReleaseManifest, store: ChunkStore): void {
     }
 }
 
-async function fetchOn(url: string, v: TestVessel, store: ChunkStore, dir: string, m: ReleaseManifest) {
-  const stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 };
+async function fetchOn(hub: TestHub, url: string, v: TestVessel, store: ChunkStore, dir: string, m: ReleaseManifest) {
+  const stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
+  const missingRaw = store.missing(allReleaseChunks(m, hub.chunkFiles).keys()).length;
+  const reports: TransferCounts[] = [];
   await fetchRelease(
-    { client: new HubClient(url, v.id, v.key), vesselName: v.name, chunks: store, dir, log },
+    {
+      client: new HubClient(url, v.id, v.key),
+      vesselName: v.name,
+      chunks: store,
+      dir,
+      log,
+      onProgress: (c) => reports.push(c),
+    },
     m,
     stats,
   );
+  // Progress ends at its total, solid groups and deltas counted as the chunks they stand for.
+  const last = reports[reports.length - 1]!;
+  expect(reports[0]!.done).toBe(0);
+  expect(last.done).toBe(last.total);
+  expect(last.total > 0).toBe(missingRaw > 0);
   return stats;
 }
 
@@ -121,14 +136,14 @@ describe('solid packs and index deltas', () => {
     // Holds nothing: per-chunk entries (no release before it is held), every layer right.
     const aStore = createChunkStore(tempDir());
     const aDir = tempDir();
-    await fetchOn(url, a, aStore, aDir, m1);
+    await fetchOn(hub, url, a, aStore, aDir, m1);
     expectImages(m1, aStore);
 
     // Holds m1 and m2: m3 comes in solid groups and index deltas, well under the per-chunk cost.
-    await fetchOn(url, a, aStore, aDir, m2);
+    await fetchOn(hub, url, a, aStore, aDir, m2);
     expectImages(m2, aStore);
     const oneByOne = perChunkBytes(hub, m3, aStore);
-    const s3 = await fetchOn(url, a, aStore, aDir, m3);
+    const s3 = await fetchOn(hub, url, a, aStore, aDir, m3);
     expectImages(m3, aStore);
     expect(s3.chunksRejected).toBe(0);
     expect(s3.bytesReceived).toBeLessThan(oneByOne * 0.8);
@@ -136,14 +151,14 @@ describe('solid packs and index deltas', () => {
     // Holds m1 only, skips m2 and m3: m4's groups against m2 serve it, the rest comes chunk by chunk.
     const bStore = createChunkStore(tempDir());
     const bDir = tempDir();
-    await fetchOn(url, b, bStore, bDir, m1);
-    const s4 = await fetchOn(url, b, bStore, bDir, m4);
+    await fetchOn(hub, url, b, bStore, bDir, m1);
+    const s4 = await fetchOn(hub, url, b, bStore, bDir, m4);
     expectImages(m4, bStore);
     expect(s4.chunksRejected).toBe(0);
 
     // Holds nothing at all and asks for the newest: right too.
     const cStore = createChunkStore(tempDir());
-    await fetchOn(url, c, cStore, tempDir(), m4);
+    await fetchOn(hub, url, c, cStore, tempDir(), m4);
     expectImages(m4, cStore);
   }, 120_000);
 
@@ -156,7 +171,7 @@ describe('solid packs and index deltas', () => {
     const m2 = await publish(hub, 2);
     const held = createChunkStore(tempDir());
     const dir = tempDir();
-    await fetchOn(url, v, held, dir, m1);
+    await fetchOn(hub, url, v, held, dir, m1);
     // The pack a vessel holding m1 gets for m2's content, straight from the hub.
     const sizes = allReleaseChunks(m2, hub.chunkFiles);
     const wanted = held.missing(sizes.keys());
@@ -184,7 +199,7 @@ describe('solid packs and index deltas', () => {
       const sdir = tempDir();
       const state = savePackState(sdir, 'solid@2', { id, length: pack.byteLength, etag: `"${id}"` }, wanted);
       writeFileSync(packPartPath(sdir, id), pack.subarray(0, cut));
-      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0 };
+      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
       const sink = new PackSink({ dir: sdir, chunks: store, log }, state, sizes, counters);
       // The rest arrives in odd pieces after the restart.
       for (let off = cut; off < pack.byteLength; off += 65_537) sink.write(pack.subarray(off, off + 65_537));
@@ -197,8 +212,8 @@ describe('solid packs and index deltas', () => {
     const linkPort = await link.start();
     const wStore = createChunkStore(tempDir());
     const wDir = tempDir();
-    await fetchOn(url, w, wStore, wDir, m1);
-    const st = await fetchOn(`http://127.0.0.1:${linkPort}`, w, wStore, wDir, m2);
+    await fetchOn(hub, url, w, wStore, wDir, m1);
+    const st = await fetchOn(hub, `http://127.0.0.1:${linkPort}`, w, wStore, wDir, m2);
     await link.close();
     expect(link.stats.cuts).toBeGreaterThanOrEqual(3);
     expect(st.chunksRejected).toBe(0);

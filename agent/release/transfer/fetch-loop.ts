@@ -14,6 +14,7 @@ import { planPacks } from './planner.js';
 import { indexBases, recordIndexes } from './index-bases.js';
 import { streamResponse, type StallLimits } from './watchdog.js';
 import { backoffDelayMs, sleep } from '../../backoff.js';
+import type { TransferCounts } from './progress.js';
 
 const NEVER = new AbortController().signal;
 
@@ -29,6 +30,7 @@ const RESUME_PAUSE_CAP_MS = 60_000;
 // Attempts in a row that bring no byte before the transfer is given up for now (HubUnreachableError): the
 // agent tries again on its next round, and syncing, telemetry and crew actions carry on meanwhile.
 const ATTEMPTS_WITHOUT_PROGRESS = 6;
+const PROGRESS_EVERY_MS = 1_000;
 
 export interface FetchDeps {
   client: HubClient;
@@ -42,6 +44,8 @@ export interface FetchDeps {
   /** Free space to keep beyond what a release needs. */
   diskMarginBytes?: number;
   stall?: StallLimits;
+  /** Called about once a second while bytes move, and once at the end: raw bytes stored of those needed. */
+  onProgress?: (c: TransferCounts) => void;
 }
 
 export interface FetchStats extends SinkCounters {
@@ -70,18 +74,14 @@ interface Run {
 export async function fetchRelease(
   deps: FetchDeps,
   m: ReleaseManifest,
-  stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0 },
+  stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 },
 ): Promise<FetchStats> {
   mkdirSync(deps.dir, { recursive: true });
   const named = new Map([...namedChunks(m)].map(([d, s]) => [d, s.raw]));
   const margin = deps.diskMarginBytes ?? DISK_MARGIN_BYTES;
   // Before a byte moves: the indexes plus the images they unpack to must fit with the margin.
-  checkDisk(
-    deps.dir,
-    m,
-    [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0),
-    margin,
-  );
+  const namedMissing = [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0);
+  checkDisk(deps.dir, m, namedMissing, margin);
   const hub: PackHub = { client: deps.client, vesselName: deps.vesselName, stats };
   const run: Run = {
     deps,
@@ -92,6 +92,36 @@ export async function fetchRelease(
     hub,
     bases: indexBases(deps.dir, m, new Set(deps.chunks.missing(named.keys())), (d) => deps.chunks.has(d)),
   };
+  // Progress is counted in raw bytes of what was missing: known for the indexes now, for content once
+  // the indexes are on board. A reporter that throws must not cut the download.
+  const base = stats.bytesStored;
+  let total = namedMissing;
+  const report = () => {
+    try {
+      deps.onProgress?.({ done: stats.bytesStored - base, total, linkBytes: stats.bytesReceived });
+    } catch (err) {
+      deps.log.debug({ reason: errorMessage(err) }, 'download progress not recorded');
+    }
+  };
+  const ticker = deps.onProgress ? setInterval(report, PROGRESS_EVERY_MS) : undefined;
+  ticker?.unref();
+  try {
+    report();
+    await fetchContent(run, named, margin, (more) => (total += more));
+    report();
+  } finally {
+    clearInterval(ticker);
+  }
+  return stats;
+}
+
+async function fetchContent(
+  run: Run,
+  named: Map<string, number>,
+  margin: number,
+  addTotal: (bytes: number) => void,
+): Promise<void> {
+  const { deps, m } = run;
   await fetchTier(run, named);
   run.bases = [];
   let content = contentChunks(m, deps.chunks);
@@ -108,15 +138,11 @@ export async function fetchRelease(
   // and the first round of the tier.
   const missing = deps.chunks.missing(content.chunks.keys());
   // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
-  checkDisk(
-    deps.dir,
-    m,
-    missing.reduce((a, d) => a + content.chunks.get(d)!, 0),
-    margin,
-  );
+  const missingBytes = missing.reduce((a, d) => a + content.chunks.get(d)!, 0);
+  checkDisk(deps.dir, m, missingBytes, margin);
+  addTotal(missingBytes);
   await fetchTier(run, content.chunks, missing);
   recordIndexes(deps.dir, m);
-  return stats;
 }
 
 const basesFor = (run: Run, digests: string[]) => {

@@ -13,6 +13,8 @@ export interface SinkCounters {
   bytesReceived: number;
   chunksStored: number;
   chunksRejected: number;
+  /** Raw (unpacked) bytes of the chunks stored: what progress is counted in. */
+  bytesStored: number;
 }
 
 /**
@@ -75,6 +77,7 @@ export class PackSink {
         if (raw !== undefined) {
           chunks.put(digest, Buffer.from(body), raw);
           this.stats.chunksStored++;
+          this.stats.bytesStored += raw;
           continue;
         }
         // A solid group or a delta: each chunk it stands for is checked against its own digest.
@@ -82,6 +85,7 @@ export class PackSink {
           if (chunks.has(c.digest)) continue;
           chunks.putRaw(c.digest, c.raw);
           this.stats.chunksStored++;
+          this.stats.bytesStored += c.raw.byteLength;
         }
       } catch (err) {
         this.stats.chunksRejected++;
