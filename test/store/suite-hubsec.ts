@@ -108,7 +108,13 @@ export function hubsecTests(open: OpenStore): void {
         await store.enrolment.claim({ tokenHash: r2.stored.tokenHash, publicKey: fresh, address: 'x' }, T0 + 6),
       ).toBe(v.id);
       expect(await store.vessels.get(v.id)).toMatchObject({ publicKey: fresh, enrolledAt: T0 + 6 });
-      expect((await store.audit.list({ limit: 10 })).map((a) => a.action)).toEqual(['vessel.rekey', 'vessel.rekey']);
+      // Issuing is audited (the admin), and so is the key changing hands (which key, from what address).
+      const log = await store.audit.list({ limit: 10 });
+      expect(log.map((a) => a.action).sort()).toEqual(['vessel.rekey', 'vessel.rekey', 'vessel.rekeyed']);
+      expect(log.find((a) => a.action === 'vessel.rekeyed')).toMatchObject({
+        actor: 'enrolment:x',
+        detail: { vesselId: v.id, address: 'x', previousKey: key, publicKey: fresh },
+      });
     });
 
     it('lets one of many claims racing on a re-key token win', async () => {

@@ -1,5 +1,6 @@
 import { HubStoreError, type EnrolmentRecords, type NewEnrolmentToken } from '../hub-store.js';
 import type { PgAuditWriter, PgDb, Queryable } from './pg.js';
+import { rekeyed } from '../rekey-audit.js';
 
 /** Writes a token row inside the caller's transaction (vessel creation adds the first one). */
 export type PgTokenWriter = (q: Queryable, vesselId: string, token: NewEnrolmentToken, now: number) => Promise<void>;
@@ -75,6 +76,7 @@ export function pgEnrolment(db: PgDb, audit: PgAuditWriter): { records: Enrolmen
             );
             if (keyed !== 1) throw refused('vessel was revoked', 'revoked', 401);
             await q.run(CANCEL_OTHERS, [row.vessel_id, c.tokenHash, now]);
+            if (row.public_key !== null) await audit(q, rekeyed(row.vessel_id, row.public_key, c), now);
             return row.vessel_id;
           },
           { lock: true },

@@ -1,6 +1,7 @@
 import type { Db } from '../../../shared/sqlite.js';
 import { HubStoreError, type EnrolmentRecords, type NewEnrolmentToken } from '../hub-store.js';
 import type { AuditWriter } from './audit.js';
+import { rekeyed } from '../rekey-audit.js';
 
 /** Writes a token row inside the caller's transaction (vessel creation adds the first one). */
 export type TokenWriter = (vesselId: string, token: NewEnrolmentToken, now: number) => void;
@@ -69,6 +70,7 @@ export function sqliteEnrolment(db: Db, audit: AuditWriter): { records: Enrolmen
             if (setKey.run(c.publicKey, now, row.vessel_id).changes !== 1)
               throw refused('vessel was revoked', 'revoked', 401);
             cancelOthers.run(row.vessel_id, c.tokenHash, now);
+            if (row.public_key !== null) audit(rekeyed(row.vessel_id, row.public_key, c), now);
             return row.vessel_id;
           })
           .immediate();
