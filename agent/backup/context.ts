@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { TenderError } from '../../shared/errors.js';
 import type { DockerEngine } from '../../shared/docker.js';
@@ -81,10 +83,15 @@ export function routerRerouter(socket: string, docker: DockerEngine) {
 export const HELPER_LABEL = 'io.tender.backup';
 // Which process made a helper: one left by a process that died is removed by the next recovery.
 export const HELPER_OWNER_LABEL = 'io.tender.backup.owner';
-export const HELPER_LABELS = (app: string, owner: string) => ({
+// Which vessel's backups made it (a digest of its backup folder): an engine may be shared with another
+// agent (a second vessel in tests, an agent in a container with its own pids), whose helpers are not ours.
+export const HELPER_HOME_LABEL = 'io.tender.backup.home';
+export const helperHome = (dir: string) => createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 16);
+export const HELPER_LABELS = (app: string, owner: string, dir: string) => ({
   [LABELS.app]: app,
   [HELPER_LABEL]: '1',
   [HELPER_OWNER_LABEL]: owner,
+  [HELPER_HOME_LABEL]: helperHome(dir),
 });
 
 /** Find a policy's target among the releases on board (agent.db), read-only. */

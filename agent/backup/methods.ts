@@ -81,7 +81,7 @@ export async function withHelper<T>(
   const id = await d.docker.createContainer({
     name,
     image: t.spec.imageId,
-    labels: HELPER_LABELS(t.app, `${process.pid}:${processStart(process.pid)}`),
+    labels: HELPER_LABELS(t.app, `${process.pid}:${processStart(process.pid)}`, d.dir),
     // A scratch server runs as the service does (its env and command); a helper only runs a shell.
     env: opts.serve ? t.spec.environment : {},
     command: opts.serve ? t.spec.command : [],

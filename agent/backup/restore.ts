@@ -4,10 +4,18 @@ import { TenderError, errorMessage } from '../../shared/errors.js';
 import type { PolicyDocument } from '../../shared/protocol/backup-policy.js';
 import { faultPoint } from '../fault.js';
 import { pidAlive } from '../release/journal.js';
+import { LABELS } from '../release/runtime.js';
 import type { BackupRow, RestoreJournalStep, RestoreStep } from './backup-db.js';
 import { boardPolicy } from './board-policies.js';
 import { checkBackupFile, openBackup } from './backup-file.js';
-import { HELPER_LABEL, HELPER_OWNER_LABEL, type BackupDeps, type BackupTarget } from './context.js';
+import {
+  HELPER_HOME_LABEL,
+  HELPER_LABEL,
+  HELPER_OWNER_LABEL,
+  helperHome,
+  type BackupDeps,
+  type BackupTarget,
+} from './context.js';
 import { gateService, methodOps, startService, stopService, type MethodOps } from './methods.js';
 import { runBackup } from './run-backup.js';
 
@@ -231,10 +239,18 @@ export async function recoverBackups(d: BackupDeps): Promise<void> {
   await removeOrphanHelpers(d);
 }
 
-/** Helper and scratch containers whose process died with them (a kill -9 mid-verify or mid-tar). */
-async function removeOrphanHelpers(d: BackupDeps): Promise<void> {
+/**
+ * Helper and scratch containers of this vessel's backups whose process died with them (a kill -9
+ * mid-verify or mid-tar). Only ours: made for this backup folder, of an app on board. Another agent's
+ * on the same engine is not, even when its owner's pid means nothing here (its own pid namespace).
+ */
+export async function removeOrphanHelpers(d: BackupDeps): Promise<void> {
+  const home = helperHome(d.dir);
   try {
     for (const c of await d.docker.listContainers({ [HELPER_LABEL]: '1' })) {
+      const theirs = c.labels[HELPER_HOME_LABEL];
+      // Helpers from before the home label: ours only if their app is on board.
+      if (theirs !== undefined ? theirs !== home : !d.services(c.labels[LABELS.app] ?? '')) continue;
       const [pid, start] = (c.labels[HELPER_OWNER_LABEL] ?? '').split(':');
       if (pid && pidAlive(Number(pid), start ?? '')) continue;
       await d.docker.removeScratch(c.id);
