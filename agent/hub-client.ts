@@ -3,7 +3,12 @@ import { TenderError } from '../shared/errors.js';
 import type { PrivateKey } from '../shared/trust/keys.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
 import { describeZodError } from '../shared/validation.js';
-import { signVesselRequest } from '../shared/protocol/vessel-auth.js';
+import {
+  COMPACT_AUTH_HEADER,
+  signVesselRequest,
+  signVesselRequestCompact,
+  vesselOfPath,
+} from '../shared/protocol/vessel-auth.js';
 import { HEADER, MEDIA } from '../shared/protocol/http.js';
 import { paths } from '../shared/protocol/routes.js';
 import {
@@ -81,23 +86,41 @@ export class HubClient {
     readonly meter?: LinkMeter,
     /** How bytes reach the hub: the agent's pinned-TLS fetch (hub-link.ts); tests on plain HTTP use fetch. */
     private readonly fetch: HubFetch = globalThis.fetch,
+    /**
+     * Whether this hub takes the compact signature form (it said so on a desired state), kept across
+     * restarts by the caller: `onCompact` hears each change.
+     */
+    public compactAuth = false,
+    private readonly onCompact: (compact: boolean) => void = () => {},
   ) {}
 
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<HubResponse> {
     const first = await this.once(method, path, opts);
     if (first.status !== 401) return first;
+    if (this.compactAuth && vesselOfPath(path)) {
+      // A hub that took the compact form and now refuses it was replaced by an older one: sign in full.
+      const full = await this.once(method, path, opts, false);
+      if (full.status !== 401) {
+        this.setCompact(false);
+        return full;
+      }
+    }
     // A 401 may only mean our clock offset moved (a ship's clock was just reset): learn it and retry once.
     const before = this.skewMs;
     this.learnSkew(first.headers, true);
     return this.skewMs !== before ? this.once(method, path, opts) : first;
   }
 
-  private async once(method: string, path: string, opts: RequestOptions): Promise<HubResponse> {
+  private async once(
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    compact = this.compactAuth,
+  ): Promise<HubResponse> {
     const body = opts.raw ?? (opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body)));
-    const ts = vesselNow() + this.skewMs;
     const headers: Record<string, string> = {
       ...(opts.headers ?? {}),
-      ...signVesselRequest(this.key, this.vesselId, method, path, ts, body),
+      ...this.sign(method, path, body, compact),
     };
     if (body && !headers['content-type']) headers['content-type'] = 'application/json';
     const up = this.requestBytes(method, path, headers, body?.length ?? 0);
@@ -126,7 +149,21 @@ export class HubClient {
     const small = up < 16 * 1024 && buf.length < 16 * 1024;
     this.meter?.record({ up, down: responseBytes(res, buf.length), ...(small && { rttMs }) });
     this.learnSkew(res.headers, false);
+    if (!this.compactAuth && res.headers.get(COMPACT_AUTH_HEADER) === 'tv') this.setCompact(true);
     return { status: res.status, headers: res.headers, body: buf };
+  }
+
+  /** The signature headers: compact where the hub takes it and the path names this vessel, else full. */
+  private sign(method: string, path: string, body: Buffer | undefined, compact: boolean): Record<string, string> {
+    const ts = vesselNow() + this.skewMs;
+    return compact && vesselOfPath(path)
+      ? signVesselRequestCompact(this.key, method, path, ts, body)
+      : signVesselRequest(this.key, this.vesselId, method, path, ts, body);
+  }
+
+  private setCompact(compact: boolean): void {
+    this.compactAuth = compact;
+    this.onCompact(compact);
   }
 
   /**
@@ -141,7 +178,7 @@ export class HubClient {
   ): Promise<Response> {
     const body = jsonBody === undefined ? undefined : Buffer.from(JSON.stringify(jsonBody));
     const method = body ? 'POST' : 'GET';
-    const signed = signVesselRequest(this.key, this.vesselId, method, path, vesselNow() + this.skewMs, body);
+    const signed = this.sign(method, path, body, this.compactAuth);
     const all = { ...headers, ...signed, ...(body ? { 'content-type': 'application/json' } : {}) };
     try {
       const res = await this.fetch(`${this.hub}${path}`, {

@@ -296,6 +296,8 @@ function makeClient(config: AgentConfig, store: StateStore): HubClient {
     (skew) => store.set('hub.skewMs', skew),
     new LinkMeter(store.get('link.meter')),
     hubFetchFor(config),
+    store.get('hub.compactAuth') ?? false,
+    (compact) => store.set('hub.compactAuth', compact),
   );
 }
 

@@ -77,6 +77,8 @@ export const STATE_SCHEMA = {
   'desired.refused': z.string(),
   /** Offset of the hub's clock from ours (its Date header), applied to request signatures. */
   'hub.skewMs': z.number(),
+  /** The hub takes the compact signature form (it said so on a desired state): 60 bytes fewer a request. */
+  'hub.compactAuth': z.boolean(),
   'link.state': linkStateSchema,
   'link.lastOk': isoTime,
   'link.lastError': z.string(),

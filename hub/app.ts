@@ -14,7 +14,7 @@ import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompi
 import { TenderError } from '../shared/errors.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
 import { describeIssue } from '../shared/validation.js';
-import { bodyDigest, VESSEL_AUTH_SCHEME } from '../shared/protocol/vessel-auth.js';
+import { bodyDigest, COMPACT_AUTH_SCHEME, VESSEL_AUTH_SCHEME } from '../shared/protocol/vessel-auth.js';
 import { HEADER, MEDIA } from '../shared/protocol/http.js';
 import { createLogger } from '../shared/log.js';
 import { createAuthenticator, UNAUTHORIZED_BODY } from './auth.js';
@@ -189,7 +189,8 @@ export async function buildHub(opts: HubOptions): Promise<{
   // Answers to vessels go without Connection and Keep-Alive (HTTP/1.1 is persistent without them, and
   // the agent keeps its idle sockets under the hub's timeout itself): 47 bytes less on every poll.
   app.addHook('onRequest', async (req, reply) => {
-    if (req.headers.authorization?.startsWith(`${VESSEL_AUTH_SCHEME} `)) reply.raw.removeHeader('connection');
+    const scheme = req.headers.authorization?.split(' ', 1)[0];
+    if (scheme === VESSEL_AUTH_SCHEME || scheme === COMPACT_AUTH_SCHEME) reply.raw.removeHeader('connection');
   });
   // Every answer counted by the pattern it matched, so a path full of vessel names makes no new series.
   app.addHook('onResponse', async (req, reply) => {

@@ -47,9 +47,13 @@ export function createAuthenticator(deps: { store: HubStore; now?: () => number 
       const t = await checkOpsToken(deps.store, header.slice(7).trim(), now());
       return t && { kind: 'ops', tokenId: t.id, role: t.role, name: t.name };
     }
-    const auth = parseVesselAuth(header);
+    const auth = parseVesselAuth(header, req.url);
     if (!auth) return undefined;
-    const vessel = await deps.store.vessels.get(auth.vesselId);
+    // The compact form names the vessel by the path it signs; the full form by its id.
+    const vessel =
+      auth.vesselName !== undefined
+        ? await deps.store.vessels.getByName(auth.vesselName)
+        : await deps.store.vessels.get(auth.vesselId);
     if (!vessel || vessel.revokedAt !== null || !vessel.publicKey) return undefined;
     const digest = req.headers[BODY_DIGEST_HEADER];
     const ok = verifyVesselRequest(
@@ -79,7 +83,7 @@ export function createAuthenticator(deps: { store: HubStore; now?: () => number 
     if (need.kind === 'public') return;
     const p = await identify(req);
     if (!p) {
-      return reply.code(401).header('www-authenticate', 'Bearer, Tender-Vessel').send(UNAUTHORIZED_BODY);
+      return reply.code(401).header('www-authenticate', 'Bearer, Tender-Vessel, TV').send(UNAUTHORIZED_BODY);
     }
     req.principal = p;
     if (need.kind === 'vessel' && p.kind !== 'vessel') {

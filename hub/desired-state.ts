@@ -34,11 +34,12 @@ export async function desiredStateOf(
 }
 
 /**
- * 96 bits of the digest in base64url: ample to tell one desired state from the next, and 18 bytes fewer
- * than hex each way on every poll (the If-None-Match up, the ETag down).
+ * 66 bits of the digest in base64url: a validator only tells this vessel's state from its previous one
+ * (a false match is a 2^-66 chance per change), and each character saved is saved twice on every poll
+ * (the If-None-Match up, the ETag down): 43 bytes fewer than hex.
  */
 export function desiredEtag(state: DesiredState): string {
-  return `"${createHash('sha256').update(canonicalJson(state)).digest('base64url').slice(0, 16)}"`;
+  return `"${createHash('sha256').update(canonicalJson(state)).digest('base64url').slice(0, 11)}"`;
 }
 
 /** The vessel's targets (one per app, by app) with their releases. */

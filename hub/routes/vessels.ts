@@ -10,6 +10,7 @@ import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { auditEntry } from '../audit.js';
+import { COMPACT_AUTH_HEADER } from '../../shared/protocol/vessel-auth.js';
 import { encodeFlags, statusFlagsOf } from '../page/facts.js';
 
 export function vesselView(v: Vessel, now: number): VesselView {
@@ -141,6 +142,8 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       // and the agent keeps no HTTP cache; the header would cost 25 bytes on every poll.
       reply.header('etag', etag);
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+      // Said on a changed state only (never on a 304): this hub takes the compact signature form.
+      reply.header(COMPACT_AUTH_HEADER, 'tv');
       return state;
     });
 

@@ -26,13 +26,53 @@ export function bodyDigest(body: Uint8Array | undefined): string {
   return body && body.byteLength > 0 ? createHash('sha256').update(body).digest('hex') : EMPTY_SHA256;
 }
 
-function stringToSign(method: string, pathAndQuery: string, ts: number, digest: string, nonce?: string): Buffer {
+function stringToSign(
+  method: string,
+  pathAndQuery: string,
+  ts: number,
+  digest: string,
+  nonce?: string,
+  compact = false,
+): Buffer {
   const m = method.toUpperCase();
   return Buffer.from(
     nonce === undefined
       ? `tender-vessel-v1\n${m}\n${pathAndQuery}\n${ts}\n${digest}`
-      : `tender-vessel-v2\n${m}\n${pathAndQuery}\n${ts}\n${nonce}\n${digest}`,
+      : `tender-vessel-${compact ? 'v3' : 'v2'}\n${m}\n${pathAndQuery}\n${ts}\n${nonce}\n${digest}`,
   );
+}
+
+/**
+ * The compact form (v3) for requests under /api/v1/vessels/NAME/: the vessel is the one the path names,
+ * the timestamp base 36, nonce (48 bits) and signature base64url: 124 bytes a request instead of 184, what
+ * keeps an idle vessel at 4 polls an hour under 1 MB a month. Sent only to a hub that said it takes it
+ * (COMPACT_AUTH_HEADER on a desired state); the signed string is v3, so a v2 signature cannot be recut.
+ */
+export const COMPACT_AUTH_SCHEME = 'TV';
+/** Answer header by which a hub says it takes the compact form. */
+export const COMPACT_AUTH_HEADER = 'tender-auth';
+const VESSEL_PATH = /^\/api\/v1\/vessels\/([a-z0-9][a-z0-9-]{0,62})(?:[/?]|$)/;
+
+/** The vessel a path under /api/v1/vessels/ names: the only requests the compact form may sign. */
+export function vesselOfPath(pathAndQuery: string): string | undefined {
+  return VESSEL_PATH.exec(pathAndQuery)?.[1];
+}
+
+export function signVesselRequestCompact(
+  key: PrivateKey,
+  method: string,
+  pathAndQuery: string,
+  ts: number,
+  body?: Uint8Array,
+  nonce: string = randomBytes(6).toString('base64url'),
+): Record<string, string> {
+  const digest = bodyDigest(body);
+  const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce, true)).toString('base64url');
+  const headers: Record<string, string> = {
+    authorization: `${COMPACT_AUTH_SCHEME} ${ts.toString(36)}.${nonce}.${sig}`,
+  };
+  if (body && body.byteLength > 0) headers[BODY_DIGEST_HEADER] = digest;
+  return headers;
 }
 
 export function signVesselRequest(
@@ -53,7 +93,14 @@ export function signVesselRequest(
   return headers;
 }
 
-export interface VesselAuthHeader {
+export type VesselAuthHeader = {
+  ts: number;
+  /** 16 hex digits (v2), 8 base64url characters (compact); absent in v1 headers. */
+  nonce?: string;
+  sig: Buffer;
+} & ({ vesselId: string; vesselName?: undefined } | { vesselId?: undefined; vesselName: string; compact: true });
+
+interface FullAuthHeader {
   vesselId: string;
   ts: number;
   /** 16 hex digits; absent in v1 headers. */
@@ -61,7 +108,19 @@ export interface VesselAuthHeader {
   sig: Buffer;
 }
 
-export function parseVesselAuth(header: string): VesselAuthHeader | undefined {
+/** A vessel's Authorization header; the compact form names its vessel by the path, so it needs it. */
+export function parseVesselAuth(header: string, pathAndQuery = ''): VesselAuthHeader | undefined {
+  const c = /^TV ([0-9a-z]{1,11})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{86})$/.exec(header);
+  if (c) {
+    const vesselName = vesselOfPath(pathAndQuery);
+    const ts = parseInt(c[1]!, 36);
+    if (!vesselName || !Number.isSafeInteger(ts)) return undefined;
+    return { vesselName, compact: true, ts, nonce: c[2], sig: Buffer.from(c[3]!, 'base64url') };
+  }
+  return parseFullAuth(header);
+}
+
+function parseFullAuth(header: string): FullAuthHeader | undefined {
   const m = /^Tender-Vessel id=(v_[0-9a-f]{16}), ts=(\d{1,15}), (?:n=([0-9a-f]{16}), )?sig=([A-Za-z0-9+/]{86}==)$/.exec(
     header,
   );
@@ -90,5 +149,7 @@ export function verifyVesselRequest(
   if (Math.abs(now - auth.ts) > VESSEL_CLOCK_WINDOW_MS) return false;
   const digest = declaredDigest ?? EMPTY_SHA256;
   if (!/^[0-9a-f]{64}$/.test(digest)) return false;
-  return verifyBytes(key, stringToSign(method, pathAndQuery, auth.ts, digest, auth.nonce), auth.sig);
+  if (auth.vesselName !== undefined && vesselOfPath(pathAndQuery) !== auth.vesselName) return false;
+  const compact = auth.vesselName !== undefined;
+  return verifyBytes(key, stringToSign(method, pathAndQuery, auth.ts, digest, auth.nonce, compact), auth.sig);
 }

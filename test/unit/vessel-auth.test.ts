@@ -6,6 +6,7 @@ import {
   replayKeyExpiry,
   replayKeyOf,
   signVesselRequest,
+  signVesselRequestCompact,
   VESSEL_CLOCK_WINDOW_MS,
   verifyVesselRequest,
 } from '../../shared/protocol/vessel-auth.js';
@@ -62,5 +63,62 @@ describe('signed vessel requests', () => {
       `Tender-Vessel id=${ID}, n=0123456789abcdef, ts=${T}, sig=${sig}`,
     ])
       expect(parseVesselAuth(bad)).toBeUndefined();
+  });
+
+  it('signs in the compact form for the vessel the path names, 124 bytes with its header name', () => {
+    const { key } = generateKey();
+    const path = '/api/v1/vessels/ship-a/desired?with=manifest';
+    const h = signVesselRequestCompact(key, 'GET', path, T);
+    expect(h.authorization).toMatch(/^TV [0-9a-z]{8}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{86}$/);
+    expect(`authorization: ${h.authorization}\r\n`.length).toBe(124);
+    const full = signVesselRequest(key, ID, 'GET', path, T);
+    expect(`authorization: ${full.authorization}\r\n`.length).toBe(184);
+    const auth = parseVesselAuth(h.authorization!, path)!;
+    expect(auth).toMatchObject({ vesselName: 'ship-a', ts: T });
+    const ok = (a = auth, p = path, now = T) =>
+      verifyVesselRequest(publicKeyFromRaw(key.publicRaw), a, 'GET', p, undefined, now);
+    expect(ok()).toBe(true);
+    expect(ok(auth, path, T + VESSEL_CLOCK_WINDOW_MS + 1)).toBe(false);
+    // Another vessel's path, another path of the same vessel: the signature is over the path.
+    expect(parseVesselAuth(h.authorization!, '/api/v1/vessels/ship-b/desired?with=manifest')!.vesselName).toBe(
+      'ship-b',
+    );
+    expect(ok(parseVesselAuth(h.authorization!, '/api/v1/vessels/ship-b/desired?with=manifest')!)).toBe(false);
+    expect(ok(auth, '/api/v1/vessels/ship-b/desired?with=manifest')).toBe(false);
+    expect(ok(auth, '/api/v1/vessels/ship-a/status')).toBe(false);
+  });
+
+  it('refuses the compact form off a vessel path, malformed, or recut from a full signature', () => {
+    const { key } = generateKey();
+    const h = signVesselRequestCompact(key, 'GET', '/api/v1/vessels/ship-a/desired', T).authorization!;
+    // No vessel in the path (the roots route), a bad name, nothing at all.
+    for (const p of ['/api/v1/roots/2', '/api/v1/vessels/../desired', '/api/v1/vessels/Ship/desired', ''])
+      expect(parseVesselAuth(h, p)).toBeUndefined();
+    const [ts, n, sig] = h.slice(3).split('.') as [string, string, string];
+    for (const bad of [
+      `TV ${ts}.${n}.${sig}=`,
+      `TV ${ts}.${n}x.${sig}`,
+      `TV ${ts}.${n}.${sig.slice(1)}`,
+      `TV ${'z'.repeat(12)}.${n}.${sig}`,
+      `TV  ${ts}.${n}.${sig}`,
+      `tv ${ts}.${n}.${sig}`,
+    ])
+      expect(parseVesselAuth(bad, '/api/v1/vessels/ship-a/desired')).toBeUndefined();
+    // A full (v2) signature over the same fields does not verify as compact: the signed strings differ.
+    const full = parseVesselAuth(
+      signVesselRequest(key, ID, 'GET', '/api/v1/vessels/ship-a/desired', T).authorization!,
+    )!;
+    const recut = `TV ${T.toString(36)}.${'AAAAAAAA'}.${full.sig.toString('base64url')}`;
+    const auth = parseVesselAuth(recut, '/api/v1/vessels/ship-a/desired')!;
+    expect(
+      verifyVesselRequest(
+        publicKeyFromRaw(key.publicRaw),
+        { ...auth, nonce: full.nonce },
+        'GET',
+        '/api/v1/vessels/ship-a/desired',
+        undefined,
+        T,
+      ),
+    ).toBe(false);
   });
 });
