@@ -8,7 +8,8 @@
  * exchange is a real request. Monthly figure = day / 24 × 730.
  *
  * Profiles: defaults (poll 60 s, status heartbeat 15 min, host metrics every 60 s) is the baseline;
- * "quiet" (poll 15 min = 4 polls an hour, heartbeat 6 h, host metrics off) and "metered" (poll 30 min,
+ * "quiet" (poll 15 min = 4 polls an hour, heartbeat 6 h, host metrics off), the same with a daily
+ * heartbeat (a report still goes whenever anything it says changes), and "metered" (poll 30 min,
  * heartbeat 24 h, host metrics off), all settable per vessel or group from the hub.
  * Usage: npx tsx bench/idle-bytes.ts [runs=3]
  */
@@ -49,6 +50,7 @@ interface Profile {
 const PROFILES: Profile[] = [
   { name: 'defaults', pollS: 60, heartbeatS: 900, hostMetricsS: 60 },
   { name: 'quiet (4 polls an hour)', pollS: 900, heartbeatS: 6 * 3600, hostMetricsS: 0 },
+  { name: 'quiet, daily heartbeat', pollS: 900, heartbeatS: 24 * 3600, hostMetricsS: 0 },
   { name: 'metered', pollS: 1800, heartbeatS: 24 * 3600, hostMetricsS: 0 },
 ];
 
@@ -103,7 +105,7 @@ async function runProfile(
   p: Profile,
   dir: string,
 ): Promise<{ bytes: number; polls: number; reports: number; batches: number }> {
-  const { app, deps } = await buildHub({ dataDir: join(dir, `hub-${p.pollS}`) });
+  const { app, deps } = await buildHub({ dataDir: join(dir, `hub-${p.pollS}-${p.heartbeatS}`) });
   const keys = makeKeys();
   const now = Date.now();
   const rootBytes = signedRoot(rootPayloadFor(1, keys), keys.root);
@@ -128,7 +130,7 @@ async function runProfile(
     new LinkMeter(),
     createHubFetch({ allowHttp: true }),
   );
-  const vesselDir = join(dir, `vessel-${p.pollS}`);
+  const vesselDir = join(dir, `vessel-${p.pollS}-${p.heartbeatS}`);
   mkdirSync(vesselDir, { recursive: true });
   const store = openStateStore(vesselPaths(vesselDir));
   const root = verifyInitialRoot(rootBytes);

@@ -10,7 +10,7 @@ import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { auditEntry } from '../audit.js';
-import { COMPACT_AUTH_HEADER } from '../../shared/protocol/vessel-auth.js';
+import { COMPACT_AUTH_HEADER, VESSEL_AUTH_SCHEME } from '../../shared/protocol/vessel-auth.js';
 import { encodeFlags, statusFlagsOf } from '../page/facts.js';
 
 export function vesselView(v: Vessel, now: number): VesselView {
@@ -141,9 +141,10 @@ export function vesselRoutes(deps: HubDeps): FastifyPluginAsync {
       // No cache-control: a response to a signed request is not stored by a shared cache (RFC 9111 3.5),
       // and the agent keeps no HTTP cache; the header would cost 25 bytes on every poll.
       reply.header('etag', etag);
+      // This hub takes the compact signature form: said to a vessel still signing in full (on a 304 too,
+      // or an agent upgraded in place would not hear it until its target changed), and then no more.
+      if (req.headers.authorization?.startsWith(`${VESSEL_AUTH_SCHEME} `)) reply.header(COMPACT_AUTH_HEADER, 'tv');
       if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-      // Said on a changed state only (never on a 304): this hub takes the compact signature form.
-      reply.header(COMPACT_AUTH_HEADER, 'tv');
       return state;
     });
 

@@ -17,10 +17,11 @@ describe('compact vessel signatures', () => {
     const a = await enrolVessel(hub, 'ship-a');
     const b = await enrolVessel(hub, 'ship-b');
     const desired = paths.vesselDesired('ship-a', { with: 'manifest' });
-    const headers = signVesselRequestCompact(a.key, 'GET', desired, Date.now());
-    const first = await hub.app.inject({ url: desired, headers });
+    const first = await hub.app.inject({ url: desired, headers: a.sign('GET', desired).headers });
     expect(first.statusCode).toBe(200);
     expect(first.headers[COMPACT_AUTH_HEADER]).toBe('tv');
+    const headers = signVesselRequestCompact(a.key, 'GET', desired, Date.now());
+    expect((await hub.app.inject({ url: desired, headers })).statusCode).toBe(200);
     // The same captured request again: a replay.
     expect((await hub.app.inject({ url: desired, headers })).statusCode).toBe(401);
     // A's key on B's path: the path names B, whose key did not sign it.
@@ -33,8 +34,15 @@ describe('compact vessel signatures', () => {
     const root = paths.root(1);
     const noName = signVesselRequestCompact(a.key, 'GET', root, Date.now());
     expect((await hub.app.inject({ url: root, headers: noName })).statusCode).toBe(401);
-    // The 304 does not repeat the capability (bytes on every poll).
+    // A 304 says it to a vessel signing in full (an agent upgraded in place, its ETag kept), and to one
+    // signing compactly it says nothing (bytes on every poll).
     const etag = first.headers.etag as string;
+    const full = await hub.app.inject({
+      url: desired,
+      headers: { ...a.sign('GET', desired).headers, 'if-none-match': etag },
+    });
+    expect(full.statusCode).toBe(304);
+    expect(full.headers[COMPACT_AUTH_HEADER]).toBe('tv');
     const again = signVesselRequestCompact(a.key, 'GET', desired, Date.now());
     const unchanged = await hub.app.inject({ url: desired, headers: { ...again, 'if-none-match': etag } });
     expect(unchanged.statusCode).toBe(304);
@@ -64,6 +72,13 @@ describe('compact vessel signatures', () => {
     await client.getRoot(1);
     expect(seen).toEqual(['Tender-Vessel', 'TV', 'Tender-Vessel']);
     expect(learnt).toEqual([true]);
+    // Upgraded in place: its ETag kept, every poll a 304, and still it hears it on the first one.
+    const upgraded = new HubClient(url, b.id, b.key, 0, () => {}, undefined, spy, false, (c) => learnt.push(c));
+    seen.length = 0;
+    expect(await upgraded.getDesired('ship-b', got!.etag)).toBeUndefined();
+    expect(await upgraded.getDesired('ship-b', got!.etag)).toBeUndefined();
+    expect(seen).toEqual(['Tender-Vessel', 'TV']);
+    expect(learnt).toEqual([true, true]);
   });
 
   it('signs in full again when the hub stops taking the compact form (an older hub put back)', async () => {
