@@ -36,7 +36,8 @@ export class LinkSim {
   port = 0;
 
   constructor(
-    private readonly target: { host: string; port: number },
+    /** `localAddress`: the address the hub sees (a ship of its own, e.g. 127.0.5.N), not the proxy's. */
+    private readonly target: { host: string; port: number; localAddress?: string },
     public options: LinkOptions = {},
   ) {}
 

@@ -87,6 +87,8 @@ export async function enrolVessel(
   shore: Shore,
   name: string,
   overrides: Record<string, unknown> = {},
+  /** `enrolVia`: the hub address to enrol through (a link of its own), default the shore's. */
+  opts: { enrolVia?: string } = {},
 ): Promise<Vessel> {
   const add = await tender(['vessel', 'add', name, '--json'], shore.env);
   expect(add.code, add.stderr).toBe(0);
@@ -98,7 +100,7 @@ export async function enrolVessel(
     'agent',
     'enroll',
     '--hub',
-    shore.url,
+    opts.enrolVia ?? shore.url,
     '--token',
     JSON.parse(add.stdout).token,
     '--config',

@@ -73,7 +73,17 @@ describe('compact vessel signatures', () => {
     expect(seen).toEqual(['Tender-Vessel', 'TV', 'Tender-Vessel']);
     expect(learnt).toEqual([true]);
     // Upgraded in place: its ETag kept, every poll a 304, and still it hears it on the first one.
-    const upgraded = new HubClient(url, b.id, b.key, 0, () => {}, undefined, spy, false, (c) => learnt.push(c));
+    const upgraded = new HubClient(
+      url,
+      b.id,
+      b.key,
+      0,
+      () => {},
+      undefined,
+      spy,
+      false,
+      (c) => learnt.push(c),
+    );
     seen.length = 0;
     expect(await upgraded.getDesired('ship-b', got!.etag)).toBeUndefined();
     expect(await upgraded.getDesired('ship-b', got!.etag)).toBeUndefined();
