@@ -21,7 +21,9 @@ import { buildHub } from '../hub/app.js';
 import { addRoot } from '../hub/roots.js';
 import { newEnrolmentToken } from '../hub/enrolment.js';
 import { HubClient } from '../agent/hub-client.js';
-import { createHubFetch } from '../shared/tls/hub-fetch.js';
+import { createHubFetch, newLinkMeter } from '../shared/tls/hub-fetch.js';
+import { loadHubTls, loadTicketKeys } from '../hub/tls.js';
+import { issueCert, makeCa } from '../test/helpers/tls.js';
 import { LinkMeter } from '../agent/link-meter.js';
 import { syncOnce } from '../agent/sync.js';
 import { openStateStore } from '../agent/state-store.js';
@@ -46,12 +48,26 @@ interface Profile {
   pollS: number;
   heartbeatS: number;
   hostMetricsS: number;
+  /**
+   * Over TLS 1.3 as the agent speaks it (pinned CA, session tickets kept on disk), and the link dropping
+   * between polls: every exchange opens a new connection and resumes the session. The proxy then counts
+   * TLS records and handshakes; TCP/IP headers are still not counted.
+   */
+  tls?: boolean;
 }
 const PROFILES: Profile[] = [
   { name: 'defaults', pollS: 60, heartbeatS: 900, hostMetricsS: 60 },
   { name: 'quiet (4 polls an hour)', pollS: 900, heartbeatS: 6 * 3600, hostMetricsS: 0 },
   { name: 'quiet, daily heartbeat', pollS: 900, heartbeatS: 24 * 3600, hostMetricsS: 0 },
   { name: 'metered', pollS: 1800, heartbeatS: 24 * 3600, hostMetricsS: 0 },
+  {
+    name: 'quiet, daily heartbeat, TLS (resumed each poll)',
+    pollS: 900,
+    heartbeatS: 24 * 3600,
+    hostMetricsS: 0,
+    tls: true,
+  },
+  { name: 'metered, TLS (resumed each poll)', pollS: 1800, heartbeatS: 24 * 3600, hostMetricsS: 0, tls: true },
 ];
 
 // IDLE_BYTES_DUMP=1 prints what crosses the proxy (to see where the bytes of a poll go).
@@ -104,8 +120,27 @@ function hostMetricsBatch(seq: number, ts: number): { body: Buffer; encoding: 'g
 async function runProfile(
   p: Profile,
   dir: string,
-): Promise<{ bytes: number; polls: number; reports: number; batches: number }> {
-  const { app, deps } = await buildHub({ dataDir: join(dir, `hub-${p.pollS}-${p.heartbeatS}`) });
+): Promise<{
+  bytes: number;
+  polls: number;
+  reports: number;
+  batches: number;
+  fullHandshakes: number;
+  resumedHandshakes: number;
+}> {
+  const hubDir = join(dir, `hub-${p.pollS}-${p.heartbeatS}${p.tls ? '-tls' : ''}`);
+  mkdirSync(hubDir, { recursive: true });
+  const ca = p.tls ? makeCa() : undefined;
+  const cert = ca && issueCert(ca);
+  const { app, deps } = await buildHub({
+    dataDir: hubDir,
+    ...(cert && {
+      tls: {
+        state: loadHubTls({ certFile: cert.chainFile, keyFile: cert.keyFile }),
+        ticketKeys: loadTicketKeys(hubDir),
+      },
+    }),
+  });
   const keys = makeKeys();
   const now = Date.now();
   const rootBytes = signedRoot(rootPayloadFor(1, keys), keys.root);
@@ -121,17 +156,21 @@ async function runProfile(
   const proxy = await countingProxy((app.server.address() as { port: number }).port);
   // The agent's own transport (agent/hub-link.ts: node's http/https with only the headers it is given),
   // on plain HTTP here as with --insecure-http; TLS records and handshakes are counted in issue 18's bench.
+  const vesselDir = join(dir, `vessel-${p.pollS}-${p.heartbeatS}${p.tls ? '-tls' : ''}`);
+  mkdirSync(vesselDir, { recursive: true });
+  const tlsMeter = newLinkMeter();
   const client = new HubClient(
-    `http://127.0.0.1:${proxy.port}`,
+    `${ca ? 'https' : 'http'}://127.0.0.1:${proxy.port}`,
     vessel.id,
     key,
     0,
     () => {},
     new LinkMeter(),
-    createHubFetch({ allowHttp: true }),
+    ca
+      ? // No idle socket is kept: polls are 15 or 30 minutes apart, beyond any keep-alive the link allows.
+        createHubFetch({ ca: [ca.pem], sessionFile: join(vesselDir, 'tls-session'), keepAliveMs: 1, meter: tlsMeter })
+      : createHubFetch({ allowHttp: true }),
   );
-  const vesselDir = join(dir, `vessel-${p.pollS}-${p.heartbeatS}`);
-  mkdirSync(vesselDir, { recursive: true });
   const store = openStateStore(vesselPaths(vesselDir));
   const root = verifyInitialRoot(rootBytes);
   let simNow = now;
@@ -148,11 +187,13 @@ async function runProfile(
   let base = 0;
   let sampled = 0;
   let sampledBytes = 0;
+  let handshakes = { full: 0, resumed: 0 };
   try {
     for (let t = -p.pollS; t < SIM_S; t += p.pollS) {
       if (t === 0) {
         base = proxy.up() + proxy.down();
         polls = reports = batches = 0;
+        handshakes = { full: tlsMeter.fullHandshakes, resumed: tlsMeter.resumedHandshakes };
       }
       simNow = now + t * 1000;
       // Host metrics due since the last poll go in one batch each (the shipper sends them as they come).
@@ -195,32 +236,53 @@ async function runProfile(
   }
   const extrapolated = sampled ? ((batches - sampled) * sampledBytes) / sampled : 0;
   const day = proxy.up() + proxy.down() - base + extrapolated;
-  return { bytes: day / 24, polls: polls / 24, reports: reports / 24, batches: batches / 24 };
+  return {
+    bytes: day / 24,
+    polls: polls / 24,
+    reports: reports / 24,
+    batches: batches / 24,
+    fullHandshakes: (tlsMeter.fullHandshakes - handshakes.full) / 24,
+    resumedHandshakes: (tlsMeter.resumedHandshakes - handshakes.resumed) / 24,
+  };
 }
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'tender-bench-idle-'));
   try {
-    const results = new Map<string, { bytes: number[]; polls: number; reports: number; batches: number }>();
+    const results = new Map<
+      string,
+      { bytes: number[]; polls: number; reports: number; batches: number; full: number; resumed: number }
+    >();
     for (let run = 0; run < runs; run++)
       for (const p of PROFILES) {
         // IDLE_BYTES_ONLY=metered (a word of the name): that profile only, the others' rows left blank.
         if (process.env.IDLE_BYTES_ONLY && !p.name.includes(process.env.IDLE_BYTES_ONLY)) continue;
         const r = await runProfile(p, join(dir, `run${run}`));
-        const e = results.get(p.name) ?? { bytes: [], polls: r.polls, reports: r.reports, batches: r.batches };
+        const e = results.get(p.name) ?? {
+          bytes: [],
+          polls: r.polls,
+          reports: r.reports,
+          batches: r.batches,
+          full: r.fullHandshakes,
+          resumed: r.resumedHandshakes,
+        };
         e.bytes.push(r.bytes);
         results.set(p.name, e);
       }
     const base = median(results.get(PROFILES[0]!.name)?.bytes ?? [NaN]);
     console.log(`machine: ${machine()}; ${runs} runs, a simulated day each, per hour, median; month = 730 h`);
-    console.log('| profile | polls/h | status reports/h | metric batches/h | bytes/h | MB/month | ratio to defaults |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    console.log(
+      '| profile | polls/h | status reports/h | metric batches/h | TLS handshakes/h (full, resumed) ' +
+        '| bytes/h | MB/month | ratio to defaults |',
+    );
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const p of PROFILES) {
       const e = results.get(p.name);
       if (!e) continue;
       const m = median(e.bytes);
-      const cells = [p.name, e.polls.toFixed(2), e.reports.toFixed(2), e.batches.toFixed(2), m.toFixed(0)];
+      const hs = p.tls ? `${e.full.toFixed(2)}, ${e.resumed.toFixed(2)}` : '-';
+      const cells = [p.name, e.polls.toFixed(2), e.reports.toFixed(2), e.batches.toFixed(2), hs, m.toFixed(0)];
       cells.push(((m * MONTH_HOURS) / 1e6).toFixed(3), (m / base).toFixed(4));
       console.log(`| ${cells.join(' | ')} |`);
     }
