@@ -84,7 +84,7 @@ beforeAll(async () => {
   const image = machineImage();
   const dir = tempDir('tender-install-');
   exe = join(dir, 'tender');
-  execFileSync('bash', [join(repo, 'installer', 'build-sea.sh'), exe], { cwd: repo, stdio: 'pipe', timeout: 180_000 });
+  execFileSync('bash', [join(repo, 'installer', 'build-sea.sh'), exe], { cwd: repo, stdio: 'pipe', timeout: 400_000 });
   // The next version, as far as installing goes: the same program, other bytes (the ELF loader and the
   // SEA blob lookup ignore what follows the file's sections).
   exe2 = join(dir, 'next', 'tender');

@@ -22,7 +22,9 @@ describe('single executable', () => {
     execFileSync('bash', [join(repo, 'installer', 'build-sea.sh'), built], {
       cwd: repo,
       stdio: 'pipe',
-      timeout: 180_000,
+      // A first build on a machine fetches the LTS Node and compiles the SQLite addon for it (.ci/run does
+      // that up front).
+      timeout: 400_000,
     });
     // Far from the repository: no node_modules, no sources, no SQL or HTML files to find.
     const away = tempDir('tender-sea-');
@@ -31,7 +33,7 @@ describe('single executable', () => {
     execFileSync('chmod', ['0755', exe]);
     process.env.TENDER_TEST_EXECUTABLE = exe;
     process.env.TENDER_ADDON_DIR = join(away, 'addon');
-  }, 200_000);
+  }, 420_000);
 
   afterAll(() => {
     delete process.env.TENDER_TEST_EXECUTABLE;
