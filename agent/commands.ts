@@ -39,6 +39,10 @@ export const agentEnroll: Command = {
       description: 'password for the crew console (default: generated and printed once)',
     },
     'console-listen': { type: 'string', description: 'HOST:PORT of the crew console', default: DEFAULT_CONSOLE_LISTEN },
+    'console-tls': {
+      type: 'boolean',
+      description: 'serve the crew console over HTTPS with a certificate the agent makes (see tender status)',
+    },
   },
   async run(ctx) {
     const configPath = configPathOf(ctx);
@@ -51,6 +55,7 @@ export const agentEnroll: Command = {
     const consoleCfg = {
       listen: stringOpt(ctx, 'console-listen') ?? DEFAULT_CONSOLE_LISTEN,
       passwordHash: hashPassword(password),
+      tls: ctx.values['console-tls'] === true,
     };
     const shown = given ? undefined : password;
     if (file && stringOpt(ctx, 'token')) throw new UsageError('pass either --file or --hub with --token, not both');

@@ -102,6 +102,12 @@ export const agentConfigSchema = z.strictObject({
       listen: z.string().default(DEFAULT_CONSOLE_LISTEN),
       /** scrypt hash of the crew password, set at enrolment. */
       passwordHash: z.string(),
+      /**
+       * HTTPS with a certificate the agent makes for itself (self-signed, kept in the data folder): the
+       * password does not cross the vessel LAN in clear. The crew checks it by the fingerprint that
+       * `tender status` shows.
+       */
+      tls: z.boolean().default(false),
     })
     .optional(),
 });

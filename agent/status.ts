@@ -16,6 +16,7 @@ import { formatBackupStatus, readBackupStatus, type BackupStatus } from './backu
 import { linkSecurity, type LinkSecurity } from './hub-link.js';
 import { downloadView, type DownloadView } from './release/transfer/progress.js';
 import { formatBytes, formatSeconds } from '../shared/progress.js';
+import { consoleFingerprint } from './crew/console-tls.js';
 
 /** What `tender status` and the local console show: all from local state, no hub needed. */
 export interface StatusView {
@@ -47,6 +48,8 @@ export interface StatusView {
   backups: BackupStatus;
   /** The release download under way (or cut), while that release is not live: null when none. */
   download: DownloadView | null;
+  /** The crew console: where, and with TLS the fingerprint of its certificate (null until it first ran). */
+  console: { url: string; tls: boolean; fingerprint: string | null } | null;
 }
 
 export async function buildStatus(config: AgentConfig): Promise<StatusView> {
@@ -71,6 +74,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
       window: null,
       downloads: effectivePolicy(config, undefined),
       download: null,
+      console: consoleView(config),
     };
   }
   const store = openStateStore(paths, { outboxCapBytes: config.telemetry.outboxCapBytes });
@@ -130,6 +134,7 @@ export async function buildStatus(config: AgentConfig): Promise<StatusView> {
         : null,
       downloads: effectivePolicy(config, desired?.settings),
       download: dl && releases.serving(dl.app)?.version !== dl.version ? downloadView(dl, Date.now()) : null,
+      console: consoleView(config),
     };
   } finally {
     store.close();
@@ -168,8 +173,24 @@ export function formatStatus(s: StatusView): string {
     `trust      root v${s.rootVersion}`,
     `services   ${services}`,
     `hub        ${s.hub} (${s.hubLink.note})`,
+    ...(s.console ? [`console    ${formatConsole(s.console)}`] : []),
     ...formatBackupStatus(s.backups),
   ].join('\n');
+}
+
+function consoleView(config: AgentConfig): StatusView['console'] {
+  const c = config.console;
+  if (!c) return null;
+  return {
+    url: `${c.tls ? 'https' : 'http'}://${c.listen}/`,
+    tls: c.tls,
+    fingerprint: c.tls ? consoleFingerprint(config.dataDir) : null,
+  };
+}
+
+function formatConsole(c: NonNullable<StatusView['console']>): string {
+  if (!c.tls) return `${c.url} (not encrypted: the crew password crosses the LAN in clear; --console-tls)`;
+  return `${c.url} (TLS, certificate ${c.fingerprint ?? "made at the agent's next start"})`;
 }
 
 /** "sms@1.0.2: 45 % (4.5 MB of 10.0 MB), 12.3 kB/s, about 6 min 10 s left", or since when it stands. */

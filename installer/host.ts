@@ -261,6 +261,8 @@ export async function runStep(step: Step, out: StepOutput): Promise<void> {
       const consoleCfg = {
         listen: step.console.listen ?? DEFAULT_CONSOLE_LISTEN,
         passwordHash: hashPassword(password),
+        // HTTPS for the console is the crew's choice afterwards (console.tls in agent.json).
+        tls: false,
       };
       const where = {
         configPath: PATHS.agentConfig,

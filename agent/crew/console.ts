@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { consoleCertificate, consoleFingerprint } from './console-tls.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { checkPassword } from './password.js';
@@ -337,19 +339,24 @@ export function startConsole(opts: {
     }
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       opts.log.error({ reason: errorMessage(err) }, 'console request failed');
       if (!res.headersSent) res.writeHead(500).end();
     });
-  });
+  };
+  const tls = c.tls ? consoleCertificate(opts.config.dataDir, host) : undefined;
+  const server: Server = tls
+    ? createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, onRequest)
+    : createServer(onRequest);
   server.headersTimeout = 10_000;
   // A bundle upload over the vessel LAN: 1 GB at 20 MB/s takes under a minute; room for slow links.
   server.requestTimeout = 15 * 60_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(Number(portText), host, () => {
-      opts.log.info({ listen: c.listen }, 'crew console listening');
+      const certificate = tls ? consoleFingerprint(opts.config.dataDir) : undefined;
+      opts.log.info({ listen: c.listen, ...(certificate && { tls: certificate }) }, 'crew console listening');
       resolve(server);
     });
   });
