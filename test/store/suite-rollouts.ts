@@ -38,7 +38,7 @@ const outcomes = async (store: HubStore, id: number) =>
 export function rolloutTests(open: OpenStore): void {
   describe('rollouts in waves', () => {
     it('assigns waves with the canaries first and targets only wave 0 until the next wave starts', async () => {
-      const { store } = await open();
+      const { store, another } = await open();
       const { vessels, r2 } = await fleet(store);
       const s = await store.rollouts.start(
         { releaseId: r2.id, target: 'all', createdBy: 'ops:x', rules: rules([10, 50, 100]), canary: ['ship-07'] },
@@ -55,15 +55,15 @@ export function rolloutTests(open: OpenStore): void {
       ]);
       expect(await store.rollouts.targetsOf(vessels[0]!.id)).toEqual([]);
       expect(await store.rollouts.mayFetch(vessels[0]!.id, r2.id)).toBe(false);
-      // Two hubs ticking at once: exactly one starts wave 1; wave 2 cannot start before it.
-      const other = await open();
-      void other;
+      // Two hubs ticking at once (two stores on one database): exactly one starts wave 1, audited once;
+      // wave 2 cannot start before it.
+      const other = await another();
       expect(await store.rollouts.startWave(s.id, 2, T0 + 2)).toBeNull();
-      const both = await Promise.all([
-        store.rollouts.startWave(s.id, 1, T0 + 3),
-        store.rollouts.startWave(s.id, 1, T0 + 3),
-      ]);
+      const both = await Promise.all(
+        [store, other, store, other].map((h) => h.rollouts.startWave(s.id, 1, T0 + 3, audit('rollout.wave'))),
+      );
       expect(both.filter((x) => x !== null)).toEqual([s.waves[1]]);
+      expect((await store.audit.list({ limit: 10 })).filter((a) => a.action === 'rollout.wave')).toHaveLength(1);
       const r = (await store.rollouts.get(s.id))!;
       expect(r).toMatchObject({ currentWave: 1, waveStartedAt: T0 + 3, state: 'active', vessels: 5 });
       expect(await store.rollouts.mayFetch(vessels.find((v) => v.name === s.waves[1]![0])!.id, r2.id)).toBe(true);
