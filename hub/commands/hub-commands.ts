@@ -102,7 +102,10 @@ export const hubTokenCreate: Command = {
   path: ['hub', 'token', 'create'],
   summary: 'create an ops token directly in the hub database (bootstrap; later use the API)',
   options: {
-    data: { type: 'string', description: 'hub data directory' },
+    data: { type: 'string', description: 'hub data directory (embedded SQLite)' },
+    db: { type: 'string', description: 'postgres://... : the hubs\' PostgreSQL (or TENDER_HUB_DB), as hub serve' },
+    chunks: { type: 'string', description: 'with --db: the chunk store, as hub serve (or TENDER_HUB_CHUNKS)' },
+    config: { type: 'string', description: 'the hub config file hub serve reads (data, db, chunks)' },
     role: { type: 'string', description: `one of ${ROLES.join(', ')}` },
     name: { type: 'string', description: 'who or what the token is for', default: 'cli' },
     expires: { type: 'string', description: 'lifetime (e.g. 30d, 12h)', default: '90d' },
@@ -111,8 +114,9 @@ export const hubTokenCreate: Command = {
     const role = requiredOpt(ctx, 'role');
     if (!(ROLES as readonly string[]).includes(role))
       throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(role)}`);
-    const { openSqliteHubStore } = await import('../store/sqlite/sqlite-hub-store.js');
-    const store = openSqliteHubStore(requiredOpt(ctx, 'data'));
+    // The store hub serve would open with the same flags, environment or config: SQLite or PostgreSQL.
+    const { openHubStore } = await import('../store/open-store.js');
+    const store = await openHubStore(hubSettings(ctx).store, { env: ctx.env });
     try {
       const now = Date.now();
       const ttl = parseDuration(stringOpt(ctx, 'expires') ?? '90d', '--expires');

@@ -114,6 +114,12 @@ describe('hub on PostgreSQL: migrate and serve', () => {
     // The database answers (a ping failure would name it); what is missing is the root, as on SQLite.
     const ready = await fetch(`${base}/ready`);
     expect(await ready.json()).toMatchObject({ reason: expect.stringMatching(/no root document/) });
+    // The first ops token, made with the config the hubs read, works on a hub serving from it.
+    const made = await runCli(['hub', 'token', 'create', '--config', config, '--role', 'admin', '--name', 'first']);
+    expect(made.code, made.stderr).toBe(0);
+    const tokens = await fetch(`${base}/api/v1/tokens`, { headers: { authorization: `Bearer ${made.stdout.trim()}` } });
+    expect(tokens.status).toBe(200);
+    expect(JSON.stringify(await tokens.json())).toContain('first');
     await hub.stop();
 
     writeFileSync(config, JSON.stringify({ db: url, chunk: 'typo' }));
