@@ -103,7 +103,7 @@ export const hubTokenCreate: Command = {
   summary: 'create an ops token directly in the hub database (bootstrap; later use the API)',
   options: {
     data: { type: 'string', description: 'hub data directory (embedded SQLite)' },
-    db: { type: 'string', description: 'postgres://... : the hubs\' PostgreSQL (or TENDER_HUB_DB), as hub serve' },
+    db: { type: 'string', description: "postgres://... : the hubs' PostgreSQL (or TENDER_HUB_DB), as hub serve" },
     chunks: { type: 'string', description: 'with --db: the chunk store, as hub serve (or TENDER_HUB_CHUNKS)' },
     config: { type: 'string', description: 'the hub config file hub serve reads (data, db, chunks)' },
     role: { type: 'string', description: `one of ${ROLES.join(', ')}` },
