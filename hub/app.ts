@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as TlsServer } from 'node:tls';
 import rateLimit from '@fastify/rate-limit';
+import { sharedRateStore } from './routes/rate-limit.js';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { TenderError } from '../shared/errors.js';
 import { parseStrictJson } from '../shared/trust/strict-json.js';
@@ -229,9 +230,11 @@ export async function buildHub(opts: HubOptions): Promise<{
   // Limits are set per route (enrolment per address, telemetry per vessel); the store is an LRU, so a
   // scan from many addresses cannot grow memory without bound.
   // Only Retry-After, and only on a 429: a vessel's every telemetry answer crosses a metered link.
+  // On a store shared by several hubs (PostgreSQL) the counts are the store's, so a limit holds across them.
   await app.register(rateLimit, {
     global: false,
     cache: RATE_LIMIT_KEYS,
+    ...(store.counters && { store: sharedRateStore(store.counters, now) }),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: {
       'x-ratelimit-limit': false,

@@ -64,6 +64,11 @@ export interface HubStore {
   /** The status page's fleet query, counts, vessel rollout history and browser sessions (page-records.ts). */
   readonly page: PageRecords;
   readonly chunks: HubChunkStore;
+  /**
+   * Counters in fixed windows shared by every hub process on the store (PostgreSQL): rate limits then
+   * hold across hubs. Absent on the embedded store (one process), whose limits count in memory.
+   */
+  readonly counters?: SharedCounterRecords;
   /** Resolves when the store can serve (the readiness probe); rejects with the reason. */
   ping(): Promise<void>;
   /** Releases the connections; closing twice is harmless. */
@@ -80,6 +85,16 @@ export class HubStoreError extends TenderError {
   constructor(message: string, code: string, status: number) {
     super(message, code, 1, status);
   }
+}
+
+// ---- shared counters (rate limits across hub processes) ----
+
+export interface SharedCounterRecords {
+  /**
+   * Adds `amount` to KEY's count in its current window of `windowMs` (a new window starts at the first
+   * hit after the last one ended); returns the count so far and when the window ends.
+   */
+  hit(key: string, windowMs: number, now: number, amount?: number): Promise<{ count: number; resetAt: number }>;
 }
 
 // ---- audit ----

@@ -131,4 +131,33 @@ describe('hub on PostgreSQL: migrate and serve', () => {
     expect(noChunks.code).not.toBe(0);
     expect(noChunks.stderr).toMatch(/--chunks/);
   }, 120_000);
+
+  it("holds a rate limit across two hubs on one database: the count is the store's, per route", async () => {
+    const url = await cluster.createDatabase();
+    const chunks = tempDir('tender-hub-pg-chunks-');
+    const hubs = await Promise.all(
+      [0, 1].map(async () => {
+        const store = await openHubStore({ db: url, chunks });
+        return (await buildHub({ dataDir: '', store, limits: { ENROL_ATTEMPTS_PER_MINUTE: 4 } })).app;
+      }),
+    );
+    try {
+      const enrol = (i: number, remoteAddress: string) =>
+        hubs[i % 2]!.inject({
+          method: 'POST',
+          url: paths.enrol(),
+          remoteAddress,
+          payload: { token: 'not-a-token', publicKey: Buffer.alloc(32).toString('base64') },
+        });
+      // Six attempts from one address, alternating between the hubs: 4 are heard (401), then 429 from both.
+      const codes = [];
+      for (let i = 0; i < 6; i++) codes.push((await enrol(i, '10.9.0.1')).statusCode);
+      expect(codes).toEqual([401, 401, 401, 401, 429, 429]);
+      // Another address has its own count; the health route is not limited.
+      expect((await enrol(0, '10.9.0.2')).statusCode).toBe(401);
+      expect((await hubs[1]!.inject({ url: '/health' })).statusCode).toBe(200);
+    } finally {
+      for (const app of hubs) await app.close();
+    }
+  }, 120_000);
 });

@@ -286,6 +286,19 @@ export const PG_MIGRATIONS: { id: number; name: string; sql: string }[] = [
       CREATE INDEX page_sessions_expiry ON page_sessions (expires_at);
     `,
   },
+  {
+    id: 5,
+    name: 'rate-limit counters shared by the hub processes',
+    sql: `
+      CREATE TABLE rate_counters (
+        key TEXT PRIMARY KEY,
+        window_start BIGINT NOT NULL,
+        window_ms BIGINT NOT NULL,
+        count BIGINT NOT NULL
+      );
+      CREATE INDEX rate_counters_end ON rate_counters ((window_start + window_ms));
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, one hub at a time (a session advisory lock), each in a transaction. */

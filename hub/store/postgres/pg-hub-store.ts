@@ -17,6 +17,7 @@ import { pgRoots } from './roots.js';
 import { pgTelemetry } from './telemetry.js';
 import { pgVessels } from './vessels.js';
 import { pgPage } from './page.js';
+import { pgCounters } from './counters.js';
 
 /**
  * The hub store on PostgreSQL (a pool, see pg.ts) and a chunk store, for several hub processes on one
@@ -45,6 +46,7 @@ export function createPgHubStore(db: PgDb, chunks: HubChunkStore): HubStore {
     policies: pgPolicies(db, audit.write),
     backups: pgBackups(db, chunks),
     chunks,
+    counters: pgCounters(db),
     async ping() {
       await db.get('SELECT 1');
     },
