@@ -66,11 +66,16 @@ export function signVesselRequestCompact(
   body?: Uint8Array,
   nonce: string = randomBytes(6).toString('base64url'),
 ): Record<string, string> {
+  return signedHeaders(body, (digest) => {
+    const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce, true)).toString('base64url');
+    return `${COMPACT_AUTH_SCHEME} ${ts.toString(36)}.${nonce}.${sig}`;
+  });
+}
+
+/** The Authorization header `authorize` writes over the body's digest, and the digest when there is a body. */
+function signedHeaders(body: Uint8Array | undefined, authorize: (digest: string) => string): Record<string, string> {
   const digest = bodyDigest(body);
-  const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce, true)).toString('base64url');
-  const headers: Record<string, string> = {
-    authorization: `${COMPACT_AUTH_SCHEME} ${ts.toString(36)}.${nonce}.${sig}`,
-  };
+  const headers: Record<string, string> = { authorization: authorize(digest) };
   if (body && body.byteLength > 0) headers[BODY_DIGEST_HEADER] = digest;
   return headers;
 }
@@ -84,13 +89,10 @@ export function signVesselRequest(
   body?: Uint8Array,
   nonce: string = randomBytes(8).toString('hex'),
 ): Record<string, string> {
-  const digest = bodyDigest(body);
-  const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce)).toString('base64');
-  const headers: Record<string, string> = {
-    authorization: `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, n=${nonce}, sig=${sig}`,
-  };
-  if (body && body.byteLength > 0) headers[BODY_DIGEST_HEADER] = digest;
-  return headers;
+  return signedHeaders(body, (digest) => {
+    const sig = signBytes(key, stringToSign(method, pathAndQuery, ts, digest, nonce)).toString('base64');
+    return `${VESSEL_AUTH_SCHEME} id=${vesselId}, ts=${ts}, n=${nonce}, sig=${sig}`;
+  });
 }
 
 export type VesselAuthHeader = {
