@@ -39,8 +39,20 @@ export function publicKeyFromRaw(raw: Buffer): PublicKey {
   if (raw.byteLength !== ED25519_PUBLIC_KEY_BYTES) {
     throw new KeyError(`an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES} bytes, got ${raw.byteLength}`);
   }
-  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
+  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
   return { keyid: keyIdOf(raw), raw, key };
+}
+
+// An Ed25519 SubjectPublicKeyInfo is this fixed 12-byte header and the 32 key bytes (RFC 8410).
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+function rawOfSpki(der: Buffer): Buffer {
+  if (
+    der.byteLength !== ED25519_SPKI_PREFIX.byteLength + ED25519_PUBLIC_KEY_BYTES ||
+    !der.subarray(0, 12).equals(ED25519_SPKI_PREFIX)
+  )
+    throw new KeyError('not an Ed25519 key');
+  return Buffer.from(der.subarray(12));
 }
 
 export function publicKeyFromBase64(b64: string): PublicKey {
@@ -48,16 +60,22 @@ export function publicKeyFromBase64(b64: string): PublicKey {
 }
 
 function rawOfPublic(key: KeyObject): Buffer {
-  const jwk = key.export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new KeyError('not an Ed25519 key');
-  return Buffer.from(jwk.x, 'base64url');
+  return rawOfSpki(key.export({ type: 'spki', format: 'der' }));
 }
 
+/**
+ * A new Ed25519 key. The pair comes out of the key generation already encoded and the private KeyObject
+ * is made from its PEM: exporting from the generated KeyObjects (a JWK export in particular) was seen to
+ * deadlock Node 20 when a garbage collection inside the export freed the generation job, which takes the
+ * same key lock (a bench making 10,000 keys hung in set-up).
+ */
 export function generateKey(): { privatePem: string; key: PrivateKey } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const publicRaw = rawOfPublic(publicKey);
-  const privatePem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-  return { privatePem, key: { keyid: keyIdOf(publicRaw), key: privateKey, publicRaw } };
+  const { privateKey: privatePem, publicKey: spki } = generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const publicRaw = rawOfSpki(spki);
+  return { privatePem, key: { keyid: keyIdOf(publicRaw), key: createPrivateKey(privatePem), publicRaw } };
 }
 
 export function privateKeyFromPem(pem: string, source: string): PrivateKey {
