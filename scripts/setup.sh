@@ -16,6 +16,7 @@ PACKAGES=(
   "ca-certificates:" "curl:curl" "iproute2:ip"               # the demo, the link simulator's checks
   "busybox-static:busybox"                                   # the test and demo images (docker import)
   "sqlite3:sqlite3" "postgresql:pg_ctlcluster" "haproxy:haproxy" # store tests: SQLite, PostgreSQL, two hubs
+  "docker-compose:docker-compose"                            # checks docker-compose.yml and its profiles
   "prometheus:prometheus" "chromium:chromium"                 # the metrics test, the browser tests
   "casync:casync" "zstd:zstd" "restic:restic" "borgbackup:borg" # transfer and backup benchmarks/tests
   "debootstrap:debootstrap" "systemd:systemd-analyze" "openssl:openssl" # test images, unit checks, signing

@@ -13,6 +13,7 @@ export const TOOL_PACKAGES = {
   dockerd: 'docker.io',
   chromium: 'chromium',
   haproxy: 'haproxy',
+  'docker-compose': 'docker-compose',
   casync: 'casync',
   zstd: 'zstd',
   restic: 'restic',
