@@ -22,7 +22,7 @@ describe('docker-compose.yml', () => {
     const single = compose(['config']);
     expect(single.status, single.stderr).toBe(0);
     expect(single.stdout.match(/profiles:\n {4}- scale-out/g)).toHaveLength(6);
-    expect(/\n  hub:\n(?: {4}.*\n)*? {4}profiles:/.test(single.stdout.split('\n  postgres:')[0]!)).toBe(false);
+    expect(/\n {2}hub:\n(?: {4}.*\n)*? {4}profiles:/.test(single.stdout.split('\n  postgres:')[0]!)).toBe(false);
     const env = { TENDER_PG_PASSWORD: 'pw-for-test', TENDER_S3_SECRET: 'secret-for-test' };
     const scaled = compose(['--profile', 'scale-out', 'config'], env);
     expect(scaled.status, scaled.stderr).toBe(0);
