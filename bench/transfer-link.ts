@@ -129,7 +129,7 @@ async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: V
 
 async function update(shoreRef: Shore, vessel: Vessel, version: string) {
   const t0 = Date.now();
-  expect0(await tender(['rollout', 'start', `bench@${version}`, '--target', `vessel:${vessel.name}`], shoreRef.env));
+  expect0(await tender(['rollout', 'start', `${APP}@${version}`, '--target', `vessel:${vessel.name}`], shoreRef.env));
   const line = await vessel.agent!.waitFor((l) => l.includes('release chunks on board'), 10 * 60_000);
   const seconds = (Date.now() - t0) / 1000;
   return { seconds, stats: JSON.parse(line) as { requests: number; bytesReceived: number; seconds: number } };
@@ -145,7 +145,7 @@ const link = new LinkSim(
 );
 await link.start();
 const a = await vesselHoldingV1('bench-a', link);
-expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-a'], shore.env));
+expect0(await tender(['rollout', 'start', `${APP}@v1`, '--target', 'vessel:bench-a'], shore.env));
 await eventually(async () => (await a.vessel.status()).release.current === 'v1', 120_000, 500);
 execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
 const down0 = link.stats.down;
@@ -172,7 +172,7 @@ const cutLink = new LinkSim(
 await cutLink.start();
 const b = await vesselHoldingV1('bench-b', cutLink);
 cutLink.options.cutAfterBytes = 0;
-expect0(await tender(['rollout', 'start', 'bench@v1', '--target', 'vessel:bench-b'], shore.env));
+expect0(await tender(['rollout', 'start', `${APP}@v1`, '--target', 'vessel:bench-b'], shore.env));
 await eventually(async () => (await b.vessel.status()).release.current === 'v1', 120_000, 500);
 const cutDown0 = cutLink.stats.down;
 const hubLine0 = shore.hub.lines.length;
