@@ -28,6 +28,8 @@ export interface SimVessel {
   running: Map<string, string>;
   /** Outcomes queued and not yet acknowledged by the hub. */
   queued: number;
+  /** What the hub's answers to its telemetry said, summed over every address a batch went to. */
+  acks: { stored: number; duplicates: number };
   /** One poll: fetch the desired state, act on new targets, ship the queue. Nothing when offline. */
   step(): Promise<void>;
 }
@@ -55,7 +57,14 @@ export async function enrolSimVessel(
   name: string,
   groups: string[],
   behave: SimBehaviour,
-  opts: { localAddress?: string } = {},
+  opts: {
+    localAddress?: string;
+    /**
+     * Other addresses of the same hub (processes behind its load balancer): each batch also goes to every one
+     * of them at the same moment, as a retry does when the first answer was lost on the link.
+     */
+    retryVia?: string[];
+  } = {},
 ): Promise<SimVessel> {
   const add = await fetch(`${hub.url}${paths.vessels()}`, {
     method: 'POST',
@@ -77,6 +86,7 @@ export async function enrolSimVessel(
   let desired: DesiredState | undefined;
   /** The last outcome reported per app and version, so each change is one event (as the agent does). */
   const reported = new Map<string, string>();
+  const acks = { stored: 0, duplicates: 0 };
 
   const signed = (method: string, path: string, body?: Buffer) =>
     signVesselRequest(key, id, method, path, Date.now(), body);
@@ -101,14 +111,22 @@ export async function enrolSimVessel(
     const batch = outbox.slice(0, 500);
     const body = gzipSync(Buffer.from(JSON.stringify(encodeBatch(epoch, batch, {}, outbox.length - batch.length))));
     const path = paths.vesselTelemetry(name);
-    const r = await fetch(`${hub.url}${path}`, {
-      method: 'POST',
-      headers: { ...signed('POST', path, body), 'content-type': MEDIA.telemetry, 'content-encoding': 'gzip' },
-      body,
-    });
+    const post = async (base: string) => {
+      const r = await fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { ...signed('POST', path, body), 'content-type': MEDIA.telemetry, 'content-encoding': 'gzip' },
+        body,
+      });
+      if (r.status === 429) return false;
+      if (r.status !== 200) throw new Error(`telemetry ${name} via ${base}: ${r.status} ${await r.text()}`);
+      const a = (await r.json()) as { stored: number; duplicates: number };
+      acks.stored += a.stored;
+      acks.duplicates += a.duplicates;
+      return true;
+    };
+    const answers = await Promise.all([hub.url, ...(opts.retryVia ?? [])].map(post));
     // Rate limited: kept, sent on a later step (as the agent's outbox does).
-    if (r.status === 429) return;
-    if (r.status !== 200) throw new Error(`telemetry ${name}: ${r.status} ${await r.text()}`);
+    if (!answers.some(Boolean)) return;
     outbox.splice(0, batch.length);
   }
 
@@ -117,6 +135,7 @@ export async function enrolSimVessel(
     id,
     online: true,
     running: new Map(),
+    acks,
     get queued() {
       return outbox.length;
     },
