@@ -10,7 +10,7 @@ import { telemetryRecordsFromWire } from '../store/telemetry-records.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { perMinute } from './rate-limit.js';
-import { InflateBudget, inflateBatch } from './telemetry-inflate.js';
+import { inflateBatch, memoryInflateBudget, sharedInflateBudget } from './telemetry-inflate.js';
 import { boundRecords } from './telemetry-bounds.js';
 
 export { TelemetryIngestError } from './telemetry-inflate.js';
@@ -24,7 +24,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 export function telemetryRoutes(deps: HubDeps): FastifyPluginAsync {
   const lim = deps.limits;
-  const budget = new InflateBudget(lim.TELEMETRY_INFLATED_BYTES_PER_MINUTE, deps.now);
+  const perMinuteBytes = lim.TELEMETRY_INFLATED_BYTES_PER_MINUTE;
+  const budget = deps.store.counters
+    ? sharedInflateBudget(deps.store.counters, perMinuteBytes, deps.now)
+    : memoryInflateBudget(perMinuteBytes, deps.now);
   return async (app) => {
     // Per vessel (its credential, not its address): one vessel flooding cannot starve the others.
     const rateLimit = perMinute(TELEMETRY_BATCHES_PER_MINUTE, 'telemetry rate limit', {

@@ -1,4 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brotliCompressSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { buildHub } from '../../hub/app.js';
+import { openHubStore } from '../../hub/store/open-store.js';
+import { MEDIA } from '../../shared/protocol/http.js';
+import { paths } from '../../shared/protocol/routes.js';
+import { encodeBatch } from '../../shared/protocol/telemetry-wire.js';
+import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
+import { enrolVessel, startHub, type TestVessel } from '../helpers/hub.js';
+import { tempDir } from '../helpers/tmp.js';
 import { openPg, type PgDb } from '../../hub/store/postgres/pg.js';
 import { migratePg, PG_MIGRATIONS } from '../../hub/store/postgres/migrations.js';
 import { startPgCluster, type PgCluster } from '../helpers/postgres.js';
@@ -80,4 +90,54 @@ describe('hub store on PostgreSQL: schema and primitives', () => {
     expect(await grep('pump')).toEqual(lines.slice(0, 2));
     expect(await grep("'a' & b | !c")).toEqual([lines[2]]);
   }, 60_000);
+
+  it("counts a vessel's inflated-bytes budget once across two hubs on one database", async () => {
+    const db = await cluster.createDatabase();
+    const chunks = tempDir('tender-pg-chunks-');
+    const limits = {
+      TELEMETRY_MAX_DECOMPRESSED: 2 * 1024 * 1024,
+      TELEMETRY_INFLATED_BYTES_PER_MINUTE: 3 * 1024 * 1024,
+    };
+    const a = await startHub({ store: await openHubStore({ db, chunks }), limits });
+    const b = await buildHub({ dataDir: tempDir('tender-hub-b-'), store: await openHubStore({ db, chunks }), limits });
+    onTestFinished(() => b.app.close());
+    const ship = await enrolVessel(a, 'ship-a');
+    const other = await enrolVessel(a, 'ship-b');
+    const post = (app: FastifyInstance, v: TestVessel, raw: Buffer) => {
+      const url = paths.vesselTelemetry(v.name);
+      return app.inject({
+        method: 'POST',
+        url,
+        headers: {
+          ...signVesselRequest(v.key, v.id, 'POST', url, Date.now(), raw),
+          'content-type': MEDIA.telemetry,
+          'content-encoding': 'br',
+        },
+        payload: raw,
+      });
+    };
+    const batch = (seq: number, padding = 0) => {
+      const json = JSON.stringify(
+        encodeBatch(
+          '0123456789abcdef',
+          [{ seq, ts: Date.now(), cls: 1, kind: 'log', source: 'web', body: 'x', bootId: 'b' }],
+          {},
+          0,
+        ),
+      );
+      return brotliCompressSync(
+        Buffer.concat([Buffer.from(json.slice(0, -1)), Buffer.alloc(padding, 0x20), Buffer.from('}')]),
+      );
+    };
+    // Through hub a: a bomb (413, 2 MB charged) and 0.9 MB of padding (200): 2.9 of the 3 MB used.
+    expect((await post(a.app, ship, brotliCompressSync(Buffer.alloc(59 * 1024 * 1024, 0x20)))).statusCode).toBe(413);
+    expect((await post(a.app, ship, batch(1, 900_000))).statusCode).toBe(200);
+    // Through hub b, which has inflated nothing for this vessel itself: the rest of the same minute.
+    const limited = await post(b.app, ship, batch(2, 200_000));
+    expect(limited.statusCode, limited.body).toBe(429);
+    expect(limited.json().message).toMatch(/per minute inflated budget/);
+    expect((await post(b.app, ship, batch(3))).statusCode).toBe(429);
+    // Another vessel has its own budget on either hub.
+    expect((await post(b.app, other, batch(1, 200_000))).statusCode).toBe(200);
+  });
 });
