@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The run's CA for the journey tests' HTTPS hubs: made before the workers start, so they inherit it.
+    globalSetup: ['./test/global-setup.ts'],
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
   },

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { daemon, eventually, tender, type Daemon } from './proc.js';
+import { issueCert, runCa, type TestCa, type TestCert } from './tls.js';
 import { tempDir } from './tmp.js';
 
 /** A shore (keys, hub process, admin token) and helpers to enrol real vessel processes against it. */
@@ -12,7 +13,12 @@ export interface Shore {
   hub: Daemon;
   url: string;
   releaseKey: string;
+  /** The hub's certificate (issued by the run's CA); undefined for a plain http:// shore. */
+  cert?: TestCert;
+  ca?: TestCa;
   start(listen?: string): Promise<void>;
+  /** The hub's address through something listening on 127.0.0.1:PORT (a link simulator): its scheme. */
+  via(port: number | string): string;
 }
 
 // Ports for tests to hold later (router, console, metrics) are drawn below the kernel's ephemeral range
@@ -39,7 +45,13 @@ export async function freePort(): Promise<number> {
   }
 }
 
-export async function startShore(): Promise<Shore> {
+/**
+ * A shore: keys, an admin token and a `tender hub serve` process. It serves HTTPS by default with a
+ * certificate the run's CA issued (test/global-setup.ts), so the journeys run as a fleet would: enrolment
+ * tokens pin that CA, agents talk TLS 1.3 to it, ops commands verify it (TENDER_CA). `{ tls: false }` is
+ * for the few tests about plain http:// itself.
+ */
+export async function startShore(opts: { tls?: boolean } = {}): Promise<Shore> {
   const dir = tempDir('tender-shore-');
   expect((await tender(['keys', 'init', '--out', join(dir, 'keys')])).code).toBe(0);
   const tok = await tender(['hub', 'token', 'create', '--data', join(dir, 'hub'), '--role', 'admin']);
@@ -49,14 +61,29 @@ export async function startShore(): Promise<Shore> {
     'keys',
     (await import('node:fs')).readdirSync(join(dir, 'keys')).find((f) => f.startsWith('release-'))!,
   );
+  const ca = opts.tls === false ? undefined : runCa();
   const shore = {
     dir,
-    env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug' },
+    env: { TENDER_TOKEN: tok.stdout.trim(), TENDER_LOG_LEVEL: 'debug', ...(ca && { TENDER_CA: ca.certFile }) },
     releaseKey,
+    ca,
+    cert: ca && issueCert(ca),
   } as unknown as Shore;
+  shore.via = (port) => `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
   shore.start = async (listen = '127.0.0.1:0') => {
+    const tls = shore.cert ? ['--tls-cert', shore.cert.chainFile, '--tls-key', shore.cert.keyFile] : [];
     shore.hub = daemon(
-      ['hub', 'serve', '--data', join(dir, 'hub'), '--root', join(dir, 'keys', 'root.json'), '--listen', listen],
+      [
+        'hub',
+        'serve',
+        '--data',
+        join(dir, 'hub'),
+        '--root',
+        join(dir, 'keys', 'root.json'),
+        '--listen',
+        listen,
+        ...tls,
+      ],
       shore.env,
     );
     const line = await shore.hub.waitFor((l) => l.includes('hub listening'));
@@ -111,8 +138,8 @@ export async function enrolVessel(
     CONSOLE_PASSWORD,
     '--console-listen',
     `127.0.0.1:${consolePort}`,
-    // Until the shore serves TLS (its tokens then pin the hub's CA and this flag is not needed).
-    '--insecure-http',
+    // A plain http:// shore only with the flag; an https:// one's token pins its CA.
+    ...(shore.url.startsWith('http://') ? ['--insecure-http'] : []),
   ]);
   expect(e.code, e.stderr).toBe(0);
   const c = JSON.parse(readFileSync(config, 'utf8'));

@@ -41,7 +41,11 @@ const pinOf = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/
 
 /** A fresh self-signed ECDSA CA in its own temp dir. */
 export function makeCa(name = 'tender-test-ca'): TestCa {
-  const dir = tempDir('tender-ca-');
+  return makeCaIn(tempDir('tender-ca-'), name);
+}
+
+/** A fresh self-signed ECDSA CA in `dir` (the caller removes it). */
+export function makeCaIn(dir: string, name: string): TestCa {
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
     [
@@ -65,6 +69,26 @@ export function makeCa(name = 'tender-test-ca'): TestCa {
   );
   const pem = readFileSync(join(dir, 'ca.pem'), 'utf8');
   return { name, certFile: join(dir, 'ca.pem'), keyFile: join(dir, 'ca.key'), pem, pin: pinOf(pem) };
+}
+
+// Where test/global-setup.ts put the run's CA: the CA every shore of the journey tests issues its hub
+// certificate from, and the one NODE_EXTRA_CA_CERTS makes this process (and every `tender` it starts)
+// trust through the system store. Vessels do not use it that way: they pin the CA their token names.
+export const RUN_CA_ENV = 'TENDER_TEST_RUN_CA_DIR';
+
+/** The run's CA (see RUN_CA_ENV). */
+export function runCa(): TestCa {
+  const dir = process.env[RUN_CA_ENV];
+  if (!dir)
+    throw new Error(`${RUN_CA_ENV} is not set: run the tests through vitest (test/global-setup.ts makes the CA)`);
+  const pem = readFileSync(join(dir, 'ca.pem'), 'utf8');
+  return {
+    name: 'tender-test-run-ca',
+    certFile: join(dir, 'ca.pem'),
+    keyFile: join(dir, 'ca.key'),
+    pem,
+    pin: pinOf(pem),
+  };
 }
 
 /**

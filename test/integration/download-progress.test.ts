@@ -30,7 +30,7 @@ describe('download progress', () => {
     // ~1 MB of packs at 120 kB/s: several seconds of download to look at.
     const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 120_000 });
     const linkPort = await link.start();
-    const vessel = await enrolVessel(shore, 'ship-p', { hub: `http://127.0.0.1:${linkPort}` });
+    const vessel = await enrolVessel(shore, 'ship-p', { hub: shore.via(linkPort) });
     const port = await freePort();
     try {
       await vessel.startRouter();

@@ -1,4 +1,5 @@
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -33,13 +34,15 @@ interface Seen {
   body: string;
 }
 
-/** A pass-through proxy that can answer 500 to every pack request and records what went by. */
-async function failingProxy(
-  target: string,
-): Promise<{ url: string; seen: Seen[]; failPacks: boolean; server: Server }> {
-  const t = new URL(target);
+/**
+ * A pass-through proxy that can answer 500 to every pack request and records what went by. Before an
+ * https:// hub it terminates TLS with the hub's own certificate (as a reverse proxy in front of it would).
+ */
+async function failingProxy(shore: Shore): Promise<{ url: string; seen: Seen[]; failPacks: boolean; server: Server }> {
+  const t = new URL(shore.url);
   const state = { url: '', seen: [] as Seen[], failPacks: true, server: undefined as unknown as Server };
-  state.server = createServer((req, res) => {
+  const upstream = t.protocol === 'https:' ? httpsRequest : request;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -51,7 +54,7 @@ async function failingProxy(
         res.end('{"error":"internal","message":"proxy failure"}');
         return;
       }
-      const up = request(
+      const up = upstream(
         { host: t.hostname, port: t.port, method: req.method, path: url, headers: req.headers },
         (r) => {
           res.writeHead(r.statusCode ?? 502, r.headers);
@@ -64,10 +67,13 @@ async function failingProxy(
       });
       up.end(body);
     });
-  });
+  };
+  state.server = shore.cert
+    ? createHttpsServer({ cert: readFileSync(shore.cert.chainFile), key: readFileSync(shore.cert.keyFile) }, handle)
+    : createServer(handle);
   const port = await freePort();
   await new Promise<void>((r) => state.server.listen(port, '127.0.0.1', r));
-  state.url = `http://127.0.0.1:${port}`;
+  state.url = shore.via(port);
   return state;
 }
 
@@ -101,7 +107,7 @@ describe('a hub answering 500 to every pack (ATTACKS.md 40)', () => {
       shore = await startShore();
       // Backoff capped at 8 s (the test config's default of 2 s would hide the difference from a fixed retry).
       vessel = await enrolVessel(shore, `ship-${APP}`, { maxBackoffSeconds: 8 });
-      proxy = await failingProxy(shore.url);
+      proxy = await failingProxy(shore);
       // The vessel reaches the hub through the proxy.
       const config = JSON.parse(readFileSync(vessel.config, 'utf8'));
       writeFileSync(vessel.config, JSON.stringify({ ...config, hub: proxy.url }));

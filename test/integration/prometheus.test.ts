@@ -25,6 +25,8 @@ describe('metrics endpoints', () => {
   scrape_interval: 1s
 scrape_configs:
   - job_name: hub
+    scheme: ${hub.protocol.slice(0, -1)}
+    tls_config: { ca_file: '${shore.ca?.certFile ?? ''}' }
     static_configs: [{ targets: ['${hub.host}'] }]
   - job_name: agent
     static_configs: [{ targets: ['${agent.host}'] }]

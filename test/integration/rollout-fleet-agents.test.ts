@@ -82,7 +82,7 @@ describe('journey: a fleet rollout in waves to 20 agent processes', () => {
       // Each ship reaches the hub from an address of its own (the hub limits enrolments and connections
       // per address, as it should for ships behind one satellite provider's NAT it would not).
       const link = new LinkSim({ host: '127.0.0.1', port: hubPort, localAddress: `127.0.5.${++ships}` });
-      const via = `http://127.0.0.1:${await link.start()}`;
+      const via = shore.via(await link.start());
       cleanup(() => link.close());
       const v = await enrolVessel(shore, name, { ...settings, routerBind: host, hub: via }, { enrolVia: via });
       if (!stub) return { v, host };

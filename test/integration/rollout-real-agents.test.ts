@@ -74,7 +74,7 @@ describe('journey: a rollout reaches real agents on two engines', () => {
     const a = await enrolVessel(shore, unique('ship-a'), { watchSeconds: 3 });
     const b = await enrolVessel(shore, unique('ship-b'), {
       watchSeconds: 3,
-      hub: `http://127.0.0.1:${linkPort}`,
+      hub: shore.via(linkPort),
       // Its own server: the router on another loopback address, the containers on the second engine.
       routerBind: '127.0.0.2',
     });

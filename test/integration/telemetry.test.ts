@@ -112,7 +112,7 @@ describe('telemetry: every line stored once ashore', () => {
     const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { latencyMs: 50 });
     const linkPort = await link.start();
     // Enrolled directly, then reaching the hub only through the flapping link.
-    const v = await vesselWith('tele-flap', { hub: `http://127.0.0.1:${linkPort}` });
+    const v = await vesselWith('tele-flap', { hub: shore.via(linkPort) });
     v.startAgent();
     await publishAndRollout(shore, chatterCompose('teleflap', N, 2, '0.01'), 'f1', 'vessel:tele-flap');
     link.flap(3000, 2000);

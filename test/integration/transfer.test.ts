@@ -52,7 +52,7 @@ describe('release transfer', () => {
     };
     const linkPort = await link.start();
     // Enrolled directly, then reaching the hub only through the link.
-    const vessel = await enrolVessel(shore, 'ship-x', { hub: `http://127.0.0.1:${linkPort}` });
+    const vessel = await enrolVessel(shore, 'ship-x', { hub: shore.via(linkPort) });
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
@@ -106,7 +106,7 @@ describe('release transfer: restarts and refusals', () => {
       );
       const linkPort = await link.start();
       // Enrolled directly, then reaching the hub only through the link.
-      const vessel = await enrolVessel(shore, 'ship-r', { hub: `http://127.0.0.1:${linkPort}` });
+      const vessel = await enrolVessel(shore, 'ship-r', { hub: shore.via(linkPort) });
       const port = await freePort();
       await vessel.startRouter();
       vessel.startAgent();
@@ -161,7 +161,7 @@ describe('release transfer: restarts and refusals', () => {
         { bytesPerSecond: 200_000 },
       );
       const linkPort = await link.start();
-      const vessel = await enrolVessel(shore, 'ship-s', { hub: `http://127.0.0.1:${linkPort}`, stallSeconds: 3 });
+      const vessel = await enrolVessel(shore, 'ship-s', { hub: shore.via(linkPort), stallSeconds: 3 });
       const port = await freePort();
       await vessel.startRouter();
       vessel.startAgent();
