@@ -6,7 +6,7 @@ import type { TrustedRoot } from '../shared/trust/root.js';
 import { loadAgentConfig, vesselPaths, type AgentConfig } from './config.js';
 import { completePendingEnrolment, loadTrustedRoot } from './enrol.js';
 import { HubClient, HubRefusedError, HubUnreachableError } from './hub-client.js';
-import { hubFetchFor } from './hub-link.js';
+import { applyHubTlsAnnouncement, hubFetchFor } from './hub-link.js';
 import { openStateStore, type StateStore } from './state-store.js';
 import { backoffDelayMs, pollDelayMs, sleep, Wakeup } from './backoff.js';
 import { syncOnce } from './sync.js';
@@ -200,6 +200,7 @@ export async function runAgent(opts: {
           root,
           log,
           docker,
+          onHubTls: (b64, r) => applyHubTlsAnnouncement(config, r, b64, store, log),
         });
         root = result.root;
         if (failures > 0) {

@@ -79,6 +79,10 @@ export const STATE_SCHEMA = {
   'hub.skewMs': z.number(),
   /** The hub takes the compact signature form (it said so on a desired state): 60 bytes fewer a request. */
   'hub.compactAuth': z.boolean(),
+  /** The sequence of the hub-tls announcement whose CAs are pinned (hub-ca.pem): a lower one is a replay. */
+  'hubTls.sequence': z.number().int().min(1),
+  /** Why the last hub-tls announcement was refused: its event is sent once. */
+  'hubTls.refused': z.string(),
   'link.state': linkStateSchema,
   'link.lastOk': isoTime,
   'link.lastError': z.string(),

@@ -28,6 +28,8 @@ export interface SyncDeps {
   meter?: LinkMeter;
   /** The clock the heartbeat is timed on (benchmarks inject one). */
   now?: () => number;
+  /** Told of the signed hub-tls announcement in the desired state, under the newest trusted root. */
+  onHubTls?: (base64: string, root: TrustedRoot) => void;
 }
 
 export interface SyncResult {
@@ -65,6 +67,7 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   }
   let root = deps.root;
   if (desired && desired.rootVersion > root.version) root = await updateRoot(deps);
+  if (desired?.hubTls) deps.onHubTls?.(desired.hubTls, root);
   store.setMany({
     'link.state': 'up',
     'link.lastOk': new Date().toISOString(),

@@ -11,6 +11,7 @@ import { logsCommand } from './logs-command.js';
 import { AGENT_VERSION } from '../agent/version.js';
 import { installCommand } from '../installer/install-command.js';
 import { POLICY_COMMANDS } from '../publisher/policy-commands.js';
+import { TLS_COMMANDS } from '../publisher/tls-commands.js';
 import { BACKUP_COMMANDS, backupList, policyList } from '../agent/backup/commands.js';
 import { backupListCommand, policyListCommand } from './backup-list-commands.js';
 import { bundleExport } from '../publisher/bundle-export.js';
@@ -33,6 +34,7 @@ export function buildCli(): Cli {
     logsCommand,
     installCommand,
     ...POLICY_COMMANDS,
+    ...TLS_COMMANDS,
     // policy list and backup list answer on board, or ashore from the hub (backup-list-commands.ts).
     ...BACKUP_COMMANDS.filter((c) => c !== policyList && c !== backupList),
     policyListCommand,

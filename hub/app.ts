@@ -30,6 +30,7 @@ import { chunkRoutes } from './routes/chunks.js';
 import { packRoutes } from './routes/packs.js';
 import { bundleRoutes } from './routes/bundles.js';
 import { backupRoutes } from './routes/backups.js';
+import { hubTlsRoutes } from './routes/hub-tls.js';
 import * as limits from './limits.js';
 import type { HubDeps, HubLimits, HubOptions } from './deps.js';
 import { TLS_SESSION_TIMEOUT_S, type HubTlsState } from './tls.js';
@@ -256,6 +257,7 @@ export async function buildHub(opts: HubOptions): Promise<{
   await app.register(packRoutes(deps));
   await app.register(bundleRoutes(deps));
   await app.register(backupRoutes(deps));
+  await app.register(hubTlsRoutes(deps));
   await app.register(docsRoutes());
   await app.register(pageRoutes(deps));
   const stopRetention = startRetention(store, now, app.log);

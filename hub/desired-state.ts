@@ -30,6 +30,7 @@ export async function desiredStateOf(
   await addTargetRelease(state, ctx);
   await addRolloutParts(state, ctx, opts.now ?? Date.now());
   await addPolicies(state, ctx);
+  await addHubTls(state, ctx);
   return { state, etag: desiredEtag(state) };
 }
 
@@ -135,4 +136,13 @@ export async function addPolicies(state: DesiredState, ctx: DesiredContext): Pro
   const list = await ctx.store.policies.forVessel({ name: ctx.vessel.name, groups: ctx.vessel.groups });
   if (list.length === 0) return;
   state.policies = list.slice(0, MAX_POLICIES_IN_DESIRED).map((p) => p.envelope.toString('base64'));
+}
+
+/**
+ * The link's part: the signed hub-tls announcement in force (the CAs a vessel pins for its hub), as the
+ * hub stored it. Absent until one is published, so a fleet that never rotates keeps its ETags.
+ */
+export async function addHubTls(state: DesiredState, ctx: DesiredContext): Promise<void> {
+  const latest = await ctx.store.hubTls.latest();
+  if (latest) state.hubTls = latest.envelope.toString('base64');
 }

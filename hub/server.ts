@@ -8,6 +8,9 @@ import { addRoot } from './roots.js';
 import { openHubStore, redact, type HubStoreLocation } from './store/open-store.js';
 import { loadHubTls, loadTicketKeys, type HubTlsFiles, type HubTlsState } from './tls.js';
 import { showFingerprint } from '../shared/tls/certs.js';
+import { showPins } from '../shared/protocol/hub-tls.js';
+import { announcedPins } from './routes/hub-tls.js';
+import type { HubStore } from './store/hub-store.js';
 
 export class HubServeError extends TenderError {}
 
@@ -77,17 +80,29 @@ export async function serveHub(opts: {
 
   // A renewed certificate is read on SIGHUP (certbot's deploy hook, a cron job); a bad one is refused and
   // the hub keeps serving the one it has. The ticket key is renewed by age while the hub runs.
-  const onHup = () => {
+  const onHup = async () => {
     if (!opts.tls) return opts.logger.warn('SIGHUP: no --tls-cert to reload');
     try {
       const next = loadHubTls(opts.tls);
+      const unannounced = await unannouncedCa(deps.store, deps.tls(), next);
+      if (unannounced)
+        return opts.logger.error(
+          { reason: unannounced },
+          'TLS certificate not reloaded; still serving the old one (pinned vessels would refuse the new CA)',
+        );
       reloadTls(next);
       logTls(opts.logger, next, 'TLS certificate reloaded');
     } catch (err) {
       opts.logger.error({ reason: (err as Error).message }, 'TLS certificate not reloaded; still serving the old one');
     }
   };
-  process.on('SIGHUP', onHup);
+  process.on('SIGHUP', () => void onHup());
+  const pins = tls?.state.anchor && (await announcedPins(deps.store));
+  if (pins && !pins.pins.includes(tls!.state.anchor!.pin))
+    opts.logger.error(
+      { serving: showFingerprint(tls!.state.anchor!.pin), announced: showPins(pins.pins), sequence: pins.sequence },
+      'serving a CA the hub-tls announcement leaves out: pinned vessels refuse this hub (see tender tls announce)',
+    );
   const ticketTimer = tls
     ? setInterval(() => {
         if (!ticketDir) return;
@@ -137,4 +152,27 @@ function logTls(logger: Logger, state: HubTlsState, msg: string): void {
     logger.warn(
       'no self-signed CA in --tls-cert (or --tls-ca): enrolment tokens pin nothing; vessels use their system store',
     );
+}
+
+/**
+ * Why a renewed certificate must not be served: its CA differs from the one served now and is not in the
+ * announcement in force, so every pinned vessel would refuse the hub. Undefined: fine to serve (same CA, a
+ * CA the vessels were told of, or no pinnable CA either side).
+ */
+async function unannouncedCa(
+  store: HubStore,
+  was: HubTlsState | undefined,
+  next: HubTlsState,
+): Promise<string | undefined> {
+  const [from, to] = [was?.anchor?.pin, next.anchor?.pin];
+  if (!from || !to || from === to) return undefined;
+  const announced = await announcedPins(store);
+  if (announced?.pins.includes(to)) return undefined;
+  return (
+    `the new certificate's CA ${showFingerprint(to)} is not announced to the vessels` +
+    (announced
+      ? ` (hub-tls #${announced.sequence} lists ${showPins(announced.pins)})`
+      : ' (no hub-tls announcement yet)') +
+    `: run tender tls announce --pin-ca OLD.pem --pin-ca NEW.pem, wait for the fleet to sync, then reload`
+  );
 }

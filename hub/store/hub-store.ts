@@ -60,6 +60,7 @@ export interface HubStore {
   readonly audit: AuditRecords;
   readonly packs: PackRecords;
   readonly policies: PolicyRecords;
+  readonly hubTls: HubTlsRecords;
   readonly backups: BackupRecords;
   /** The status page's fleet query, counts, vessel rollout history and browser sessions (page-records.ts). */
   readonly page: PageRecords;
@@ -471,6 +472,29 @@ export interface PolicyRecords {
    * or whose older sequence did (so the vessel learns, signed, that the policy no longer names it).
    */
   forVessel(v: { name: string; groups: readonly string[] }): Promise<{ name: string; envelope: Buffer }[]>;
+}
+
+// ---- the hub's TLS trust, announced
+
+/** A signed hub-tls announcement as published (the hub keeps the envelope; it cannot sign one). */
+export interface HubTlsRecord {
+  sequence: number;
+  envelope: Buffer;
+  publishedAt: number;
+  publishedBy: string;
+}
+export interface HubTlsRecords {
+  /**
+   * Stores an announcement the caller verified. The same sequence with the same bytes: created false;
+   * 'exists' with other bytes; 'stale_sequence' when the sequence is not above the newest stored.
+   */
+  publish(
+    a: { sequence: number; envelope: Buffer; publishedBy: string },
+    now: number,
+    audit?: AuditEntry,
+  ): Promise<{ created: boolean }>;
+  /** The newest announcement: the one in force. */
+  latest(): Promise<HubTlsRecord | undefined>;
 }
 
 // ---- backups ashore

@@ -346,4 +346,17 @@ export const HUB_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    id: 10,
+    name: "the hub's TLS trust, announced",
+    sql: `
+      -- Signed hub-tls announcements (the CAs vessels pin for the hub), as published; the newest is in force.
+      CREATE TABLE hub_tls (
+        sequence INTEGER PRIMARY KEY,
+        envelope BLOB NOT NULL,
+        published_at INTEGER NOT NULL,
+        published_by TEXT NOT NULL
+      );
+    `,
+  },
 ];

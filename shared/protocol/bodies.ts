@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_HUB_TLS_BYTES } from './hub-tls.js';
 import {
   appNameSchema,
   appVersionSchema,
@@ -306,6 +307,11 @@ export const desiredStateSchema = z.strictObject({
   /** Signed backup policies (base64 of each envelope, type `policy`) for this vessel. */
   policies: z.array(z.string().max(90_000)).max(32).optional(),
   settings: vesselSettingsSchema.optional(),
+  /** The signed hub-tls announcement in force (base64 of its envelope): the CAs to pin for the hub. */
+  hubTls: z
+    .string()
+    .max(MAX_HUB_TLS_BYTES * 2)
+    .optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { envelopeSchema } from '../trust/envelope.js';
 import * as b from './bodies.js';
 import * as bk from './backup-ashore.js';
+import * as ht from './hub-tls.js';
 import * as ob from './ops-bodies.js';
 import * as rb from './rollout-bodies.js';
 import { HEADER, MEDIA } from './http.js';
@@ -597,6 +598,33 @@ export const ROUTES = {
       ...errors(400, 401, 403, 409, 413, 415),
     },
   }),
+  publishHubTls: route({
+    method: 'PUT',
+    url: `${API}/hub-tls`,
+    operationId: 'publishHubTls',
+    summary: 'announce the CAs vessels pin for the hub (signed with a release key; the sequence must increase)',
+    description:
+      "The hub verifies the envelope against its root and delivers it in every vessel's desired state; a vessel " +
+      'replaces the CAs it pins with those listed. Refused (409) when it leaves out the CA this hub serves ' +
+      'under now: vessels would refuse the hub on their next connection.',
+    tags: ['tls'],
+    auth: ops('operator'),
+    rawBody: { mediaType: MEDIA.envelope, description: 'the signed announcement, exact bytes', schema: envelopeSchema },
+    response: {
+      200: json(ht.hubTlsPublishedSchema, 'already published, identical'),
+      201: json(ht.hubTlsPublishedSchema, 'published'),
+      ...errors(400, 401, 403, 409, 413, 415),
+    },
+  }),
+  getHubTls: route({
+    method: 'GET',
+    url: `${API}/hub-tls`,
+    operationId: 'getHubTls',
+    summary: 'the CAs announced to vessels, and the CA this hub process serves under',
+    tags: ['tls'],
+    auth: ops('viewer'),
+    response: { 200: json(ht.hubTlsViewSchema), ...errors(401, 403) },
+  }),
   listPolicies: route({
     method: 'GET',
     url: `${API}/policies`,
@@ -797,6 +825,7 @@ export const paths = {
   audit: (q: { after?: number; since?: string; limit?: number } = {}) => pathOf(ROUTES.listAudit, {}, q),
   vesselRekey: (name: string) => pathOf(ROUTES.rekeyVessel, { name }),
   policies: () => pathOf(ROUTES.listPolicies),
+  hubTls: () => pathOf(ROUTES.getHubTls),
   backupChunksMissing: (name: string) => pathOf(ROUTES.backupChunksMissing, { name }),
   backupChunks: (name: string) => pathOf(ROUTES.uploadBackupChunks, { name }),
   backup: (name: string, id: string) => pathOf(ROUTES.putBackup, { name, id }),

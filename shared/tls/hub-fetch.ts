@@ -38,8 +38,11 @@ export interface LinkMeter {
 }
 
 export interface HubFetchOptions {
-  /** PEM certificates trusted for the hub instead of the system store (the pins of enrolment). */
-  ca?: string[];
+  /**
+   * PEM certificates trusted for the hub instead of the system store (the pins of enrolment), or where to
+   * read them at each new connection (they change when a signed announcement replaces them).
+   */
+  ca?: string[] | (() => string[]);
   /** Allow http:// URLs (plain text on the link): only with the operator's explicit flag. */
   allowHttp?: boolean;
   /** Where the latest session ticket per hub is kept, so a reboot still resumes. */
@@ -179,7 +182,7 @@ class HubAgent extends HttpsAgent {
       socket: raw,
       host,
       servername: isIp(host) ? undefined : host,
-      ca: this.o.ca,
+      ca: typeof this.o.ca === 'function' ? this.o.ca() : this.o.ca,
       minVersion: 'TLSv1.3',
       session: this.tickets.get(key),
       rejectUnauthorized: true,

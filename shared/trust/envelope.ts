@@ -16,7 +16,7 @@ export class SignatureError extends TenderError {
   }
 }
 
-export const DOCUMENT_TYPES = ['root', 'release', 'policy', 'rollback'] as const;
+export const DOCUMENT_TYPES = ['root', 'release', 'policy', 'rollback', 'hub-tls'] as const;
 export type DocumentType = (typeof DOCUMENT_TYPES)[number];
 
 export function payloadTypeOf(type: DocumentType): string {

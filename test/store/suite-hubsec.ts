@@ -136,6 +136,44 @@ export function hubsecTests(open: OpenStore): void {
     });
   });
 
+  describe('hub TLS announcements', () => {
+    it('keeps the newest sequence in force, refuses an older or a changed one, repeats harmlessly', async () => {
+      const { store } = await open();
+      expect(await store.hubTls.latest()).toBeUndefined();
+      const a5 = Buffer.from('announcement five');
+      const pub = (sequence: number, envelope: Buffer) =>
+        store.hubTls.publish({ sequence, envelope, publishedBy: 'ops:op' }, T0 + sequence, admin('hub-tls.publish'));
+      expect(await pub(5, a5)).toEqual({ created: true });
+      expect(await pub(5, Buffer.from(a5))).toEqual({ created: false });
+      await rejectsWith(pub(5, Buffer.from('another five')), 'exists');
+      await rejectsWith(pub(4, Buffer.from('four')), 'stale_sequence');
+      expect(await pub(9, Buffer.from('nine'))).toEqual({ created: true });
+      expect(await store.hubTls.latest()).toEqual({
+        sequence: 9,
+        envelope: Buffer.from('nine'),
+        publishedAt: T0 + 9,
+        publishedBy: 'ops:op',
+      });
+      // Audited when stored or repeated, not when refused.
+      const audited = (await store.audit.list({ limit: 10 })).filter((r) => r.action === 'hub-tls.publish');
+      expect(audited).toHaveLength(3);
+    });
+
+    it('stores one of two announcements racing from two hubs with the same sequence', async () => {
+      const { store, another } = await open();
+      const other = await another();
+      const results = await Promise.allSettled(
+        [store, other].map((h, i) =>
+          h.hubTls.publish({ sequence: 7, envelope: Buffer.from(`hub ${i}`), publishedBy: 'x' }, T0),
+        ),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'rejected').map((r) => (r.reason as { code: string }).code)).toEqual([
+        'exists',
+      ]);
+    });
+  });
+
   describe('ops token expiry', () => {
     it('stores and lists the expiry; tokens made without one have none', async () => {
       const { store } = await open();

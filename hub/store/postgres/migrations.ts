@@ -299,6 +299,18 @@ export const PG_MIGRATIONS: { id: number; name: string; sql: string }[] = [
       CREATE INDEX rate_counters_end ON rate_counters ((window_start + window_ms));
     `,
   },
+  {
+    id: 6,
+    name: "the hub's TLS trust, announced (SQLite migration 10)",
+    sql: `
+      CREATE TABLE hub_tls (
+        sequence BIGINT PRIMARY KEY,
+        envelope BYTEA NOT NULL,
+        published_at BIGINT NOT NULL,
+        published_by TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, one hub at a time (a session advisory lock), each in a transaction. */

@@ -7,6 +7,7 @@ import { pgOpsTokens } from './ops-tokens.js';
 import { pgPacks } from './packs.js';
 import { openPg, type PgDb } from './pg.js';
 import { pgPolicies } from './policies.js';
+import { pgHubTls } from './hub-tls.js';
 import { pgReleases } from './releases.js';
 import { pgRequests } from './requests.js';
 import { pgDirectives } from './rollout-directives.js';
@@ -44,6 +45,7 @@ export function createPgHubStore(db: PgDb, chunks: HubChunkStore): HubStore {
     audit: audit.records,
     packs: pgPacks(db),
     policies: pgPolicies(db, audit.write),
+    hubTls: pgHubTls(db, audit.write),
     backups: pgBackups(db, chunks),
     chunks,
     counters: pgCounters(db),

@@ -9,6 +9,7 @@ import { sqliteEnrolment } from './enrolment.js';
 import { sqliteOpsTokens } from './ops-tokens.js';
 import { sqlitePacks } from './packs.js';
 import { sqlitePolicies } from './policies.js';
+import { sqliteHubTls } from './hub-tls.js';
 import { sqliteBackups } from './backups.js';
 import { sqliteReleases } from './releases.js';
 import { sqliteDirectives } from './rollout-directives.js';
@@ -48,6 +49,7 @@ export function createSqliteHubStore(db: Db, chunks: HubChunkStore, opts: { owns
     audit: audit.records,
     packs: sqlitePacks(db),
     policies: sqlitePolicies(db, audit.write),
+    hubTls: sqliteHubTls(db, audit.write),
     backups: sqliteBackups(db, chunks),
     chunks,
     async ping() {
