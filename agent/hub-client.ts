@@ -24,10 +24,13 @@ import {
 import { vesselNow } from './clock.js';
 import { headerBytes, type LinkMeter } from './link-meter.js';
 import type { HubFetch } from '../shared/tls/hub-fetch.js';
+import { DELTA_FORMATS } from '../shared/content/solid.js';
 
 /** A pack request; bases only when there are some (an older hub's schema is strict). */
 const packBody = (release: string, digests: string[], bases?: [string, string][]) =>
   bases?.length ? { release, digests, bases } : { release, digests };
+/** The delta formats this agent applies, named on every pack request (an older hub ignores the header). */
+const deltaHeaders = { [HEADER.deltaFormats]: DELTA_FORMATS.join(',') };
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
 export class HubUnreachableError extends TenderError {
@@ -245,7 +248,10 @@ export class HubClient {
     digests: string[],
     bases?: [string, string][],
   ): Promise<PackCreated> {
-    const res = await this.request('POST', paths.vesselPacks(vessel), { body: packBody(release, digests, bases) });
+    const res = await this.request('POST', paths.vesselPacks(vessel), {
+      body: packBody(release, digests, bases),
+      headers: deltaHeaders,
+    });
     return parseAnswer(packCreatedSchema, expectOk(res, 'pack').body, 'pack');
   }
 
@@ -260,7 +266,12 @@ export class HubClient {
     signal: AbortSignal,
     bases?: [string, string][],
   ): Promise<Response> {
-    return this.stream(paths.vesselPacks(vessel), { accept: MEDIA.pack }, signal, packBody(release, digests, bases));
+    return this.stream(
+      paths.vesselPacks(vessel),
+      { accept: MEDIA.pack, ...deltaHeaders },
+      signal,
+      packBody(release, digests, bases),
+    );
   }
 
   /** Bytes first..last (inclusive) of a pack, if it is still the one `etag` names. */

@@ -5,8 +5,9 @@
  * Tender and casync alike (a chunk of a new layer that also sits in an unchanged one counts as new for
  * both: conservative). zstd --patch-from gets v1's layers (in image order) as its reference, v2's new layers as
  * its input. Tender's side is what a vessel holding v1 downloads: solid groups of the new content
- * chunks, the changed layer indexes as deltas against v1's, per-chunk entries for the rest, all at
- * brotli 11 as the publisher and the hub make them.
+ * chunks, the changed layer indexes as deltas against v1's (format 2, tar-delta.ts; format 1's figure is
+ * printed beside it), per-chunk entries for the rest, all at brotli 11 as the publisher and the hub make
+ * them. `breakdown` says where Tender's bytes go, each kind with its 36-byte pack entry headers.
  * Usage: bash bench/transfer-build.sh && npx tsx bench/transfer-quick.ts
  */
 import { createHash } from 'node:crypto';
@@ -19,8 +20,7 @@ import { createDockerEngine } from '../shared/docker.js';
 import { chunkAll } from '../shared/content/chunking.js';
 import { encodeLayerIndex } from '../shared/content/layer-index.js';
 import { TarSplitter } from '../shared/content/tar-split.js';
-import { encodeDelta } from '../shared/content/delta.js';
-import { compressBlob, encodeDeltaRaw, encodeSolidRaw, groupChunks } from '../shared/content/solid.js';
+import { compressBlob, encodeIndexDeltaRaw, encodeSolidRaw, groupChunks } from '../shared/content/solid.js';
 import { machine } from './lib.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
@@ -121,17 +121,19 @@ for (const g of groupChunks(newContent)) {
   groups++;
 }
 let indexBytes = 0;
+let indexBytesFormat1 = 0;
+let wholeIndexBytes = 0;
 let deltas = 0;
 for (const [k, x] of indexes.entries()) {
   const base = held.get(x.i)?.index;
-  let n = indexComp[k]!;
-  if (base) {
-    const d = (await compressBlob(encodeDeltaRaw(sha(base), sha(x.blob), encodeDelta(base, x.blob)))).byteLength;
-    if (d < n) {
-      n = d;
-      deltas++;
-    }
-  }
+  const whole = indexComp[k]!;
+  // What the hub sends: the delta when smaller than the whole index (as hub/pack-plans.ts decides).
+  const sent = async (format: 1 | 2) =>
+    base ? Math.min(whole, (await compressBlob(encodeIndexDeltaRaw(base, x.blob, format))).byteLength) : whole;
+  const n = await sent(2);
+  indexBytesFormat1 += (await sent(1)) + 36;
+  if (n < whole) deltas++;
+  else wholeIndexBytes += n + 36;
   indexBytes += n + 36;
 }
 const planCpu = cpu() - c1;
@@ -183,6 +185,15 @@ const result = {
     perChunkVsZstdPatch: (perChunk + configBytes) / zstdPatch,
   },
   tender: { solidGroups: groups, solidBytes, groupedPerChunkBytes: grouped, indexBytes, indexDeltas: deltas },
+  breakdown: {
+    solidGroups: solidBytes,
+    perChunkContent: contentPerChunk - grouped,
+    indexDeltas: indexBytes - wholeIndexBytes,
+    wholeIndexes: wholeIndexBytes,
+    imageConfig: configBytes,
+    indexesWithFormat1Deltas: indexBytesFormat1,
+    tenderWithFormat1Deltas: tender - indexBytes + indexBytesFormat1,
+  },
   cost: {
     publishNewContent: { cpuSeconds: publishCpu, wallSeconds: publishWall },
     hubPlan: { cpuSeconds: planCpu, wallSeconds: planWall },

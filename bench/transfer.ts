@@ -16,8 +16,7 @@ import { canonicalBytes } from '../shared/trust/canonical-json.js';
 import { chunkImage } from '../publisher/image-chunker.js';
 import { imageChunks, machine } from './lib.js';
 import { loadLayerIndex } from '../shared/content/release-chunks.js';
-import { encodeDelta } from '../shared/content/delta.js';
-import { compressBlob, encodeDeltaRaw, encodeSolidRaw, groupChunks } from '../shared/content/solid.js';
+import { compressBlob, encodeIndexDeltaRaw, encodeSolidRaw, groupChunks } from '../shared/content/solid.js';
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const out = join(W, 'out');
@@ -91,7 +90,8 @@ for (const [i, l] of c2.layers.entries()) {
   const old = c1.layers[i]?.index;
   if (!needed.has(l.index![0]) || !old) continue;
   deltaIndexes++;
-  const blob = await compressBlob(encodeDeltaRaw(old[0], l.index![0], encodeDelta(rawOf(old[0]), rawOf(l.index![0]))));
+  // Format 2, as the hub sends it to an agent that names it (solid.ts).
+  const blob = await compressBlob(encodeIndexDeltaRaw(rawOf(old[0]), rawOf(l.index![0]), 2));
   const use = Math.min(blob.byteLength, l.index![2]);
   deltaIndexBytes += use + 36;
   deltaSaved += l.index![2] - use;

@@ -1,8 +1,14 @@
 import { verifyCompressedChunk } from '../shared/content/chunk-store.js';
 import { decodeLayerIndex } from '../shared/content/layer-index.js';
 import { namedChunks } from '../shared/content/release-chunks.js';
-import { encodeDelta } from '../shared/content/delta.js';
-import { compressBlob, encodeDeltaRaw, encodeSolidRaw, sha256hex, groupChunks } from '../shared/content/solid.js';
+import {
+  compressBlob,
+  encodeIndexDeltaRaw,
+  encodeSolidRaw,
+  sha256hex,
+  groupChunks,
+  type DeltaFormat,
+} from '../shared/content/solid.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
 import { DOWNLOAD_ENTRY_HEADER_BYTES } from '../shared/protocol/pack.js';
 import type { HubChunkStore, HubStore, StoredRelease } from './store/hub-store.js';
@@ -150,20 +156,26 @@ export class PackPlans {
 
   /**
    * A delta blob that builds `target` (a layer index of release `releaseId`) from `base` (a layer index of
-   * a release of the same app the vessel says it holds); undefined when that is not so, or not smaller.
+   * a release of the same app the vessel says it holds), in a format it applies; undefined when that is
+   * not so, or not smaller.
    */
-  delta(releaseId: number, target: string, base: string): Promise<string | undefined> {
-    const key = `${releaseId}:${target}:${base}`;
+  delta(releaseId: number, target: string, base: string, format: DeltaFormat): Promise<string | undefined> {
+    const key = `${releaseId}:${target}:${base}:${format}`;
     let p = this.deltas.get(key);
     if (!p) {
-      p = this.computeDelta(releaseId, target, base).catch(() => undefined);
+      p = this.computeDelta(releaseId, target, base, format).catch(() => undefined);
       if (this.deltas.size > 1024) this.deltas.clear();
       this.deltas.set(key, p);
     }
     return p;
   }
 
-  private async computeDelta(releaseId: number, target: string, base: string): Promise<string | undefined> {
+  private async computeDelta(
+    releaseId: number,
+    target: string,
+    base: string,
+    format: DeltaFormat,
+  ): Promise<string | undefined> {
     const { chunks } = this.store;
     const r = await this.store.releases.get(releaseId);
     const m = await this.manifest(releaseId);
@@ -182,11 +194,11 @@ export class PackPlans {
     }
     if (baseRaw === undefined || !(await chunks.has(base))) return undefined;
     const targetComp = await chunks.read(target);
-    const ops = encodeDelta(
+    const raw = encodeIndexDeltaRaw(
       verifyCompressedChunk(base, await chunks.read(base), baseRaw),
       verifyCompressedChunk(target, targetComp, t.raw),
+      format,
     );
-    const raw = encodeDeltaRaw(base, target, ops);
     const digest = sha256hex(raw);
     if (!(await chunks.has(digest))) await chunks.put(digest, await compressBlob(raw, this.quality), raw.byteLength);
     const size = (await chunks.size(digest)) ?? Infinity;

@@ -15,6 +15,9 @@ import { addRoute } from './register.js';
 import { parseRange } from './range.js';
 import { packPlans } from '../pack-plans.js';
 import { namedChunks } from '../../shared/content/release-chunks.js';
+import { deltaFormatFor, type DeltaFormat } from '../../shared/content/solid.js';
+
+const headerValue = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
 
 // A pack request names up to MAX_PACK_CHUNKS digests as JSON.
 const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
@@ -69,7 +72,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
             error: 'incomplete',
             message: `the hub lacks chunk ${missingHere.slice(0, 12)} of ${body.release}; publish it again`,
           });
-        const entries = await packEntries(deps, release.id, body.digests, body.bases ?? []);
+        const format = deltaFormatFor(headerValue(req.headers[HEADER.deltaFormats]));
+        const entries = await packEntries(deps, release.id, body.digests, body.bases ?? [], format);
         const entrySizes = await chunks.sizes(entries);
         const digests = Buffer.concat(entries.map((d) => Buffer.from(d, 'hex')));
         // The id names the entries (the layout), not only the chunks: the same chunks asked for before and
@@ -136,6 +140,7 @@ async function packEntries(
   releaseId: number,
   wanted: string[],
   bases: [string, string][],
+  format: DeltaFormat,
 ): Promise<string[]> {
   const plans = packPlans(deps);
   const lacking = new Set(wanted);
@@ -152,7 +157,7 @@ async function packEntries(
   for (const d of wanted) {
     if (!lacking.has(d)) continue;
     const base = baseOf.get(d);
-    const delta = base ? await plans.delta(releaseId, d, base) : undefined;
+    const delta = base ? await plans.delta(releaseId, d, base, format) : undefined;
     out.push(delta ?? d);
   }
   return out;

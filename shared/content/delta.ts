@@ -7,6 +7,9 @@ import { TenderError } from '../errors.js';
  * the base. The offset is relative to where the base cursor would continue (the end of the last copy plus
  * the literals since), so a run of headers that differ only in a field or two encodes as the same few
  * bytes again and again, which brotli then takes down to almost nothing.
+ *
+ * This is format 1 (blob magic TNDRDL01, solid.ts); tar-delta.ts is format 2, which adds an op for a tar
+ * header equal to a base header but for its mtime. The matcher, varints and the capped reader are shared.
  */
 export class DeltaError extends TenderError {}
 
@@ -14,7 +17,7 @@ export class DeltaError extends TenderError {}
 const KEY = 12;
 const STRIDE = 4;
 // A copy shorter than this costs more ops than its literals would.
-const MIN_COPY = 8;
+export const MIN_COPY = 8;
 
 function hashAt(b: Uint8Array, i: number, bits: number): number {
   let h = 0x811c9dc5;
@@ -22,7 +25,7 @@ function hashAt(b: Uint8Array, i: number, bits: number): number {
   return h >>> (32 - bits);
 }
 
-function varint(n: number, out: number[]): void {
+export function varint(n: number, out: number[]): void {
   let v = n;
   while (v >= 0x80) {
     out.push((v % 0x80) | 0x80);
@@ -31,16 +34,51 @@ function varint(n: number, out: number[]): void {
   out.push(v);
 }
 
-function matchLength(a: Uint8Array, i: number, b: Uint8Array, j: number): number {
+export const zigzag = (n: number) => (n >= 0 ? n * 2 : -n * 2 - 1);
+export const unzigzag = (z: number) => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+
+function matchLength(a: Uint8Array, i: number, b: Uint8Array, j: number, limit: number): number {
   let n = 0;
-  while (i + n < a.byteLength && j + n < b.byteLength && a[i + n] === b[j + n]) n++;
+  while (i + n < limit && j + n < b.byteLength && a[i + n] === b[j + n]) n++;
   return n;
 }
 
-export function encodeDelta(base: Uint8Array, target: Uint8Array): Buffer {
+/**
+ * Where the base matches `target` at `i`: first where the cursor says the base continues (a field
+ * changed, the rest the same), else through the hash of the next KEY bytes. The match stops at `limit`
+ * and reaches back as far as `from` (the pending literals): it starts at `at` of the target.
+ */
+export function baseMatcher(base: Uint8Array) {
   const bits = Math.max(10, Math.min(24, Math.ceil(Math.log2(base.byteLength / STRIDE + 1)) + 1));
   const table = new Int32Array(1 << bits).fill(-1);
   for (let p = 0; p + KEY <= base.byteLength; p += STRIDE) table[hashAt(base, p, bits)] = p;
+  const forward = (target: Uint8Array, i: number, cursor: number, limit: number) => {
+    if (cursor >= 0 && cursor < base.byteLength) {
+      const n = matchLength(target, i, base, cursor, limit);
+      if (n >= MIN_COPY) return { src: cursor, len: n };
+    }
+    if (i + KEY > limit) return undefined;
+    const p = table[hashAt(target, i, bits)]!;
+    if (p < 0) return undefined;
+    const n = matchLength(target, i, base, p, limit);
+    return n >= Math.max(MIN_COPY, KEY) ? { src: p, len: n } : undefined;
+  };
+  return (target: Uint8Array, i: number, cursor: number, limit: number, from: number) => {
+    const m = forward(target, i, cursor, limit);
+    if (!m) return undefined;
+    let { src, len } = m;
+    let at = i;
+    while (at > from && src > 0 && target[at - 1] === base[src - 1]) {
+      at--;
+      src--;
+      len++;
+    }
+    return { at, src, len };
+  };
+}
+
+export function encodeDelta(base: Uint8Array, target: Uint8Array): Buffer {
+  const match = baseMatcher(base);
   const out: number[] = [];
   const chunks: Buffer[] = [];
   const flushOut = () => {
@@ -59,42 +97,16 @@ export function encodeDelta(base: Uint8Array, target: Uint8Array): Buffer {
     cursor += n;
   };
   while (i < target.byteLength) {
-    // First: does the base continue here, right where the cursor says (a field changed, the rest same)?
-    let src = -1;
-    let len = 0;
-    if (cursor >= 0 && cursor < base.byteLength) {
-      const n = matchLength(target, i, base, cursor);
-      if (n >= MIN_COPY) {
-        src = cursor;
-        len = n;
-      }
-    }
-    if (src < 0 && i + KEY <= target.byteLength) {
-      const p = table[hashAt(target, i, bits)]!;
-      if (p >= 0) {
-        const n = matchLength(target, i, base, p);
-        if (n >= Math.max(MIN_COPY, KEY)) {
-          src = p;
-          len = n;
-        }
-      }
-    }
-    if (src < 0) {
+    const m = match(target, i, cursor, target.byteLength, litStart);
+    if (!m) {
       i++;
       continue;
     }
-    // Extend the match backwards into the pending literals.
-    while (i > litStart && src > 0 && target[i - 1] === base[src - 1]) {
-      i--;
-      src--;
-      len++;
-    }
-    emitLiterals(i);
-    varint(len * 2 + 1, out);
-    const rel = src - cursor;
-    varint(rel >= 0 ? rel * 2 : -rel * 2 - 1, out);
-    cursor = src + len;
-    i += len;
+    emitLiterals(m.at);
+    varint(m.len * 2 + 1, out);
+    varint(zigzag(m.src - cursor), out);
+    cursor = m.src + m.len;
+    i = m.at + m.len;
     litStart = i;
   }
   emitLiterals(target.byteLength);
@@ -102,41 +114,78 @@ export function encodeDelta(base: Uint8Array, target: Uint8Array): Buffer {
   return Buffer.concat(chunks);
 }
 
-/** Apply a delta; the result may not exceed `maxBytes` (a hostile delta stops there). */
-export function applyDelta(base: Uint8Array, delta: Uint8Array, maxBytes: number): Buffer {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  let off = 0;
-  let cursor = 0;
-  const read = (): number => {
+/** Reads a delta's varints, and holds the bytes built so far to their cap. */
+export class DeltaReader {
+  off = 0;
+  total = 0;
+  readonly parts: Uint8Array[] = [];
+
+  constructor(
+    readonly delta: Uint8Array,
+    readonly maxBytes: number,
+  ) {}
+
+  get done(): boolean {
+    return this.off >= this.delta.byteLength;
+  }
+
+  read(): number {
     let n = 0;
     let mul = 1;
     for (let k = 0; k < 8; k++) {
-      if (off >= delta.byteLength) throw new DeltaError('delta truncated');
-      const b = delta[off++]!;
+      if (this.off >= this.delta.byteLength) throw new DeltaError('delta truncated');
+      const b = this.delta[this.off++]!;
       n += (b & 0x7f) * mul;
       if (!(b & 0x80)) return n;
       mul *= 0x80;
     }
     throw new DeltaError('delta varint too long');
-  };
-  while (off < delta.byteLength) {
-    const op = read();
+  }
+
+  /** Room for `len` more bytes under the cap, or a DeltaError. */
+  reserve(len: number): void {
+    if (this.total + len > this.maxBytes) throw new DeltaError(`delta builds more than ${this.maxBytes} bytes`);
+  }
+
+  literal(len: number): void {
+    this.reserve(len);
+    if (this.off + len > this.delta.byteLength) throw new DeltaError('delta literals truncated');
+    this.push(this.delta.subarray(this.off, this.off + len));
+    this.off += len;
+  }
+
+  push(bytes: Uint8Array): void {
+    this.parts.push(bytes);
+    this.total += bytes.byteLength;
+  }
+
+  result(): Buffer {
+    return Buffer.concat(this.parts, this.total);
+  }
+}
+
+/** The base bytes a copy op names, or a DeltaError when they are not all in the base. */
+export function baseSlice(base: Uint8Array, src: number, len: number): Uint8Array {
+  if (src < 0 || src + len > base.byteLength) throw new DeltaError('delta copies outside its base');
+  return base.subarray(src, src + len);
+}
+
+/** Apply a delta; the result may not exceed `maxBytes` (a hostile delta stops there). */
+export function applyDelta(base: Uint8Array, delta: Uint8Array, maxBytes: number): Buffer {
+  const r = new DeltaReader(delta, maxBytes);
+  let cursor = 0;
+  while (!r.done) {
+    const op = r.read();
     const len = Math.floor(op / 2);
-    if (total + len > maxBytes) throw new DeltaError(`delta builds more than ${maxBytes} bytes`);
     if (op % 2 === 0) {
-      if (off + len > delta.byteLength) throw new DeltaError('delta literals truncated');
-      parts.push(delta.subarray(off, off + len));
-      off += len;
+      r.literal(len);
       cursor += len;
     } else {
-      const z = read();
-      const src = cursor + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
-      if (src < 0 || src + len > base.byteLength) throw new DeltaError('delta copies outside its base');
-      parts.push(base.subarray(src, src + len));
+      r.reserve(len);
+      const src = cursor + unzigzag(r.read());
+      r.push(baseSlice(base, src, len));
       cursor = src + len;
     }
-    total += len;
   }
-  return Buffer.concat(parts, total);
+  return r.result();
 }

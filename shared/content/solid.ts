@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { brotliCompress, brotliDecompressSync, constants } from 'node:zlib';
 import { promisify } from 'node:util';
 import { ChunkError } from './chunk-store.js';
-import { applyDelta, DeltaError } from './delta.js';
+import { applyDelta, DeltaError, encodeDelta } from './delta.js';
+import { applyTarDelta, encodeTarDelta, indexHeaderOffsets } from './tar-delta.js';
 
 /**
  * Pack entries that carry more than one chunk's worth of compression. Both are blobs like any chunk:
@@ -13,11 +14,29 @@ import { applyDelta, DeltaError } from './delta.js';
  * - solid group, raw "TNDRSG01" [u32 count] count x ([32-byte digest][u32 raw size]) then the members'
  *   raw bytes one after the other, compressed as one stream: the redundancy across chunks (libraries
  *   sharing code, a CA bundle repeating the certificate files) is no longer lost at every chunk boundary.
- * - delta, raw "TNDRDL01" [32-byte base digest][32-byte target digest] then delta ops (delta.ts): a chunk
- *   (a changed layer's index) as a delta against one the vessel says it holds.
+ * - delta, raw "TNDRDL0n" [32-byte base digest][32-byte target digest] then delta ops: a chunk (a changed
+ *   layer's index) as a delta against one the vessel says it holds. n is the ops' format: 1 literals and
+ *   copies (delta.ts), 2 those and tar headers rebuilt with a new mtime (tar-delta.ts). A vessel names the
+ *   formats it applies when it asks for a pack (HEADER.deltaFormats); one that names none gets format 1,
+ *   and an agent that meets a format it does not know refuses the entry by name.
  */
 const SOLID_MAGIC = Buffer.from('TNDRSG01', 'latin1');
-const DELTA_MAGIC = Buffer.from('TNDRDL01', 'latin1');
+const DELTA_PREFIX = Buffer.from('TNDRDL', 'latin1');
+const deltaMagic = (format: DeltaFormat) => Buffer.from(`TNDRDL0${format}`, 'latin1');
+
+/** The delta formats this code makes and applies, oldest first. */
+export const DELTA_FORMATS = [1, 2] as const;
+export type DeltaFormat = (typeof DELTA_FORMATS)[number];
+const APPLY: Record<DeltaFormat, (base: Uint8Array, ops: Uint8Array, maxBytes: number) => Buffer> = {
+  1: applyDelta,
+  2: applyTarDelta,
+};
+
+/** The newest format both sides know, from the list a vessel sent ("1,2"); format 1 when it sent none. */
+export function deltaFormatFor(accepted: string | undefined): DeltaFormat {
+  const theirs = new Set((accepted ?? '').split(',').map((s) => s.trim()));
+  return [...DELTA_FORMATS].reverse().find((f) => theirs.has(String(f))) ?? 1;
+}
 
 /** Raw bytes of members per solid group: a few MB, so one group is a modest unit to hold and to redo. */
 export const SOLID_GROUP_BYTES = 8 * 1024 * 1024;
@@ -71,8 +90,17 @@ export function encodeSolidRaw(members: { digest: string; raw: Buffer }[]): Buff
   return Buffer.concat([head, ...members.map((m) => m.raw)]);
 }
 
-export function encodeDeltaRaw(base: string, target: string, ops: Buffer): Buffer {
-  return Buffer.concat([DELTA_MAGIC, Buffer.from(base, 'hex'), Buffer.from(target, 'hex'), ops]);
+export function encodeDeltaRaw(base: string, target: string, ops: Buffer, format: DeltaFormat = 1): Buffer {
+  return Buffer.concat([deltaMagic(format), Buffer.from(base, 'hex'), Buffer.from(target, 'hex'), ops]);
+}
+
+/** The raw delta blob that builds layer index `target` from `base`, in `format`. */
+export function encodeIndexDeltaRaw(base: Buffer, target: Buffer, format: DeltaFormat): Buffer {
+  const ops =
+    format === 1
+      ? encodeDelta(base, target)
+      : encodeTarDelta(base, target, { base: indexHeaderOffsets(base), target: indexHeaderOffsets(target) });
+  return encodeDeltaRaw(sha256hex(base), sha256hex(target), ops, format);
 }
 
 export interface ExpandContext {
@@ -121,7 +149,14 @@ export function expandEntry(digest: string, compressed: Buffer, ctx: ExpandConte
     if (off !== raw.byteLength) throw new ChunkError(`solid group ${short}: trailing bytes`);
     return out;
   }
-  if (magic.equals(DELTA_MAGIC) && raw.byteLength >= 72) {
+  if (magic.subarray(0, 6).equals(DELTA_PREFIX)) {
+    const format = DELTA_FORMATS.find((f) => magic.equals(deltaMagic(f)));
+    if (!format)
+      throw new ChunkError(
+        `delta ${short}: format ${magic.subarray(6).toString('latin1')} is not one this agent applies ` +
+          `(${DELTA_FORMATS.join(', ')})`,
+      );
+    if (raw.byteLength < 72) throw new ChunkError(`delta ${short}: truncated`);
     const base = raw.subarray(8, 40).toString('hex');
     const target = raw.subarray(40, 72).toString('hex');
     const want = ctx.sizes.get(target);
@@ -130,7 +165,7 @@ export function expandEntry(digest: string, compressed: Buffer, ctx: ExpandConte
     if (!b) throw new ChunkError(`delta ${short}: base ${base.slice(0, 12)} is not on board`);
     let built: Buffer;
     try {
-      built = applyDelta(b, raw.subarray(72), want);
+      built = APPLY[format](b, raw.subarray(72), want);
     } catch (err) {
       if (err instanceof DeltaError) throw new ChunkError(`delta ${short}: ${err.message}`);
       throw err;

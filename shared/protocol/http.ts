@@ -28,6 +28,11 @@ export const HEADER = {
   /** The id and length of a pack whose bytes ride in the answer that created it. */
   packId: 'tender-pack-id',
   packLength: 'tender-pack-length',
+  /**
+   * On a pack request: the delta formats the vessel applies ("1,2", solid.ts). A header, not a body field,
+   * so an older hub (strict about bodies) ignores it and sends format 1, which every agent applies.
+   */
+  deltaFormats: 'tender-delta-formats',
 } as const;
 
 /** The error body every route answers with on a 4xx or 5xx. */

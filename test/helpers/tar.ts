@@ -12,6 +12,8 @@ export interface TarEntrySpec {
   data?: Buffer;
   linkname?: string;
   mode?: number;
+  /** Seconds since the epoch; a fixed time when absent. */
+  mtime?: number;
 }
 
 /** A ustar header for one entry (names up to 100 bytes; longer ones go through 'L' or 'x' entries). */
@@ -22,7 +24,7 @@ export function tarHeader(e: TarEntrySpec, size: number): Buffer {
   h.write('0000000\0', 108);
   h.write('0000000\0', 116);
   h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  h.write('14712345670\0', 136);
+  h.write(`${(e.mtime ?? 0o14712345670).toString(8).padStart(11, '0')}\0`, 136);
   h.write('        ', 148);
   h.write(e.type ?? '0', 156);
   if (e.linkname) h.write(e.linkname, 157, 'utf8');

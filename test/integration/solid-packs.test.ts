@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { brotliDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { HubClient } from '../../agent/hub-client.js';
 import { fetchRelease, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
@@ -12,7 +13,7 @@ import { joinTar } from '../../shared/content/tar-split.js';
 import { createLogger } from '../../shared/log.js';
 import { envelopeBytes, signEnvelope } from '../../shared/trust/envelope.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
-import { DOWNLOAD_ENTRY_HEADER_BYTES } from '../../shared/protocol/pack.js';
+import { decodeDownloadEntries, DOWNLOAD_ENTRY_HEADER_BYTES } from '../../shared/protocol/pack.js';
 import { paths } from '../../shared/protocol/routes.js';
 import { enrolVessel, startHub, type TestHub, type TestVessel } from '../helpers/hub.js';
 import { storeLayer, tarOf, type TarEntrySpec } from '../helpers/tar.js';
@@ -58,8 +59,8 @@ function releaseLayers(k: number): Buffer[] {
   return [base, tarOf(app), extra];
 }
 
-async function publish(hub: TestHub, k: number): Promise<ReleaseManifest> {
-  const layers = releaseLayers(k).map((t) => storeLayer(t, hub.chunkFiles).layer);
+async function publish(hub: TestHub, k: number, tars = releaseLayers(k)): Promise<ReleaseManifest> {
+  const layers = tars.map((t) => storeLayer(t, hub.chunkFiles).layer);
   const m: ReleaseManifest = {
     _type: 'release',
     spec: 1,
@@ -219,4 +220,74 @@ describe('solid packs and index deltas', () => {
     expect(st.chunksRejected).toBe(0);
     expectImages(m2, wStore);
   }, 180_000);
+
+  it('sends format 2 index deltas to a vessel that names them, never to one naming none (an older agent)', async () => {
+    const hub = await startHub({ limits: { SOLID_BROTLI_QUALITY: 5 } });
+    const url = await hub.listen();
+    const v = await enrolVessel(hub, 'ship-f');
+    const w = await enrolVessel(hub, 'ship-g');
+    // A rebuilt app layer: the same 300 files, each with the new build's mtime, one of them edited.
+    const tree = Array.from({ length: 300 }, (_, i) => ({ name: `app/lib/m${i}.js`, data: prose(200 + i) }));
+    const rebuilt = (k: number) => [
+      base,
+      tarOf(tree.map((f, i) => ({ ...f, mtime: 1_796_316_000 + k * 60, data: i === k ? prose(300) : f.data }))),
+    ];
+    const m1 = await publish(hub, 1, rebuilt(1));
+    const m2 = await publish(hub, 2, rebuilt(2));
+    const held = createChunkStore(tempDir());
+    await fetchOn(hub, url, v, held, tempDir(), m1);
+    const appIndex = (m: ReleaseManifest) => Object.values(m.images)[0]!.layers[1]!.index![0];
+    const sizes = allReleaseChunks(m2, hub.chunkFiles);
+    const wanted = held.missing(sizes.keys());
+    const path = paths.vesselPacks(v.name);
+    const packWith = async (headers: Record<string, string>) => {
+      const s = v.sign('POST', path, { release: 'solid@2', digests: wanted, bases: [[appIndex(m2), appIndex(m1)]] });
+      const r = await hub.app.inject({
+        method: 'POST',
+        url: path,
+        headers: { ...s.headers, ...headers, accept: 'application/vnd.tender.pack' },
+        payload: s.payload,
+      });
+      expect(r.statusCode, r.body).toBe(201);
+      const { entries, consumed } = decodeDownloadEntries(r.rawPayload);
+      expect(consumed).toBe(r.rawPayload.byteLength);
+      const magics = entries
+        .map((e) => brotliDecompressSync(e.compressed).subarray(0, 8).toString('latin1'))
+        .filter((m) => m.startsWith('TNDRDL'));
+      return { pack: r.rawPayload, id: String(r.headers['tender-pack-id']), magics };
+    };
+    // Named no formats: format 1 only, and here it costs more than the whole index (every header's mtime
+    // and checksum changed), so the whole index is sent.
+    expect((await packWith({})).magics).toEqual([]);
+    const two = await packWith({ 'tender-delta-formats': '1,2' });
+    expect(two.magics).toEqual(['TNDRDL02']);
+    // Stable bytes: asked again, the same pack; and cut anywhere it resumes into the chunks asked for.
+    expect((await packWith({ 'tender-delta-formats': '1,2' })).pack.equals(two.pack)).toBe(true);
+    for (const cut of [0, 37, Math.floor(two.pack.byteLength / 2), two.pack.byteLength - 1]) {
+      const store = createChunkStore(tempDir());
+      // The base the delta names is on board; nothing else is.
+      store.putRaw(appIndex(m1), held.getRaw(appIndex(m1))!);
+      const sdir = tempDir();
+      const state = savePackState(
+        sdir,
+        'solid@2',
+        { id: two.id, length: two.pack.byteLength, etag: `"${two.id}"` },
+        wanted,
+      );
+      writeFileSync(packPartPath(sdir, two.id), two.pack.subarray(0, cut));
+      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
+      const sink = new PackSink({ dir: sdir, chunks: store, log }, state, sizes, counters);
+      sink.write(two.pack.subarray(cut));
+      sink.flush();
+      expect(store.missing(wanted), `cut at ${cut}`).toEqual([]);
+      expect(counters.chunksRejected).toBe(0);
+    }
+    // The agent's own fetch (it names the formats it applies) rebuilds the images right.
+    const wStore = createChunkStore(tempDir());
+    const wDir = tempDir();
+    await fetchOn(hub, url, w, wStore, wDir, m1);
+    const st = await fetchOn(hub, url, w, wStore, wDir, m2);
+    expect(st.chunksRejected).toBe(0);
+    expectImages(m2, wStore);
+  }, 120_000);
 });
