@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { desiredStateSchema, type DesiredState } from '../../shared/protocol/bodies.js';
 import { MEDIA } from '../../shared/protocol/http.js';
@@ -36,7 +37,8 @@ export interface SimVessel {
 
 function postFrom(url: string, body: string, localAddress?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(
+    // https:// hubs are trusted through the run's CA (NODE_EXTRA_CA_CERTS, test/global-setup.ts).
+    const req = (url.startsWith('https:') ? httpsRequest : request)(
       url,
       { method: 'POST', headers: { 'content-type': 'application/json' }, localAddress, timeout: 30_000 },
       (res) => {
