@@ -27,8 +27,9 @@ describe('download progress', () => {
     const tag = `tender-test/dlprog:${Date.now()}`;
     buildBusyboxImage({ tag, body: `progress ${tag}\n` });
     const shore = await startShore();
-    // ~1 MB of packs at 120 kB/s: several seconds of download to look at.
-    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 120_000 });
+    // ~1 MB of packs at 60 kB/s: ~17 s of download to look at, so that a loaded machine, where each look
+    // (two `tender` processes, the console, the hub) takes seconds, still sees it move more than once.
+    const link = new LinkSim({ host: '127.0.0.1', port: Number(new URL(shore.url).port) }, { bytesPerSecond: 60_000 });
     const linkPort = await link.start();
     const vessel = await enrolVessel(shore, 'ship-p', { hub: shore.via(linkPort) });
     const port = await freePort();
@@ -80,10 +81,10 @@ describe('download progress', () => {
         moving.every((s) => s.bytesPerSecond > 0 && s.etaSeconds !== null && s.etaSeconds > 0),
         why,
       ).toBe(true);
-      // The rate is what the link carries (120 kB/s), not a figure from nowhere.
+      // The rate is what the link carries (60 kB/s), not a figure from nowhere.
       const rate = moving[moving.length - 1]!.bytesPerSecond;
-      expect(rate, why).toBeGreaterThan(40_000);
-      expect(rate, why).toBeLessThan(200_000);
+      expect(rate, why).toBeGreaterThan(20_000);
+      expect(rate, why).toBeLessThan(100_000);
       // Percent never goes back, and the total stays what was missing at the start.
       for (let k = 1; k < seen.length; k++) expect(seen[k]!.percent, why).toBeGreaterThanOrEqual(seen[k - 1]!.percent);
       expect(new Set(moving.map((s) => s.total)).size, why).toBe(1);
