@@ -8,10 +8,12 @@
  * record headers and tags count on the wire (counted apart from the record headers: `tls` in the output).
  * The ideal stays the bytes the release needs over the bandwidth. `--plain` measures plain http:// instead.
  * On an error or SIGINT/SIGTERM it stops the processes it started and removes the app's containers.
- * Usage: npx tsx bench/transfer-link.ts [--plain]   (after bench/transfer-build.sh)
+ * Usage: npx tsx bench/transfer-link.ts [--plain]   (after bench/transfer-build.sh; TENDER_BENCH_DIR and
+ * TENDER_BENCH_IMAGE as for bench/transfer-quick.ts)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { composeFile, enrolVessel, freePort, startShore, type Shore, type Vessel } from '../test/helpers/fleet.js';
 import { eventually, tender } from '../test/helpers/proc.js';
@@ -25,9 +27,12 @@ import { createChunkStore } from '../shared/content/chunk-store.js';
 import { unique } from '../test/helpers/names.js';
 import { withRunCa } from './run-ca.js';
 import { TlsRecordCounter } from './tls-records.js';
+import { recordIndexes } from '../agent/release/transfer/index-bases.js';
 
 const APP = unique('bench');
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
+// Another repository for the same pair: its v2 must have an image ID of its own (see removeV2).
+const IMAGE = process.env.TENDER_BENCH_IMAGE ?? 'tender-bench/portal';
 const RATE = 512_000 / 8;
 const ONE_WAY_MS = 350;
 const PLAIN = process.argv.includes('--plain');
@@ -38,11 +43,19 @@ useFileScope();
 // and agent processes (deferred cleanup), the links, and the app's containers.
 const links: LinkSim[] = [];
 let cleaned: Promise<void> | undefined;
+// The bench removes v2's image so the vessels must fetch it, and the cut run's vessel is stopped before
+// it loads it: a copy saved first is loaded back at the end, so the next run finds its input.
+const V2_IMAGE = `${IMAGE}:v2`;
+const keep = mkdtempSync(join(tmpdir(), 'tender-bench-v2-'));
+execFileSync('docker', ['save', V2_IMAGE, '-o', join(keep, 'v2.tar')]);
 function cleanUp(): Promise<void> {
   cleaned ??= (async () => {
     for (const l of links) await l.close();
     await runDeferredCleanup();
     removeAppContainers(APP);
+    if (spawnSync('docker', ['image', 'inspect', V2_IMAGE], { stdio: 'ignore' }).status !== 0)
+      execFileSync('docker', ['load', '-i', join(keep, 'v2.tar')], { stdio: 'ignore' });
+    rmSync(keep, { recursive: true, force: true });
   })();
   return cleaned;
 }
@@ -63,7 +76,7 @@ async function bench(): Promise<void> {
   const cache = join(W, 'pubcache');
   function timed(v: string): { cpuSeconds: number; peakRssMB: number; wallSeconds: number; uploadedBytes: number } {
     const t0 = Date.now();
-    const file = composeFile(shore.dir, v, `tender-bench/portal:${v}`, 18480, APP);
+    const file = composeFile(shore.dir, v, `${IMAGE}:${v}`, 18480, APP);
     const r = spawnSync(
       '/usr/bin/time',
       [
@@ -149,12 +162,16 @@ async function bench(): Promise<void> {
   async function vesselHoldingV1(name: string, link: LinkSim): Promise<{ vessel: Vessel; port: number }> {
     removeAppContainers(APP);
     const vessel = await enrolVessel(shore, name, { watchSeconds: 0, hub: shore.via(link.port) });
-    // v1 arrived earlier: its chunks are on board.
+    // v1 arrived earlier: its chunks are on board, and its layer indexes are recorded as the ones held
+    // (as a transfer of v1 leaves them), so v2's changed index is asked for as a delta against v1's. The
+    // v1 rollout below finds v1's image in the engine and transfers nothing, so it would not record them.
     for (const d of v1Chunks.keys()) {
       const to = join(vessel.dataDir, 'chunks', d.slice(0, 2), d);
       mkdirSync(dirname(to), { recursive: true });
       copyFileSync(join(cache, d.slice(0, 2), d), to);
     }
+    mkdirSync(join(vessel.dataDir, 'fetch'), { recursive: true });
+    recordIndexes(join(vessel.dataDir, 'fetch'), v1);
     const port = await freePort();
     await vessel.startRouter();
     vessel.startAgent();
@@ -167,6 +184,21 @@ async function bench(): Promise<void> {
     const line = await vessel.agent!.waitFor((l) => l.includes('release chunks on board'), 10 * 60_000);
     const seconds = (Date.now() - t0) / 1000;
     return { seconds, stats: JSON.parse(line) as { requests: number; bytesReceived: number; seconds: number } };
+  }
+  /**
+   * Take v2's image out of the engine so the vessel must fetch it. The agent looks for an image by its
+   * ID, so the ID must be gone, not just the tag: another tag of it (another bench's copy of the pair)
+   * would make the update transfer nothing and the bench wait out its timeout.
+   */
+  function removeV2(m: ReleaseManifest): void {
+    execFileSync('docker', ['rmi', '-f', V2_IMAGE], { stdio: 'ignore' });
+    for (const id of Object.keys(m.images)) {
+      const r = spawnSync('docker', ['image', 'inspect', id, '--format', '{{json .RepoTags}}'], { encoding: 'utf8' });
+      if (r.status === 0)
+        throw new Error(
+          `v2's image ${id.slice(7, 19)} is still in the engine as ${r.stdout.trim()}: the vessel would not fetch it`,
+        );
+    }
   }
   function since<T extends object>(now: T, then: T): T {
     return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (then as Record<string, number>)[k]!])) as T;
@@ -186,7 +218,7 @@ async function bench(): Promise<void> {
   const a = await vesselHoldingV1('bench-a', link);
   expect0(await tender(['rollout', 'start', `${APP}@v1`, '--target', 'vessel:bench-a'], shore.env));
   await eventually(async () => (await a.vessel.status()).release.current === 'v1', 120_000, 500);
-  execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
+  removeV2(v2);
   const down0 = link.stats.down;
   const up0 = link.stats.up;
   const conns0 = link.stats.connections;
@@ -207,7 +239,7 @@ async function bench(): Promise<void> {
   // 2. bytes across 10 cuts (no rate cap: this measures bytes, not time). The first vessel's containers go
   // first: an image a container still uses survives `docker rmi` untagged, and the vessel would not fetch.
   removeAppContainers(APP);
-  execFileSync('docker', ['rmi', '-f', 'tender-bench/portal:v2'], { stdio: 'ignore' });
+  removeV2(v2);
   const cutLink = new LinkSim(
     { host: '127.0.0.1', port: Number(new URL(shore.url).port) },
     { cutAfterBytes: Math.ceil(neededBytes / 11) },
