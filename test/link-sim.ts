@@ -16,6 +16,8 @@ export interface LinkOptions {
   cutAfterBytes?: number;
   /** Rewrite downstream bytes (a man in the middle); `offset` counts this connection's bytes. */
   tamper?: (piece: Buffer, offset: number) => Buffer;
+  /** See every byte as it arrives, by direction and connection (numbered from 1): a benchmark's tap. */
+  observe?: (direction: 'up' | 'down', connection: number, piece: Buffer) => void;
 }
 
 export interface LinkStats {
@@ -119,7 +121,7 @@ export class LinkSim {
   private connect(client: Socket): void {
     this.open.add(client);
     client.on('close', () => this.open.delete(client));
-    this.stats.connections++;
+    const id = ++this.stats.connections;
     const upstream = createConnection(this.target);
     this.open.add(upstream);
     upstream.on('error', () => client.destroy());
@@ -129,10 +131,11 @@ export class LinkSim {
       client.destroy();
     });
     let downBytes = 0;
-    this.pipe(client, upstream, (n) => (this.stats.up += n));
+    this.pipe(client, upstream, id, (n) => (this.stats.up += n));
     this.pipe(
       upstream,
       client,
+      id,
       (n) => {
         this.stats.down += n;
         downBytes += n;
@@ -147,10 +150,11 @@ export class LinkSim {
   }
 
   /** Forward src to dst through a delay line and a rate limit, preserving order. */
-  private pipe(src: Socket, dst: Socket, count: (n: number) => void, downstream = false): void {
+  private pipe(src: Socket, dst: Socket, id: number, count: (n: number) => void, downstream = false): void {
     let busyUntil = 0;
     let seen = 0;
     src.on('data', (raw: Buffer) => {
+      this.options.observe?.(downstream ? 'down' : 'up', id, raw);
       const chunk = downstream && this.options.tamper ? this.options.tamper(raw, seen) : raw;
       seen += raw.byteLength;
       const latency = this.options.latencyMs ?? 0;
