@@ -13,6 +13,10 @@ import { enrolVessel, startShore } from '../test/helpers/fleet.js';
 import { TENDER_BIN } from '../test/helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { machine, median } from './lib.js';
+import { withRunCa } from './run-ca.js';
+
+// The shore serves HTTPS from a CA made for this run (bench/run-ca.ts).
+await withRunCa();
 
 const RUNS = 5;
 const GOAL_MS = 300;

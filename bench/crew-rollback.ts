@@ -19,6 +19,10 @@ import { eventually, tender } from '../test/helpers/proc.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { unique } from '../test/helpers/names.js';
 import { machine, median } from './lib.js';
+import { withRunCa } from './run-ca.js';
+
+// The shore serves HTTPS from a CA made for this run (bench/run-ca.ts).
+await withRunCa();
 
 const RUNS = Number(process.argv[2] ?? 5);
 const APP = unique('crewbench');

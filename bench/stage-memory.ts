@@ -13,6 +13,10 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { median, machine } from './lib.js';
+import { withRunCa } from './run-ca.js';
+
+// The shore serves HTTPS from a CA made for this run (bench/run-ca.ts).
+await withRunCa();
 
 const W = process.env.TENDER_BENCH_DIR ?? '/var/tmp/tender-bench';
 const cache = join(W, 'pubcache');

@@ -20,6 +20,10 @@ import { startLoad } from '../test/helpers/load.js';
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { machine, median } from './lib.js';
 import { unique } from '../test/helpers/names.js';
+import { withRunCa } from './run-ca.js';
+
+// The shore serves HTTPS from a CA made for this run (bench/run-ca.ts).
+await withRunCa();
 
 const APP = unique('sms');
 const SWAPS = 20;
