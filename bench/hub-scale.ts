@@ -29,6 +29,7 @@ import { CLASS, encodeBatch, type WireRecord } from '../shared/protocol/telemetr
 import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../test/helpers/keys.js';
 import { rssMb, startRig, treeCpuS, type HubProcess } from './hub-scale-rig.js';
+import { bucketQuantile, pct, printTable, type Route, type ScaleResult } from './hub-scale-report.js';
 import { machine, median } from './lib.js';
 
 const args = parseArgs({
@@ -43,7 +44,6 @@ const POLL_S = 60;
 const STATUS_S = 15 * 60;
 const TELEMETRY_S = 5 * 60;
 const ADDRESSES = 256;
-type Route = 'poll' | 'status' | 'telemetry';
 
 interface Sim {
   name: string;
@@ -53,12 +53,6 @@ interface Sim {
   seq: number;
   epoch: string;
   agent: Agent;
-}
-
-function pct(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
 async function setUp(store: HubStore): Promise<{ sims: Sim[]; token: string }> {
@@ -216,23 +210,6 @@ async function hubBuckets(hubs: HubProcess[]): Promise<Map<string, Map<number, n
   return out;
 }
 
-/** A quantile from bucket counts as Prometheus's histogram_quantile reads it (linear inside a bucket), in ms. */
-function bucketQuantile(after: Map<number, number>, before: Map<number, number> | undefined, q: number): number {
-  const les = [...after.keys()].sort((a, b) => a - b);
-  const counts = les.map((le) => after.get(le)! - (before?.get(le) ?? 0));
-  const total = counts.at(-1)!;
-  const rank = q * total;
-  for (let i = 0; i < les.length; i++) {
-    if (counts[i]! < rank) continue;
-    const lo = i === 0 ? 0 : les[i - 1]!;
-    const hi = les[i]!;
-    if (hi === Infinity) return lo * 1000;
-    const below = i === 0 ? 0 : counts[i - 1]!;
-    return (lo + ((hi - lo) * (rank - below)) / Math.max(1, counts[i]! - below)) * 1000;
-  }
-  return NaN;
-}
-
 async function pageMs(hub: string, token: string, runs = 7): Promise<number[]> {
   const login = await send(
     new URL('/login', hub),
@@ -265,10 +242,8 @@ async function baseline(hub: string, sims: Sim[]): Promise<Record<Route, number[
   return out;
 }
 
-type Result = Awaited<ReturnType<typeof measure>>;
-
 /** One run: a fresh store and hub(s), the set-up, the baseline, the window; everything it started ended. */
-async function runOnce(): Promise<Result> {
+async function runOnce(): Promise<ScaleResult> {
   useFileScope();
   try {
     const rig = await startRig(MODE);
@@ -286,11 +261,22 @@ async function measure(
   others: { name: string; pid: number }[],
   sims: Sim[],
   token: string,
-) {
+): Promise<ScaleResult> {
   // Every vessel's first poll (200 with its ETag), as after a hub restart: then the steady state.
   const t0 = Date.now();
-  for (let i = 0; i < sims.length; i += 200) await Promise.all(sims.slice(i, i + 200).map((s) => hit(hub, s, 'poll')));
-  console.error(`first polls of ${N} vessels in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const firstPollsFailed: Record<string, number> = {};
+  const failedFirst = (why: string) => void (firstPollsFailed[why] = (firstPollsFailed[why] ?? 0) + 1);
+  for (let i = 0; i < sims.length; i += 200)
+    await Promise.all(
+      sims.slice(i, i + 200).map((s) =>
+        hit(hub, s, 'poll').then(
+          (r) => void (r.status === 200 || failedFirst(`HTTP ${r.status}`)),
+          (err: NodeJS.ErrnoException) => failedFirst(err.code ?? err.message),
+        ),
+      ),
+    );
+  const firstSeconds = ((Date.now() - t0) / 1000).toFixed(1);
+  console.error(`first polls of ${N} vessels in ${firstSeconds} s, failed: ${JSON.stringify(firstPollsFailed)}`);
   const idle = await baseline(hub, sims);
   const idlePage = await pageMs(hub, token);
   const lat: Record<Route, number[]> = { poll: [], status: [], telemetry: [] };
@@ -317,9 +303,13 @@ async function measure(
   const inFlight = new Set<Promise<void>>();
   let next = 0;
   let pageUnderLoad: number[] = [];
-  const pageRun = new Promise<void>((res) => setTimeout(res, (WINDOW_S * 1000) / 2)).then(async () => {
-    pageUnderLoad = await pageMs(hub, token, 5);
-  });
+  let pageError: string | undefined;
+  // A page that does not load under load is a figure of the run, not the end of it.
+  const pageRun = new Promise<void>((res) => setTimeout(res, (WINDOW_S * 1000) / 2))
+    .then(async () => {
+      pageUnderLoad = await pageMs(hub, token, 5);
+    })
+    .catch((err: Error) => void (pageError = err.message));
   while (next < due.length) {
     const now = Date.now();
     while (next < due.length && due[next]!.at <= now) {
@@ -362,6 +352,7 @@ async function measure(
     mode: MODE,
     vessels: N,
     windowSeconds: seconds,
+    firstPollsFailed,
     loadAverage1m: { atStart: loadBefore, atEnd: loadavg()[0]! },
     routes: rows,
     hubCpuShareOfOneCore: share.slice(0, hubs.length).reduce((a, b) => a + b, 0),
@@ -369,45 +360,20 @@ async function measure(
     othersCpuShareOfOneCore: Object.fromEntries(others.map((o, i) => [o.name, share[hubs.length + i]!])),
     generatorCpuShareOfOneCore: (gen.user + gen.system) / 1e6 / seconds,
     hubRssMb: hubs.map((h) => rssMb(h.pid)),
-    fleetPageMs: { underLoadMedian: median(pageUnderLoad), idleMedian: median(idlePage) },
+    fleetPageMs: { underLoadMedian: median(pageUnderLoad), idleMedian: median(idlePage), underLoadError: pageError },
   };
 }
 
-/** The route table of one run, or of the medians of several (each figure the median over the runs). */
-function printTable(results: Result[]): void {
-  const m = (f: (r: Result) => number) => median(results.map(f));
-  const head = ['route', 'req/s', 'requests', 'failed', 'p50 ms', 'p99 ms', 'hub p50', 'hub p99'];
-  console.log(`| ${[...head, 'idle p50', 'idle p99', 'p99 ratio to idle'].join(' | ')} |`);
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  results[0]!.routes.forEach((row, i) => {
-    const at = (f: (r: Result['routes'][number]) => number) => m((r) => f(r.routes[i]!));
-    console.log(
-      `| ${row.route} | ${at((r) => r.perSecond).toFixed(1)} | ${at((r) => r.requests)} | ${at((r) => r.failed)} | ` +
-        `${at((r) => r.p50).toFixed(1)} | ${at((r) => r.p99).toFixed(1)} | ` +
-        `${at((r) => r.hubP50).toFixed(1)} | ${at((r) => r.hubP99).toFixed(1)} | ` +
-        `${at((r) => r.idleP50).toFixed(1)} | ${at((r) => r.idleP99).toFixed(1)} | ` +
-        `${at((r) => r.p99 / r.idleP99).toFixed(2)} |`,
-    );
-  });
-  const others = Object.keys(results[0]!.othersCpuShareOfOneCore);
-  console.log(
-    `hub CPU ${(100 * m((r) => r.hubCpuShareOfOneCore)).toFixed(0)} % of one core ` +
-      `(${results[0]!.hubRssMb.length} process(es), RSS ${results[0]!.hubRssMb
-        .map((_, i) => m((r) => r.hubRssMb[i]!).toFixed(0))
-        .join(' + ')} MB); ` +
-      others.map((o) => `${o} ${(100 * m((r) => r.othersCpuShareOfOneCore[o]!)).toFixed(0)} %, `).join('') +
-      `generator ${(100 * m((r) => r.generatorCpuShareOfOneCore)).toFixed(0)} %; fleet page ` +
-      `${m((r) => r.fleetPageMs.underLoadMedian).toFixed(0)} ms under load, ` +
-      `${m((r) => r.fleetPageMs.idleMedian).toFixed(0)} ms idle; 1-min load average ` +
-      results.map((r) => `${r.loadAverage1m.atStart.toFixed(2)}-${r.loadAverage1m.atEnd.toFixed(2)}`).join(', '),
-  );
-}
-
 async function main(): Promise<void> {
-  // Interrupted, the run still ends what it started (PostgreSQL, haproxy, the hubs, temp folders).
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
-    process.once(sig, () => void runDeferredCleanup().finally(() => process.exit(130)));
-  const results: Result[] = [];
+  // Interrupted or crashed, the run still ends what it started (PostgreSQL, haproxy, the hubs, temp folders).
+  const bail = (code: number) => () => void runDeferredCleanup().finally(() => process.exit(code));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, bail(130));
+  for (const ev of ['uncaughtException', 'unhandledRejection'] as const)
+    process.once(ev, (err) => {
+      console.error(err);
+      bail(1)();
+    });
+  const results: ScaleResult[] = [];
   for (let run = 1; run <= RUNS; run++) {
     const r = await runOnce();
     results.push(r);
