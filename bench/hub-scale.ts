@@ -7,16 +7,17 @@
  * p50/p99 of the poll, status and telemetry routes, the hub's CPU (share of one core) and RSS, and the
  * fleet page's server time with N vessels (signed in, first page). Baseline in the same run: the same
  * routes asked one at a time, a few per second, against the hub otherwise idle.
- * Usage: npx tsx bench/hub-scale.ts [vessels=10000] [seconds=120]
+ * With --pg (issue 15) the same load goes to two hub processes on one PostgreSQL database and one S3
+ * chunk store behind haproxy (bench/hub-scale-rig.ts); CPU and RSS are then of both hubs, and haproxy's
+ * and PostgreSQL's CPU are given beside them. --runs R: R runs, each from a fresh store, and their medians.
+ * Usage: npx tsx bench/hub-scale.ts [vessels=10000] [seconds=120] [--pg] [--runs R=1]
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { openSqliteHubStore } from '../hub/store/sqlite/sqlite-hub-store.js';
+import type { HubStore } from '../hub/store/hub-store.js';
 import { addRoot } from '../hub/roots.js';
 import { newEnrolmentToken } from '../hub/enrolment.js';
 import { createOpsToken } from '../hub/ops-tokens.js';
@@ -25,16 +26,24 @@ import { signVesselRequest } from '../shared/protocol/vessel-auth.js';
 import { MEDIA } from '../shared/protocol/http.js';
 import { paths } from '../shared/protocol/routes.js';
 import { CLASS, encodeBatch, type WireRecord } from '../shared/protocol/telemetry-wire.js';
+import { runDeferredCleanup, useFileScope } from '../test/helpers/cleanup.js';
 import { makeKeys, rootPayloadFor, signedRoot } from '../test/helpers/keys.js';
+import { rssMb, startRig, treeCpuS, type HubProcess } from './hub-scale-rig.js';
+import { bucketQuantile, pct, printTable, type Route, type ScaleResult } from './hub-scale-report.js';
 import { machine, median } from './lib.js';
 
-const N = Number(process.argv[2] ?? 10_000);
-const WINDOW_S = Number(process.argv[3] ?? 120);
+const args = parseArgs({
+  allowPositionals: true,
+  options: { pg: { type: 'boolean', default: false }, runs: { type: 'string', default: '1' } },
+});
+const N = Number(args.positionals[0] ?? 10_000);
+const WINDOW_S = Number(args.positionals[1] ?? 120);
+const MODE = args.values.pg ? 'pg' : 'sqlite';
+const RUNS = Number(args.values.runs);
 const POLL_S = 60;
 const STATUS_S = 15 * 60;
 const TELEMETRY_S = 5 * 60;
 const ADDRESSES = 256;
-type Route = 'poll' | 'status' | 'telemetry';
 
 interface Sim {
   name: string;
@@ -46,14 +55,7 @@ interface Sim {
   agent: Agent;
 }
 
-function pct(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
-async function setUp(dir: string): Promise<{ sims: Sim[]; token: string }> {
-  const store = openSqliteHubStore(dir);
+async function setUp(store: HubStore): Promise<{ sims: Sim[]; token: string }> {
   const now = Date.now();
   const keys = makeKeys();
   const rootBytes = signedRoot(rootPayloadFor(1, keys), keys.root);
@@ -191,42 +193,21 @@ const ROUTE_OF: Record<Route, string> = {
   telemetry: '/api/v1/vessels/:name/telemetry',
 };
 
-/** The hub's own request-duration histogram (its /metrics), cumulative counts per route and bucket. */
-async function hubBuckets(hub: string): Promise<Map<string, Map<number, number>>> {
-  const text = (await send(new URL('/metrics', hub), undefined, 'GET', {})).text;
+/** The hubs' own request-duration histograms (each one's /metrics), cumulative counts per route and bucket. */
+async function hubBuckets(hubs: HubProcess[]): Promise<Map<string, Map<number, number>>> {
   const out = new Map<string, Map<number, number>>();
-  for (const m of text.matchAll(
-    /^tender_hub_http_request_duration_seconds_bucket\{le="([^"]+)",route="([^"]+)"\} (\d+)/gm,
-  )) {
-    const b = out.get(m[2]!) ?? new Map<number, number>();
-    b.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[3]));
-    out.set(m[2]!, b);
+  for (const hub of hubs) {
+    const text = (await send(new URL('/metrics', hub.url), undefined, 'GET', {})).text;
+    for (const m of text.matchAll(
+      /^tender_hub_http_request_duration_seconds_bucket\{le="([^"]+)",route="([^"]+)"\} (\d+)/gm,
+    )) {
+      const b = out.get(m[2]!) ?? new Map<number, number>();
+      const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+      b.set(le, (b.get(le) ?? 0) + Number(m[3]));
+      out.set(m[2]!, b);
+    }
   }
   return out;
-}
-
-/** A quantile from bucket counts as Prometheus's histogram_quantile reads it (linear inside a bucket), in ms. */
-function bucketQuantile(after: Map<number, number>, before: Map<number, number> | undefined, q: number): number {
-  const les = [...after.keys()].sort((a, b) => a - b);
-  const counts = les.map((le) => after.get(le)! - (before?.get(le) ?? 0));
-  const total = counts.at(-1)!;
-  const rank = q * total;
-  for (let i = 0; i < les.length; i++) {
-    if (counts[i]! < rank) continue;
-    const lo = i === 0 ? 0 : les[i - 1]!;
-    const hi = les[i]!;
-    if (hi === Infinity) return lo * 1000;
-    const below = i === 0 ? 0 : counts[i - 1]!;
-    return (lo + ((hi - lo) * (rank - below)) / Math.max(1, counts[i]! - below)) * 1000;
-  }
-  return NaN;
-}
-
-function procStat(pid: number): { cpuS: number; rssMb: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(f[11]) + Number(f[12]);
-  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
-  return { cpuS: ticks / 100, rssMb: Number(rss) / 1024 };
 }
 
 async function pageMs(hub: string, token: string, runs = 7): Promise<number[]> {
@@ -261,119 +242,148 @@ async function baseline(hub: string, sims: Sim[]): Promise<Record<Route, number[
   return out;
 }
 
-async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'tender-bench-scale-'));
-  const { sims, token } = await setUp(join(dir, 'hub'));
-  const hubProc = spawn(
-    process.execPath,
-    ['bin/tender.js', 'hub', 'serve', '--data', join(dir, 'hub'), '--listen', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TENDER_LOG_LEVEL: 'info' } },
-  );
+/** One run: a fresh store and hub(s), the set-up, the baseline, the window; everything it started ended. */
+async function runOnce(): Promise<ScaleResult> {
+  useFileScope();
   try {
-    const hub = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      hubProc.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const m = /"url":"(http:\/\/[^"]+)"/.exec(buf);
-        if (m) resolve(m[1]!);
-      });
-      hubProc.once('exit', (c) => reject(new Error(`hub exited ${c}`)));
-      setTimeout(() => reject(new Error(`hub did not start: ${buf.slice(-500)}`)), 60_000);
-    });
-    hubProc.stdout!.resume();
-    // Every vessel's first poll (200 with its ETag), as after a hub restart: then the steady state.
-    const t0 = Date.now();
-    for (let i = 0; i < sims.length; i += 200)
-      await Promise.all(sims.slice(i, i + 200).map((s) => hit(hub, s, 'poll')));
-    console.error(`first polls of ${N} vessels in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const idle = await baseline(hub, sims);
-    const idlePage = await pageMs(hub, token);
-    const lat: Record<Route, number[]> = { poll: [], status: [], telemetry: [] };
-    const failed: Record<Route, number> = { poll: 0, status: 0, telemetry: 0 };
-    const due: { at: number; s: Sim; route: Route }[] = [];
-    const start = Date.now() + 1000;
-    for (const s of sims) {
-      for (let at = start + Math.random() * POLL_S * 1000; at < start + WINDOW_S * 1000; at += POLL_S * 1000)
-        due.push({ at, s, route: 'poll' });
-      for (const [route, every] of [
-        ['status', STATUS_S],
-        ['telemetry', TELEMETRY_S],
-      ] as const) {
-        const at = start + Math.random() * every * 1000;
-        if (at < start + WINDOW_S * 1000) due.push({ at, s, route });
-      }
-    }
-    due.sort((a, b) => a.at - b.at);
-    const before = procStat(hubProc.pid!);
-    const genBefore = process.cpuUsage();
-    const bucketsBefore = await hubBuckets(hub);
-    const inFlight = new Set<Promise<void>>();
-    let next = 0;
-    let pageUnderLoad: number[] = [];
-    const pageRun = new Promise<void>((res) => setTimeout(res, (WINDOW_S * 1000) / 2)).then(async () => {
-      pageUnderLoad = await pageMs(hub, token, 5);
-    });
-    while (next < due.length) {
-      const now = Date.now();
-      while (next < due.length && due[next]!.at <= now) {
-        const d = due[next++]!;
-        const p = hit(hub, d.s, d.route)
-          .then((r) => {
-            if (r.status >= 300 && r.status !== 304) failed[d.route]++;
-            else lat[d.route].push(r.ms);
-          })
-          .catch(() => {
-            failed[d.route]++;
-          })
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-      }
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    await Promise.all(inFlight);
-    await pageRun;
-    const after = procStat(hubProc.pid!);
-    const seconds = (Date.now() - start) / 1000;
-    const gen = process.cpuUsage(genBefore);
-    const bucketsAfter = await hubBuckets(hub);
-    const rows = (['poll', 'status', 'telemetry'] as Route[]).map((r) => ({
-      route: r,
-      requests: lat[r].length,
-      failed: failed[r],
-      perSecond: lat[r].length / seconds,
-      p50: pct(lat[r], 50),
-      p99: pct(lat[r], 99),
-      idleP50: pct(idle[r], 50),
-      idleP99: pct(idle[r], 99),
-      // Inside the hub (its histogram: routing to the last byte written), without the generator's queueing.
-      hubP50: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.5),
-      hubP99: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.99),
-    }));
-    const result = {
-      machine: machine(),
-      at: new Date().toISOString(),
-      vessels: N,
-      windowSeconds: seconds,
-      routes: rows,
-      hubCpuShareOfOneCore: (after.cpuS - before.cpuS) / seconds,
-      generatorCpuShareOfOneCore: (gen.user + gen.system) / 1e6 / seconds,
-      hubRssMb: after.rssMb,
-      fleetPageMs: { underLoadMedian: median(pageUnderLoad), idleMedian: median(idlePage) },
-    };
-    console.log(JSON.stringify(result, null, 2));
-    const head = ['route', 'req/s', 'requests', 'failed', 'p50 ms', 'p99 ms', 'hub p50', 'hub p99'];
-    console.log(`| ${[...head, 'idle p50', 'idle p99', 'p99 ratio to idle'].join(' | ')} |`);
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const r of rows)
-      console.log(
-        `| ${r.route} | ${r.perSecond.toFixed(1)} | ${r.requests} | ${r.failed} | ${r.p50.toFixed(1)} | ` +
-          `${r.p99.toFixed(1)} | ${r.hubP50.toFixed(1)} | ${r.hubP99.toFixed(1)} | ` +
-          `${r.idleP50.toFixed(1)} | ${r.idleP99.toFixed(1)} | ` +
-          `${(r.p99 / r.idleP99).toFixed(2)} |`,
-      );
+    const rig = await startRig(MODE);
+    const { sims, token } = await setUp(await rig.openStore());
+    const served = await rig.serve();
+    return await measure(served.url, served.hubs, served.others, sims, token);
   } finally {
-    hubProc.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await runDeferredCleanup();
+  }
+}
+
+async function measure(
+  hub: string,
+  hubs: HubProcess[],
+  others: { name: string; pid: number }[],
+  sims: Sim[],
+  token: string,
+): Promise<ScaleResult> {
+  // Every vessel's first poll (200 with its ETag), as after a hub restart: then the steady state.
+  const t0 = Date.now();
+  const firstPollsFailed: Record<string, number> = {};
+  const failedFirst = (why: string) => void (firstPollsFailed[why] = (firstPollsFailed[why] ?? 0) + 1);
+  for (let i = 0; i < sims.length; i += 200)
+    await Promise.all(
+      sims.slice(i, i + 200).map((s) =>
+        hit(hub, s, 'poll').then(
+          (r) => void (r.status === 200 || failedFirst(`HTTP ${r.status}`)),
+          (err: NodeJS.ErrnoException) => failedFirst(err.code ?? err.message),
+        ),
+      ),
+    );
+  const firstSeconds = ((Date.now() - t0) / 1000).toFixed(1);
+  console.error(`first polls of ${N} vessels in ${firstSeconds} s, failed: ${JSON.stringify(firstPollsFailed)}`);
+  const idle = await baseline(hub, sims);
+  const idlePage = await pageMs(hub, token);
+  const lat: Record<Route, number[]> = { poll: [], status: [], telemetry: [] };
+  const failed: Record<Route, number> = { poll: 0, status: 0, telemetry: 0 };
+  const due: { at: number; s: Sim; route: Route }[] = [];
+  const start = Date.now() + 1000;
+  for (const s of sims) {
+    for (let at = start + Math.random() * POLL_S * 1000; at < start + WINDOW_S * 1000; at += POLL_S * 1000)
+      due.push({ at, s, route: 'poll' });
+    for (const [route, every] of [
+      ['status', STATUS_S],
+      ['telemetry', TELEMETRY_S],
+    ] as const) {
+      const at = start + Math.random() * every * 1000;
+      if (at < start + WINDOW_S * 1000) due.push({ at, s, route });
+    }
+  }
+  due.sort((a, b) => a.at - b.at);
+  const cpu = () => [...hubs, ...others].map((p) => treeCpuS(p.pid));
+  const cpuBefore = cpu();
+  const loadBefore = loadavg()[0]!;
+  const genBefore = process.cpuUsage();
+  const bucketsBefore = await hubBuckets(hubs);
+  const inFlight = new Set<Promise<void>>();
+  let next = 0;
+  let pageUnderLoad: number[] = [];
+  let pageError: string | undefined;
+  // A page that does not load under load is a figure of the run, not the end of it.
+  const pageRun = new Promise<void>((res) => setTimeout(res, (WINDOW_S * 1000) / 2))
+    .then(async () => {
+      pageUnderLoad = await pageMs(hub, token, 5);
+    })
+    .catch((err: Error) => void (pageError = err.message));
+  while (next < due.length) {
+    const now = Date.now();
+    while (next < due.length && due[next]!.at <= now) {
+      const d = due[next++]!;
+      const p = hit(hub, d.s, d.route)
+        .then((r) => {
+          if (r.status >= 300 && r.status !== 304) failed[d.route]++;
+          else lat[d.route].push(r.ms);
+        })
+        .catch(() => {
+          failed[d.route]++;
+        })
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  await Promise.all(inFlight);
+  await pageRun;
+  const seconds = (Date.now() - start) / 1000;
+  const share = cpu().map((c, i) => (c - cpuBefore[i]!) / seconds);
+  const gen = process.cpuUsage(genBefore);
+  const bucketsAfter = await hubBuckets(hubs);
+  const rows = (['poll', 'status', 'telemetry'] as Route[]).map((r) => ({
+    route: r,
+    requests: lat[r].length,
+    failed: failed[r],
+    perSecond: lat[r].length / seconds,
+    p50: pct(lat[r], 50),
+    p99: pct(lat[r], 99),
+    idleP50: pct(idle[r], 50),
+    idleP99: pct(idle[r], 99),
+    // Inside the hubs (their histograms: routing to the last byte written), without the generator's queueing.
+    hubP50: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.5),
+    hubP99: bucketQuantile(bucketsAfter.get(ROUTE_OF[r])!, bucketsBefore.get(ROUTE_OF[r]), 0.99),
+  }));
+  return {
+    machine: machine(),
+    at: new Date().toISOString(),
+    mode: MODE,
+    vessels: N,
+    windowSeconds: seconds,
+    firstPollsFailed,
+    loadAverage1m: { atStart: loadBefore, atEnd: loadavg()[0]! },
+    routes: rows,
+    hubCpuShareOfOneCore: share.slice(0, hubs.length).reduce((a, b) => a + b, 0),
+    perHubCpuShareOfOneCore: share.slice(0, hubs.length),
+    othersCpuShareOfOneCore: Object.fromEntries(others.map((o, i) => [o.name, share[hubs.length + i]!])),
+    generatorCpuShareOfOneCore: (gen.user + gen.system) / 1e6 / seconds,
+    hubRssMb: hubs.map((h) => rssMb(h.pid)),
+    fleetPageMs: { underLoadMedian: median(pageUnderLoad), idleMedian: median(idlePage), underLoadError: pageError },
+  };
+}
+
+async function main(): Promise<void> {
+  // Interrupted or crashed, the run still ends what it started (PostgreSQL, haproxy, the hubs, temp folders).
+  const bail = (code: number) => () => void runDeferredCleanup().finally(() => process.exit(code));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, bail(130));
+  for (const ev of ['uncaughtException', 'unhandledRejection'] as const)
+    process.once(ev, (err) => {
+      console.error(err);
+      bail(1)();
+    });
+  const results: ScaleResult[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    const r = await runOnce();
+    results.push(r);
+    console.log(JSON.stringify(r, null, 2));
+    console.log(`run ${run} of ${RUNS} (${MODE}, ${N} vessels, ${WINDOW_S} s):`);
+    printTable([r]);
+  }
+  if (RUNS > 1) {
+    console.log(`median of ${RUNS} runs (${MODE}, ${N} vessels, ${WINDOW_S} s):`);
+    printTable(results);
   }
 }
 

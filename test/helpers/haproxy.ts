@@ -5,13 +5,35 @@ import { join } from 'node:path';
 import { cleanup } from './cleanup.js';
 import { tempDir } from './tmp.js';
 
+export interface HaproxyOptions {
+  /** Client connections haproxy holds at once (its `global maxconn`); 256 unless told. */
+  maxconn?: number;
+  /**
+   * Connections to each hub, busy and idle (`maxconn` and `pool-max-conn` of each server line): all come
+   * from 127.0.0.1, so keep the two below the hub's per-address cap; more requests wait in haproxy's queue
+   * (up to 30 s). Unbounded unless told.
+   */
+  serverConns?: number;
+}
+
+export interface Haproxy {
+  url: string;
+  pid: number;
+  /** Ends haproxy (also done when the test ends, or by runDeferredCleanup() outside a test). */
+  stop(): void;
+}
+
 /**
  * Debian's haproxy in front of hub processes, as an operator would run it: round robin, a health check on
- * /ready every 300 ms (a dead hub is out after one failed check), a request whose connection fails
+ * /health every 300 ms (a dead hub is out after one failed check), a request whose connection fails
  * retried on the other server, and the server that answered named in X-Tender-Hub. Stopped when the test
  * ends.
  */
-export async function startHaproxy(backends: { name: string; port: number }[]): Promise<{ url: string }> {
+export async function startHaproxy(
+  backends: { name: string; port: number }[],
+  opts: HaproxyOptions = {},
+): Promise<Haproxy> {
+  const perServer = opts.serverConns ? ` maxconn ${opts.serverConns} pool-max-conn ${opts.serverConns}` : '';
   const port = await freePort();
   const dir = tempDir('tender-haproxy-');
   const cfg = join(dir, 'haproxy.cfg');
@@ -19,7 +41,7 @@ export async function startHaproxy(backends: { name: string; port: number }[]): 
     cfg,
     [
       'global',
-      '  maxconn 256',
+      `  maxconn ${opts.maxconn ?? 256}`,
       'defaults',
       '  mode http',
       '  timeout connect 2s',
@@ -27,6 +49,7 @@ export async function startHaproxy(backends: { name: string; port: number }[]): 
       '  timeout server 60s',
       '  retries 3',
       '  option redispatch',
+      ...(opts.serverConns ? ['  timeout queue 30s'] : []),
       'frontend hubs',
       `  bind 127.0.0.1:${port}`,
       '  default_backend hubs',
@@ -34,7 +57,7 @@ export async function startHaproxy(backends: { name: string; port: number }[]): 
       '  balance roundrobin',
       '  option httpchk GET /health',
       '  http-response set-header X-Tender-Hub %s',
-      ...backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port} check inter 300 fall 1 rise 1`),
+      ...backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port} check inter 300 fall 1 rise 1${perServer}`),
       '',
     ].join('\n'),
   );
@@ -42,15 +65,16 @@ export async function startHaproxy(backends: { name: string; port: number }[]): 
   let log = '';
   proc.stdout.on('data', (d) => (log += d));
   proc.stderr.on('data', (d) => (log += d));
-  cleanup(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
+  const stop = () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  cleanup(stop);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`haproxy exited: ${log}`);
     try {
-      if ((await fetch(`${url}/health`)).ok) return { url };
+      if ((await fetch(`${url}/health`)).ok) return { url, pid: proc.pid!, stop };
     } catch {
       // not listening yet
     }

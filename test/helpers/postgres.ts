@@ -13,6 +13,8 @@ import pg from 'pg';
  * `stop()` ends the server this started (by its pid) and removes the directory.
  */
 export interface PgCluster {
+  /** The postmaster's pid (its backends are its children). */
+  pid: number;
   /** postgres://postgres@127.0.0.1:PORT/DB */
   url(database?: string): string;
   /** A fresh empty database; returns its URL. */
@@ -139,6 +141,7 @@ export async function startPgCluster(opts: { timeoutMs?: number } = {}): Promise
     }
   };
   return {
+    pid: proc.pid!,
     url,
     async createDatabase() {
       const name = `t_${process.pid}_${++n}_${Math.random().toString(36).slice(2, 8)}`;
