@@ -5,12 +5,13 @@ import { buildHub, type HubDeps, type HubOptions } from '../../hub/app.js';
 import { createOpsToken, ROLES, type Role } from '../../hub/ops-tokens.js';
 import { addRoot } from '../../hub/roots.js';
 import { publishRelease } from '../../hub/releases.js';
-import type { StoredRelease } from '../../hub/store/hub-store.js';
+import type { HubStore, StoredRelease } from '../../hub/store/hub-store.js';
 import { createChunkStore, type ChunkStore } from '../../shared/content/chunk-store.js';
 import { generateKey, type PrivateKey } from '../../shared/trust/keys.js';
 import { signVesselRequest } from '../../shared/protocol/vessel-auth.js';
 import { makeKeys, rootPayloadFor, signedRoot, type TestKeys } from './keys.js';
 import { tempDir } from './tmp.js';
+import { testHubStore } from './hub-store-mode.js';
 import { paths } from '../../shared/protocol/routes.js';
 import type { HubTlsState } from '../../hub/tls.js';
 
@@ -35,12 +36,18 @@ export interface TestHub {
   listen(): Promise<string>;
   /** Serve another certificate from the next handshake on (what SIGHUP does in `tender hub serve`). */
   reloadTls: (state: HubTlsState) => void;
+  /**
+   * What a hub restarted on this hub's data passes to buildHub besides dataDir: nothing on the embedded
+   * store, another store on the same database in the PostgreSQL run (test/helpers/hub-store-mode.ts).
+   */
+  sameData(): Promise<{ store?: HubStore }>;
 }
 
 /** An in-process hub on a temp dir with a root loaded, closed when the test ends. */
 export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub> {
   const dataDir = tempDir('tender-hub-');
-  const { app, deps, routes, reloadTls } = await buildHub({ dataDir, ...opts });
+  const mode = opts.store ? undefined : await testHubStore(dataDir);
+  const { app, deps, routes, reloadTls } = await buildHub({ dataDir, ...opts, ...(mode && { store: mode.store }) });
   onTestFinished(async () => {
     await app.close();
   });
@@ -74,6 +81,9 @@ export async function startHub(opts: Partial<HubOptions> = {}): Promise<TestHub>
       return `${opts.tls ? 'https' : 'http'}://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
     },
     reloadTls,
+    async sameData() {
+      return mode ? { store: await mode.reopen() } : {};
+    },
   };
 }
 

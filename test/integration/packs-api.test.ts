@@ -123,7 +123,7 @@ describe('hub packs', () => {
     // Nothing rides for a vessel the release is not targeted at.
     expect(await desired(b)).toEqual({ vessel: 'ship-b', release: null, rootVersion: 1 });
     // A large manifest is left to the resumable release route.
-    release(
+    await release(
       hub,
       'big',
       'vessel:ship-a',

@@ -176,7 +176,12 @@ describe('rollouts in waves through the API', () => {
 
     // Restart: a new hub process on the same data; the plan stands where it was.
     await c.hub.app.close();
-    const again = await buildHub({ dataDir: c.hub.dataDir, now: () => c.clock.now, rolloutTickMs: 100 });
+    const again = await buildHub({
+      dataDir: c.hub.dataDir,
+      ...(await c.hub.sameData()),
+      now: () => c.clock.now,
+      rolloutTickMs: 100,
+    });
     onTestFinished(() => again.app.close());
     await again.app.listen({ host: '127.0.0.1', port: 0 });
     const a = again.app.server.address();
