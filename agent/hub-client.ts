@@ -29,8 +29,22 @@ import { DELTA_FORMATS } from '../shared/content/solid.js';
 /** A pack request; bases only when there are some (an older hub's schema is strict). */
 const packBody = (release: string, digests: string[], bases?: [string, string][]) =>
   bases?.length ? { release, digests, bases } : { release, digests };
-/** The delta formats this agent applies, named on every pack request (an older hub ignores the header). */
-const deltaHeaders = { [HEADER.deltaFormats]: DELTA_FORMATS.join(',') };
+/**
+ * The delta formats this agent applies, named on every pack request, and whether the content's solid groups
+ * should follow the layer indexes (an older hub ignores both headers).
+ */
+const packHeadersFor = (ahead?: boolean): Record<string, string> => ({
+  [HEADER.deltaFormats]: DELTA_FORMATS.join(','),
+  ...(ahead ? { [HEADER.packAhead]: 'groups' } : {}),
+});
+
+/** What a pack request carries besides the chunks it names. */
+export interface PackAsk {
+  /** [wanted layer index, the index of its slot on board]: sent as deltas. */
+  bases?: [string, string][];
+  /** Ask for the solid groups of content to follow the layer indexes (HEADER.packAhead). */
+  ahead?: boolean;
+}
 
 /** The hub could not be reached or did not answer in time: a normal state at sea, not an error to shout. */
 export class HubUnreachableError extends TenderError {
@@ -242,15 +256,10 @@ export class HubClient {
   }
 
   /** Fix a list of chunks of a release as a pack on the hub: its id and length. */
-  async createPack(
-    vessel: string,
-    release: string,
-    digests: string[],
-    bases?: [string, string][],
-  ): Promise<PackCreated> {
+  async createPack(vessel: string, release: string, digests: string[], ask: PackAsk = {}): Promise<PackCreated> {
     const res = await this.request('POST', paths.vesselPacks(vessel), {
-      body: packBody(release, digests, bases),
-      headers: deltaHeaders,
+      body: packBody(release, digests, ask.bases),
+      headers: packHeadersFor(ask.ahead),
     });
     return parseAnswer(packCreatedSchema, expectOk(res, 'pack').body, 'pack');
   }
@@ -264,13 +273,13 @@ export class HubClient {
     release: string,
     digests: string[],
     signal: AbortSignal,
-    bases?: [string, string][],
+    ask: PackAsk = {},
   ): Promise<Response> {
     return this.stream(
       paths.vesselPacks(vessel),
-      { accept: MEDIA.pack, ...deltaHeaders },
+      { accept: MEDIA.pack, ...packHeadersFor(ask.ahead) },
       signal,
-      packBody(release, digests, bases),
+      packBody(release, digests, ask.bases),
     );
   }
 

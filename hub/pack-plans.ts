@@ -53,6 +53,7 @@ export class PackPlans {
   private readonly plans = new Map<number, Promise<SolidGroup[]>>();
   private readonly deltas = new Map<string, Promise<string | undefined>>();
   private readonly manifests = new Map<number, ReleaseManifest>();
+  private readonly indexSets = new Map<string, Promise<Set<string> | undefined>>();
 
   constructor(
     private readonly store: HubStore,
@@ -184,14 +185,7 @@ export class PackPlans {
     if (!t || !isLayerIndex(m, target)) return undefined;
     // The base must be a layer index of this app: a delta says which bytes two blobs share, so it is only
     // made against a blob the vessel may fetch anyway.
-    let baseRaw: number | undefined;
-    for (const other of await this.store.releases.list({ app: r.app, limit: 200 })) {
-      const om = await this.manifest(other.id);
-      if (om && isLayerIndex(om, base)) {
-        baseRaw = namedChunks(om).get(base)!.raw;
-        break;
-      }
-    }
+    const baseRaw = await this.indexRawSize(r.app, base);
     if (baseRaw === undefined || !(await chunks.has(base))) return undefined;
     const targetComp = await chunks.read(target);
     const raw = encodeIndexDeltaRaw(
@@ -203,6 +197,36 @@ export class PackPlans {
     if (!(await chunks.has(digest))) await chunks.put(digest, await compressBlob(raw, this.quality), raw.byteLength);
     const size = (await chunks.size(digest)) ?? Infinity;
     return size < targetComp.byteLength ? digest : undefined;
+  }
+
+  /** The raw size of a layer index of some release of `app`; undefined when it is none. */
+  private async indexRawSize(app: string, digest: string): Promise<number | undefined> {
+    for (const other of await this.store.releases.list({ app, limit: 200 })) {
+      const om = await this.manifest(other.id);
+      if (om && isLayerIndex(om, digest)) return namedChunks(om).get(digest)!.raw;
+    }
+    return undefined;
+  }
+
+  /**
+   * The content chunks a layer index of a release of `app` lists (cached); undefined when it is not one,
+   * or not in the store. `raw` is its signed raw size when the caller has it at hand.
+   */
+  indexChunks(app: string, digest: string, raw?: number): Promise<Set<string> | undefined> {
+    const key = `${app}:${digest}`;
+    let p = this.indexSets.get(key);
+    if (!p) {
+      p = (async () => {
+        raw ??= await this.indexRawSize(app, digest);
+        if (raw === undefined || !(await this.store.chunks.has(digest))) return undefined;
+        const ix = decodeLayerIndex(verifyCompressedChunk(digest, await this.store.chunks.read(digest), raw));
+        return new Set(ix.chunks.map(([d]) => d));
+      })().catch(() => undefined);
+      // A few apps' worth of layers; an index of 20,000 chunks is ~2 MB here.
+      if (this.indexSets.size >= 32) this.indexSets.delete(this.indexSets.keys().next().value!);
+      this.indexSets.set(key, p);
+    }
+    return p;
   }
 }
 

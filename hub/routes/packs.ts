@@ -13,7 +13,8 @@ import { ROUTES } from '../../shared/protocol/routes.js';
 import { RequestValidationError } from './validate.js';
 import { addRoute } from './register.js';
 import { parseRange } from './range.js';
-import { packPlans } from '../pack-plans.js';
+import { packPlans, type PackPlans, type SolidGroup } from '../pack-plans.js';
+import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
 import { namedChunks } from '../../shared/content/release-chunks.js';
 import { deltaFormatFor, type DeltaFormat } from '../../shared/content/solid.js';
 
@@ -73,7 +74,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
             message: `the hub lacks chunk ${missingHere.slice(0, 12)} of ${body.release}; publish it again`,
           });
         const format = deltaFormatFor(headerValue(req.headers[HEADER.deltaFormats]));
-        const entries = await packEntries(deps, release.id, body.digests, body.bases ?? [], format);
+        const ahead = headerValue(req.headers[HEADER.packAhead]) === 'groups';
+        const entries = await packEntries(deps, release.id, body.digests, body.bases ?? [], format, ahead);
         const entrySizes = await chunks.sizes(entries);
         const digests = Buffer.concat(entries.map((d) => Buffer.from(d, 'hex')));
         // The id names the entries (the layout), not only the chunks: the same chunks asked for before and
@@ -133,7 +135,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
 /**
  * The entries of a pack for these chunks: a solid group wherever the vessel lacks all of its members, a
  * delta for a layer index it names a base for (when smaller), and the chunk itself for the rest, in the
- * order asked. Every entry is a blob of the chunk store, so the pack's bytes are stable.
+ * order asked. Asked `ahead` with configs and layer indexes only, the solid groups it will need next
+ * follow them. Every entry is a blob of the chunk store, so the pack's bytes are stable.
  */
 async function packEntries(
   deps: HubDeps,
@@ -141,18 +144,23 @@ async function packEntries(
   wanted: string[],
   bases: [string, string][],
   format: DeltaFormat,
+  ahead: boolean,
 ): Promise<string[]> {
   const plans = packPlans(deps);
   const lacking = new Set(wanted);
   const out: string[] = [];
-  // Configs and layer indexes (the first pack of a transfer) are never in a group: no wait for them.
-  const named = namedChunks((await plans.manifest(releaseId))!);
-  const groups = wanted.every((d) => named.has(d)) ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
-  for (const g of groups) {
-    if (!g.members.every((d) => lacking.has(d))) continue;
-    out.push(g.digest);
-    for (const d of g.members) lacking.delete(d);
-  }
+  const m = (await plans.manifest(releaseId))!;
+  const named = namedChunks(m);
+  // Configs and layer indexes (the first pack of a transfer) are never in a group: no wait for them,
+  // unless the vessel asks for the groups to follow (then the wait is the one its content pack would have).
+  const indexTier = wanted.every((d) => named.has(d));
+  const groups = indexTier && !ahead ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
+  if (!indexTier)
+    for (const g of groups) {
+      if (!g.members.every((d) => lacking.has(d))) continue;
+      out.push(g.digest);
+      for (const d of g.members) lacking.delete(d);
+    }
   const baseOf = new Map(bases.filter(([t]) => lacking.has(t)));
   for (const d of wanted) {
     if (!lacking.has(d)) continue;
@@ -160,7 +168,35 @@ async function packEntries(
     const delta = base ? await plans.delta(releaseId, d, base, format) : undefined;
     out.push(delta ?? d);
   }
+  if (indexTier && ahead && groups.length) out.push(...(await aheadGroups(plans, m, lacking, baseOf, groups)));
   return out;
+}
+
+/**
+ * The solid groups a vessel asking for these layer indexes will need: those with no member in a layer
+ * index it holds (the release's indexes it does not ask for, and the bases it names). A chunk it holds
+ * through some other layer is sent again inside a group: the price of not waiting a round trip for the
+ * list of what it lacks, paid only where layers share content across slots.
+ */
+async function aheadGroups(
+  plans: PackPlans,
+  m: ReleaseManifest,
+  asked: Set<string>,
+  baseOf: Map<string, string>,
+  groups: SolidGroup[],
+): Promise<string[]> {
+  // digest → its raw size when this release signs it (a base from an earlier release is looked up).
+  const heldIndexes = new Map<string, number | undefined>([...baseOf.values()].map((d) => [d, undefined]));
+  for (const img of Object.values(m.images))
+    for (const l of img.layers) if (l.index && !asked.has(l.index[0])) heldIndexes.set(l.index[0], l.index[1]);
+  const held: Set<string>[] = [];
+  for (const [d, raw] of heldIndexes) {
+    const chunksOf = await plans.indexChunks(m.app, d, raw);
+    // An index the hub cannot read says nothing of what the vessel holds: no guess, no groups.
+    if (!chunksOf) return [];
+    held.push(chunksOf);
+  }
+  return groups.filter((g) => !g.members.some((c) => held.some((h) => h.has(c)))).map((g) => g.digest);
 }
 
 /**

@@ -105,7 +105,7 @@ export function encodeIndexDeltaRaw(base: Buffer, target: Buffer, format: DeltaF
 
 export interface ExpandContext {
   /** Raw sizes of the chunks the vessel wants (from signed data): a member outside it is refused. */
-  sizes: Map<string, number>;
+  sizes: Pick<ReadonlyMap<string, number>, 'get'>;
   /** The raw bytes of a chunk on board, verified; undefined when not held. */
   held: (digest: string) => Buffer | undefined;
 }

@@ -33,6 +33,12 @@ export const HEADER = {
    * so an older hub (strict about bodies) ignores it and sends format 1, which every agent applies.
    */
   deltaFormats: 'tender-delta-formats',
+  /**
+   * On the request for a release's configs and layer indexes: "groups" asks the hub to append, after them,
+   * the solid groups the vessel will need next (judged from the indexes it holds), so the content needs no
+   * second round trip. A header, so an older hub ignores it and the vessel asks for the content as before.
+   */
+  packAhead: 'tender-pack-ahead',
 } as const;
 
 /** The error body every route answers with on a 4xx or 5xx. */

@@ -550,7 +550,10 @@ export const ROUTES = {
     summary: 'fix a list of missing chunks of a release targeted at this vessel as a pack',
     description:
       `Answers the pack's id and length, or, asked with Accept: ${MEDIA.pack}, the pack itself ` +
-      `(its id in ${HEADER.packId}, its length in ${HEADER.packLength}), saving a round trip.`,
+      `(its id in ${HEADER.packId}, its length in ${HEADER.packLength}), saving a round trip. Sent with ` +
+      `${HEADER.packAhead}: groups on a request for configs and layer indexes only, the pack carries after ` +
+      `them the solid groups of content the vessel lacks (judged from the layer indexes it holds: those of ` +
+      `the release it does not ask for, and the bases it names), saving the content request's round trip.`,
     tags: ['packs'],
     auth: vessel,
     params: b.vesselParams,

@@ -13,6 +13,7 @@ import { MAX_MANIFEST_BYTES, type ReleaseManifest } from '../../shared/protocol/
 import { storeLayer, tarOf } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 import { encodeDownloadEntry } from '../../shared/protocol/pack.js';
+import { encodeSolidRaw, sha256hex } from '../../shared/content/solid.js';
 
 /**
  * The vessel against a hub that misbehaves (a compromised hub or a man in the middle answers its
@@ -204,6 +205,43 @@ describe('fetching from a hostile hub', () => {
     await expect(fetchFrom(hub.url, m, vessel)).rejects.toThrow(/still failing verification after 5 rounds/);
     expect(vessel.has(victim)).toBe(false);
     expect(content.slice(1).every((d) => vessel.has(d))).toBe(true);
+  });
+
+  it('takes content sent ahead of its tier only as chunks of the release, each one checked', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    const foreign = randomBytes(5000);
+    const groupOf = (members: { digest: string; raw: Buffer }[]) => {
+      const raw = encodeSolidRaw(members);
+      return encodeDownloadEntry(sha256hex(raw), brotliCompressSync(raw));
+    };
+    const members = content.map((d) => ({ digest: d, raw: shore.getRaw(d)! }));
+    // After the index (the only entry the vessel asked for), a group of `extra` when it asked ahead.
+    const hubWith = (extra: Buffer) =>
+      hostileHub(shore, (req, res, pack, n) => {
+        const all = n === 0 && req.headers['tender-pack-ahead'] === 'groups' ? Buffer.concat([pack, extra]) : pack;
+        res.setHeader('tender-pack-length', String(all.byteLength));
+        res.end(all);
+      });
+
+    // The release's own content: on board from the one request, nothing asked twice.
+    const honest = await hubWith(groupOf(members));
+    const a = createChunkStore(tempDir());
+    const sa = await fetchFrom(honest.url, m, a);
+    expect(content.every((d) => a.has(d))).toBe(true);
+    expect(sa.requests).toBe(1);
+    expect(sa.chunksRejected).toBe(0);
+
+    // A chunk of no release of it among them: the group is refused whole, nothing of it stored, and the
+    // content comes in a pack of its own.
+    const forged = await hubWith(groupOf([...members, { digest: sha256hex(foreign), raw: foreign }]));
+    const b = createChunkStore(tempDir());
+    const sb = await fetchFrom(forged.url, m, b);
+    expect(b.has(sha256hex(foreign))).toBe(false);
+    expect(sb.chunksRejected).toBe(1);
+    expect(content.every((d) => b.has(d))).toBe(true);
+    expect(sb.requests).toBe(2);
+    expect(forged.seen.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 
   it('refuses a pack declared longer than its chunks could be, before reading it', async () => {

@@ -92,7 +92,14 @@ function expectImages(m: ReleaseManifest, store: ChunkStore): void {
 }
 
 async function fetchOn(hub: TestHub, url: string, v: TestVessel, store: ChunkStore, dir: string, m: ReleaseManifest) {
-  const stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
+  const stats: FetchStats = {
+    requests: 0,
+    bytesReceived: 0,
+    chunksStored: 0,
+    chunksRejected: 0,
+    bytesStored: 0,
+    chunksHeld: 0,
+  };
   const missingRaw = store.missing(allReleaseChunks(m, hub.chunkFiles).keys()).length;
   const reports: TransferCounts[] = [];
   await fetchRelease(
@@ -148,6 +155,9 @@ describe('solid packs and index deltas', () => {
     expectImages(m3, aStore);
     expect(s3.chunksRejected).toBe(0);
     expect(s3.bytesReceived).toBeLessThan(oneByOne * 0.8);
+    // One round trip: the groups came after the indexes, in the same pack, none of them held already.
+    expect(s3.requests).toBe(1);
+    expect(s3.chunksHeld).toBe(0);
 
     // Holds m1 only, skips m2 and m3: m4's groups against m2 serve it, the rest comes chunk by chunk.
     const bStore = createChunkStore(tempDir());
@@ -156,11 +166,47 @@ describe('solid packs and index deltas', () => {
     const s4 = await fetchOn(hub, url, b, bStore, bDir, m4);
     expectImages(m4, bStore);
     expect(s4.chunksRejected).toBe(0);
+    // m4's groups (against m3 and m2) that hold nothing b has came ahead with the indexes; whatever else
+    // b lacked, in a second pack. Nothing came that b held.
+    expect(s4.requests).toBeLessThanOrEqual(2);
+    expect(s4.chunksHeld).toBe(0);
 
     // Holds nothing at all and asks for the newest: right too.
     const cStore = createChunkStore(tempDir());
-    await fetchOn(hub, url, c, cStore, tempDir(), m4);
+    const s4c = await fetchOn(hub, url, c, cStore, tempDir(), m4);
     expectImages(m4, cStore);
+    expect(s4c.chunksHeld).toBe(0);
+  }, 120_000);
+
+  it('sends ahead with the indexes only the groups of content the vessel lacks, judged by what it holds', async () => {
+    const hub = await startHub({ limits: { SOLID_BROTLI_QUALITY: 5 } });
+    const url = await hub.listen();
+    // Release 2 adds a layer x; release 3 keeps it and adds y. Release 3's plan: y against 2, x against 1.
+    const x = tarOf([{ name: 'x/lib.txt', data: prose(90_000) }]);
+    const y = tarOf([{ name: 'y/lib.txt', data: prose(80_000) }]);
+    const vessels = [await enrolVessel(hub, 'ship-x2'), await enrolVessel(hub, 'ship-x1')];
+    const m1 = await publish(hub, 1, [base]);
+    const m2 = await publish(hub, 2, [base, x]);
+    const m3 = await publish(hub, 3, [base, x, y]);
+    const holding = async (name: string, ms: ReleaseManifest[]) => {
+      const v = vessels.find((w) => w.name === name)!;
+      const store = createChunkStore(tempDir());
+      const dir = tempDir();
+      for (const m of ms) await fetchOn(hub, url, v, store, dir, m);
+      return { v, store, dir };
+    };
+    // Holding 2: y comes ahead, x (held) does not come at all.
+    const a = await holding('ship-x2', [m1, m2]);
+    const sa = await fetchOn(hub, url, a.v, a.store, a.dir, m3);
+    expectImages(m3, a.store);
+    expect([sa.requests, sa.chunksHeld, sa.chunksRejected]).toEqual([1, 0, 0]);
+    // Holding 1 only: both groups, still one round trip.
+    const b = await holding('ship-x1', [m1]);
+    const sb = await fetchOn(hub, url, b.v, b.store, b.dir, m3);
+    expectImages(m3, b.store);
+    expect([sb.requests, sb.chunksHeld, sb.chunksRejected]).toEqual([1, 0, 0]);
+    // ... and x came too: b lacked it.
+    expect(sb.bytesReceived).toBeGreaterThan(sa.bytesReceived * 1.5);
   }, 120_000);
 
   it('resumes a pack of solid groups and deltas cut at any byte into the same chunks', async () => {
@@ -200,7 +246,7 @@ describe('solid packs and index deltas', () => {
       const sdir = tempDir();
       const state = savePackState(sdir, 'solid@2', { id, length: pack.byteLength, etag: `"${id}"` }, wanted);
       writeFileSync(packPartPath(sdir, id), pack.subarray(0, cut));
-      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
+      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0, chunksHeld: 0 };
       const sink = new PackSink({ dir: sdir, chunks: store, log }, state, sizes, counters);
       // The rest arrives in odd pieces after the restart.
       for (let off = cut; off < pack.byteLength; off += 65_537) sink.write(pack.subarray(off, off + 65_537));
@@ -275,7 +321,7 @@ describe('solid packs and index deltas', () => {
         wanted,
       );
       writeFileSync(packPartPath(sdir, two.id), two.pack.subarray(0, cut));
-      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 };
+      const counters = { bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0, chunksHeld: 0 };
       const sink = new PackSink({ dir: sdir, chunks: store, log }, state, sizes, counters);
       sink.write(two.pack.subarray(cut));
       sink.flush();

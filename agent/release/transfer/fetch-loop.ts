@@ -3,10 +3,17 @@ import type { Logger } from 'pino';
 import { TenderError, errorMessage } from '../../../shared/errors.js';
 import type { ChunkStore } from '../../../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
-import { contentChunks, namedChunks } from '../../../shared/content/release-chunks.js';
+import { contentChunks, indexRefs, namedChunks } from '../../../shared/content/release-chunks.js';
 import { HubUnreachableError, type HubClient } from '../../hub-client.js';
 import { checkDisk, DISK_MARGIN_BYTES } from './disk-guard.js';
-import { createPack, openNewPack, openPackRange, PackRangeError, type PackHub } from './pack-requests.js';
+import {
+  createPack,
+  openNewPack,
+  openPackRange,
+  PackRangeError,
+  type PackHub,
+  type PackRequest,
+} from './pack-requests.js';
 import { PackSink, type SinkCounters } from './pack-sink.js';
 import { packsUnderWay, savePackState, type PackState } from './pack-state.js';
 import { Pacer } from './pacer.js';
@@ -62,19 +69,34 @@ interface Run {
   hub: PackHub;
   /** [wanted layer index, the index of its slot on board]: asked for as deltas. */
   bases: [string, string][];
+  /** Whether the next pack request asks for the content's solid groups ahead (the first of the indexes). */
+  ahead: boolean;
+  /** The most those groups can take on the wire: what the pack's declared length is checked against. */
+  aheadBytes: number;
+  /** The release's content chunks and raw sizes once every layer index is on board; undefined before. */
+  content: () => Map<string, number> | undefined;
 }
 
 /**
  * Fetch what the vessel lacks of a release, in two tiers: first the configs and layer indexes the signed
- * manifest names (one pack), then the content chunks those indexes list and the local store lacks
- * (chunks of every release kept on board count). Packs resume at the byte where a cut stopped them, across
- * restarts (offset and validator live on disk); every chunk is verified against its digest as it lands,
- * and a bad one is dropped and fetched again in a later round.
+ * manifest names (one pack, asking the hub to carry after them the solid groups of content the vessel
+ * will lack, so a vessel holding a recent release needs one round trip), then the content chunks those
+ * indexes list that the local store still lacks (chunks of every release kept on board count). Packs
+ * resume at the byte where a cut stopped them, across restarts (offset and validator live on disk); every
+ * chunk is verified against its digest as it lands, and a bad one is dropped and fetched again in a later
+ * round.
  */
 export async function fetchRelease(
   deps: FetchDeps,
   m: ReleaseManifest,
-  stats: FetchStats = { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0 },
+  stats: FetchStats = {
+    requests: 0,
+    bytesReceived: 0,
+    chunksStored: 0,
+    chunksRejected: 0,
+    bytesStored: 0,
+    chunksHeld: 0,
+  },
 ): Promise<FetchStats> {
   mkdirSync(deps.dir, { recursive: true });
   const named = new Map([...namedChunks(m)].map(([d, s]) => [d, s.raw]));
@@ -83,6 +105,13 @@ export async function fetchRelease(
   const namedMissing = [...named].reduce((a, [d, s]) => a + (deps.chunks.has(d) ? 0 : s), 0);
   checkDisk(deps.dir, m, namedMissing, margin);
   const hub: PackHub = { client: deps.client, vesselName: deps.vesselName, stats };
+  const lacking = new Set(deps.chunks.missing(named.keys()));
+  // Progress is counted in raw bytes of what was missing: known for the indexes now, for content once
+  // the indexes are on board. A reporter that throws must not cut the download.
+  const base = stats.bytesStored;
+  let total = namedMissing;
+  let content: Map<string, number> | undefined;
+  const layerIndexes = indexRefs(m).map(([d]) => d);
   const run: Run = {
     deps,
     m,
@@ -90,12 +119,25 @@ export async function fetchRelease(
     stats,
     pacer: new Pacer(deps.bytesPerSecond ?? 0),
     hub,
-    bases: indexBases(deps.dir, m, new Set(deps.chunks.missing(named.keys())), (d) => deps.chunks.has(d)),
+    bases: indexBases(deps.dir, m, lacking, (d) => deps.chunks.has(d)),
+    ahead: lacking.size > 0,
+    aheadBytes: aheadBound(m, lacking),
+    // Known once, when the first content lands (ahead of its tier, or after the indexes): the disk check
+    // and the progress total for the content are made then, before a byte of it is stored.
+    content: () => {
+      if (content) return content;
+      // Cheap first: whether every layer index is on board (a delta entry among them asks too).
+      if (deps.chunks.missing(layerIndexes).length) return undefined;
+      const c = contentChunks(m, deps.chunks);
+      if (c.missingIndexes.length) return undefined;
+      const missingBytes = deps.chunks.missing(c.chunks.keys()).reduce((a, d) => a + c.chunks.get(d)!, 0);
+      // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
+      checkDisk(deps.dir, m, missingBytes, margin);
+      total += missingBytes;
+      content = c.chunks;
+      return content;
+    },
   };
-  // Progress is counted in raw bytes of what was missing: known for the indexes now, for content once
-  // the indexes are on board. A reporter that throws must not cut the download.
-  const base = stats.bytesStored;
-  let total = namedMissing;
   const report = () => {
     try {
       deps.onProgress?.({ done: stats.bytesStored - base, total, linkBytes: stats.bytesReceived });
@@ -107,7 +149,7 @@ export async function fetchRelease(
   ticker?.unref();
   try {
     report();
-    await fetchContent(run, named, margin, (more) => (total += more));
+    await fetchContent(run, named);
     report();
   } finally {
     clearInterval(ticker);
@@ -115,39 +157,43 @@ export async function fetchRelease(
   return stats;
 }
 
-async function fetchContent(
-  run: Run,
-  named: Map<string, number>,
-  margin: number,
-  addTotal: (bytes: number) => void,
-): Promise<void> {
+async function fetchContent(run: Run, named: Map<string, number>): Promise<void> {
   const { deps, m } = run;
   await fetchTier(run, named);
   run.bases = [];
-  let content = contentChunks(m, deps.chunks);
+  run.ahead = false;
+  let indexes = contentChunks(m, deps.chunks);
   // An index found damaged on disk was dropped: fetch it again, once.
-  if (content.missingIndexes.length) {
+  if (indexes.missingIndexes.length) {
     await fetchTier(run, named);
-    content = contentChunks(m, deps.chunks);
+    indexes = contentChunks(m, deps.chunks);
   }
-  if (content.missingIndexes.length)
+  if (indexes.missingIndexes.length)
     throw new FetchError(
-      `release ${m.version}: layer index ${content.missingIndexes[0]!.slice(0, 12)} not on board after fetching`,
+      `release ${m.version}: layer index ${indexes.missingIndexes[0]!.slice(0, 12)} not on board after fetching`,
     );
-  // The link waits while this runs: the store is asked once, and the answer serves both the disk check
-  // and the first round of the tier.
-  const missing = deps.chunks.missing(content.chunks.keys());
-  // Raw sizes bound the compressed download from above: a conservative check, never an optimistic one.
-  const missingBytes = missing.reduce((a, d) => a + content.chunks.get(d)!, 0);
-  checkDisk(deps.dir, m, missingBytes, margin);
-  addTotal(missingBytes);
-  await fetchTier(run, content.chunks, missing);
+  // The link waits while this runs: the store is asked once, and the answer serves the first round of the
+  // tier (what came ahead with the indexes is on board already).
+  const content = run.content()!;
+  await fetchTier(run, content, deps.chunks.missing(content.keys()));
   recordIndexes(deps.dir, m);
 }
 
-const basesFor = (run: Run, digests: string[]) => {
+// A solid group holds chunks of the layers whose index the vessel lacks: their signed sizes, twice over for
+// the group's own headers and brotli's worst case, bound what the groups asked ahead can add to a pack.
+function aheadBound(m: ReleaseManifest, lackingIndexes: Set<string>): number {
+  let bytes = 1024 * 1024;
+  for (const img of Object.values(m.images))
+    for (const l of img.layers) if (l.index && lackingIndexes.has(l.index[0])) bytes += 2 * l.size;
+  return bytes;
+}
+
+/** What the next pack request for these chunks asks besides them; content ahead only once per transfer. */
+const ask = (run: Run, digests: string[]): PackRequest => {
   const want = new Set(digests);
-  return run.bases.filter(([t]) => want.has(t));
+  const ahead = run.ahead;
+  run.ahead = false;
+  return { bases: run.bases.filter(([t]) => want.has(t)), ahead, aheadBytes: run.aheadBytes };
 };
 
 async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: string[]): Promise<void> {
@@ -159,7 +205,7 @@ async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: s
     for (const state of resumed) await downloadPack(run, state, needed);
     for (const g of groups) {
       if (run.pacer.capped) {
-        const pack = await createPack(run.hub, run.m, g, needed, basesFor(run, g));
+        const pack = await createPack(run.hub, run.m, g, needed, ask(run, g));
         await downloadPack(run, savePackState(deps.dir, run.release, pack, g), needed);
       } else await streamNewPack(run, g, needed);
     }
@@ -178,8 +224,9 @@ async function streamNewPack(run: Run, digests: string[], sizes: Map<string, num
     await streamResponse(
       deps,
       async (signal) => {
-        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal, basesFor(run, digests));
-        sink = new PackSink(deps, savePackState(deps.dir, run.release, pack, digests), sizes, run.stats);
+        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal, ask(run, digests));
+        const state = savePackState(deps.dir, run.release, pack, digests);
+        sink = new PackSink(deps, state, sizes, run.stats, run.content);
         return res;
       },
       (piece) => sink!.write(piece),
@@ -204,7 +251,7 @@ async function streamNewPack(run: Run, digests: string[], sizes: Map<string, num
 /** Download (or resume) one pack with range requests, paced under a cap. */
 async function downloadPack(run: Run, state: PackState, sizes: Map<string, number>): Promise<void> {
   const { deps } = run;
-  const sink = new PackSink(deps, state, sizes, run.stats);
+  const sink = new PackSink(deps, state, sizes, run.stats, run.content);
   let fruitless = 0;
   while (sink.have < state.length) {
     const offset = sink.have;

@@ -1,6 +1,6 @@
 import { TenderError } from '../../../shared/errors.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
-import { packHeaders, type HubClient } from '../../hub-client.js';
+import { packHeaders, type HubClient, type PackAsk } from '../../hub-client.js';
 import { maxPackLength } from './pack-decoder.js';
 import type { PackHandle, PackState } from './pack-state.js';
 
@@ -18,9 +18,15 @@ export interface PackHub {
   stats: { requests: number };
 }
 
+/** A pack request: what it carries besides the chunks, and the most the content asked ahead can take. */
+export interface PackRequest extends PackAsk {
+  /** Bytes the solid groups asked ahead may add to the pack (0 when none are asked). */
+  aheadBytes?: number;
+}
+
 /** A pack cannot be longer than its chunks can encode to: a hub that declares more is not believed. */
-function checkPackLength(length: number, digests: string[], sizes: Map<string, number>): void {
-  const max = maxPackLength(digests, sizes);
+function checkPackLength(length: number, digests: string[], sizes: Map<string, number>, ask: PackRequest): void {
+  const max = maxPackLength(digests, sizes) + (ask.ahead ? (ask.aheadBytes ?? 0) : 0);
   if (length < 0 || length > max)
     throw new FetchRefused(`hub declared a pack of ${length} bytes for chunks that fit in ${max}`);
 }
@@ -31,11 +37,11 @@ export async function createPack(
   m: ReleaseRef,
   digests: string[],
   sizes: Map<string, number>,
-  bases?: [string, string][],
+  ask: PackRequest = {},
 ): Promise<PackHandle> {
-  const p = await hub.client.createPack(hub.vesselName, `${m.app}@${m.version}`, digests, bases);
+  const p = await hub.client.createPack(hub.vesselName, `${m.app}@${m.version}`, digests, ask);
   hub.stats.requests++;
-  checkPackLength(p.length, digests, sizes);
+  checkPackLength(p.length, digests, sizes, ask);
   return p;
 }
 
@@ -46,9 +52,9 @@ export async function openNewPack(
   digests: string[],
   sizes: Map<string, number>,
   signal: AbortSignal,
-  bases?: [string, string][],
+  ask: PackRequest = {},
 ): Promise<{ res: Response; pack: PackHandle }> {
-  const res = await hub.client.createAndOpenPack(hub.vesselName, `${m.app}@${m.version}`, digests, signal, bases);
+  const res = await hub.client.createAndOpenPack(hub.vesselName, `${m.app}@${m.version}`, digests, signal, ask);
   hub.stats.requests++;
   if (res.status !== 201)
     throw new FetchRefused(
@@ -56,7 +62,7 @@ export async function openNewPack(
     );
   const pack = packHeaders(res);
   if (!pack) throw new FetchRefused('hub answered a pack without its id or length');
-  checkPackLength(pack.length, digests, sizes);
+  checkPackLength(pack.length, digests, sizes, ask);
   return { res, pack };
 }
 

@@ -15,6 +15,8 @@ export interface SinkCounters {
   chunksRejected: number;
   /** Raw (unpacked) bytes of the chunks stored: what progress is counted in. */
   bytesStored: number;
+  /** Chunks that came (alone or in a group) while already on board: bytes the link carried for nothing. */
+  chunksHeld: number;
 }
 
 /**
@@ -29,17 +31,27 @@ export class PackSink {
   private pendingBytes = 0;
   private nextReport = 0;
 
+  // The release's content sizes for entries beyond the chunks asked (solid groups asked ahead of the
+  // content): looked up when such an entry lands, until they are known.
+  private aheadSizes: ReadonlyMap<string, number> | undefined;
+  private readonly lookup = { get: (d: string) => this.sizes.get(d) ?? this.aheadSizes?.get(d) };
+
+  /**
+   * `content`, when given, names the raw sizes of the release's content chunks once its layer indexes are
+   * on board (undefined before): groups of content the hub sent ahead of them are then taken too.
+   */
   constructor(
     private readonly deps: { dir: string; chunks: ChunkStore; log: Logger },
     readonly state: PackState,
     private readonly sizes: Map<string, number>,
     private readonly stats: SinkCounters,
+    private readonly content?: () => ReadonlyMap<string, number> | undefined,
   ) {
     this.part = packPartPath(deps.dir, state.id);
     // What is on disk was received before a cut: chunks complete in it are stored again (idempotent).
     const onDisk = existsSync(this.part) ? readFileSync(this.part) : Buffer.alloc(0);
     this.have = onDisk.byteLength;
-    this.store(onDisk);
+    this.store(onDisk, true);
   }
 
   /** Take a piece; false when it ran past the pack's length (what a hub sends beyond it is not believed). */
@@ -68,11 +80,16 @@ export class PackSink {
   }
 
   /** Store the chunks these bytes complete; one the store refuses (bad digest) is fetched again later. */
-  private store(data: Buffer): void {
+  private store(data: Buffer, replay = false): void {
     const { chunks, log } = this.deps;
     for (const { digest, body } of this.decoder.push(data)) {
       const raw = this.sizes.get(digest);
-      if (raw !== undefined && chunks.has(digest)) continue;
+      if (raw !== undefined && chunks.has(digest)) {
+        if (!replay) this.stats.chunksHeld++;
+        continue;
+      }
+      // Outside the try: what sizing the content refuses (a disk too full for it) stops the transfer.
+      if (raw === undefined && !this.aheadSizes) this.aheadSizes = this.content?.();
       try {
         if (raw !== undefined) {
           chunks.put(digest, Buffer.from(body), raw);
@@ -81,8 +98,11 @@ export class PackSink {
           continue;
         }
         // A solid group or a delta: each chunk it stands for is checked against its own digest.
-        for (const c of expandEntry(digest, body, { sizes: this.sizes, held: (d) => chunks.getRaw(d) })) {
-          if (chunks.has(c.digest)) continue;
+        for (const c of expandEntry(digest, body, { sizes: this.lookup, held: (d) => chunks.getRaw(d) })) {
+          if (chunks.has(c.digest)) {
+            if (!replay) this.stats.chunksHeld++;
+            continue;
+          }
           chunks.putRaw(c.digest, c.raw);
           this.stats.chunksStored++;
           this.stats.bytesStored += c.raw.byteLength;

@@ -108,16 +108,26 @@ export async function streamResponse(
     const res = await open(dog.signal).catch((err: unknown) => {
       throw dog.stalled ? new HubUnreachableError(`no answer from the hub: stalled (${dog.stalled}); will retry`) : err;
     });
+    // What the sink throws (a disk too full for the content) is its own error, not a cut link.
+    let sinkError: { err: unknown } | undefined;
     try {
       for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
         dog.bytes(piece.byteLength);
-        if (!onPiece(Buffer.from(piece))) {
+        let more: boolean;
+        try {
+          more = onPiece(Buffer.from(piece));
+        } catch (err) {
+          sinkError = { err };
+          throw err;
+        }
+        if (!more) {
           // Past the declared length: whatever else the hub sends is not read.
           dog.abort();
           return;
         }
       }
     } catch (err) {
+      if (sinkError) throw sinkError.err;
       throw new HubUnreachableError(
         `pack cut after ${dog.received} bytes: ` +
           `${dog.stalled ? `stalled (${dog.stalled}); dropped, will resume at the byte` : describeFetchError(err)}`,
