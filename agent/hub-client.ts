@@ -111,6 +111,32 @@ export class HubClient {
     private readonly onCompact: (compact: boolean) => void = () => {},
   ) {}
 
+  private packWaiters: (() => void)[] = [];
+
+  /**
+   * Resolves once the next pack request has taken its connection (or after `ms`): a request that can
+   * wait (the status report of a new target) lets the download have the warm one, not a new handshake.
+   */
+  nextPackRequest(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref?.();
+      const waiters = this.packWaiters;
+      function done() {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
+  /** A pack request was just handed to the connection pool (its socket chosen): the waiters go. */
+  private packRequestSent(): void {
+    for (const w of this.packWaiters.splice(0)) w();
+  }
+
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<HubResponse> {
     const first = await this.once(method, path, opts);
     if (first.status !== 401) return first;
@@ -257,10 +283,12 @@ export class HubClient {
 
   /** Fix a list of chunks of a release as a pack on the hub: its id and length. */
   async createPack(vessel: string, release: string, digests: string[], ask: PackAsk = {}): Promise<PackCreated> {
-    const res = await this.request('POST', paths.vesselPacks(vessel), {
+    const pending = this.request('POST', paths.vesselPacks(vessel), {
       body: packBody(release, digests, ask.bases),
       headers: packHeadersFor(ask.ahead),
     });
+    this.packRequestSent();
+    const res = await pending;
     return parseAnswer(packCreatedSchema, expectOk(res, 'pack').body, 'pack');
   }
 
@@ -275,12 +303,14 @@ export class HubClient {
     signal: AbortSignal,
     ask: PackAsk = {},
   ): Promise<Response> {
-    return this.stream(
+    const pending = this.stream(
       paths.vesselPacks(vessel),
       { accept: MEDIA.pack, ...packHeadersFor(ask.ahead) },
       signal,
       packBody(release, digests, ask.bases),
     );
+    this.packRequestSent();
+    return pending;
   }
 
   /** Bytes first..last (inclusive) of a pack, if it is still the one `etag` names. */
@@ -290,11 +320,13 @@ export class HubClient {
     range: { first: number; last: number; etag: string },
     signal: AbortSignal,
   ): Promise<Response> {
-    return this.stream(
+    const pending = this.stream(
       paths.vesselPack(vessel, id),
       { range: `bytes=${range.first}-${range.last}`, 'if-range': range.etag },
       signal,
     );
+    this.packRequestSent();
+    return pending;
   }
 
   /** A compressed telemetry batch; the answer as it came (the shipper decides on 413, 429, 400). */

@@ -38,6 +38,10 @@ export interface SyncResult {
   root: TrustedRoot;
 }
 
+// How long the report of a new target waits for the download to take the warm connection first: a
+// target that needs no download (images on board, settings only) reports after this.
+const REPORT_AFTER_CHANGE_WAIT_MS = 2_000;
+
 /**
  * One exchange with the hub: desired state (If-None-Match, so an unchanged state costs a 304), root
  * rotations when the hub has a newer root, and a status report when ours changed or is due.
@@ -75,14 +79,18 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
     'link.lastError': null,
   });
   if (client.meter) store.set('link.meter', client.meter.snapshot());
-  const report = reportStatus(deps, root, desired);
   if (changed) {
     // A new target waits for nothing: the report travels alongside the download instead of costing it a
-    // round trip. Not sent now, it is sent with the next sync (its fingerprint is stored only on success).
+    // round trip, and goes once the download's first request has taken the warm connection (else the
+    // report takes it and the download pays a new handshake). Not sent now, it is sent with the next sync
+    // (its fingerprint is stored only on success).
+    const report = (client.nextPackRequest?.(REPORT_AFTER_CHANGE_WAIT_MS) ?? Promise.resolve()).then(() =>
+      reportStatus(deps, root, desired),
+    );
     report.catch((err) =>
       log.debug({ reason: errorMessage(err) }, 'status report not sent; it goes with the next sync'),
     );
-  } else await report;
+  } else await reportStatus(deps, root, desired);
   return { changed, desired, root };
 }
 

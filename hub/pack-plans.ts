@@ -1,12 +1,13 @@
-import { verifyCompressedChunk } from '../shared/content/chunk-store.js';
-import { decodeLayerIndex } from '../shared/content/layer-index.js';
-import { namedChunks } from '../shared/content/release-chunks.js';
+import { ChunkError, verifyCompressedChunk } from '../shared/content/chunk-store.js';
+import { decodeLayerIndex, LayerIndexError } from '../shared/content/layer-index.js';
+import { indexRefs, indexSlots, namedChunks } from '../shared/content/release-chunks.js';
 import {
   compressBlob,
   encodeIndexDeltaRaw,
   encodeSolidRaw,
   sha256hex,
   groupChunks,
+  DELTA_FORMATS,
   type DeltaFormat,
 } from '../shared/content/solid.js';
 import type { ReleaseManifest } from '../shared/protocol/manifest.js';
@@ -54,6 +55,7 @@ export class PackPlans {
   private readonly deltas = new Map<string, Promise<string | undefined>>();
   private readonly manifests = new Map<number, ReleaseManifest>();
   private readonly indexSets = new Map<string, Promise<Set<string> | undefined>>();
+  private readonly chunkSets = new Map<number, Promise<Set<string> | undefined>>();
 
   constructor(
     private readonly store: HubStore,
@@ -79,6 +81,8 @@ export class PackPlans {
       p = this.compute(releaseId);
       // A failed plan is tried again next time (an index uploaded late, a store hiccup).
       p.catch(() => this.plans.delete(releaseId));
+      // Then, in the background, what the first vessel's pack request would otherwise wait for.
+      p.then(() => this.warm(releaseId)).catch(() => {});
       if (this.plans.size > 64) this.plans.delete(this.plans.keys().next().value!);
       this.plans.set(releaseId, p);
     }
@@ -97,6 +101,54 @@ export class PackPlans {
       this.manifests.set(releaseId, m);
     }
     return m;
+  }
+
+  /**
+   * Every chunk digest of the release (configs, layer indexes, the content they list): what a vessel may
+   * ask for in its packs. Undefined while a layer index is not in the store.
+   */
+  releaseChunks(releaseId: number): Promise<Set<string> | undefined> {
+    let p = this.chunkSets.get(releaseId);
+    if (!p) {
+      p = (async () => {
+        const m = await this.manifest(releaseId);
+        if (!m) return undefined;
+        const out = new Set(namedChunks(m).keys());
+        for (const [d, raw] of indexRefs(m)) {
+          const listed = await this.indexChunks(m.app, d, raw);
+          if (!listed) return undefined;
+          for (const c of listed) out.add(c);
+        }
+        return out;
+      })();
+      // Not known yet (an index uploaded late) is asked again next time.
+      void p.then((known) => known ?? this.chunkSets.delete(releaseId)).catch(() => this.chunkSets.delete(releaseId));
+      if (this.chunkSets.size >= 32) this.chunkSets.delete(this.chunkSets.keys().next().value!);
+      this.chunkSets.set(releaseId, p);
+    }
+    return p;
+  }
+
+  /**
+   * Compute ahead what a vessel holding one of the releases planned against asks for first: the chunk
+   * set of the release, the layer indexes it holds (decoded, so the groups sent ahead are chosen at
+   * once), and the index deltas from the same slots in the format current agents apply.
+   */
+  private async warm(releaseId: number): Promise<void> {
+    const r = await this.store.releases.get(releaseId);
+    const m = await this.manifest(releaseId);
+    if (!r || !m) return;
+    await this.releaseChunks(releaseId);
+    const target = indexSlots(m);
+    for (const from of await this.before(r, PLAN_DEPTH)) {
+      const fm = await this.manifest(from.id);
+      if (!fm) continue;
+      for (const [d, raw] of indexRefs(fm)) await this.indexChunks(fm.app, d, raw);
+      for (const [slot, base] of indexSlots(fm)) {
+        const t = target.get(slot);
+        if (t && t !== base) await this.delta(releaseId, t, base, DELTA_FORMATS[DELTA_FORMATS.length - 1]!);
+      }
+    }
   }
 
   /** Releases of the same app published before this one, newest first. */
@@ -219,9 +271,19 @@ export class PackPlans {
       p = (async () => {
         raw ??= await this.indexRawSize(app, digest);
         if (raw === undefined || !(await this.store.chunks.has(digest))) return undefined;
-        const ix = decodeLayerIndex(verifyCompressedChunk(digest, await this.store.chunks.read(digest), raw));
-        return new Set(ix.chunks.map(([d]) => d));
+        try {
+          const ix = decodeLayerIndex(verifyCompressedChunk(digest, await this.store.chunks.read(digest), raw));
+          return new Set(ix.chunks.map(([d]) => d));
+        } catch (err) {
+          if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+          // Damaged in the store (checked against the signed digest, so never the publisher's fault): dropped,
+          // so it is missing now and the next publish uploads it again.
+          await this.store.chunks.remove(digest);
+          return undefined;
+        }
       })().catch(() => undefined);
+      // Not known (yet: an index uploaded late) is looked up again next time.
+      void p.then((known) => known ?? this.indexSets.delete(key));
       // A few apps' worth of layers; an index of 20,000 chunks is ~2 MB here.
       if (this.indexSets.size >= 32) this.indexSets.delete(this.indexSets.keys().next().value!);
       this.indexSets.set(key, p);

@@ -4,9 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { HubDeps } from '../deps.js';
 import { vesselInScope } from '../auth.js';
 import { ChunkError } from '../../shared/content/chunk-store.js';
-import type { HubChunkStore, StoredRelease } from '../store/hub-store.js';
-import { releaseChunkOrder } from '../release-chunks.js';
-import { storedManifest } from '../releases.js';
+import type { HubChunkStore } from '../store/hub-store.js';
 import { downloadEntryBytes, encodeDownloadEntry } from '../../shared/protocol/pack.js';
 import { HEADER, MEDIA } from '../../shared/protocol/http.js';
 import { ROUTES } from '../../shared/protocol/routes.js';
@@ -29,23 +27,8 @@ const PACK_REQUEST_LIMIT = 8 * 1024 * 1024;
  * the byte where a cut stopped it.
  */
 export function packRoutes(deps: HubDeps): FastifyPluginAsync {
-  const chunkSets = new Map<number, Set<string>>();
   const chunks = deps.store.chunks;
-  const chunksOf = async (release: StoredRelease): Promise<Set<string> | undefined> => {
-    const releaseId = release.id;
-    let s = chunkSets.get(releaseId);
-    if (!s) {
-      // Under the root in force at publication: a release key rotated out since still serves its downloads.
-      const { m } = await storedManifest(deps.store, release);
-      const order = await releaseChunkOrder(m, chunks);
-      // Without every layer index the hub cannot tell which content chunks are the release's.
-      if (!order) return undefined;
-      s = new Set(order);
-      if (chunkSets.size > 32) chunkSets.clear();
-      chunkSets.set(releaseId, s);
-    }
-    return s;
-  };
+  const plans = packPlans(deps);
 
   return async (app) => {
     addRoute(
@@ -58,7 +41,8 @@ export function packRoutes(deps: HubDeps): FastifyPluginAsync {
         const release = await deps.store.releases.find(body.release);
         if (!release || !(await deps.store.rollouts.mayFetch(v.id, release.id)))
           return reply.code(404).send({ error: 'not_found', message: `no release ${body.release} for vessel ${name}` });
-        const allowed = await chunksOf(release);
+        // Under the root in force at publication: a release key rotated out since still serves its downloads.
+        const allowed = await plans.releaseChunks(release.id);
         if (!allowed)
           return reply
             .code(409)

@@ -81,3 +81,22 @@ export function releaseChunkOrder(m: ReleaseManifest, store: ChunkStore): string
   if (content.missingIndexes.length) return undefined;
   return [...new Set([...namedChunks(m).keys(), ...content.chunks.keys()])];
 }
+
+const repoOf = (ref: string) => ref.replace(/@sha256:[0-9a-f]+$/, '').replace(/:[^/:]+$/, '');
+
+/**
+ * The layer index in each layer slot of a release (app, image name without its tag, layer position): a
+ * vessel asks for a changed index as a delta against the one it holds in the same slot, and the hub
+ * prepares those deltas for the releases its plans are made against.
+ */
+export function indexSlots(m: ReleaseManifest): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const img of Object.values(m.images)) {
+    const repos = [...new Set(img.refs.map(repoOf))];
+    img.layers.forEach((l, i) => {
+      if (!l.index) return;
+      for (const r of repos) out.set(`${m.app}|${r}|${i}`, l.index[0]);
+    });
+  }
+  return out;
+}

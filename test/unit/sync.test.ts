@@ -46,11 +46,17 @@ describe('sync with the hub', () => {
       log: createLogger('t', 'silent'),
     });
     const hub = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
-    // The status route hangs: a new target is returned regardless, the report still on its way.
+    // The status route hangs: a new target is returned regardless, the report still on its way. It goes
+    // once the download's first request is out (that one takes the warm connection).
     const first = await syncOnce(deps(hub.client));
     expect(first.changed).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(hub.calls).toEqual([`GET ${paths.vesselDesired('ship', { with: 'manifest' })}`]);
+    void hub.client.createPack('ship', 'sms@2.0.0', ['a'.repeat(64)]).catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
     expect(hub.calls).toEqual([
       `GET ${paths.vesselDesired('ship', { with: 'manifest' })}`,
+      `POST ${paths.vesselPacks('ship')}`,
       `POST ${paths.vesselStatus('ship')}`,
     ]);
     hub.letStatusThrough();
@@ -67,6 +73,12 @@ describe('sync with the hub', () => {
     expect(done).toBe(false);
     quiet.letStatusThrough();
     expect((await second).changed).toBe(false);
+    // A new target that needs no download reports all the same, a moment later.
+    const third = fakeHub({ app: 'sms', version: '3.0.0', sequence: 3, rolloutId: 2 });
+    third.letStatusThrough();
+    expect((await syncOnce(deps(third.client))).changed).toBe(true);
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(third.calls).toContain(`POST ${paths.vesselStatus('ship')}`);
     store.close();
   });
 });

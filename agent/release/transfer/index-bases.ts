@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../../../shared/fs-atomic.js';
 import { parseStrictJson } from '../../../shared/trust/strict-json.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
+import { indexSlots } from '../../../shared/content/release-chunks.js';
 
 /**
  * Which layer index the vessel holds for each layer slot of an app (image name without its tag, layer
@@ -14,20 +15,6 @@ const recordSchema = z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/));
 const FILE = 'layer-indexes.json';
 // Slots kept: a few apps of a few images of up to 256 layers.
 const MAX_SLOTS = 4096;
-
-const repoOf = (ref: string) => ref.replace(/@sha256:[0-9a-f]+$/, '').replace(/:[^/:]+$/, '');
-
-function slots(m: ReleaseManifest): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const img of Object.values(m.images)) {
-    const repos = [...new Set(img.refs.map(repoOf))];
-    img.layers.forEach((l, i) => {
-      if (!l.index) return;
-      for (const r of repos) out.set(`${m.app}|${r}|${i}`, l.index[0]);
-    });
-  }
-  return out;
-}
 
 function read(dir: string): Record<string, string> {
   const p = join(dir, FILE);
@@ -40,7 +27,7 @@ function read(dir: string): Record<string, string> {
 export function indexBases(dir: string, m: ReleaseManifest, lacking: Set<string>, has: (d: string) => boolean) {
   const held = read(dir);
   const out = new Map<string, string>();
-  for (const [slot, d] of slots(m)) {
+  for (const [slot, d] of indexSlots(m)) {
     const base = held[slot];
     if (lacking.has(d) && base && base !== d && !out.has(d) && has(base)) out.set(d, base);
   }
@@ -49,7 +36,7 @@ export function indexBases(dir: string, m: ReleaseManifest, lacking: Set<string>
 
 /** Record the release's indexes as the ones held for their slots. */
 export function recordIndexes(dir: string, m: ReleaseManifest): void {
-  const next = { ...read(dir), ...Object.fromEntries(slots(m)) };
+  const next = { ...read(dir), ...Object.fromEntries(indexSlots(m)) };
   const keys = Object.keys(next);
   for (const k of keys.slice(0, Math.max(0, keys.length - MAX_SLOTS))) delete next[k];
   writeFileAtomic(join(dir, FILE), JSON.stringify(next), 0o600);
