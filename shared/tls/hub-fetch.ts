@@ -58,6 +58,10 @@ export interface HubFetchOptions {
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
 // Under the hub's 65 s keep-alive, so the agent never writes on a socket the hub is closing.
 const DEFAULT_KEEP_ALIVE_MS = 55_000;
+// A pooled or long-polling socket is probed (TCP keep-alive) only after this much silence. Node's default
+// for a keep-alive agent, 1 s, sends a 52-byte probe and gets a 52-byte ACK every second a socket waits:
+// megabytes a month on a metered link. The agent's own watchdogs and idle timeout find dead links.
+const TCP_PROBE_AFTER_MS = 15 * 60_000;
 // A session file holds one ticket per hub address; a few KB.
 const MAX_SESSION_FILE_BYTES = 64 * 1024;
 
@@ -168,7 +172,12 @@ class HubAgent extends HttpsAgent {
     private readonly o: HubFetchOptions,
     private readonly tickets: TicketStore,
   ) {
-    super({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 8, timeout: o.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS });
+    super({
+      keepAlive: true,
+      keepAliveMsecs: TCP_PROBE_AFTER_MS,
+      maxSockets: 8,
+      timeout: o.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
+    });
   }
 
   override createConnection(options: RequestOptions, cb?: (err: Error | null, stream: Duplex) => void): Duplex {
