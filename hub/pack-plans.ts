@@ -108,25 +108,17 @@ export class PackPlans {
    * ask for in its packs. Undefined while a layer index is not in the store.
    */
   releaseChunks(releaseId: number): Promise<Set<string> | undefined> {
-    let p = this.chunkSets.get(releaseId);
-    if (!p) {
-      p = (async () => {
-        const m = await this.manifest(releaseId);
-        if (!m) return undefined;
-        const out = new Set(namedChunks(m).keys());
-        for (const [d, raw] of indexRefs(m)) {
-          const listed = await this.indexChunks(m.app, d, raw);
-          if (!listed) return undefined;
-          for (const c of listed) out.add(c);
-        }
-        return out;
-      })();
-      // Not known yet (an index uploaded late) is asked again next time.
-      void p.then((known) => known ?? this.chunkSets.delete(releaseId)).catch(() => this.chunkSets.delete(releaseId));
-      if (this.chunkSets.size >= 32) this.chunkSets.delete(this.chunkSets.keys().next().value!);
-      this.chunkSets.set(releaseId, p);
-    }
-    return p;
+    return cached(this.chunkSets, releaseId, 32, async () => {
+      const m = await this.manifest(releaseId);
+      if (!m) return undefined;
+      const out = new Set(namedChunks(m).keys());
+      for (const [d, raw] of indexRefs(m)) {
+        const listed = await this.indexChunks(m.app, d, raw);
+        if (!listed) return undefined;
+        for (const c of listed) out.add(c);
+      }
+      return out;
+    });
   }
 
   /**
@@ -214,13 +206,10 @@ export class PackPlans {
    */
   delta(releaseId: number, target: string, base: string, format: DeltaFormat): Promise<string | undefined> {
     const key = `${releaseId}:${target}:${base}:${format}`;
-    let p = this.deltas.get(key);
-    if (!p) {
-      p = this.computeDelta(releaseId, target, base, format).catch(() => undefined);
-      if (this.deltas.size > 1024) this.deltas.clear();
-      this.deltas.set(key, p);
-    }
-    return p;
+    // "Not smaller" is kept; a failure (a store hiccup) is not, and the whole index is sent meanwhile.
+    return cached(this.deltas, key, 1024, () => this.computeDelta(releaseId, target, base, format), true).catch(
+      () => undefined,
+    );
   }
 
   private async computeDelta(
@@ -265,31 +254,49 @@ export class PackPlans {
    * or not in the store. `raw` is its signed raw size when the caller has it at hand.
    */
   indexChunks(app: string, digest: string, raw?: number): Promise<Set<string> | undefined> {
-    const key = `${app}:${digest}`;
-    let p = this.indexSets.get(key);
-    if (!p) {
-      p = (async () => {
-        raw ??= await this.indexRawSize(app, digest);
-        if (raw === undefined || !(await this.store.chunks.has(digest))) return undefined;
-        try {
-          const ix = decodeLayerIndex(verifyCompressedChunk(digest, await this.store.chunks.read(digest), raw));
-          return new Set(ix.chunks.map(([d]) => d));
-        } catch (err) {
-          if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
-          // Damaged in the store (checked against the signed digest, so never the publisher's fault): dropped,
-          // so it is missing now and the next publish uploads it again.
-          await this.store.chunks.remove(digest);
-          return undefined;
-        }
-      })().catch(() => undefined);
-      // Not known (yet: an index uploaded late) is looked up again next time.
-      void p.then((known) => known ?? this.indexSets.delete(key));
-      // A few apps' worth of layers; an index of 20,000 chunks is ~2 MB here.
-      if (this.indexSets.size >= 32) this.indexSets.delete(this.indexSets.keys().next().value!);
-      this.indexSets.set(key, p);
-    }
-    return p;
+    // A few apps' worth of layers, each release against the ones planned before it; an index of 20,000
+    // chunks is ~2 MB here.
+    return cached(this.indexSets, `${app}:${digest}`, 128, async () => {
+      raw ??= await this.indexRawSize(app, digest);
+      if (raw === undefined || !(await this.store.chunks.has(digest))) return undefined;
+      try {
+        const ix = decodeLayerIndex(verifyCompressedChunk(digest, await this.store.chunks.read(digest), raw));
+        return new Set(ix.chunks.map(([d]) => d));
+      } catch (err) {
+        if (!(err instanceof ChunkError || err instanceof LayerIndexError)) throw err;
+        // Damaged in the store (checked against the signed digest, so never the publisher's fault): dropped,
+        // so it is missing now and the next publish uploads it again.
+        await this.store.chunks.remove(digest);
+        return undefined;
+      }
+    });
   }
+}
+
+/**
+ * `make()`'s answer under `key`, computed once while kept (the oldest entry goes past `max`). An error is
+ * not kept, nor an undefined answer unless `keepUndefined` (not there yet: an index uploaded late).
+ */
+function cached<K, V>(
+  cache: Map<K, Promise<V | undefined>>,
+  key: K,
+  max: number,
+  make: () => Promise<V | undefined>,
+  keepUndefined = false,
+): Promise<V | undefined> {
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const p = make();
+  // Only this entry: one evicted and made again meanwhile stays.
+  const forget = () => {
+    if (cache.get(key) === p) cache.delete(key);
+  };
+  p.then((v) => {
+    if (v === undefined && !keepUndefined) forget();
+  }, forget);
+  if (cache.size >= max) cache.delete(cache.keys().next().value!);
+  cache.set(key, p);
+  return p;
 }
 
 function isLayerIndex(m: ReleaseManifest, digest: string): boolean {

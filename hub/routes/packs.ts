@@ -138,7 +138,10 @@ async function packEntries(
   // Configs and layer indexes (the first pack of a transfer) are never in a group: no wait for them,
   // unless the vessel asks for the groups to follow (then the wait is the one its content pack would have).
   const indexTier = wanted.every((d) => named.has(d));
-  const groups = indexTier && !ahead ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
+  // Content ahead only for a vessel that asks for a layer index (a change of configs alone brings none).
+  const layerIndexes = new Set(Object.values(m.images).flatMap((i) => i.layers.flatMap((l) => l.index?.[0] ?? [])));
+  const withAhead = ahead && wanted.some((d) => layerIndexes.has(d));
+  const groups = indexTier && !withAhead ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
   if (!indexTier)
     for (const g of groups) {
       if (!g.members.every((d) => lacking.has(d))) continue;
@@ -152,7 +155,11 @@ async function packEntries(
     const delta = base ? await plans.delta(releaseId, d, base, format) : undefined;
     out.push(delta ?? d);
   }
-  if (indexTier && ahead && groups.length) out.push(...(await aheadGroups(plans, m, lacking, baseOf, groups)));
+  if (indexTier && withAhead && groups.length) {
+    // What the hub cannot tell of the vessel's holding (a store error reading an index) costs the round
+    // trip, not the pack: the content then comes in the next one.
+    out.push(...(await aheadGroups(plans, m, lacking, baseOf, groups).catch(() => [])));
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, constants } from 'node:zlib';
@@ -26,8 +27,15 @@ function packOf(store: ChunkStore, digests: string[]): Buffer {
   return Buffer.concat(digests.map((d) => encodeDownloadEntry(d, store.get(d))));
 }
 
-/** A fake hub serving one release's packs with `behave` deciding how each pack request is answered. */
-async function hostileHub(shore: ChunkStore, behave: Behaviour) {
+/**
+ * A fake hub serving one release's packs with `behave` deciding how each pack request is answered;
+ * `extend` may add entries to a pack as it is created (what it then serves, ranges too).
+ */
+async function hostileHub(
+  shore: ChunkStore,
+  behave: Behaviour,
+  extend?: (req: IncomingMessage, pack: Buffer) => Buffer,
+) {
   const packs = new Map<string, Buffer>();
   const seen: { method: string; range?: string; closedEarly?: boolean }[] = [];
   let n = 0;
@@ -42,7 +50,8 @@ async function hostileHub(shore: ChunkStore, behave: Behaviour) {
       if (req.method === 'POST') {
         const digests = (JSON.parse(body) as { digests: string[] }).digests;
         const id = (n + 1).toString(16).padStart(32, '0');
-        packs.set(id, packOf(shore, digests));
+        const pack = packOf(shore, digests);
+        packs.set(id, extend ? extend(req, pack) : pack);
         if (req.headers.accept !== 'application/vnd.tender.pack') {
           res
             .writeHead(201, { 'content-type': 'application/json' })
@@ -101,14 +110,14 @@ async function fetchFrom(
   url: string,
   m: ReleaseManifest,
   vessel: ChunkStore,
-  extra: { signal?: AbortSignal } = {},
+  extra: { signal?: AbortSignal; dir?: string } = {},
 ): Promise<FetchStats> {
   return fetchRelease(
     {
       client: new HubClient(url, 'v-1', generateKey().key),
       vesselName: 'ship-h',
       chunks: vessel,
-      dir: tempDir(),
+      dir: extra.dir ?? tempDir(),
       log: createLogger('t', 'silent'),
       stall: { ms: 4000, minBytes: 4096 },
       ...extra,
@@ -218,11 +227,11 @@ describe('fetching from a hostile hub', () => {
     const members = content.map((d) => ({ digest: d, raw: shore.getRaw(d)! }));
     // After the index (the only entry the vessel asked for), a group of `extra` when it asked ahead.
     const hubWith = (extra: Buffer) =>
-      hostileHub(shore, (req, res, pack, n) => {
-        const all = n === 0 && req.headers['tender-pack-ahead'] === 'groups' ? Buffer.concat([pack, extra]) : pack;
-        res.setHeader('tender-pack-length', String(all.byteLength));
-        res.end(all);
-      });
+      hostileHub(
+        shore,
+        (_req, res, pack) => res.end(pack),
+        (req, pack) => (req.headers['tender-pack-ahead'] === 'groups' ? Buffer.concat([pack, extra]) : pack),
+      );
 
     // The release's own content: on board from the one request, nothing asked twice.
     const honest = await hubWith(groupOf(members));
@@ -242,6 +251,45 @@ describe('fetching from a hostile hub', () => {
     expect(content.every((d) => b.has(d))).toBe(true);
     expect(sb.requests).toBe(2);
     expect(forged.seen.filter((r) => r.method === 'POST')).toHaveLength(2);
+  });
+
+  it('resumes at its byte a pack with content ahead cut after its index, across a restart', async () => {
+    const shore = createChunkStore(tempDir());
+    const { m, content } = release(shore);
+    const raw = encodeSolidRaw(content.map((d) => ({ digest: d, raw: shore.getRaw(d)! })));
+    const group = encodeDownloadEntry(sha256hex(raw), brotliCompressSync(raw));
+    let cutAt = 0;
+    const hub = await hostileHub(
+      shore,
+      (_req, res, pack) => {
+        // The index and half the group, then nothing: the agent is stopped meanwhile.
+        cutAt = pack.byteLength - Math.floor(group.byteLength / 2);
+        res.setHeader('content-length', String(pack.byteLength));
+        res.write(pack.subarray(0, cutAt));
+      },
+      (_req, pack) => Buffer.concat([pack, group]),
+    );
+    const vessel = createChunkStore(tempDir());
+    const dir = tempDir();
+    const stop = new AbortController();
+    const first = fetchFrom(hub.url, m, vessel, { signal: stop.signal, dir });
+    for (let i = 0; i < 200 && !hub.seen.some((r) => r.method === 'POST'); i++)
+      await new Promise((r) => setTimeout(r, 25));
+    // The bytes are on their way; what came is flushed to disk at the stop (under the 4 s stall limit).
+    await new Promise((r) => setTimeout(r, 500));
+    stop.abort();
+    await expect(first).rejects.toThrow();
+    const index = Object.values(m.images)[0]!.layers[0]!.index![0];
+    expect(vessel.has(index)).toBe(true);
+    expect(content.some((d) => vessel.has(d))).toBe(false);
+    // The agent again: the same pack, from the byte it had, and nothing left in its folder after.
+    await fetchFrom(hub.url, m, vessel, { dir });
+    expect(content.every((d) => vessel.has(d))).toBe(true);
+    expect(hub.seen.filter((r) => r.method === 'POST')).toHaveLength(1);
+    const resumedAt = Number(/bytes=(\d+)-/.exec(hub.seen.find((r) => r.method === 'GET')?.range ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(cutAt);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.part') || /^[0-9a-f]{32}\.json$/.test(f))).toEqual([]);
   });
 
   it('refuses a pack declared longer than its chunks could be, before reading it', async () => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { streamResponse } from '../../agent/release/transfer/watchdog.js';
 import { HubUnreachableError } from '../../agent/hub-client.js';
+import { DiskGuardError } from '../../agent/release/transfer/disk-guard.js';
 
 // A server in its own process, so it keeps sending while this process is held up.
 const SERVER = `
@@ -73,5 +74,20 @@ describe('stall watchdog', () => {
     expect(err).toBeInstanceOf(HubUnreachableError);
     expect(String(err)).toMatch(/stalled \(nothing received for/);
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('lets what the receiver throws (a disk too full) through as itself, not as a cut link', async () => {
+    const url = await serve(256 * 1024, 1);
+    let pieces = 0;
+    const err = await streamResponse(
+      { stall: { ms: 5_000 } },
+      (signal) => fetch(url, { signal }),
+      () => {
+        if (++pieces === 3) throw new DiskGuardError('not enough disk for release v2');
+        return true;
+      },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiskGuardError);
+    expect(err).not.toBeInstanceOf(HubUnreachableError);
   });
 });

@@ -5,7 +5,7 @@ import type { ChunkStore } from '../../../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
 import { contentChunks, indexRefs, namedChunks } from '../../../shared/content/release-chunks.js';
 import { HubUnreachableError, type HubClient } from '../../hub-client.js';
-import { checkDisk, DISK_MARGIN_BYTES } from './disk-guard.js';
+import { checkDisk, DiskGuardError, DISK_MARGIN_BYTES } from './disk-guard.js';
 import {
   createPack,
   openNewPack,
@@ -15,7 +15,7 @@ import {
   type PackRequest,
 } from './pack-requests.js';
 import { PackSink, type SinkCounters } from './pack-sink.js';
-import { packsUnderWay, savePackState, type PackState } from './pack-state.js';
+import { packsUnderWay, removePack, savePackState, type PackState } from './pack-state.js';
 import { Pacer } from './pacer.js';
 import { planPacks } from './planner.js';
 import { indexBases, recordIndexes } from './index-bases.js';
@@ -75,6 +75,8 @@ interface Run {
   aheadBytes: number;
   /** The release's content chunks and raw sizes once every layer index is on board; undefined before. */
   content: () => Map<string, number> | undefined;
+  /** Every chunk of the release (named and content) and its raw size, known once `content` is. */
+  every: () => Map<string, number> | undefined;
 }
 
 /**
@@ -111,7 +113,20 @@ export async function fetchRelease(
   const base = stats.bytesStored;
   let total = namedMissing;
   let content: Map<string, number> | undefined;
+  let every: Map<string, number> | undefined;
   const layerIndexes = indexRefs(m).map(([d]) => d);
+  // The content's groups are asked ahead when a layer index is lacking (a release changing configs only
+  // has none to send) and the disk can take what the hub may then declare.
+  const aheadBytes = aheadBound(m, lacking);
+  let ahead = Object.values(m.images).some((i) => i.layers.some((l) => l.index && lacking.has(l.index[0])));
+  if (ahead)
+    try {
+      checkDisk(deps.dir, m, namedMissing + aheadBytes, margin);
+    } catch (err) {
+      if (!(err instanceof DiskGuardError)) throw err;
+      ahead = false;
+      deps.log.debug({ reason: errorMessage(err) }, 'content not asked ahead of the indexes');
+    }
   const run: Run = {
     deps,
     m,
@@ -120,8 +135,8 @@ export async function fetchRelease(
     pacer: new Pacer(deps.bytesPerSecond ?? 0),
     hub,
     bases: indexBases(deps.dir, m, lacking, (d) => deps.chunks.has(d)),
-    ahead: lacking.size > 0,
-    aheadBytes: aheadBound(m, lacking),
+    ahead,
+    aheadBytes,
     // Known once, when the first content lands (ahead of its tier, or after the indexes): the disk check
     // and the progress total for the content are made then, before a byte of it is stored.
     content: () => {
@@ -136,6 +151,10 @@ export async function fetchRelease(
       total += missingBytes;
       content = c.chunks;
       return content;
+    },
+    every: () => {
+      if (!every && run.content()) every = new Map([...named, ...content!]);
+      return every;
     },
   };
   const report = () => {
@@ -177,6 +196,8 @@ async function fetchContent(run: Run, named: Map<string, number>): Promise<void>
   const content = run.content()!;
   await fetchTier(run, content, deps.chunks.missing(content.keys()));
   recordIndexes(deps.dir, m);
+  // Every chunk is on board: what is left of this release's packs (none, as a rule) is dropped.
+  for (const p of packsUnderWay(deps.dir)) if (p.release === run.release) removePack(deps.dir, p.id);
 }
 
 // A solid group holds chunks of the layers whose index the vessel lacks: their signed sizes, twice over for
@@ -188,7 +209,10 @@ function aheadBound(m: ReleaseManifest, lackingIndexes: Set<string>): number {
   return bytes;
 }
 
-/** What the next pack request for these chunks asks besides them; content ahead only once per transfer. */
+/**
+ * What the next pack request for these chunks asks besides them; content ahead only once per transfer (a
+ * retry of that request asks without it: a hub slow to plan is not waited for twice).
+ */
 const ask = (run: Run, digests: string[]): PackRequest => {
   const want = new Set(digests);
   const ahead = run.ahead;
@@ -201,13 +225,24 @@ async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: s
   for (let round = 0; round < ROUNDS; round++) {
     const missing = round === 0 && knownMissing ? knownMissing : deps.chunks.missing(needed.keys());
     if (missing.length === 0) return;
-    const { resumed, groups } = planPacks(packsUnderWay(deps.dir), run.release, missing, needed);
+    const plan = planPacks(packsUnderWay(deps.dir), run.release, missing, needed);
+    const { resumed } = plan;
+    // The content comes ahead only in a pack that brings every index: the sink takes it once they are all
+    // on board, so with the indexes split over several packs it would be refused.
+    if (resumed.length || plan.groups.length !== 1) run.ahead = false;
     for (const state of resumed) await downloadPack(run, state, needed);
+    // A resumed pack may bring more than it names (content asked ahead): only what is still missing is asked.
+    let groups = plan.groups;
+    if (resumed.length) {
+      const still = new Set(deps.chunks.missing(groups.flat()));
+      groups = groups.map((g) => g.filter((d) => still.has(d))).filter((g) => g.length > 0);
+    }
     for (const g of groups) {
+      const a = ask(run, g);
       if (run.pacer.capped) {
-        const pack = await createPack(run.hub, run.m, g, needed, ask(run, g));
-        await downloadPack(run, savePackState(deps.dir, run.release, pack, g), needed);
-      } else await streamNewPack(run, g, needed);
+        const pack = await createPack(run.hub, run.m, g, needed, a);
+        await downloadPack(run, savePackState(deps.dir, run.release, pack, g, a.ahead), needed);
+      } else await streamNewPack(run, g, needed, a);
     }
   }
   throw new FetchError(`release ${run.m.version}: chunks still failing verification after ${ROUNDS} rounds`);
@@ -217,16 +252,16 @@ async function fetchTier(run: Run, needed: Map<string, number>, knownMissing?: s
  * Fix a pack and receive its bytes in the same round trip (no cap to pace). Its state is on disk before
  * the first byte is, so a cut resumes with range requests like any other pack.
  */
-async function streamNewPack(run: Run, digests: string[], sizes: Map<string, number>): Promise<void> {
+async function streamNewPack(run: Run, digests: string[], sizes: Map<string, number>, a: PackRequest): Promise<void> {
   const { deps } = run;
   let sink: PackSink | undefined;
   try {
     await streamResponse(
       deps,
       async (signal) => {
-        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal, ask(run, digests));
-        const state = savePackState(deps.dir, run.release, pack, digests);
-        sink = new PackSink(deps, state, sizes, run.stats, run.content);
+        const { res, pack } = await openNewPack(run.hub, run.m, digests, sizes, signal, a);
+        const state = savePackState(deps.dir, run.release, pack, digests, a.ahead);
+        sink = new PackSink(deps, state, sizes, run.stats, run.every);
         return res;
       },
       (piece) => sink!.write(piece),
@@ -251,7 +286,7 @@ async function streamNewPack(run: Run, digests: string[], sizes: Map<string, num
 /** Download (or resume) one pack with range requests, paced under a cap. */
 async function downloadPack(run: Run, state: PackState, sizes: Map<string, number>): Promise<void> {
   const { deps } = run;
-  const sink = new PackSink(deps, state, sizes, run.stats, run.content);
+  const sink = new PackSink(deps, state, sizes, run.stats, run.every);
   let fruitless = 0;
   while (sink.have < state.length) {
     const offset = sink.have;

@@ -31,21 +31,22 @@ export class PackSink {
   private pendingBytes = 0;
   private nextReport = 0;
 
-  // The release's content sizes for entries beyond the chunks asked (solid groups asked ahead of the
-  // content): looked up when such an entry lands, until they are known.
-  private aheadSizes: ReadonlyMap<string, number> | undefined;
-  private readonly lookup = { get: (d: string) => this.sizes.get(d) ?? this.aheadSizes?.get(d) };
+  // The sizes of every chunk of the release, for entries beyond the chunks asked (solid groups asked ahead
+  // of the content; the indexes of such a pack resumed with the content): looked up when such an entry
+  // lands, until they are known.
+  private releaseSizes: ReadonlyMap<string, number> | undefined;
+  private readonly lookup = { get: (d: string) => this.sizes.get(d) ?? this.releaseSizes?.get(d) };
 
   /**
-   * `content`, when given, names the raw sizes of the release's content chunks once its layer indexes are
-   * on board (undefined before): groups of content the hub sent ahead of them are then taken too.
+   * `release`, when given, names the raw sizes of every chunk of the release once its layer indexes are on
+   * board (undefined before): groups of content the hub sent ahead of them are then taken too.
    */
   constructor(
     private readonly deps: { dir: string; chunks: ChunkStore; log: Logger },
     readonly state: PackState,
     private readonly sizes: Map<string, number>,
     private readonly stats: SinkCounters,
-    private readonly content?: () => ReadonlyMap<string, number> | undefined,
+    private readonly release?: () => ReadonlyMap<string, number> | undefined,
   ) {
     this.part = packPartPath(deps.dir, state.id);
     // What is on disk was received before a cut: chunks complete in it are stored again (idempotent).
@@ -83,13 +84,13 @@ export class PackSink {
   private store(data: Buffer, replay = false): void {
     const { chunks, log } = this.deps;
     for (const { digest, body } of this.decoder.push(data)) {
-      const raw = this.sizes.get(digest);
+      // Outside the try: what sizing the content refuses (a disk too full for it) stops the transfer.
+      if (!this.sizes.has(digest) && !this.releaseSizes) this.releaseSizes = this.release?.();
+      const raw = this.lookup.get(digest);
       if (raw !== undefined && chunks.has(digest)) {
         if (!replay) this.stats.chunksHeld++;
         continue;
       }
-      // Outside the try: what sizing the content refuses (a disk too full for it) stops the transfer.
-      if (raw === undefined && !this.aheadSizes) this.aheadSizes = this.content?.();
       try {
         if (raw !== undefined) {
           chunks.put(digest, Buffer.from(body), raw);

@@ -15,6 +15,8 @@ export const packStateSchema = z.strictObject({
   /** app@version */
   release: z.string(),
   digests: z.array(z.string()),
+  /** Asked with the content's solid groups ahead: after a restart it is resumed with the content. */
+  ahead: z.literal(true).optional(),
 });
 export type PackState = z.infer<typeof packStateSchema>;
 
@@ -24,8 +26,14 @@ export type PackHandle = Pick<PackState, 'id' | 'length' | 'etag'>;
 export const packPartPath = (dir: string, id: string) => join(dir, `${id}.part`);
 
 /** Written before the pack's first byte is, so a cut resumes with range requests. */
-export function savePackState(dir: string, release: string, p: PackHandle, digests: string[]): PackState {
-  const state: PackState = { ...p, release, digests };
+export function savePackState(
+  dir: string,
+  release: string,
+  p: PackHandle,
+  digests: string[],
+  ahead = false,
+): PackState {
+  const state: PackState = { ...p, release, digests, ...(ahead ? { ahead: true as const } : {}) };
   writeFileAtomic(join(dir, `${p.id}.json`), JSON.stringify(state), 0o600);
   return state;
 }

@@ -15,7 +15,9 @@ export interface PackPlan {
 /**
  * Plan the packs that bring `missing` (chunks of one tier, sized in `sizes`) on board, given the packs
  * under way on disk. Only packs of this release holding chunks of this tier are resumed (a later tier's
- * pack waits its turn). Pure: the fetch loop carries the plan out.
+ * pack waits its turn), and a pack asked with the content ahead counts as holding content too: cut after
+ * its indexes landed, it is resumed at its byte, not asked for again. Pure: the fetch loop carries the
+ * plan out.
  */
 export function planPacks(
   underWay: PackState[],
@@ -23,7 +25,9 @@ export function planPacks(
   missing: string[],
   sizes: Map<string, number>,
 ): PackPlan {
-  const resumed = underWay.filter((p) => p.release === release && p.digests.some((d) => sizes.has(d)));
+  const resumed = underWay.filter(
+    (p) => p.release === release && (p.digests.some((d) => sizes.has(d)) || p.ahead === true),
+  );
   const covered = new Set(resumed.flatMap((p) => p.digests));
   let group: string[] = [];
   let bytes = 0;
