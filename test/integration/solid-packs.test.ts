@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { brotliDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { HubClient } from '../../agent/hub-client.js';
-import { fetchRelease, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
+import { fetchRelease, newFetchStats, type FetchStats } from '../../agent/release/transfer/fetch-loop.js';
 import type { TransferCounts } from '../../agent/release/transfer/progress.js';
 import { PackSink } from '../../agent/release/transfer/pack-sink.js';
 import { packPartPath, savePackState } from '../../agent/release/transfer/pack-state.js';
@@ -92,14 +92,7 @@ function expectImages(m: ReleaseManifest, store: ChunkStore): void {
 }
 
 async function fetchOn(hub: TestHub, url: string, v: TestVessel, store: ChunkStore, dir: string, m: ReleaseManifest) {
-  const stats: FetchStats = {
-    requests: 0,
-    bytesReceived: 0,
-    chunksStored: 0,
-    chunksRejected: 0,
-    bytesStored: 0,
-    chunksHeld: 0,
-  };
+  const stats: FetchStats = newFetchStats();
   const missingRaw = store.missing(allReleaseChunks(m, hub.chunkFiles).keys()).length;
   const reports: TransferCounts[] = [];
   await fetchRelease(

@@ -59,6 +59,11 @@ export interface FetchStats extends SinkCounters {
   requests: number;
 }
 
+/** Counters at zero, for one transfer (or several summed). */
+export function newFetchStats(): FetchStats {
+  return { requests: 0, bytesReceived: 0, chunksStored: 0, chunksRejected: 0, bytesStored: 0, chunksHeld: 0 };
+}
+
 /** One release's transfer: what every step needs. */
 interface Run {
   deps: FetchDeps;
@@ -91,14 +96,7 @@ interface Run {
 export async function fetchRelease(
   deps: FetchDeps,
   m: ReleaseManifest,
-  stats: FetchStats = {
-    requests: 0,
-    bytesReceived: 0,
-    chunksStored: 0,
-    chunksRejected: 0,
-    bytesStored: 0,
-    chunksHeld: 0,
-  },
+  stats: FetchStats = newFetchStats(),
 ): Promise<FetchStats> {
   mkdirSync(deps.dir, { recursive: true });
   const named = new Map([...namedChunks(m)].map(([d, s]) => [d, s.raw]));
