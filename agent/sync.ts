@@ -9,7 +9,8 @@ import type { HubClient } from './hub-client.js';
 import type { LinkMeter } from './link-meter.js';
 import { buildStatusReport, reportFingerprintPart } from './status-report.js';
 import { errorMessage } from '../shared/errors.js';
-import { desiredProblem } from './release/targets.js';
+import { desiredProblem, targetsOf } from './release/targets.js';
+import { createBoardReleases } from './release/board-releases.js';
 
 // Even when nothing changes, tell shore we are alive and what we run this often (the hub's
 // statusHeartbeatSeconds setting wins).
@@ -81,12 +82,13 @@ export async function syncOnce(deps: SyncDeps): Promise<SyncResult> {
   if (client.meter) store.set('link.meter', client.meter.snapshot());
   if (changed) {
     // A new target waits for nothing: the report travels alongside the download instead of costing it a
-    // round trip, and goes once the download's first request has taken the warm connection (else the
-    // report takes it and the download pays a new handshake). Not sent now, it is sent with the next sync
-    // (its fingerprint is stored only on success).
-    const report = (client.nextPackRequest?.(REPORT_AFTER_CHANGE_WAIT_MS) ?? Promise.resolve()).then(() =>
-      reportStatus(deps, root, desired),
-    );
+    // round trip, and, when a release is to be fetched, goes once the download's first request has taken
+    // the warm connection (else the report takes it and the download pays a new handshake). Not sent now,
+    // it is sent with the next sync (its fingerprint is stored only on success).
+    const board = createBoardReleases(store.db);
+    const fetching = targetsOf(desired).some((t) => !board.get(t.app, t.version));
+    const ready = fetching ? client.nextPackRequest(REPORT_AFTER_CHANGE_WAIT_MS) : Promise.resolve();
+    const report = ready.then(() => reportStatus(deps, root, desired));
     report.catch((err) =>
       log.debug({ reason: errorMessage(err) }, 'status report not sent; it goes with the next sync'),
     );

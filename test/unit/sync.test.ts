@@ -73,10 +73,22 @@ describe('sync with the hub', () => {
     expect(done).toBe(false);
     quiet.letStatusThrough();
     expect((await second).changed).toBe(false);
-    // A new target that needs no download reports all the same, a moment later.
+    // A new state whose release is on board (nothing to fetch): the report goes at once.
+    store.set('desired.etag', '');
+    // (and a report due: the last one is forgotten)
+    store.set('status.lastReport', null);
+    const same = fakeHub({ app: 'sms', version: '2.0.0', sequence: 2, rolloutId: 1 });
+    same.letStatusThrough();
+    expect((await syncOnce(deps(same.client))).changed).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(same.calls).toContain(`POST ${paths.vesselStatus('ship')}`);
+    // A release to fetch whose download does not start (a window, a cheap link awaited): a moment later.
+    store.set('status.lastReport', null);
     const third = fakeHub({ app: 'sms', version: '3.0.0', sequence: 3, rolloutId: 2 });
     third.letStatusThrough();
     expect((await syncOnce(deps(third.client))).changed).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(third.calls).not.toContain(`POST ${paths.vesselStatus('ship')}`);
     await new Promise((r) => setTimeout(r, 2_500));
     expect(third.calls).toContain(`POST ${paths.vesselStatus('ship')}`);
     store.close();
