@@ -22,6 +22,21 @@ async function status(config: string) {
   return JSON.parse(r.stdout);
 }
 
+/**
+ * Wait (bounded: a loaded CI machine starts an agent slowly) until `tender status` shows the link in
+ * `state`; on a timeout, say what it showed and the agent's last lines.
+ */
+async function linkBecomes(config: string, state: string, agent: { lines: string[] }) {
+  return eventually(async () => {
+    const s = await status(config);
+    if (s.link.state !== state)
+      throw new Error(
+        `link ${s.link.state} (${s.link.lastError ?? 'no error'}); agent: ${agent.lines.slice(-5).join(' | ')}`,
+      );
+    return s;
+  }, 60_000);
+}
+
 async function hubVessel(shore: Shore, name: string) {
   const r = await fetch(`${shore.url}${paths.vessel(name)}`, {
     headers: { authorization: `Bearer ${shore.env.TENDER_TOKEN}` },
@@ -75,7 +90,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
 
       fastPolling(config);
       const agent = daemon(['agent', 'run', '--config', config]);
-      await eventually(async () => (await status(config)).link.state === 'up');
+      await linkBecomes(config, 'up', agent);
       const seen = await hubVessel(shore, 'ship-1');
       expect(seen.state).toBe('enrolled');
       expect(seen.lastContactAgeSeconds).toBeLessThan(10);
@@ -95,7 +110,7 @@ describe('journey: enrol a vessel and keep in touch over a link that comes and g
 
       // Link back: same hub, same port.
       await shore.start(`127.0.0.1:${port}`);
-      await eventually(async () => (await status(config)).link.state === 'up');
+      await linkBecomes(config, 'up', agent);
 
       // Revocation cuts the vessel off; the agent says so and keeps running.
       const rev = await tender(['vessel', 'revoke', 'ship-1'], shore.env);
