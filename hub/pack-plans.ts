@@ -1,6 +1,6 @@
 import { ChunkError, verifyCompressedChunk } from '../shared/content/chunk-store.js';
 import { decodeLayerIndex, LayerIndexError } from '../shared/content/layer-index.js';
-import { indexRefs, indexSlots, namedChunks } from '../shared/content/release-chunks.js';
+import { indexRefs, indexSlots, layerIndexRefs, namedChunks } from '../shared/content/release-chunks.js';
 import {
   compressBlob,
   encodeIndexDeltaRaw,
@@ -300,7 +300,7 @@ function cached<K, V>(
 }
 
 function isLayerIndex(m: ReleaseManifest, digest: string): boolean {
-  return Object.values(m.images).some((i) => i.layers.some((l) => l.index?.[0] === digest));
+  return layerIndexRefs(m).some(([d]) => d === digest);
 }
 
 const plans = new WeakMap<HubStore, PackPlans>();

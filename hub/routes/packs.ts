@@ -13,7 +13,7 @@ import { addRoute } from './register.js';
 import { parseRange } from './range.js';
 import { packPlans, type PackPlans, type SolidGroup } from '../pack-plans.js';
 import type { ReleaseManifest } from '../../shared/protocol/manifest.js';
-import { namedChunks } from '../../shared/content/release-chunks.js';
+import { layerIndexRefs, namedChunks } from '../../shared/content/release-chunks.js';
 import { deltaFormatFor, type DeltaFormat } from '../../shared/content/solid.js';
 
 const headerValue = (h: string | string[] | undefined) => (Array.isArray(h) ? h.join(',') : h);
@@ -139,7 +139,7 @@ async function packEntries(
   // unless the vessel asks for the groups to follow (then the wait is the one its content pack would have).
   const indexTier = wanted.every((d) => named.has(d));
   // Content ahead only for a vessel that asks for a layer index (a change of configs alone brings none).
-  const layerIndexes = new Set(Object.values(m.images).flatMap((i) => i.layers.flatMap((l) => l.index?.[0] ?? [])));
+  const layerIndexes = new Set(layerIndexRefs(m).map(([d]) => d));
   const withAhead = ahead && wanted.some((d) => layerIndexes.has(d));
   const groups = indexTier && !withAhead ? [] : await plans.ready(releaseId, deps.limits.PACK_PLAN_WAIT_MS);
   if (!indexTier)
@@ -178,8 +178,7 @@ async function aheadGroups(
 ): Promise<string[]> {
   // digest → its raw size when this release signs it (a base from an earlier release is looked up).
   const heldIndexes = new Map<string, number | undefined>([...baseOf.values()].map((d) => [d, undefined]));
-  for (const img of Object.values(m.images))
-    for (const l of img.layers) if (l.index && !asked.has(l.index[0])) heldIndexes.set(l.index[0], l.index[1]);
+  for (const [d, raw] of layerIndexRefs(m)) if (!asked.has(d)) heldIndexes.set(d, raw);
   const held: Set<string>[] = [];
   for (const [d, raw] of heldIndexes) {
     const chunksOf = await plans.indexChunks(m.app, d, raw);

@@ -6,9 +6,14 @@ import type { ChunkRef, ReleaseManifest } from '../protocol/manifest.js';
  * Every index blob the manifest names, in order: one per image layer, and the agent executable's. Each
  * lists content chunks (layer-index.ts); an executable's has an empty meta stream.
  */
+/** The index of every image layer that has one (the agent executable's index left out). */
+export function layerIndexRefs(m: ReleaseManifest): ChunkRef[] {
+  return Object.values(m.images).flatMap((img) => img.layers.flatMap((l) => (l.index ? [l.index] : [])));
+}
+
 export function indexRefs(m: ReleaseManifest): ChunkRef[] {
   const out: ChunkRef[] = [];
-  for (const img of Object.values(m.images)) for (const l of img.layers) if (l.index) out.push(l.index);
+  out.push(...layerIndexRefs(m));
   if (m.binary) out.push(m.binary.index);
   return out;
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { TenderError, errorMessage } from '../../../shared/errors.js';
 import type { ChunkStore } from '../../../shared/content/chunk-store.js';
 import type { ReleaseManifest } from '../../../shared/protocol/manifest.js';
-import { contentChunks, indexRefs, namedChunks } from '../../../shared/content/release-chunks.js';
+import { contentChunks, indexRefs, layerIndexRefs, namedChunks } from '../../../shared/content/release-chunks.js';
 import { HubUnreachableError, type HubClient } from '../../hub-client.js';
 import { checkDisk, DiskGuardError, DISK_MARGIN_BYTES } from './disk-guard.js';
 import {
@@ -116,7 +116,7 @@ export async function fetchRelease(
   // The content's groups are asked ahead when a layer index is lacking (a release changing configs only
   // has none to send) and the disk can take what the hub may then declare.
   const aheadBytes = aheadBound(m, lacking);
-  let ahead = Object.values(m.images).some((i) => i.layers.some((l) => l.index && lacking.has(l.index[0])));
+  let ahead = layerIndexRefs(m).some(([d]) => lacking.has(d));
   if (ahead)
     try {
       checkDisk(deps.dir, m, namedMissing + aheadBytes, margin);
